@@ -1,0 +1,593 @@
+/*  nf_segment_write: the writing half of the nf_segment module (API in
+    nf_segment.h; on-disk format and commit protocol at the top of
+    nf_segment.c; shared internals in nf_segment_impl.h).
+
+    Owns: growing and mapping the segment files (and the memory-policy RAM
+    copies), the two-slot header commit, the id -> row hash table (built at
+    open, kept current by append and delete; the build also repairs an id
+    left live twice by a crash mid-upsert), and append (upsert) and delete. */
+#include "nf_segment_impl.h"
+#include "nf_error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t
+s_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+int
+nf_seg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t) off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t) w;
+        off += (uint64_t) w;
+    }
+    return 0;
+}
+
+bool
+nf_seg_mapped(const nf_segment_t *s, int kind)
+{
+    if (kind == S_VEC || kind == S_NORM)
+        return s->opts.vectors == NF_MEM_MMAP;
+    if (kind == S_PLDAT || kind == S_PLOFF)
+        return s->opts.payloads == NF_MEM_MMAP;
+    return true;
+}
+
+int
+nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
+{
+    s_file_t *f = &s->f[kind];
+    int prot = PROT_READ | (kind == S_TOMB && !s->opts.readonly ? PROT_WRITE : 0);
+    void *p;
+    if (f->map && f->map_len == len)
+        return 0;
+    if (f->map)
+        p = mremap(f->map, f->map_len, len, MREMAP_MAYMOVE);
+    else
+        p = mmap(NULL, len, prot, MAP_SHARED, f->fd, 0);
+    if (p == MAP_FAILED)
+        return s_ferr(s->dir, kind, NF_EIO, "mmap of %llu bytes: %s",
+                      (unsigned long long) len, strerror(errno));
+    f->map = p;
+    f->map_len = len;
+    return 0;
+}
+
+/* Make file `kind` at least `need` bytes, growing in chunks; *grew set when
+   its size changed (the new size must be synced before a commit needs it). */
+static int
+s_reserve(nf_segment_t *s, int kind, uint64_t need, bool *grew)
+{
+    s_file_t *f = &s->f[kind];
+    if (need <= f->cap)
+        return 0;
+    uint64_t step = f->cap / 4;
+    if (step < (64u << 10))
+        step = 64u << 10;
+    if (step > (256ull << 20))
+        step = 256ull << 20;
+    uint64_t ncap = f->cap + step > need ? f->cap + step : need;
+    ncap = (ncap + S_PAGE - 1) & ~(uint64_t) (S_PAGE - 1);
+    if (fallocate(f->fd, 0, (off_t) f->cap, (off_t) (ncap - f->cap)) != 0) {
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+            return s_ferr(s->dir, kind, NF_EIO, "cannot grow to %llu bytes: %s",
+                          (unsigned long long) ncap, strerror(errno));
+        if (ftruncate(f->fd, (off_t) ncap) != 0)
+            return s_ferr(s->dir, kind, NF_EIO, "cannot grow to %llu bytes: %s",
+                          (unsigned long long) ncap, strerror(errno));
+    }
+    f->cap = ncap;
+    if (grew)
+        *grew = true;
+    return nf_seg_mapped(s, kind) ? nf_seg_map(s, kind, ncap) : 0;
+}
+
+/* Grow a RAM array to hold `need` elements (doubling). */
+static int
+s_grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
+{
+    if (need <= *cap && *p)
+        return 0;
+    uint64_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return nf_error_set(NF_ENOMEM, "segment: out of memory growing to %llu x %zu bytes",
+                            (unsigned long long) ncap, elem);
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+/* Grow the memory-policy copies so they can take `rows` rows and `plb`
+   payload bytes. */
+int
+nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb)
+{
+    int rc = 0;
+    if (s->opts.vectors == NF_MEM_MEMORY && (rows > s->mvec_cap || !s->mvec)) {
+        uint64_t cap = s->mvec_cap, ncap = s->mvec_cap;
+        if ((rc = s_grow((void **) &s->mvec, &ncap, rows, (size_t) s->dim * sizeof(float)))
+            || (rc = s_grow((void **) &s->mnorm, &cap, ncap, sizeof(float))))
+            return rc;
+        s->mvec_cap = ncap;
+    }
+    if (s->opts.payloads == NF_MEM_MEMORY
+        && ((rc = s_grow((void **) &s->mpl, &s->mpl_cap, plb + 1, 1))
+            || (rc = s_grow((void **) &s->mploff, &s->mploff_cap, rows + 1, 8))))
+        return rc;
+    return 0;
+}
+
+/* Id of a row already validated (by the hash build or append). */
+static const char *
+s_id_raw(const nf_segment_t *s, uint64_t row, size_t *len)
+{
+    const uint64_t *off = s_off(s, S_IDOFF);
+    uint64_t start = row ? off[row - 1] : 0;
+    *len = off[row] - start - 1;
+    return s->f[S_IDDAT].map + S_SMALL_HDR + start;
+}
+
+static void
+s_tomb_msync(nf_segment_t *s, uint64_t w0, uint64_t w1, int *rc)
+{
+    uintptr_t a = (uintptr_t) (s->f[S_TOMB].map + S_SMALL_HDR + w0 * 8);
+    uintptr_t b = (uintptr_t) (s->f[S_TOMB].map + S_SMALL_HDR + (w1 + 1) * 8);
+    a &= ~(uintptr_t) (S_PAGE - 1);
+    if (msync((void *) a, b - a, MS_SYNC) != 0 && *rc == 0)
+        *rc = s_ferr(s->dir, S_TOMB, NF_EIO, "msync: %s", strerror(errno));
+}
+
+/* Write header seq+1 into the other slot and sync it. */
+int
+nf_seg_commit(nf_segment_t *s, uint64_t rows, uint64_t deleted, uint64_t idb, uint64_t plb)
+{
+    s_slot_t slot;
+    memset(&slot, 0, sizeof slot);
+    memcpy(slot.magic, s_kinds[S_VEC].magic, 8);
+    slot.version = NF_SEGMENT_VERSION;
+    slot.dim = s->dim;
+    slot.metric = (uint32_t) s->metric;
+    slot.seq = s->seq + 1;
+    slot.rows = rows;
+    slot.deleted = deleted;
+    slot.ids_bytes = idb;
+    slot.pl_bytes = plb;
+    slot.checksum = s_fnv1a(&slot, offsetof(s_slot_t, checksum));
+    uint64_t off = (slot.seq & 1) ? S_SLOT1_OFF : 0;
+    if (nf_seg_pwrite_all(s->f[S_VEC].fd, &slot, sizeof slot, off) != 0
+        || fdatasync(s->f[S_VEC].fd) != 0)
+        return s_ferr(s->dir, S_VEC, NF_EIO, "writing header: %s", strerror(errno));
+    s->seq = slot.seq;
+    return 0;
+}
+
+/* ------------------------------------------------------ id -> row table */
+
+const s_entry_t *
+nf_seg_tab_find(const nf_segment_t *s, const char *id, size_t len, uint64_t h)
+{
+    if (!s->tab)
+        return NULL;
+    for (uint64_t i = s_mix(h) & s->tab_mask;; i = (i + 1) & s->tab_mask) {
+        const s_entry_t *e = &s->tab[i];
+        size_t l;
+        if (!e->row1)
+            return NULL;
+        if (e->hash == h) {
+            const char *rid = s_id_raw(s, e->row1 - 1, &l);
+            if (l == len && memcmp(rid, id, len) == 0)
+                return e;
+        }
+    }
+}
+
+static void
+s_tab_put(s_entry_t *tab, uint64_t mask, uint64_t h, uint64_t row1)
+{
+    uint64_t i = s_mix(h) & mask;
+    while (tab[i].row1)
+        i = (i + 1) & mask;
+    tab[i].hash = h;
+    tab[i].row1 = row1;
+}
+
+static int
+s_tab_resize(nf_segment_t *s, uint64_t want)
+{
+    uint64_t cap = 16;
+    while (cap * 7 < want * 10)
+        cap *= 2;
+    s_entry_t *nt = calloc(cap, sizeof *nt);
+    if (!nt)
+        return nf_error_set(NF_ENOMEM, "%s: out of memory for the id table (%llu slots)",
+                            s->dir, (unsigned long long) cap);
+    for (uint64_t i = 0; s->tab && i <= s->tab_mask; i++)
+        if (s->tab[i].row1)
+            s_tab_put(nt, cap - 1, s->tab[i].hash, s->tab[i].row1);
+    free(s->tab);
+    s->tab = nt;
+    s->tab_mask = cap - 1;
+    return 0;
+}
+
+static int
+s_tab_insert(nf_segment_t *s, uint64_t h, uint64_t row)
+{
+    if (!s->tab || (s->tab_used + 1) * 10 > (s->tab_mask + 1) * 7) {
+        int rc = s_tab_resize(s, (s->tab_used + 1) * 2);
+        if (rc)
+            return rc;
+    }
+    s_tab_put(s->tab, s->tab_mask, h, row + 1);
+    s->tab_used++;
+    return 0;
+}
+
+/* Remove entry i, shifting later entries of the probe run back. */
+static void
+s_tab_remove(nf_segment_t *s, uint64_t i)
+{
+    uint64_t mask = s->tab_mask, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!s->tab[j].row1)
+            break;
+        uint64_t k = s_mix(s->tab[j].hash) & mask;
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        s->tab[i] = s->tab[j];
+        i = j;
+    }
+    s->tab[i].row1 = 0;
+    s->tab[i].hash = 0;
+    s->tab_used--;
+}
+
+/* Check every row's id record and build the table over live rows.  When an
+   id is live twice the later row wins; with repair (writer) the earlier one
+   is tombstoned on disk. */
+int
+nf_seg_build(nf_segment_t *s, bool repair)
+{
+    const char *data = s->f[S_IDDAT].map + S_SMALL_HDR;
+    uint64_t *tomb = s_tomb_words(s);
+    uint64_t dups = 0, w0 = UINT64_MAX, w1 = 0;
+    free(s->tab);
+    s->tab = NULL;
+    int rc = s_tab_resize(s, s->rows - s->deleted + 16);
+    if (rc)
+        return rc;
+    s->tab_used = 0;
+    for (uint64_t r = 0; r < s->rows; r++) {
+        uint64_t start, end;
+        if (!nf_seg_extent(s, S_IDOFF, r, &start, &end) || end - start < 2
+            || end - start - 1 > NF_ID_MAX || data[end - 1] != '\0'
+            || memchr(data + start, 0, end - start - 1))
+            return s_ferr(s->dir, S_IDOFF, NF_ECORRUPT,
+                          "row %llu: bad id record (offsets %llu..%llu of %llu bytes)",
+                          (unsigned long long) r, (unsigned long long) start,
+                          (unsigned long long) end, (unsigned long long) s->ids_bytes);
+        if (tomb[r / 64] >> (r % 64) & 1)
+            continue;
+        size_t len = end - start - 1;
+        uint64_t h = s_fnv1a(data + start, len);
+        s_entry_t *e = (s_entry_t *) nf_seg_tab_find(s, data + start, len, h);
+        if (!e) {
+            if ((rc = s_tab_insert(s, h, r)))
+                return rc;
+            continue;
+        }
+        uint64_t old = e->row1 - 1;
+        e->row1 = r + 1;
+        if (repair) {
+            tomb[old / 64] |= 1ull << (old % 64);
+            w0 = old / 64 < w0 ? old / 64 : w0;
+            w1 = old / 64 > w1 ? old / 64 : w1;
+            dups++;
+        }
+    }
+    s->tab_built = true;
+    if (dups) {
+        s_tomb_msync(s, w0, w1, &rc);
+        s->deleted += dups;
+    }
+    return rc;
+}
+
+/* --------------------------------------------------------------- writes */
+
+static int
+s_writable(const nf_segment_t *s, const char *what)
+{
+    if (s->opts.readonly)
+        return nf_error_set(NF_EINVAL, "%s: %s: segment opened read-only", s->dir, what);
+    return 0;
+}
+
+static int
+s_check_id(const nf_segment_t *s, const char *what, size_t i, const char *id)
+{
+    if (!id)
+        return nf_error_set(NF_EINVAL, "%s: %s: doc %zu: id is NULL", s->dir, what, i);
+    size_t len = strnlen(id, NF_ID_MAX + 1);
+    if (len == 0)
+        return nf_error_set(NF_EINVAL, "%s: %s: doc %zu: empty id", s->dir, what, i);
+    if (len > NF_ID_MAX)
+        return nf_error_set(NF_EINVAL, "%s: %s: doc %zu (id \"%.32s...\"): id longer than %d "
+                            "bytes", s->dir, what, i, id, NF_ID_MAX);
+    return 0;
+}
+
+static int
+s_check_doc(const nf_segment_t *s, size_t i, const nf_doc_t *d)
+{
+    int rc = s_check_id(s, "append", i, d->id);
+    if (rc)
+        return rc;
+    if (!d->vector)
+        return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): vector is NULL",
+                            s->dir, i, d->id);
+    for (uint32_t j = 0; j < s->dim; j++) {
+        uint32_t bits;
+        memcpy(&bits, &d->vector[j], sizeof bits);
+        if ((bits & 0x7f800000u) == 0x7f800000u)
+            return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): vector[%u] is "
+                                "%s", s->dir, i, d->id, j, (bits & 0x7fffffu) ? "NaN" : "Inf");
+    }
+    if (!d->payload && d->payload_len)
+        return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): payload is NULL "
+                            "with length %zu", s->dir, i, d->id, d->payload_len);
+    if (d->payload_len > S_BYTES_MAX / 4)
+        return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): payload of %zu bytes "
+                            "is too large", s->dir, i, d->id, d->payload_len);
+    return 0;
+}
+
+/* keep[i] = 0 for a doc whose id appears again later in the batch. */
+static int
+s_dedupe(const nf_doc_t *docs, size_t n, const uint64_t *hash, unsigned char *keep)
+{
+    uint64_t cap = 16;
+    while (cap < 2 * (uint64_t) n)
+        cap *= 2;
+    uint64_t *set = calloc(cap, sizeof *set);
+    if (!set)
+        return nf_error_set(NF_ENOMEM, "append: out of memory for %zu docs", n);
+    for (size_t i = n; i-- > 0;) {
+        uint64_t j = s_mix(hash[i]) & (cap - 1);
+        keep[i] = 1;
+        for (; set[j]; j = (j + 1) & (cap - 1))
+            if (hash[set[j] - 1] == hash[i] && !strcmp(docs[set[j] - 1].id, docs[i].id)) {
+                keep[i] = 0;
+                break;
+            }
+        if (keep[i])
+            set[j] = i + 1;
+    }
+    free(set);
+    return 0;
+}
+
+/* Mark rows deleted in the bitmap and the table, sync the bitmap, commit
+   the new deleted count. */
+static int
+s_tombstone(nf_segment_t *s, const uint64_t *rows, uint64_t n)
+{
+    uint64_t *tomb = s_tomb_words(s), w0 = UINT64_MAX, w1 = 0;
+    int rc = 0;
+    if (!n)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t w = rows[i] / 64;
+        tomb[w] |= 1ull << (rows[i] % 64);
+        w0 = w < w0 ? w : w0;
+        w1 = w > w1 ? w : w1;
+    }
+    s->deleted += n;
+    s_tomb_msync(s, w0, w1, &rc);
+    if (!rc)
+        rc = nf_seg_commit(s, s->rows, s->deleted, s->ids_bytes, s->pl_bytes);
+    return rc;
+}
+
+int
+nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
+{
+    int rc;
+    if (!s || (n && !docs))
+        return nf_error_set(NF_EINVAL, "nf_segment_append: NULL argument");
+    if ((rc = s_writable(s, "append")))
+        return rc;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = s_check_doc(s, i, &docs[i])))
+            return rc;
+
+    const size_t vbytes = (size_t) s->dim * sizeof(float);
+    uint64_t *hash = malloc(n * sizeof *hash);
+    unsigned char *keep = malloc(n);
+    uint64_t *replaced = malloc(n * sizeof *replaced), nrep = 0, m = 0, idb = 0, plb = 0;
+    char *vec = NULL, *ids = NULL, *pl = NULL;
+    float *norm = NULL;
+    uint64_t *idoff = NULL, *ploff = NULL;
+    if (!hash || !keep || !replaced) {
+        rc = nf_error_set(NF_ENOMEM, "%s: append: out of memory for %zu docs", s->dir, n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        hash[i] = s_fnv1a(docs[i].id, strlen(docs[i].id));
+    if ((rc = s_dedupe(docs, n, hash, keep)))
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i]) {
+            m++;
+            idb += strlen(docs[i].id) + 1;
+            plb += docs[i].payload_len;
+        }
+    vec = malloc(m * vbytes);
+    norm = malloc(m * sizeof *norm);
+    idoff = malloc(m * sizeof *idoff);
+    ploff = malloc(m * sizeof *ploff);
+    ids = malloc(idb);
+    pl = malloc(plb ? plb : 1);
+    if (!vec || !norm || !idoff || !ploff || !ids || !pl) {
+        rc = nf_error_set(NF_ENOMEM, "%s: append: out of memory for %zu docs", s->dir, n);
+        goto done;
+    }
+    /* stage the batch: one contiguous buffer per file */
+    uint64_t j = 0, ib = 0, pb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!keep[i])
+            continue;
+        const nf_doc_t *d = &docs[i];
+        size_t len = strlen(d->id) + 1;
+        double acc = 0;
+        for (uint32_t c = 0; c < s->dim; c++)
+            acc += (double) d->vector[c] * d->vector[c];
+        memcpy(vec + j * vbytes, d->vector, vbytes);
+        norm[j] = (float) acc;
+        memcpy(ids + ib, d->id, len);
+        ib += len;
+        idoff[j] = s->ids_bytes + ib;
+        if (d->payload_len)
+            memcpy(pl + pb, d->payload, d->payload_len);
+        pb += d->payload_len;
+        ploff[j] = s->pl_bytes + pb;
+        const s_entry_t *e = nf_seg_tab_find(s, d->id, len - 1, hash[i]);
+        if (e)
+            replaced[nrep++] = e->row1 - 1;
+        j++;
+    }
+    const struct {
+        int kind;
+        const void *buf;
+        uint64_t len, off;
+    } w[] = {
+        {S_VEC, vec, m * vbytes, S_PAGE + s->rows * vbytes},
+        {S_NORM, norm, m * sizeof(float), S_SMALL_HDR + s->rows * sizeof(float)},
+        {S_IDDAT, ids, idb, S_SMALL_HDR + s->ids_bytes},
+        {S_IDOFF, idoff, m * 8, S_SMALL_HDR + s->rows * 8},
+        {S_PLDAT, pl, plb, S_SMALL_HDR + s->pl_bytes},
+        {S_PLOFF, ploff, m * 8, S_SMALL_HDR + s->rows * 8},
+    };
+    const size_t nw = sizeof w / sizeof w[0];
+    bool tomb_grew = false;
+    if ((rc = nf_seg_grow_ram(s, s->rows + m, s->pl_bytes + plb))
+        || (rc = s_reserve(s, S_TOMB, S_SMALL_HDR + s_words(s->rows + m) * 8, &tomb_grew)))
+        goto done;
+    for (size_t k = 0; k < nw; k++)
+        if ((rc = s_reserve(s, w[k].kind, w[k].off + w[k].len, NULL)))
+            goto done;
+    for (size_t k = 0; k < nw; k++)
+        if (w[k].len && nf_seg_pwrite_all(s->f[w[k].kind].fd, w[k].buf, w[k].len, w[k].off) != 0) {
+            rc = s_ferr(s->dir, w[k].kind, NF_EIO, "write: %s", strerror(errno));
+            goto done;
+        }
+    for (size_t k = 0; k <= nw; k++) {
+        int kind = k < nw ? w[k].kind : S_TOMB;
+        if ((k < nw ? w[k].len > 0 : tomb_grew) && fdatasync(s->f[kind].fd) != 0) {
+            rc = s_ferr(s->dir, kind, NF_EIO, "fdatasync: %s", strerror(errno));
+            goto done;
+        }
+    }
+    if ((rc = nf_seg_commit(s, s->rows + m, s->deleted, s->ids_bytes + idb, s->pl_bytes + plb)))
+        goto done;
+
+    /* committed: bring the handle up to date, then retire replaced rows */
+    uint64_t row0 = s->rows;
+    if (s->opts.vectors == NF_MEM_MEMORY) {
+        memcpy((char *) s->mvec + row0 * vbytes, vec, m * vbytes);
+        memcpy(s->mnorm + row0, norm, m * sizeof(float));
+    }
+    if (s->opts.payloads == NF_MEM_MEMORY) {
+        memcpy(s->mpl + s->pl_bytes, pl, plb);
+        memcpy(s->mploff + row0, ploff, m * 8);
+    }
+    s->rows += m;
+    s->ids_bytes += idb;
+    s->pl_bytes += plb;
+    j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!keep[i])
+            continue;
+        s_entry_t *e = (s_entry_t *) nf_seg_tab_find(s, docs[i].id, strlen(docs[i].id), hash[i]);
+        if (e)
+            e->row1 = row0 + j + 1;         /* upsert: same id, new row */
+        else if ((rc = s_tab_insert(s, hash[i], row0 + j)))
+            goto done;
+        j++;
+    }
+    rc = s_tombstone(s, replaced, nrep);
+done:
+    free(hash);
+    free(keep);
+    free(replaced);
+    free(vec);
+    free(norm);
+    free(idoff);
+    free(ploff);
+    free(ids);
+    free(pl);
+    return rc;
+}
+
+int
+nf_segment_delete(nf_segment_t *s, const char *const *ids, size_t n, size_t *deleted)
+{
+    int rc;
+    if (deleted)
+        *deleted = 0;
+    if (!s || (n && !ids))
+        return nf_error_set(NF_EINVAL, "nf_segment_delete: NULL argument");
+    if ((rc = s_writable(s, "delete")))
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = s_check_id(s, "delete", i, ids[i])))
+            return rc;
+    uint64_t *rows = malloc((n ? n : 1) * sizeof *rows), m = 0;
+    if (!rows)
+        return nf_error_set(NF_ENOMEM, "%s: delete: out of memory for %zu ids", s->dir, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(ids[i]);
+        const s_entry_t *e = nf_seg_tab_find(s, ids[i], len, s_fnv1a(ids[i], len));
+        if (!e)
+            continue;
+        rows[m++] = e->row1 - 1;
+        s_tab_remove(s, (uint64_t) (e - s->tab));
+    }
+    rc = s_tombstone(s, rows, m);
+    free(rows);
+    if (deleted && !rc)
+        *deleted = m;
+    return rc;
+}

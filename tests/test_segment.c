@@ -1,0 +1,720 @@
+/* nf_segment: create, append, upsert, delete, reopen under both memory
+   policies, read-only and locked opens, every malformed-file case, a little
+   fuzzing, and release keeping data readable.
+
+   Set NFLOW_SEGMENT_BENCH=ROWS to also time appending ROWS x 128 in batches
+   of 10,000 (prints rows/s; never fails on speed). */
+#include "nf_error.h"
+#include "nf_segment.h"
+#include "nf_sys.h"
+#include "nf_test.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DIM 16
+
+static const char *s_files[] = {"vectors.nfv", "norms.nfn", "ids.dat", "ids.off",
+                                "payload.dat", "payload.off", "tombstones.nft"};
+#define NFILES (sizeof s_files / sizeof s_files[0])
+
+static uint64_t
+s_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Vector, id and payload of document number i (deterministic). */
+static void
+s_make(uint64_t i, uint32_t dim, float *v, char *id, char *payload, size_t *plen)
+{
+    uint64_t st = i * 7919 + 1;
+    for (uint32_t c = 0; c < dim; c++)
+        v[c] = (float) ((double) (s_rand(&st) >> 11) / 9007199254740992.0 * 2 - 1);
+    snprintf(id, NF_ID_MAX + 1, "doc-%llu", (unsigned long long) i);
+    *plen = i % 5 == 0 ? 0 : (size_t) snprintf(payload, 64, "{\"n\":%llu}", (unsigned long long) i);
+}
+
+/* Append documents first..first+n-1 in one batch. */
+static int
+s_append_range(nf_segment_t *seg, uint64_t first, size_t n)
+{
+    uint32_t dim = nf_segment_dim(seg);
+    nf_doc_t *docs = calloc(n, sizeof *docs);
+    float *vecs = malloc(n * dim * sizeof(float));
+    char (*ids)[NF_ID_MAX + 1] = malloc(n * sizeof *ids);
+    char (*pls)[64] = malloc(n * sizeof *pls);
+    for (size_t i = 0; i < n; i++) {
+        s_make(first + i, dim, vecs + i * dim, ids[i], pls[i], &docs[i].payload_len);
+        docs[i] = (nf_doc_t) {ids[i], vecs + i * dim, docs[i].payload_len ? pls[i] : NULL,
+                              docs[i].payload_len};
+    }
+    int rc = nf_segment_append(seg, docs, n);
+    free(docs);
+    free(vecs);
+    free(ids);
+    free(pls);
+    return rc;
+}
+
+/* Row r holds document doc: vector, norm, id and payload all match. */
+static bool
+s_row_is(nf_segment_t *seg, uint64_t r, uint64_t doc)
+{
+    float v[DIM];
+    char id[NF_ID_MAX + 1], pl[64];
+    size_t plen, len, idlen;
+    s_make(doc, DIM, v, id, pl, &plen);
+    const float *got = nf_segment_vectors(seg, r, 1);
+    const float *norm = nf_segment_norms(seg, r, 1);
+    const char *gid = nf_segment_id(seg, r, &idlen);
+    const void *gpl = nf_segment_payload(seg, r, &len);
+    double n2 = 0;
+    for (int c = 0; c < DIM; c++)
+        n2 += (double) v[c] * v[c];
+    return got && !memcmp(got, v, sizeof v) && norm && fabs(*norm - n2) < 1e-5
+           && gid && !strcmp(gid, id) && idlen == strlen(id) && gpl && len == plen
+           && !memcmp(gpl, pl, plen);
+}
+
+static char *
+s_join(const char *dir, const char *name)
+{
+    static char buf[8][4096];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
+static off_t
+s_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void
+s_copy_file(const char *from, const char *to)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ssize_t n;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        CHECK(write(out, buf, (size_t) n) == n);
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+}
+
+/* A fresh copy of the segment files of `from` in a new directory. */
+static char *
+s_copy_seg(const char *from)
+{
+    char *dir = nf_test_tmpdir();
+    for (size_t k = 0; k < NFILES; k++)
+        s_copy_file(s_join(from, s_files[k]), s_join(dir, s_files[k]));
+    return dir;
+}
+
+static void
+s_poke(const char *path, off_t off, const void *bytes, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, bytes, n, off) == (ssize_t) n);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Open must fail with `code` and a message naming `file` (and `words`). */
+static void
+s_expect_open_error(const char *dir, bool readonly, int code, const char *file,
+                    const char *words)
+{
+    nf_segment_opts_t o = {.readonly = readonly};
+    nf_segment_t *seg = NULL;
+    int rc = nf_segment_open(dir, &o, &seg);
+    CHECK(rc == code);
+    CHECK(seg == NULL);
+    CHECK(strstr(nf_error_msg(), file) != NULL);
+    if (words)
+        CHECK(strstr(nf_error_msg(), words) != NULL);
+    if (rc != code || !strstr(nf_error_msg(), file) || (words && !strstr(nf_error_msg(), words)))
+        fprintf(stderr, "  expected %d naming %s (%s), got %d: %s\n", code, file,
+                words ? words : "", rc, nf_error_msg());
+    nf_segment_destroy(&seg);
+}
+
+static void
+test_basic(const char *dir)
+{
+    nf_segment_t *seg = NULL;
+    uint64_t row;
+    CHECK_OK(nf_segment_create(dir, DIM, NF_METRIC_L2, &seg));
+    CHECK(nf_segment_rows(seg) == 0 && nf_segment_count(seg) == 0);
+    CHECK(nf_segment_dim(seg) == DIM && nf_segment_metric(seg) == NF_METRIC_L2);
+    CHECK_OK(s_append_range(seg, 0, 100));
+    CHECK_OK(s_append_range(seg, 100, 1));
+    CHECK_OK(nf_segment_append(seg, NULL, 0));
+    CHECK(nf_segment_rows(seg) == 101 && nf_segment_count(seg) == 101);
+    for (uint64_t r = 0; r < 101; r++)
+        CHECK(s_row_is(seg, r, r));
+    CHECK_OK(nf_segment_get(seg, "doc-42", &row));
+    CHECK(row == 42);
+    CHECK(nf_segment_get(seg, "doc-1000", &row) == NF_ENOTFOUND);
+    CHECK(nf_segment_vectors(seg, 100, 2) == NULL);     /* past the end */
+    CHECK(nf_segment_id(seg, 101, NULL) == NULL);
+    CHECK(nf_segment_create(dir, DIM, NF_METRIC_L2, &(nf_segment_t *) {NULL}) == NF_ELOCKED);
+    nf_segment_destroy(&seg);
+    nf_segment_destroy(&seg);                           /* harmless */
+    CHECK(seg == NULL);
+    CHECK(nf_segment_create(dir, DIM, NF_METRIC_L2, &seg) == NF_EEXIST);
+
+    /* after a clean close the files hold exactly the committed data */
+    CHECK(s_size(s_join(dir, "vectors.nfv")) == 4096 + 101 * DIM * 4);
+    CHECK(s_size(s_join(dir, "norms.nfn")) == 64 + 101 * 4);
+
+    /* reopen read-only under both policies: same content */
+    for (int policy = 0; policy < 2; policy++) {
+        nf_segment_opts_t o = {.vectors = policy, .payloads = policy, .readonly = true,
+                               .warmup = true};
+        CHECK_OK(nf_segment_open(dir, &o, &seg));
+        if (!seg)
+            continue;
+        CHECK(nf_segment_rows(seg) == 101);
+        for (uint64_t r = 0; r < 101; r++)
+            CHECK(s_row_is(seg, r, r));
+        CHECK_OK(nf_segment_get(seg, "doc-7", &row));
+        CHECK(row == 7);
+        CHECK(nf_segment_append(seg, NULL, 0) == NF_EINVAL);
+        CHECK(s_append_range(seg, 500, 1) == NF_EINVAL);
+        CHECK(nf_segment_delete(seg, (const char *[]) {"doc-1"}, 1, NULL) == NF_EINVAL);
+        nf_segment_file_t files[NF_SEGMENT_NFILES];
+        size_t n = 0;
+        CHECK_OK(nf_segment_files(seg, files, NF_SEGMENT_NFILES, &n));
+        CHECK(n == NFILES);
+        for (size_t k = 0; k < n; k++)
+            CHECK(!strcmp(files[k].name, s_files[k]) && files[k].bytes == files[k].used);
+        nf_segment_destroy(&seg);
+    }
+}
+
+static void
+test_upsert_delete(const char *dir)
+{
+    nf_segment_t *seg = NULL;
+    uint64_t row;
+    size_t deleted = 99;
+    CHECK_OK(nf_segment_open(dir, NULL, &seg));
+    if (!seg)
+        return;
+    /* doc-3 again with doc 200's content: appended, old row tombstoned */
+    float v[DIM], w[DIM];
+    char id[NF_ID_MAX + 1], pl[64];
+    size_t plen;
+    s_make(200, DIM, v, id, pl, &plen);
+    nf_doc_t d = {"doc-3", v, "new", 3};
+    CHECK_OK(nf_segment_append(seg, &d, 1));
+    CHECK(nf_segment_rows(seg) == 102 && nf_segment_deleted(seg) == 1);
+    CHECK(nf_segment_count(seg) == 101);
+    CHECK(nf_segment_is_deleted(seg, 3) && !nf_segment_is_deleted(seg, 101));
+    CHECK(nf_segment_tombstones(seg)[0] == 1ull << 3);
+    CHECK_OK(nf_segment_get(seg, "doc-3", &row));
+    CHECK(row == 101);
+
+    /* duplicates within one batch: the last one wins, earlier ones never land */
+    s_make(201, DIM, w, id, pl, &plen);
+    nf_doc_t batch[3] = {{"x", v, "1", 1}, {"y", v, NULL, 0}, {"x", w, "2", 1}};
+    CHECK_OK(nf_segment_append(seg, batch, 3));
+    CHECK(nf_segment_rows(seg) == 104 && nf_segment_count(seg) == 103);
+    CHECK_OK(nf_segment_get(seg, "x", &row));
+    CHECK(row == 103 && !memcmp(nf_segment_vectors(seg, row, 1), w, sizeof w));
+    size_t len;
+    CHECK(!memcmp(nf_segment_payload(seg, row, &len), "2", 1) && len == 1);
+
+    /* delete: present, absent, repeated */
+    const char *ids[] = {"doc-5", "no-such-doc", "doc-5", "y"};
+    CHECK_OK(nf_segment_delete(seg, ids, 4, &deleted));
+    CHECK(deleted == 2);
+    CHECK(nf_segment_get(seg, "doc-5", NULL) == NF_ENOTFOUND);
+    CHECK(nf_segment_count(seg) == 101 && nf_segment_deleted(seg) == 3);
+    CHECK_OK(nf_segment_delete(seg, ids, 0, &deleted));
+    CHECK(deleted == 0);
+    /* a deleted id can come back */
+    CHECK_OK(s_append_range(seg, 5, 1));
+    CHECK_OK(nf_segment_get(seg, "doc-5", &row));
+    CHECK(row == 104 && s_row_is(seg, 104, 5));
+
+    /* bad batches are refused whole, naming the doc */
+    float nan_v[DIM] = {0};
+    nan_v[4] = NAN;
+    char longid[NF_ID_MAX + 2];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    struct {
+        nf_doc_t doc;
+        const char *words;
+    } bad[] = {
+        {{"ok", nan_v, NULL, 0}, "vector[4] is NaN"},
+        {{"", v, NULL, 0}, "empty id"},
+        {{NULL, v, NULL, 0}, "id is NULL"},
+        {{longid, v, NULL, 0}, "longer than"},
+        {{"nullvec", NULL, NULL, 0}, "vector is NULL"},
+        {{"nullpl", v, NULL, 4}, "payload is NULL"},
+    };
+    nan_v[4] = INFINITY;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        float has_nan[DIM] = {[4] = NAN};
+        nf_doc_t two[2] = {{"good", v, NULL, 0}, bad[i].doc};
+        if (i == 0)
+            two[1].vector = has_nan;
+        CHECK(nf_segment_append(seg, two, 2) == NF_EINVAL);
+        CHECK(strstr(nf_error_msg(), "doc 1") && strstr(nf_error_msg(), bad[i].words));
+        if (!strstr(nf_error_msg(), bad[i].words))
+            fprintf(stderr, "  message was: %s\n", nf_error_msg());
+    }
+    nf_doc_t inf_doc = {"inf", nan_v, NULL, 0};
+    CHECK(nf_segment_append(seg, &inf_doc, 1) == NF_EINVAL);
+    CHECK(strstr(nf_error_msg(), "doc 0 (id \"inf\")") && strstr(nf_error_msg(), "Inf"));
+    CHECK(nf_segment_rows(seg) == 105);
+    CHECK(nf_segment_get(seg, "good", NULL) == NF_ENOTFOUND);
+    nf_segment_destroy(&seg);
+
+    /* everything survives a reopen, under both policies */
+    for (int policy = 0; policy < 2; policy++) {
+        nf_segment_opts_t o = {.vectors = policy, .payloads = policy};
+        CHECK_OK(nf_segment_open(dir, &o, &seg));
+        if (!seg)
+            continue;
+        CHECK(nf_segment_rows(seg) == 105u + policy && nf_segment_count(seg) == 102u + policy);
+        CHECK(nf_segment_get(seg, "doc-3", &row) == 0 && row == 101);
+        CHECK(nf_segment_get(seg, "y", NULL) == NF_ENOTFOUND);
+        CHECK(nf_segment_is_deleted(seg, 3) && nf_segment_is_deleted(seg, 5));
+        CHECK(s_row_is(seg, 104, 5) && s_row_is(seg, 100, 100));
+        if (policy == 0)    /* the memory-policy writer keeps its RAM copy current */
+            CHECK_OK(s_append_range(seg, 300, 1));
+        else
+            CHECK(s_row_is(seg, 105, 300));
+        nf_segment_destroy(&seg);
+    }
+}
+
+static void
+test_policies_identical(const char *dir)
+{
+    nf_segment_opts_t mm = {.readonly = true};
+    nf_segment_opts_t mem = {.vectors = NF_MEM_MEMORY, .payloads = NF_MEM_MEMORY,
+                             .readonly = true};
+    nf_segment_t *a = NULL, *b = NULL;
+    CHECK_OK(nf_segment_open(dir, &mm, &a));
+    CHECK_OK(nf_segment_open(dir, &mem, &b));
+    if (!a || !b)
+        goto out;
+    uint64_t n = nf_segment_rows(a);
+    CHECK(n == nf_segment_rows(b) && n > 0);
+    CHECK(!memcmp(nf_segment_vectors(a, 0, n), nf_segment_vectors(b, 0, n), n * DIM * 4));
+    CHECK(!memcmp(nf_segment_norms(a, 0, n), nf_segment_norms(b, 0, n), n * 4));
+    CHECK(!memcmp(nf_segment_tombstones(a), nf_segment_tombstones(b), (n + 63) / 64 * 8));
+    for (uint64_t r = 0; r < n; r++) {
+        size_t la, lb;
+        const void *pa = nf_segment_payload(a, r, &la), *pb = nf_segment_payload(b, r, &lb);
+        CHECK(pa && pb && la == lb && !memcmp(pa, pb, la));
+        CHECK(!strcmp(nf_segment_id(a, r, NULL), nf_segment_id(b, r, NULL)));
+    }
+    nf_segment_release(b, 0, n);                        /* no-op under memory */
+out:
+    nf_segment_destroy(&a);
+    nf_segment_destroy(&b);
+}
+
+static void
+test_lock(const char *dir)
+{
+    nf_segment_t *w = NULL, *w2 = NULL, *r = NULL;
+    nf_segment_opts_t ro = {.readonly = true};
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long) getpid());
+    CHECK_OK(nf_segment_open(dir, NULL, &w));
+    CHECK(nf_segment_open(dir, NULL, &w2) == NF_ELOCKED && w2 == NULL);
+    CHECK(strstr(nf_error_msg(), "locked by another writer") && strstr(nf_error_msg(), pid));
+    CHECK(nf_segment_open_or_create(dir, DIM, NF_METRIC_L2, NULL, &w2) == NF_ELOCKED);
+    CHECK_OK(nf_segment_open(dir, &ro, &r));
+    /* a reader opened before an append keeps its view; a new one sees it */
+    uint64_t before = r ? nf_segment_rows(r) : 0;
+    if (w)
+        CHECK_OK(s_append_range(w, 1000, 3));
+    CHECK(r && nf_segment_rows(r) == before && s_row_is(r, 0, 0));
+    nf_segment_destroy(&r);
+    CHECK_OK(nf_segment_open(dir, &ro, &r));
+    CHECK(r && nf_segment_rows(r) == before + 3 && s_row_is(r, before + 2, 1002));
+    nf_segment_destroy(&w);
+    CHECK_OK(nf_segment_open(dir, NULL, &w2));
+    nf_segment_destroy(&w2);
+    nf_segment_destroy(&r);
+
+    /* open_or_create: dim and metric must match */
+    CHECK(nf_segment_open_or_create(dir, 8, NF_METRIC_L2, NULL, &w) == NF_EDIM && !w);
+    CHECK(strstr(nf_error_msg(), "dim 16") && strstr(nf_error_msg(), "dim 8"));
+    CHECK(nf_segment_open_or_create(dir, DIM, NF_METRIC_IP, NULL, &w) == NF_EINVAL);
+    CHECK(strstr(nf_error_msg(), "l2") && strstr(nf_error_msg(), "ip"));
+    CHECK_OK(nf_segment_open_or_create(dir, DIM, NF_METRIC_L2, &ro, &w));
+    nf_segment_destroy(&w);
+}
+
+static uint64_t
+s_slot_checksum(const unsigned char *slot)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < 120; i++)
+        h = (h ^ slot[i]) * 1099511628211ull;
+    return h;
+}
+
+static void
+test_malformed(const char *good)
+{
+    nf_segment_t *seg = NULL;
+    char *d;
+    uint64_t rows = 0;
+    CHECK_OK(nf_segment_open(good, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    if (seg)
+        rows = nf_segment_rows(seg);
+    nf_segment_destroy(&seg);
+
+    CHECK(nf_segment_open("/nonexistent/nflow/seg", NULL, &seg) == NF_ENOTFOUND);
+    d = nf_test_tmpdir();
+    CHECK(nf_segment_open(d, NULL, &seg) == NF_ENOTFOUND);  /* empty directory */
+    CHECK(strstr(nf_error_msg(), "vectors.nfv") != NULL);
+    nf_test_rmdir(d);
+    free(d);
+
+    for (size_t k = 0; k < NFILES; k++) {
+        const char *f = s_files[k];
+        off_t full = s_size(s_join(good, f));
+        off_t hdr = k == 0 ? 4096 : 64;
+        /* missing */
+        d = s_copy_seg(good);
+        unlink(s_join(d, f));
+        s_expect_open_error(d, true, k == 0 ? NF_ENOTFOUND : NF_ECORRUPT, f, NULL);
+        nf_test_rmdir(d);
+        free(d);
+        /* truncated at every interesting size */
+        off_t cuts[] = {0, 1, 7, 8, hdr - 1, hdr, full - 1};
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            if (cuts[c] >= full)
+                continue;
+            d = s_copy_seg(good);
+            CHECK(truncate(s_join(d, f), cuts[c]) == 0);
+            s_expect_open_error(d, c % 2, NF_ECORRUPT, f, "truncated");
+            nf_test_rmdir(d);
+            free(d);
+        }
+        /* random bytes of the same size */
+        d = s_copy_seg(good);
+        uint64_t st = k + 1;
+        unsigned char *junk = malloc((size_t) full);
+        for (off_t i = 0; i < full; i++)
+            junk[i] = (unsigned char) s_rand(&st);
+        s_poke(s_join(d, f), 0, junk, (size_t) full);
+        free(junk);
+        s_expect_open_error(d, false, NF_EFORMAT, f, "bad magic");
+        nf_test_rmdir(d);
+        free(d);
+        /* a future format version */
+        d = s_copy_seg(good);
+        uint32_t nine = 9;
+        s_poke(s_join(d, f), 8, &nine, 4);
+        if (k == 0)
+            s_poke(s_join(d, f), 2048 + 8, &nine, 4);
+        s_expect_open_error(d, false, NF_EVERSION, f, "format version 9, this build reads 1");
+        nf_test_rmdir(d);
+        free(d);
+    }
+    /* a FIFO instead of a file must not hang the open */
+    d = s_copy_seg(good);
+    unlink(s_join(d, "payload.off"));
+    CHECK(mkfifo(s_join(d, "payload.off"), 0644) == 0);
+    s_expect_open_error(d, true, NF_EFORMAT, "payload.off", "not a regular file");
+    s_expect_open_error(d, false, NF_EFORMAT, "payload.off", "not a regular file");
+    nf_test_rmdir(d);
+    free(d);
+
+    /* another segment file in the wrong place is named as such */
+    d = s_copy_seg(good);
+    s_copy_file(s_join(good, "norms.nfn"), s_join(d, "ids.off"));
+    s_expect_open_error(d, true, NF_EFORMAT, "ids.off", "nflow norms file");
+    nf_test_rmdir(d);
+    free(d);
+
+    /* header slots: a torn newest slot falls back to the older commit; both
+       torn is a clear error */
+    unsigned char page[4096];
+    int fd = open(s_join(good, "vectors.nfv"), O_RDONLY);
+    CHECK(fd >= 0 && pread(fd, page, sizeof page, 0) == (ssize_t) sizeof page);
+    if (fd >= 0)
+        close(fd);
+    uint64_t seq0, seq1, rows0, rows1;
+    memcpy(&seq0, page + 24, 8);
+    memcpy(&seq1, page + 2048 + 24, 8);
+    memcpy(&rows0, page + 32, 8);
+    memcpy(&rows1, page + 2048 + 32, 8);
+    CHECK(s_slot_checksum(page) == *(uint64_t *) (page + 120));
+    CHECK(seq0 != seq1 && (seq0 > seq1 ? rows0 : rows1) == rows);
+    d = s_copy_seg(good);
+    s_poke(s_join(d, "vectors.nfv"), (seq0 > seq1 ? 0 : 2048) + 40, "\x55", 1);
+    CHECK_OK(nf_segment_open(d, NULL, &seg));
+    CHECK(seg && nf_segment_rows(seg) == (seq0 > seq1 ? rows1 : rows0));
+    nf_segment_destroy(&seg);
+    s_poke(s_join(d, "vectors.nfv"), 2048 + 100, "\x55", 1);
+    s_poke(s_join(d, "vectors.nfv"), 100, "\x55", 1);
+    s_expect_open_error(d, true, NF_ECORRUPT, "vectors.nfv", "checksum mismatch in both slots");
+    nf_test_rmdir(d);
+    free(d);
+
+    /* a header claiming more rows than the file holds */
+    d = s_copy_seg(good);
+    unsigned char slot[128];
+    memcpy(slot, page + (seq0 > seq1 ? 0 : 2048), 128);
+    uint64_t big = 1000, cs;
+    memcpy(slot + 32, &big, 8);
+    cs = s_slot_checksum(slot);
+    memcpy(slot + 120, &cs, 8);
+    s_poke(s_join(d, "vectors.nfv"), seq0 > seq1 ? 0 : 2048, slot, 128);
+    char words[128];
+    snprintf(words, sizeof words, "header says 1000 rows (%d bytes) but file has", 1000 * DIM * 4);
+    s_expect_open_error(d, true, NF_ECORRUPT, "vectors.nfv", words);
+    nf_test_rmdir(d);
+    free(d);
+
+    /* garbage id offsets: a writer refuses at open, a reader at the first
+       get; the accessors never crash */
+    d = s_copy_seg(good);
+    uint64_t huge = 1ull << 50;
+    s_poke(s_join(d, "ids.off"), 64 + 8 * 2, &huge, 8);
+    s_expect_open_error(d, false, NF_ECORRUPT, "ids.off", "row 2");
+    CHECK_OK(nf_segment_open(d, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    if (seg) {
+        CHECK(nf_segment_id(seg, 2, NULL) == NULL && nf_segment_id(seg, 3, NULL) == NULL);
+        CHECK(nf_segment_id(seg, 1, NULL) != NULL);
+        CHECK(nf_segment_get(seg, "doc-1", NULL) == NF_ECORRUPT);
+        CHECK(strstr(nf_error_msg(), "ids.off") != NULL);
+    }
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(d);
+    free(d);
+}
+
+/* Random damage to random files: open either fails cleanly or gives a
+   segment whose every accessor stays in bounds. */
+static void
+test_fuzz(const char *good)
+{
+    uint64_t st = 12345, opened = 0;
+    for (int round = 0; round < 400; round++) {
+        char *d = s_copy_seg(good);
+        int hits = 1 + (int) (s_rand(&st) % 4);
+        for (int h = 0; h < hits; h++) {
+            const char *f = s_join(d, s_files[s_rand(&st) % NFILES]);
+            off_t size = s_size(f);
+            if (s_rand(&st) % 5 == 0) {
+                CHECK(truncate(f, (off_t) (s_rand(&st) % (uint64_t) (size + 1))) == 0);
+                continue;
+            }
+            unsigned char b[8];
+            for (int i = 0; i < 8; i++)
+                b[i] = (unsigned char) s_rand(&st);
+            off_t at = size > 0 ? (off_t) (s_rand(&st) % (uint64_t) size) : 0;
+            if (s_rand(&st) % 2)
+                at = (off_t) (s_rand(&st) % 160);   /* often the headers */
+            if (at < size)
+                s_poke(f, at, b, size - at < 8 ? (size_t) (size - at) : 8);
+        }
+        nf_segment_opts_t o = {.readonly = round % 2, .vectors = round % 3 == 0,
+                               .payloads = round % 4 == 0};
+        nf_segment_t *seg = NULL;
+        int rc = nf_segment_open(d, &o, &seg);
+        CHECK((rc == 0) == (seg != NULL));
+        CHECK(rc == 0 || strlen(nf_error_msg()) > 0);
+        if (seg) {
+            opened++;
+            uint64_t n = nf_segment_rows(seg), sum = 0;
+            const float *v = nf_segment_vectors(seg, 0, n);
+            const float *nm = nf_segment_norms(seg, 0, n);
+            CHECK(v && nm);
+            for (uint64_t r = 0; r < n; r++) {
+                size_t len = 0;
+                const char *id = nf_segment_id(seg, r, &len);
+                const unsigned char *p = nf_segment_payload(seg, r, &len);
+                for (size_t i = 0; p && i < len; i++)
+                    sum += p[i];
+                sum += nf_segment_is_deleted(seg, r) + (id ? (unsigned char) id[0] : 0);
+                if (id)
+                    nf_segment_get(seg, id, NULL);
+            }
+            nf_segment_release(seg, 0, n);
+            (void) sum;
+            nf_segment_destroy(&seg);
+        }
+        nf_test_rmdir(d);
+        free(d);
+    }
+    printf("fuzz: %llu of 400 damaged copies still opened\n", (unsigned long long) opened);
+}
+
+/* A crash between an upsert's commit and its tombstone leaves an id live
+   twice; a writable open tombstones the earlier row. Trailing uncommitted
+   bytes are ignored and trimmed. */
+static void
+test_repair_and_trim(const char *good)
+{
+    char *d = s_copy_seg(good);
+    nf_segment_t *seg = NULL;
+    uint64_t row;
+    unsigned char zero = 0;
+    /* test_upsert_delete upserted doc-3: row 3 tombstoned, row 101 current */
+    s_poke(s_join(d, "tombstones.nft"), 64, &zero, 1);          /* un-tombstone rows 0..7 */
+    int fd = open(s_join(d, "vectors.nfv"), O_WRONLY | O_APPEND);
+    CHECK(fd >= 0 && write(fd, "garbage!", 8) == 8);
+    close(fd);
+    off_t vsize = s_size(s_join(d, "vectors.nfv"));
+    CHECK_OK(nf_segment_open(d, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    CHECK(seg && !nf_segment_is_deleted(seg, 3) && !nf_segment_is_deleted(seg, 5));
+    CHECK(seg && nf_segment_get(seg, "doc-3", &row) == 0 && row == 101);  /* later wins */
+    nf_segment_destroy(&seg);
+    CHECK(s_size(s_join(d, "vectors.nfv")) == vsize);          /* readers change nothing */
+    CHECK_OK(nf_segment_open(d, NULL, &seg));
+    CHECK(seg && nf_segment_is_deleted(seg, 3));               /* repaired: doc-3 */
+    CHECK(seg && nf_segment_is_deleted(seg, 5));               /* doc-5 came back at 104 */
+    CHECK(seg && !nf_segment_is_deleted(seg, 4) && nf_segment_count(seg) == 106);
+    CHECK(seg && nf_segment_get(seg, "doc-3", &row) == 0 && row == 101);
+    CHECK(s_size(s_join(d, "vectors.nfv")) == vsize - 8);      /* trimmed */
+    nf_segment_destroy(&seg);
+    CHECK_OK(nf_segment_open(d, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    CHECK(seg && nf_segment_is_deleted(seg, 3));               /* durable */
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(d);
+    free(d);
+}
+
+/* Released windows leave resident memory and fault back in from the file. */
+static void
+test_release(void)
+{
+    char *d = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    const uint64_t rows = 1u << 17;             /* x 64 dims = 32 MiB */
+    CHECK_OK(nf_segment_create(d, 64, NF_METRIC_IP, &seg));
+    for (uint64_t r = 0; seg && r < rows; r += 16384)
+        CHECK_OK(s_append_range(seg, r, 16384));
+    nf_segment_destroy(&seg);
+    CHECK_OK(nf_segment_open(d, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    if (!seg)
+        goto out;
+    const float *v = nf_segment_vectors(seg, 0, rows);
+    double sum1 = 0, sum2 = 0;
+    uint64_t rss0 = nf_rss_bytes();
+    for (uint64_t i = 0; i < rows * 64; i++)
+        sum1 += v[i];
+    uint64_t rss1 = nf_rss_bytes();
+    for (uint64_t r = 0; r < rows; r += 10000)
+        nf_segment_release(seg, r, 10000);
+    uint64_t rss2 = nf_rss_bytes();
+    for (uint64_t i = 0; i < rows * 64; i++)
+        sum2 += v[i];
+    CHECK(sum1 == sum2);
+    printf("release: rss %llu -> %llu (scanned) -> %llu (released) KiB\n",
+           (unsigned long long) rss0 >> 10, (unsigned long long) rss1 >> 10,
+           (unsigned long long) rss2 >> 10);
+    CHECK(rss1 > rss0 + (24u << 20));
+    CHECK(rss2 + (24u << 20) < rss1);
+    nf_segment_destroy(&seg);
+out:
+    nf_test_rmdir(d);
+    free(d);
+}
+
+static void
+bench_append(uint64_t rows)
+{
+    char *d = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    const size_t batch = 10000, dim = 128;
+    nf_doc_t *docs = calloc(batch, sizeof *docs);
+    float *vecs = malloc(batch * dim * sizeof(float));
+    char (*ids)[32] = malloc(batch * sizeof *ids);
+    uint64_t st = 1, in_append = 0;
+    CHECK_OK(nf_segment_create(d, dim, NF_METRIC_L2, &seg));
+    uint64_t t0 = nf_now_us();
+    for (uint64_t r = 0; seg && r < rows; r += batch) {
+        for (size_t i = 0; i < batch; i++) {
+            for (size_t c = 0; c < dim; c++)
+                vecs[i * dim + c] = (float) (s_rand(&st) >> 40) / 16777216.0f;
+            snprintf(ids[i], sizeof ids[i], "bench-%llu", (unsigned long long) (r + i));
+            docs[i] = (nf_doc_t) {ids[i], vecs + i * dim, ids[i], strlen(ids[i])};
+        }
+        uint64_t a0 = nf_now_us();
+        CHECK_OK(nf_segment_append(seg, docs, batch));
+        in_append += nf_now_us() - a0;
+    }
+    double s = (double) (nf_now_us() - t0) / 1e6, sa = (double) in_append / 1e6;
+    printf("bench: appended %llu x %zu in batches of %zu: %.2f s in nf_segment_append "
+           "(%.0f rows/s, %.0f MB/s of vectors), %.2f s with generating the data\n",
+           (unsigned long long) rows, dim, batch, sa, (double) rows / sa,
+           (double) rows * dim * 4 / sa / 1e6, s);
+    nf_segment_destroy(&seg);
+    t0 = nf_now_us();
+    CHECK_OK(nf_segment_open(d, NULL, &seg));
+    printf("bench: writable reopen (id table build) %.3f s\n", (double) (nf_now_us() - t0) / 1e6);
+    nf_segment_destroy(&seg);
+    t0 = nf_now_us();
+    uint64_t rss0 = nf_rss_bytes();
+    CHECK_OK(nf_segment_open(d, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    printf("bench: read-only reopen %.3f s, resident memory +%llu KiB\n",
+           (double) (nf_now_us() - t0) / 1e6,
+           (unsigned long long) (nf_rss_bytes() - rss0) >> 10);
+    nf_segment_destroy(&seg);
+    free(docs);
+    free(vecs);
+    free(ids);
+    nf_test_rmdir(d);
+    free(d);
+}
+
+int
+main(void)
+{
+    nf_metric_t m;
+    CHECK(nf_metric_parse("cosine", &m) == 0 && m == NF_METRIC_COSINE);
+    CHECK(nf_metric_parse("l2", &m) == 0 && !strcmp(nf_metric_name(m), "l2"));
+    CHECK(nf_metric_parse("L1", &m) == NF_EINVAL && strstr(nf_error_msg(), "L1"));
+
+    char *dir = nf_test_tmpdir();
+    char *seg = NULL;
+    CHECK(dir != NULL);
+    if (dir && asprintf(&seg, "%s/seg", dir) > 0) {
+        test_basic(seg);
+        test_upsert_delete(seg);
+        test_policies_identical(seg);
+        test_lock(seg);
+        test_malformed(seg);
+        test_fuzz(seg);
+        test_repair_and_trim(seg);
+    }
+    test_release();
+    const char *bench = getenv("NFLOW_SEGMENT_BENCH");
+    if (bench && atoll(bench) > 0)
+        bench_append((uint64_t) atoll(bench));
+    nf_test_rmdir(dir);
+    free(seg);
+    free(dir);
+    return nf_test_done("segment");
+}

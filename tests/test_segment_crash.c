@@ -1,0 +1,307 @@
+/* nf_segment crash safety: a child process opens the segment and runs a
+   deterministic stream of appends (with upserts and in-batch duplicates)
+   and deletes, writing to a pipe the number of every operation that has
+   returned.  The parent SIGKILLs it after a random 1..30 ms, reopens the
+   segment and checks that it holds exactly the acknowledged operations,
+   plus possibly the one in flight, byte for byte; then starts the next
+   child where the segment stands.
+
+   Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
+#include "nf_error.h"
+#include "nf_segment.h"
+#include "nf_sys.h"
+#include "nf_test.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DIM 8
+#define POOL 300            /* distinct ids, so upserts are frequent */
+#define BATCH_MAX 12
+#define DEL_MAX 4
+#define PL_MAX 40
+#define ROUNDS 150
+#define BUDGET_US (25u * 1000000u)
+
+static uint64_t s_seed;
+
+static uint64_t
+s_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Operation k of the stream: an append of n docs (ids drawn from the pool)
+   or a delete of n pool ids. */
+typedef struct {
+    bool is_delete;
+    int n;
+    int pool[BATCH_MAX];
+} s_op_t;
+
+static s_op_t
+s_op(uint64_t k)
+{
+    uint64_t st = s_seed ^ (k * 0xd1b54a32d192ed03ull);
+    s_op_t op;
+    op.is_delete = s_rand(&st) % 10 >= 7;
+    op.n = 1 + (int) (s_rand(&st) % (op.is_delete ? DEL_MAX : BATCH_MAX));
+    for (int i = 0; i < op.n; i++)
+        op.pool[i] = (int) (s_rand(&st) % POOL);
+    return op;
+}
+
+static void
+s_id(int pool, char *buf)
+{
+    int n = sprintf(buf, "c-%d-", pool);
+    memset(buf + n, 'x', (size_t) (pool % 7) * 10);
+    buf[n + (pool % 7) * 10] = '\0';
+}
+
+/* Content of doc i of operation k. */
+static void
+s_content(uint64_t k, int i, float *v, unsigned char *pl, size_t *plen)
+{
+    uint64_t st = s_seed + k * 131 + (uint64_t) i;
+    for (int c = 0; c < DIM; c++)
+        v[c] = (float) ((int64_t) (s_rand(&st) % 2001) - 1000) / 100.0f;
+    *plen = s_rand(&st) % (PL_MAX + 1);
+    if (*plen % 4 == 0)
+        *plen = 0;
+    for (size_t j = 0; j < *plen; j++)
+        pl[j] = (unsigned char) s_rand(&st);
+}
+
+static int
+s_run_op(nf_segment_t *seg, uint64_t k)
+{
+    s_op_t op = s_op(k);
+    char ids[BATCH_MAX][NF_ID_MAX + 1];
+    const char *idp[BATCH_MAX];
+    float v[BATCH_MAX][DIM];
+    unsigned char pl[BATCH_MAX][PL_MAX];
+    nf_doc_t docs[BATCH_MAX];
+    for (int i = 0; i < op.n; i++) {
+        s_id(op.pool[i], ids[i]);
+        idp[i] = ids[i];
+        s_content(k, i, v[i], pl[i], &docs[i].payload_len);
+        docs[i].id = ids[i];
+        docs[i].vector = v[i];
+        docs[i].payload = pl[i];
+    }
+    if (op.is_delete)
+        return nf_segment_delete(seg, idp, (size_t) op.n, NULL);
+    return nf_segment_append(seg, docs, (size_t) op.n);
+}
+
+static void __attribute__((noreturn))
+s_child(const char *dir, uint64_t first, int fd)
+{
+    nf_segment_t *seg = NULL;
+    int rc = nf_segment_open(dir, NULL, &seg);
+    if (rc) {
+        fprintf(stderr, "child: open: %s\n", nf_error_msg());
+        _exit(3);
+    }
+    for (uint64_t k = first;; k++) {
+        if ((rc = s_run_op(seg, k))) {
+            fprintf(stderr, "child: op %llu: %s\n", (unsigned long long) k, nf_error_msg());
+            _exit(2);
+        }
+        if (write(fd, &k, sizeof k) != (ssize_t) sizeof k)
+            _exit(4);
+    }
+}
+
+/* What the segment must hold: rows (operation and position that wrote
+   each), tombstones, and the live row of each pool id. */
+typedef struct {
+    uint64_t rows, cap;
+    uint64_t *src_op;
+    int *src_i, *src_pool;
+    bool *dead;
+    int64_t live[POOL];
+} s_model_t;
+
+static void
+s_model_apply(s_model_t *m, uint64_t k)
+{
+    s_op_t op = s_op(k);
+    for (int i = 0; i < op.n; i++) {
+        int p = op.pool[i];
+        bool later = false;
+        for (int j = i + 1; j < op.n && !op.is_delete; j++)
+            later |= op.pool[j] == p;
+        if (later)
+            continue;               /* in-batch duplicate: the last one wins */
+        if (m->live[p] >= 0)
+            m->dead[m->live[p]] = true;
+        m->live[p] = -1;
+        if (op.is_delete)
+            continue;
+        if (m->rows == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 1024;
+            m->src_op = realloc(m->src_op, m->cap * sizeof *m->src_op);
+            m->src_i = realloc(m->src_i, m->cap * sizeof *m->src_i);
+            m->src_pool = realloc(m->src_pool, m->cap * sizeof *m->src_pool);
+            m->dead = realloc(m->dead, m->cap * sizeof *m->dead);
+        }
+        m->src_op[m->rows] = k;
+        m->src_i[m->rows] = i;
+        m->src_pool[m->rows] = p;
+        m->dead[m->rows] = false;
+        m->live[p] = (int64_t) m->rows++;
+    }
+}
+
+/* Compare the segment with the model; rows in `maybe` (the live rows of
+   an in-flight delete) may be either deleted or not. */
+static void
+s_verify(nf_segment_t *seg, const s_model_t *m, const s_op_t *inflight_delete)
+{
+    uint64_t dead = 0, bad = 0;
+    CHECK(nf_segment_rows(seg) == m->rows);
+    for (uint64_t r = 0; r < m->rows && r < nf_segment_rows(seg); r++) {
+        float v[DIM];
+        unsigned char pl[PL_MAX];
+        size_t plen, len = 0, idlen = 0;
+        char id[NF_ID_MAX + 1];
+        s_content(m->src_op[r], m->src_i[r], v, pl, &plen);
+        s_id(m->src_pool[r], id);
+        const float *gv = nf_segment_vectors(seg, r, 1);
+        const float *gn = nf_segment_norms(seg, r, 1);
+        const char *gid = nf_segment_id(seg, r, &idlen);
+        const void *gpl = nf_segment_payload(seg, r, &len);
+        double n2 = 0;
+        for (int c = 0; c < DIM; c++)
+            n2 += (double) v[c] * v[c];
+        bool ok = gv && !memcmp(gv, v, sizeof v) && gn && fabs(*gn - n2) <= 1e-4 * (1 + n2)
+                  && gid && !strcmp(gid, id) && gpl && len == plen && !memcmp(gpl, pl, plen);
+        bool want_dead = m->dead[r], is_dead = nf_segment_is_deleted(seg, r);
+        bool either = false;
+        for (int i = 0; inflight_delete && i < inflight_delete->n; i++)
+            either |= m->live[inflight_delete->pool[i]] == (int64_t) r;
+        if (is_dead != want_dead && !either)
+            ok = false;
+        dead += is_dead;
+        if (!ok && bad++ < 5)
+            fprintf(stderr, "row %llu differs (deleted %d, expected %d)\n",
+                    (unsigned long long) r, is_dead, want_dead);
+    }
+    CHECK(bad == 0);
+    CHECK(nf_segment_deleted(seg) == dead && nf_segment_count(seg) == m->rows - dead);
+    for (int p = 0; p < POOL; p++) {
+        char id[NF_ID_MAX + 1];
+        uint64_t row = UINT64_MAX;
+        bool flight = false;
+        for (int i = 0; inflight_delete && i < inflight_delete->n; i++)
+            flight |= inflight_delete->pool[i] == p;
+        s_id(p, id);
+        int rc = nf_segment_get(seg, id, &row);
+        if (flight)
+            continue;
+        CHECK(m->live[p] < 0 ? rc == NF_ENOTFOUND : (rc == 0 && row == (uint64_t) m->live[p]));
+    }
+}
+
+int
+main(void)
+{
+    const char *env = getenv("NFLOW_CRASH_SEED");
+    s_seed = env && *env ? strtoull(env, NULL, 10) : nf_wall_us();
+    printf("seed %llu (set NFLOW_CRASH_SEED to repeat)\n", (unsigned long long) s_seed);
+    signal(SIGPIPE, SIG_IGN);
+
+    char *dir = nf_test_tmpdir(), seg_dir[4200];
+    snprintf(seg_dir, sizeof seg_dir, "%s/seg", dir);
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(seg_dir, DIM, NF_METRIC_L2, &seg));
+    nf_segment_destroy(&seg);
+
+    s_model_t m = {0};
+    memset(m.live, 0xff, sizeof m.live);
+    uint64_t next = 0, t0 = nf_now_us(), kill_st = s_seed ^ 0x5eed;
+    int rounds = 0, committed_in_flight = 0, deletes_in_flight = 0;
+    for (; rounds < ROUNDS && nf_now_us() - t0 < BUDGET_US; rounds++) {
+        int fds[2];
+        CHECK(pipe(fds) == 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            s_child(seg_dir, next, fds[1]);
+        }
+        close(fds[1]);
+        CHECK(pid > 0);
+        usleep((useconds_t) (1000 + s_rand(&kill_st) % 29001));
+        kill(pid, SIGKILL);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        /* drain the acknowledgements: the child is dead, so this ends */
+        uint64_t ack, acked = next;     /* operations [next, acked) returned */
+        while (read(fds[0], &ack, sizeof ack) == (ssize_t) sizeof ack) {
+            CHECK(ack == acked);
+            acked = ack + 1;
+        }
+        close(fds[0]);
+        for (uint64_t k = next; k < acked; k++)
+            s_model_apply(&m, k);
+
+        /* reopen as the next writer (repairs a half-done upsert) */
+        int rc = nf_segment_open(seg_dir, NULL, &seg);
+        CHECK_OK(rc);
+        if (rc)
+            break;
+        s_op_t flight = s_op(acked);
+        uint64_t rows = nf_segment_rows(seg);
+        CHECK(rows >= m.rows);
+        if (rows > m.rows && !flight.is_delete) {
+            /* the in-flight append was committed before the kill */
+            s_model_apply(&m, acked++);
+            committed_in_flight++;
+            s_verify(seg, &m, NULL);
+        } else if (flight.is_delete) {
+            /* an in-flight delete may be partly applied; finish it */
+            s_verify(seg, &m, &flight);
+            CHECK_OK(s_run_op(seg, acked));
+            s_model_apply(&m, acked++);
+            deletes_in_flight++;
+            s_verify(seg, &m, NULL);
+        } else {
+            s_verify(seg, &m, NULL);
+        }
+        next = acked;
+        nf_segment_destroy(&seg);
+        if (nf_test_failures)
+            break;
+    }
+    /* a last look through a read-only handle */
+    CHECK_OK(nf_segment_open(seg_dir, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    if (seg)
+        s_verify(seg, &m, NULL);
+    nf_segment_destroy(&seg);
+    printf("%d rounds in %.1f s: %llu operations, %llu rows, %d in-flight appends found "
+           "committed, %d in-flight deletes\n", rounds, (double) (nf_now_us() - t0) / 1e6,
+           (unsigned long long) next, (unsigned long long) m.rows, committed_in_flight,
+           deletes_in_flight);
+    CHECK(rounds >= 10 && next > 0);
+    free(m.src_op);
+    free(m.src_i);
+    free(m.src_pool);
+    free(m.dead);
+    nf_test_rmdir(dir);
+    free(dir);
+    return nf_test_done("segment_crash");
+}
