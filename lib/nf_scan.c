@@ -1,0 +1,555 @@
+/*  nf_scan: exact top-k over a segment: per (query block, row window) one
+    product of the queries with the window's rows, then a fused, vectorised
+    score + reject pass into each query's top-k.
+
+    Work grid.  The rows are cut into windows of W rows (W a multiple of 64,
+    so that a 64-row block of a window is one word of the tombstone bitmap)
+    and the queries into blocks of QB queries.  W and QB depend only on the
+    query count, the dimension and opts->window_rows -- never on the thread
+    count -- so every score is computed by the same call shape at the same
+    position whatever the threading, and the results of 1 and N threads are
+    bit-identical (the top-k order is total: score, then row).  After each
+    window nf_segment_release() lets its pages go, so resident memory stays
+    at about threads x window whatever the segment size.
+
+    Products (measured on the 2-core AMD EPYC (Zen 4) VM this was tuned on,
+    OpenBLAS 0.3.21, 1M x 128 rows, see tools/bench.sh):
+    - q = 1: cblas_sgemv into S.  Bound by memory bandwidth; it used less
+      CPU than the kernel below (37 vs 45 ms single-thread).
+    - 2 <= q <= S_SMALL_Q: s_dots_small, our own 16-rows-at-a-time dot
+      kernel.  cblas_sgemm spends most of its time packing (copying) the
+      window when each row meets only a few queries: single-thread CPU at
+      q = 10 was 90 ms vs 130 ms for sgemm, at q = 32 142 vs 190 ms, at
+      q = 64 230 vs 290 ms.
+    - more queries: cblas_sgemm row-major Q (QB x d) * X^T (d x W) into a
+      QB x W block S of about 1 MiB (QB <= 256) that stays in L2/L3; here
+      sgemm's kernel runs at ~80% of its 2048^3 rate and the fused pass
+      costs ~5%.
+
+    Threading.  Rows are split across threads for every query count: each
+    thread scans a contiguous run of windows for all queries into its own
+    top-k per query, and the per-thread collections are merged at the end
+    (exact, see nf_topk_merge).  With few queries the scan is bound by
+    memory bandwidth and splitting rows is how both cores get their share
+    of it; with many queries it is bound by the product, and splitting rows
+    keeps each sgemm at the full query block (larger M, better kernel
+    efficiency) while each thread still reads each byte of the segment once
+    and releases its own windows without coordinating with the others.
+    (Splitting queries was not implemented: it would make every thread read
+    every window, or need a barrier per window before releasing it.)
+    OpenBLAS is set to one thread for the duration of the scan (our threads
+    fill the cores; nested threading oversubscribes them) and restored
+    afterwards.
+
+    The fused pass turns a row of S into scores in place and, 64 candidates
+    at a time, checks whether any can enter the query's top-k (one compare
+    each against `worst`, vectorised); only then does it look at the
+    tombstone word and push the survivors.                                   */
+#include "nf_scan.h"
+
+#include "nf_error.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_BLOCK 64              /* rows per tombstone word / reject check */
+#define S_MAX_THREADS 256
+#define S_SMALL_Q 64           /* 2..S_SMALL_Q queries: s_dots_small */
+
+/* Vectorised clones of the fused pass for the CPUs the build does not
+   assume (the build targets baseline x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define S_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef S_CLONES
+#define S_CLONES
+#endif
+
+/* Shared, read-only description of one search. */
+typedef struct {
+    nf_segment_t *seg;
+    const float *queries;
+    size_t nq, k;
+    uint32_t dim;
+    nf_metric_t metric;
+    bool larger_better;
+    uint64_t rows;              /* committed rows at the start */
+    uint64_t window;            /* W */
+    size_t qblock;              /* QB */
+    const float *qaux;          /* per query: l2 ||q||^2, cosine 1/|q| (0 if |q| = 0) */
+    const uint64_t *tomb;       /* NULL when nothing is deleted */
+    const float *qpad;          /* few queries: nq x dpad zero-padded copy, else NULL */
+    size_t dpad;
+} s_job_t;
+
+/* One thread's share: windows [w0, w1) for all queries. */
+typedef struct {
+    const s_job_t *job;
+    uint64_t w0, w1;
+    float *S;                   /* qblock x window scores */
+    float *invx;                /* window: 1/|x| for cosine */
+    float *pad;                 /* few queries: 16 x dim zero-padded rows */
+    nf_topk_t *topk;            /* nq collections */
+    nf_hit_t *heaps;            /* nq * k */
+    pthread_t tid;
+    bool started;
+    bool failed;                /* the segment returned no rows for a window */
+} s_worker_t;
+
+/* 16 floats: GCC vector extensions, lowered to one zmm, two ymm or four
+   xmm operations depending on the clone. */
+typedef float s_vf __attribute__((vector_size(64)));
+typedef int32_t s_vi __attribute__((vector_size(64)));
+#define S_LANES 16
+
+/* Push the survivors of one block of bn <= 64 scores of rows row0.. */
+static void
+s_push_block(nf_topk_t *t, const float *sb, size_t bn, uint64_t row0, uint64_t dead)
+{
+    for (size_t j = 0; j < bn; j++)
+        if (!((dead >> j) & 1) && !nf_topk_rejects(t, sb[j]))
+            nf_topk_push(t, sb[j], row0 + j);
+}
+
+/* True when some lane of m is set. */
+#define S_ANY(m, out)                                                  \
+    do {                                                               \
+        uint64_t u_[8];                                                \
+        memcpy(u_, &(m), sizeof u_);                                   \
+        (out) = (u_[0] | u_[1] | u_[2] | u_[3] | u_[4] | u_[5] | u_[6] | u_[7]) != 0; \
+    } while (0)
+
+/* The fused pass over one query's row of S (wn scores of rows row0..).
+   l2: score = (||q||^2 + ||x||^2) - 2 q.x, clamped at 0; smaller is better.
+   2 q.x is exact, so the score does not depend on FMA contraction. */
+S_CLONES static void
+s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
+          uint64_t row0, const uint64_t *tomb)
+{
+    const s_vf zero = {0};
+    for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
+        float *sb = s + j0;
+        const float *xb = xn + j0;
+        size_t bn = wn - j0 < S_BLOCK ? wn - j0 : S_BLOCK;
+        float worst = t->worst;
+        bool hit;
+        if (bn == S_BLOCK) {
+            s_vi acc = {0};
+            for (size_t j = 0; j < S_BLOCK; j += S_LANES) {
+                s_vf sv, xv;
+                memcpy(&sv, sb + j, sizeof sv);
+                memcpy(&xv, xb + j, sizeof xv);
+                s_vf v = (qq + xv) - (sv + sv);
+                v = (s_vf) ((s_vi) v & ~(v < zero));
+                memcpy(sb + j, &v, sizeof v);
+                acc |= v <= worst;
+            }
+            S_ANY(acc, hit);
+        } else {
+            hit = false;
+            for (size_t j = 0; j < bn; j++) {
+                float v = (qq + xb[j]) - (sb[j] + sb[j]);
+                v = v < 0.0f ? 0.0f : v;
+                sb[j] = v;
+                hit |= v <= worst;
+            }
+        }
+        if (hit)
+            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+    }
+}
+
+/* ip: score = q.x; cosine (invx != NULL): score = q.x * (1/|x|) * (1/|q|)
+   with invx 0 for a zero row and qinv 0 for a zero query.  Larger is
+   better. */
+S_CLONES static void
+s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
+          uint64_t row0, const uint64_t *tomb)
+{
+    for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
+        float *sb = s + j0;
+        size_t bn = wn - j0 < S_BLOCK ? wn - j0 : S_BLOCK;
+        float worst = t->worst;
+        bool hit;
+        if (bn == S_BLOCK) {
+            s_vi acc = {0};
+            for (size_t j = 0; j < S_BLOCK; j += S_LANES) {
+                s_vf v;
+                memcpy(&v, sb + j, sizeof v);
+                if (invx) {
+                    s_vf iv;
+                    memcpy(&iv, invx + j0 + j, sizeof iv);
+                    v = v * iv * qinv;
+                    memcpy(sb + j, &v, sizeof v);
+                }
+                acc |= v >= worst;
+            }
+            S_ANY(acc, hit);
+        } else {
+            hit = false;
+            for (size_t j = 0; j < bn; j++) {
+                float v = sb[j];
+                if (invx) {
+                    v = v * invx[j0 + j] * qinv;
+                    sb[j] = v;
+                }
+                hit |= v >= worst;
+            }
+        }
+        if (hit)
+            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+    }
+}
+
+/* 1/sqrt(norm), 0 for a zero (or negative, i.e. corrupt) norm. */
+S_CLONES static void
+s_inv_norms(float *invx, const float *xn, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        invx[j] = xn[j] > 0.0f ? 1.0f / sqrtf(xn[j]) : 0.0f;
+}
+
+/* Lane r of the result = the sum of the 16 lanes of acc[r]: a transpose-
+   and-add tree (4 stages of shuffles), a fixed order, so equal rows get
+   equal sums wherever they sit. */
+#define S_SHUF(a, b, ...) __builtin_shuffle((a), (b), (s_vi) {__VA_ARGS__})
+#define S_HALVES(a, b, lo, hi) (S_SHUF(a, b, lo) + S_SHUF(a, b, hi))
+#define S_L8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define S_H8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define S_L4 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
+#define S_H4 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
+#define S_L2 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
+#define S_H2 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
+#define S_L1 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define S_H1 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+
+/* Dot products of m queries (zero-padded to dpad, a multiple of 16) with
+   16-row blocks of X (stride d), without BLAS: for q up to S_SMALL_Q this
+   avoids sgemm's packing copy of the window, which dominates when each
+   row meets only a few queries.  S is m x wn.  wn must be a multiple of 16;
+   the caller pads a ragged last block (s_dots_small_tail). */
+static inline __attribute__((always_inline)) void
+s_dots_body(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
+            float *S, size_t lds)
+{
+    size_t dfull = d / S_LANES * S_LANES;
+    for (size_t r0 = 0; r0 < wn; r0 += S_LANES) {
+        const float *xb = X + r0 * d;
+        s_vf tail[S_LANES];
+        if (dfull < d) {        /* the rows' last partial chunk, zero-padded */
+            for (int r = 0; r < S_LANES; r++) {
+                float t[S_LANES] = {0};
+                memcpy(t, xb + r * d + dfull, (d - dfull) * sizeof(float));
+                memcpy(&tail[r], t, sizeof t);
+            }
+        }
+        for (size_t j = 0; j < m; j++) {
+            const float *qj = Qp + j * dpad;
+            s_vf acc[S_LANES] = {{0}};
+            for (size_t c = 0; c < dfull; c += S_LANES) {
+                s_vf qv;
+                memcpy(&qv, qj + c, sizeof qv);
+#pragma GCC unroll 16
+                for (int r = 0; r < S_LANES; r++) {
+                    s_vf xv;
+                    memcpy(&xv, xb + r * d + c, sizeof xv);
+                    acc[r] += xv * qv;
+                }
+            }
+            if (dfull < d) {
+                s_vf qv;
+                memcpy(&qv, qj + dfull, sizeof qv);
+#pragma GCC unroll 16
+                for (int r = 0; r < S_LANES; r++)
+                    acc[r] += tail[r] * qv;
+            }
+            s_vf t8[8], t4[4], t2[2], sum;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                t8[i] = S_HALVES(acc[2 * i], acc[2 * i + 1], S_L8, S_H8);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                t4[i] = S_HALVES(t8[2 * i], t8[2 * i + 1], S_L4, S_H4);
+            t2[0] = S_HALVES(t4[0], t4[1], S_L2, S_H2);
+            t2[1] = S_HALVES(t4[2], t4[3], S_L2, S_H2);
+            sum = S_HALVES(t2[0], t2[1], S_L1, S_H1);
+            memcpy(S + j * lds + r0, &sum, sizeof sum);
+        }
+    }
+}
+
+/* The same with the dim a compile-time constant for common dims, so the
+   16 rows are one base register plus constant offsets (a run-time stride
+   needs 16 pointer registers and spills). */
+#define S_DOTS_FIXED(D)                                                         \
+    S_CLONES static void                                                        \
+    s_dots_##D(const float *Qp, size_t m, const float *X, size_t wn, float *S, size_t lds) \
+    {                                                                           \
+        s_dots_body(Qp, m, D, X, D, wn, S, lds);                                \
+    }
+S_DOTS_FIXED(64)
+S_DOTS_FIXED(96)
+S_DOTS_FIXED(128)
+S_DOTS_FIXED(256)
+S_DOTS_FIXED(384)
+S_DOTS_FIXED(512)
+S_DOTS_FIXED(768)
+S_DOTS_FIXED(1024)
+
+S_CLONES static void
+s_dots_any(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
+           float *S, size_t lds)
+{
+    s_dots_body(Qp, m, dpad, X, d, wn, S, lds);
+}
+
+static void
+s_dots_small(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
+             float *S, size_t lds)
+{
+    switch (d) {
+    case 64: s_dots_64(Qp, m, X, wn, S, lds); break;
+    case 96: s_dots_96(Qp, m, X, wn, S, lds); break;
+    case 128: s_dots_128(Qp, m, X, wn, S, lds); break;
+    case 256: s_dots_256(Qp, m, X, wn, S, lds); break;
+    case 384: s_dots_384(Qp, m, X, wn, S, lds); break;
+    case 512: s_dots_512(Qp, m, X, wn, S, lds); break;
+    case 768: s_dots_768(Qp, m, X, wn, S, lds); break;
+    case 1024: s_dots_1024(Qp, m, X, wn, S, lds); break;
+    default: s_dots_any(Qp, m, dpad, X, d, wn, S, lds); break;
+    }
+}
+
+/* S (m x wn) = Q[q0 .. q0+m) . X^T.  Few queries: s_dots_small, with the
+   last ragged block of rows copied into a zero-padded 16-row buffer so
+   every row goes through the same arithmetic.  Otherwise one sgemm,
+   row-major Q (m x d) * X^T (d x wn). */
+static void
+s_scores(const s_job_t *job, float *pad, size_t q0, size_t m, const float *X, size_t wn, float *S)
+{
+    int d = (int) job->dim;
+    if (job->qpad) {
+        size_t full = wn / S_LANES * S_LANES;
+        const float *Qp = job->qpad + q0 * job->dpad;
+        if (full)
+            s_dots_small(Qp, m, job->dpad, X, job->dim, full, S, wn);
+        if (full < wn) {
+            float sc[S_LANES * S_SMALL_Q];
+            memset(pad, 0, (size_t) S_LANES * job->dim * sizeof(float));
+            memcpy(pad, X + full * job->dim, (wn - full) * job->dim * sizeof(float));
+            s_dots_small(Qp, m, job->dpad, pad, job->dim, S_LANES, sc, S_LANES);
+            for (size_t j = 0; j < m; j++)
+                memcpy(S + j * wn + full, sc + j * S_LANES, (wn - full) * sizeof(float));
+        }
+        return;
+    }
+    if (m == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int) wn, d, 1.0f, X, d,
+                    job->queries + q0 * job->dim, 1, 0.0f, S, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) m, (int) wn, d,
+                    1.0f, job->queries + q0 * job->dim, d, X, d, 0.0f, S, (int) wn);
+}
+
+static void *
+s_worker_run(void *arg)
+{
+    s_worker_t *w = arg;
+    const s_job_t *job = w->job;
+    for (uint64_t win = w->w0; win < w->w1; win++) {
+        uint64_t row0 = win * job->window;
+        size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
+        const float *X = nf_segment_vectors(job->seg, row0, wn);
+        const float *xn = nf_segment_norms(job->seg, row0, wn);
+        if (!X || !xn) {
+            w->failed = true;
+            return NULL;
+        }
+        if (job->metric == NF_METRIC_COSINE)
+            s_inv_norms(w->invx, xn, wn);
+        for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
+            size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
+            s_scores(job, w->pad, q0, m, X, wn, w->S);
+            for (size_t i = 0; i < m; i++) {
+                float *s = w->S + i * wn;
+                nf_topk_t *t = &w->topk[q0 + i];
+                if (job->metric == NF_METRIC_L2)
+                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, job->tomb);
+                else if (job->metric == NF_METRIC_IP)
+                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, job->tomb);
+                else
+                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, job->tomb);
+            }
+        }
+        nf_segment_release(job->seg, row0, wn);
+    }
+    return NULL;
+}
+
+/* Query block and window for nq queries of dim d (see the top comment).
+   The score block QB x W is kept near 1 MiB (half an L2 of this class of
+   machine... and well inside L3), the window of vectors near 8 MiB at
+   most so that releasing it keeps resident memory small. */
+static void
+s_grid(size_t nq, uint32_t d, uint64_t want_window, size_t *qblock, uint64_t *window)
+{
+    size_t qb = nq < 256 ? nq : 256;
+    if (qb == 0)
+        qb = 1;
+    uint64_t w = want_window;
+    if (w == 0) {
+        uint64_t by_scores = (1u << 20) / (4 * (uint64_t) qb);
+        uint64_t by_rows = (8u << 20) / (4 * (uint64_t) d);
+        w = by_scores < by_rows ? by_scores : by_rows;
+        if (w > 16384)
+            w = 16384;
+    }
+    w = (w + S_BLOCK - 1) / S_BLOCK * S_BLOCK;
+    if (w < S_BLOCK)
+        w = S_BLOCK;
+    *qblock = qb;
+    *window = w;
+}
+
+static int
+s_threads(int want, uint64_t windows)
+{
+    long t = want > 0 ? want : sysconf(_SC_NPROCESSORS_ONLN);
+    if (t < 1)
+        t = 1;
+    if (t > S_MAX_THREADS)
+        t = S_MAX_THREADS;
+    if ((uint64_t) t > windows)
+        t = windows > 0 ? (long) windows : 1;
+    return (int) t;
+}
+
+int
+nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
+               const nf_scan_opts_t *opts, nf_hit_t *out, size_t *counts)
+{
+    if (!seg)
+        return nf_error_set(NF_EINVAL, "nf_scan_search: no segment");
+    if (nq == 0)
+        return 0;
+    if (!queries || !counts || (k > 0 && !out))
+        return nf_error_set(NF_EINVAL, "nf_scan_search: NULL queries, out or counts");
+    memset(counts, 0, nq * sizeof *counts);
+    uint64_t rows = nf_segment_rows(seg);
+    if (k == 0 || rows == 0)
+        return 0;
+    if (k > SIZE_MAX / sizeof(nf_hit_t) / nq)
+        return nf_error_set(NF_EINVAL, "nf_scan_search: k = %zu is too large for %zu queries", k, nq);
+    if (rows > (uint64_t) INT32_MAX * 64)
+        return nf_error_set(NF_EINVAL, "nf_scan_search: %llu rows is more than a scan supports",
+                            (unsigned long long) rows);
+    size_t out_k = k;           /* stride of out */
+    if (k > rows)
+        k = (size_t) rows;      /* the collections never need more */
+
+    s_job_t job = {
+        .seg = seg, .queries = queries, .nq = nq, .k = k,
+        .dim = nf_segment_dim(seg), .metric = nf_segment_metric(seg), .rows = rows,
+        .tomb = nf_segment_deleted(seg) ? nf_segment_tombstones(seg) : NULL,
+    };
+    job.larger_better = job.metric != NF_METRIC_L2;
+    s_grid(nq, job.dim, opts ? opts->window_rows : 0, &job.qblock, &job.window);
+    uint64_t windows = (rows + job.window - 1) / job.window;
+    int nt = s_threads(opts ? opts->threads : 0, windows);
+    if (job.window > (uint64_t) INT32_MAX / (job.qblock > 0 ? job.qblock : 1))
+        return nf_error_set(NF_EINVAL, "nf_scan_search: window of %llu rows is too large",
+                            (unsigned long long) job.window);
+
+    int rc = NF_ENOMEM;
+    float *qaux = malloc(nq * sizeof *qaux);
+    s_worker_t *workers = calloc((size_t) nt, sizeof *workers);
+    float *qpad = NULL;
+    if (!qaux || !workers)
+        goto done;
+    if (nq >= 2 && nq <= S_SMALL_Q) {
+        job.dpad = (job.dim + S_LANES - 1) / S_LANES * S_LANES;
+        qpad = calloc(nq * job.dpad, sizeof *qpad);
+        if (!qpad)
+            goto done;
+        for (size_t q = 0; q < nq; q++)
+            memcpy(qpad + q * job.dpad, queries + q * job.dim, job.dim * sizeof *qpad);
+        job.qpad = qpad;
+    }
+    for (size_t q = 0; q < nq; q++) {
+        double ss = 0.0;
+        for (uint32_t j = 0; j < job.dim; j++)
+            ss += (double) queries[q * job.dim + j] * queries[q * job.dim + j];
+        qaux[q] = job.metric == NF_METRIC_L2 ? (float) ss
+                  : ss > 0.0 ? (float) (1.0 / sqrt(ss)) : 0.0f;
+    }
+    job.qaux = qaux;
+
+    for (int i = 0; i < nt; i++) {
+        s_worker_t *w = &workers[i];
+        w->job = &job;
+        w->w0 = windows * (uint64_t) i / (uint64_t) nt;
+        w->w1 = windows * (uint64_t) (i + 1) / (uint64_t) nt;
+        w->S = malloc(job.qblock * job.window * sizeof *w->S);
+        w->invx = job.metric == NF_METRIC_COSINE ? malloc(job.window * sizeof *w->invx) : NULL;
+        w->pad = qpad ? malloc((size_t) S_LANES * job.dim * sizeof *w->pad) : NULL;
+        w->topk = malloc(nq * sizeof *w->topk);
+        w->heaps = malloc(nq * k * sizeof *w->heaps);
+        if (!w->S || (job.metric == NF_METRIC_COSINE && !w->invx) || (qpad && !w->pad)
+            || !w->topk || !w->heaps)
+            goto done;
+        for (size_t q = 0; q < nq; q++)
+            nf_topk_init(&w->topk[q], w->heaps + q * k, k, job.larger_better);
+    }
+
+    /* One BLAS thread per scanning thread when we split; restored below. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    for (int i = 1; i < nt; i++)
+        workers[i].started = pthread_create(&workers[i].tid, NULL, s_worker_run, &workers[i]) == 0;
+    s_worker_run(&workers[0]);
+    for (int i = 1; i < nt; i++) {
+        if (workers[i].started)
+            pthread_join(workers[i].tid, NULL);
+        else
+            s_worker_run(&workers[i]);  /* could not start: do its share here */
+    }
+    openblas_set_num_threads(blas_threads);
+    for (int i = 0; i < nt; i++)
+        if (workers[i].failed) {
+            rc = nf_error_set(NF_ECORRUPT, "nf_scan_search: segment %s has no rows where its "
+                              "row count says (changed during the search?)", nf_segment_dir(seg));
+            goto done;
+        }
+
+    /* Merge into worker 0's collections, sort, copy out. */
+    for (size_t q = 0; q < nq; q++) {
+        nf_topk_t *t = &workers[0].topk[q];
+        for (int i = 1; i < nt; i++)
+            nf_topk_merge(t, workers[i].topk[q].heap, workers[i].topk[q].n);
+        counts[q] = nf_topk_sort(t);
+        memcpy(out + q * out_k, t->heap, counts[q] * sizeof *out);
+    }
+    rc = 0;
+
+done:
+    if (rc == NF_ENOMEM)
+        nf_error_set(NF_ENOMEM, "nf_scan_search: out of memory for %zu queries x k = %zu", nq, k);
+    if (workers)
+        for (int i = 0; i < nt; i++) {
+            free(workers[i].S);
+            free(workers[i].invx);
+            free(workers[i].pad);
+            free(workers[i].topk);
+            free(workers[i].heaps);
+        }
+    free(workers);
+    free(qaux);
+    free(qpad);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/*  nf_scan: exact top-k search over a segment, batched with OpenBLAS.
+
+    Per window of rows: one cblas_sgemm of all queries against the window,
+    the row norms from the segment, then a fused top-k per query that
+    rejects most candidates with one compare against the current k-th best.
+    Tombstoned rows never appear.  Each window is released after use
+    (nf_segment_release) so resident memory stays constant as the segment
+    grows.  All cores are used: rows are split across threads (each with
+    its own top-k per query, merged exactly at the end); results are
+    identical to a single-thread run.  Few queries (2..64) use a built-in
+    dot kernel instead of sgemm, one query cblas_sgemv (see nf_scan.c).
+    OpenBLAS's own thread count is set to 1 during a search and restored.
+
+    Scores: l2 = squared euclidean distance (smaller is better); ip = inner
+    product; cosine = cosine similarity (larger is better for both).  Ties
+    are broken by row (smaller first).                                      */
+#ifndef NF_SCAN_H
+#define NF_SCAN_H
+
+#include "nf_segment.h"
+#include "nf_topk.h"
+
+typedef struct {
+    int threads;            /* 0 = number of online cores */
+    uint64_t window_rows;   /* rows per sgemm window; 0 = automatic */
+} nf_scan_opts_t;
+
+/* Search nq queries (row-major nq x dim) for the k best rows each.
+   out[q*k .. q*k+counts[q]) gets query q's hits, best first (key = row);
+   counts[q] < k only when fewer live rows exist.  opts may be NULL. */
+int nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
+                   const nf_scan_opts_t *opts, nf_hit_t *out, size_t *counts);
+
+#endif

@@ -1,0 +1,458 @@
+/*  nflow bench: measure this machine's limits and the scan.
+
+      nflow bench limits [--mem-mb MB] [--threads N]
+          DRAM read bandwidth (sum a buffer with N threads, best of 3) and
+          sgemm GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each.
+
+      nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) -q Q -k K
+                       [--threads N] [--window W] [--policy mmap|memory]
+                       [--repeat R] [--truth OUT.ivecs]
+          Opens the segment read-only, runs one timed nf_scan_search and
+          prints one line in the format of shared/anchors/flat_anchors.py:
+            nflow l2 n=.. d=.. q=.. k=.. query_s=.. qps=.. scan_GBps=.. peak_rss_MB=..
+          query_s is the first search of this process (the anchors time one
+          search too) and cpu_s its CPU time (user + system, all threads);
+          with --repeat R > 1 the best of R is added as best_s= (and the
+          least CPU time as best_cpu_s=).
+          --queries reads raw row-major float32 (dim from the segment) and
+          uses its first Q rows; --queries-seed makes standard-normal-ish
+          queries with a small C generator (NOT numpy's stream).  --truth
+          writes per query an int32 k then k int32 rows (-1 padded), like
+          the anchors' --truth.                                              */
+#include "nflow.h"
+
+#include "nf_error.h"
+#include "nf_scan.h"
+#include "nf_segment.h"
+#include "nf_sys.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* limits                                                              */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define S_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef S_CLONES
+#define S_CLONES
+#endif
+
+typedef uint64_t s_vu __attribute__((vector_size(64)));
+
+/* Sum n bytes (a multiple of 256) as 64-bit words, four accumulators so the
+   loads are not serialised on one add chain. */
+S_CLONES static uint64_t
+s_sum(const unsigned char *p, size_t n)
+{
+    s_vu a = {0}, b = {0}, c = {0}, d = {0};
+    for (size_t i = 0; i + 256 <= n; i += 256) {
+        s_vu x, y, z, w;
+        memcpy(&x, p + i, 64);
+        memcpy(&y, p + i + 64, 64);
+        memcpy(&z, p + i + 128, 64);
+        memcpy(&w, p + i + 192, 64);
+        a += x;
+        b += y;
+        c += z;
+        d += w;
+    }
+    a += b + c + d;
+    uint64_t u[8];
+    memcpy(u, &a, sizeof u);
+    return u[0] + u[1] + u[2] + u[3] + u[4] + u[5] + u[6] + u[7];
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    uint64_t sum;
+    pthread_t tid;
+} s_reader_t;
+
+static void *
+s_reader_run(void *arg)
+{
+    s_reader_t *r = arg;
+    r->sum = s_sum(r->p, r->n);
+    return NULL;
+}
+
+/* Best of 3 passes over buf with nt threads, in GB/s (0 on failure). */
+static double
+s_bandwidth(const unsigned char *buf, size_t bytes, int nt)
+{
+    s_reader_t *rd = calloc((size_t) nt, sizeof *rd);
+    if (!rd)
+        return 0.0;
+    size_t chunk = bytes / (size_t) nt / 256 * 256;
+    double best = 0.0;
+    uint64_t check = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        uint64_t t0 = nf_now_us();
+        int started = 0;
+        for (int i = 0; i < nt; i++) {
+            rd[i].p = buf + (size_t) i * chunk;
+            rd[i].n = chunk;
+            if (i > 0 && pthread_create(&rd[i].tid, NULL, s_reader_run, &rd[i]) == 0)
+                started = i;
+            else if (i > 0)
+                break;
+        }
+        s_reader_run(&rd[0]);
+        for (int i = 1; i <= started; i++)
+            pthread_join(rd[i].tid, NULL);
+        double s = (double) (nf_now_us() - t0) / 1e6;
+        for (int i = 0; i <= started; i++)
+            check += rd[i].sum;
+        double gbps = (double) chunk * (started + 1) / s / 1e9;
+        if (gbps > best)
+            best = gbps;
+    }
+    free(rd);
+    if (check == 42)        /* keep the sums alive */
+        fputs("", stderr);
+    return best;
+}
+
+/* Best of 3 n^3 sgemms with OpenBLAS's own threads, in GFLOP/s. */
+static double
+s_sgemm_gflops(int n)
+{
+    size_t nn = (size_t) n * n;
+    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), *c = malloc(nn * sizeof *c);
+    double best = 0.0;
+    if (a && b && c) {
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = (float) ((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+            b[i] = (float) ((i * 40503u) % 1000) / 1000.0f - 0.5f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        for (int rep = 0; rep < 3; rep++) {
+            uint64_t t0 = nf_now_us();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
+                        0.0f, c, n);
+            double s = (double) (nf_now_us() - t0) / 1e6;
+            double g = 2.0 * n * (double) n * n / s / 1e9;
+            if (g > best)
+                best = g;
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+static int
+s_limits(int argc, char **argv)
+{
+    long mem_mb = 1024, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--mem-mb") && i + 1 < argc)
+            mem_mb = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = strtol(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "nflow bench limits: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (mem_mb < 16 || mem_mb > (1L << 20) || threads < 0 || threads > 1024) {
+        fprintf(stderr, "nflow bench limits: --mem-mb must be 16.. and --threads 0..1024\n");
+        return 2;
+    }
+    int nt = threads > 0 ? (int) threads : (int) sysconf(_SC_NPROCESSORS_ONLN);
+    if (nt < 1)
+        nt = 1;
+    size_t bytes = (size_t) mem_mb << 20;
+    unsigned char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) {
+        fprintf(stderr, "nflow bench limits: cannot map %ld MB: %s\n", mem_mb, strerror(errno));
+        return 1;
+    }
+    madvise(buf, bytes, MADV_NOHUGEPAGE);   /* like page-cache pages of a segment */
+    memset(buf, 1, bytes);                  /* real pages, not the shared zero page */
+    double gbps = s_bandwidth(buf, bytes, nt);
+    munmap(buf, bytes);
+    printf("limits dram_read_GBps=%.2f threads=%d buffer_MB=%ld\n", gbps, nt, mem_mb);
+    fflush(stdout);
+    if (threads > 0)
+        openblas_set_num_threads((int) threads);
+    double gf = s_sgemm_gflops(2048);
+    printf("limits sgemm_GFLOPs=%.1f n=2048 threads=%d\n", gf, openblas_get_num_threads());
+    return gbps > 0.0 && gf > 0.0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* scan                                                                */
+
+/* CPU seconds (user + system) used by this process so far. */
+static double
+s_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int
+s_parse_u64(const char *opt, const char *text, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || v > max) {
+        fprintf(stderr, "nflow bench scan: %s expects an integer 0..%llu, got '%s'\n", opt,
+                (unsigned long long) max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Read the first nq rows of a raw float32 file of dim d (nq 0 = all rows). */
+static float *
+s_read_queries(const char *path, uint32_t d, size_t *nq)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "nflow bench scan: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    size_t row = (size_t) d * sizeof(float);
+    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (size_t) st.st_size % row != 0) {
+        fprintf(stderr, "nflow bench scan: %s: size %lld is not a positive multiple of dim %u x 4 bytes\n",
+                path, (long long) st.st_size, d);
+        fclose(f);
+        return NULL;
+    }
+    size_t have = (size_t) st.st_size / row;
+    if (*nq == 0)
+        *nq = have;
+    if (*nq > have) {
+        fprintf(stderr, "nflow bench scan: %s holds %zu queries of dim %u, -q asks for %zu\n",
+                path, have, d, *nq);
+        fclose(f);
+        return NULL;
+    }
+    float *q = malloc(*nq * row);
+    if (!q || fread(q, row, *nq, f) != *nq) {
+        fprintf(stderr, "nflow bench scan: %s: %s\n", path, q ? "short read" : "out of memory");
+        free(q);
+        q = NULL;
+    }
+    fclose(f);
+    return q;
+}
+
+static float *
+s_seed_queries(uint64_t seed, uint32_t d, size_t nq)
+{
+    float *q = malloc(nq * d * sizeof *q);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; q && i < nq * d; i++) {
+        double s = 0.0;
+        for (int j = 0; j < 4; j++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s += (double) (x >> 11) / 9007199254740992.0;
+        }
+        q[i] = (float) ((s - 2.0) * 1.7320508);
+    }
+    return q;
+}
+
+static int
+s_write_truth(const char *path, const nf_hit_t *out, const size_t *counts, size_t nq, size_t k)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "nflow bench scan: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int32_t *rec = malloc((k + 1) * sizeof *rec);
+    int rc = rec ? 0 : 1;
+    for (size_t q = 0; !rc && q < nq; q++) {
+        rec[0] = (int32_t) k;
+        for (size_t i = 0; i < k; i++)
+            rec[i + 1] = i < counts[q] ? (int32_t) out[q * k + i].key : -1;
+        if (fwrite(rec, sizeof *rec, k + 1, f) != k + 1)
+            rc = 1;
+    }
+    free(rec);
+    if (fclose(f) != 0 || rc) {
+        fprintf(stderr, "nflow bench scan: writing %s failed\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static void
+s_scan_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) -q Q -k K\n"
+            "                        [--threads N] [--window W] [--policy mmap|memory]\n"
+            "                        [--repeat R] [--truth OUT.ivecs]\n");
+}
+
+static int
+s_scan(int argc, char **argv)
+{
+    const char *dir = NULL, *qfile = NULL, *truth = NULL, *policy = "mmap";
+    uint64_t nq = 0, k = 10, threads = 0, window = 0, repeat = 1, seed = 0;
+    bool have_seed = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            s_scan_usage(stdout);
+            return 0;
+        } else if (a[0] != '-') {
+            if (dir) {
+                fprintf(stderr, "nflow bench scan: unexpected argument '%s'\n", a);
+                return 2;
+            }
+            dir = a;
+            continue;
+        } else if (!v) {
+            fprintf(stderr, "nflow bench scan: option %s needs a value\n", a);
+            return 2;
+        } else if (!strcmp(a, "--queries"))
+            qfile = v;
+        else if (!strcmp(a, "--truth"))
+            truth = v;
+        else if (!strcmp(a, "--policy"))
+            policy = v;
+        else if (!strcmp(a, "--queries-seed")) {
+            bad = s_parse_u64(a, v, UINT64_MAX, &seed);
+            have_seed = true;
+        } else if (!strcmp(a, "-q"))
+            bad = s_parse_u64(a, v, 10000000, &nq);
+        else if (!strcmp(a, "-k"))
+            bad = s_parse_u64(a, v, 100000, &k);
+        else if (!strcmp(a, "--threads"))
+            bad = s_parse_u64(a, v, 1024, &threads);
+        else if (!strcmp(a, "--window"))
+            bad = s_parse_u64(a, v, 1u << 24, &window);
+        else if (!strcmp(a, "--repeat"))
+            bad = s_parse_u64(a, v, 1000, &repeat);
+        else {
+            fprintf(stderr, "nflow bench scan: unknown option '%s'\n", a);
+            s_scan_usage(stderr);
+            return 2;
+        }
+        if (bad)
+            return 2;
+        i++;
+    }
+    if (!dir || (!qfile && !have_seed) || (qfile && have_seed) || k == 0 || repeat == 0
+        || (have_seed && nq == 0)
+        || (strcmp(policy, "mmap") && strcmp(policy, "memory"))) {
+        fprintf(stderr, "nflow bench scan: need DIR, one of --queries/--queries-seed (with -q), "
+                        "k >= 1, --repeat >= 1, --policy mmap|memory\n");
+        s_scan_usage(stderr);
+        return 2;
+    }
+
+    nf_segment_opts_t so = {.readonly = true,
+                            .vectors = strcmp(policy, "memory") ? NF_MEM_MMAP : NF_MEM_MEMORY};
+    nf_segment_t *seg = NULL;
+    int rc = nf_segment_open(dir, &so, &seg);
+    if (rc) {
+        fprintf(stderr, "nflow bench scan: %s: %s\n", dir, nf_error_msg());
+        return 1;
+    }
+    uint32_t d = nf_segment_dim(seg);
+    size_t q = (size_t) nq;
+    float *queries = qfile ? s_read_queries(qfile, d, &q) : s_seed_queries(seed, d, q);
+    nf_hit_t *out = queries ? malloc(q * (size_t) k * sizeof *out) : NULL;
+    size_t *counts = queries ? malloc(q * sizeof *counts) : NULL;
+    int status = 1;
+    if (!queries || !out || !counts) {
+        if (queries)
+            fprintf(stderr, "nflow bench scan: out of memory for %zu x k = %llu results\n", q,
+                    (unsigned long long) k);
+        goto done;
+    }
+
+    nf_scan_opts_t opts = {.threads = (int) threads, .window_rows = window};
+    double first = 0.0, best = 0.0, cpu_first = 0.0, cpu_best = 0.0;
+    for (uint64_t r = 0; r < repeat; r++) {
+        double c0 = s_cpu_s();
+        uint64_t t0 = nf_now_us();
+        rc = nf_scan_search(seg, queries, q, (size_t) k, &opts, out, counts);
+        double s = (double) (nf_now_us() - t0) / 1e6;
+        double cpu = s_cpu_s() - c0;
+        if (rc) {
+            fprintf(stderr, "nflow bench scan: search failed: %s\n", nf_error_msg());
+            goto done;
+        }
+        if (s < 1e-6)
+            s = 1e-6;
+        if (r == 0) {
+            first = best = s;
+            cpu_first = cpu_best = cpu;
+        } else if (s < best) {
+            best = s;
+        }
+        if (cpu < cpu_best)
+            cpu_best = cpu;
+    }
+    uint64_t n = nf_segment_rows(seg);
+    printf("nflow %s n=%llu d=%u q=%zu k=%llu query_s=%.4f qps=%.1f scan_GBps=%.2f peak_rss_MB=%.0f",
+           nf_metric_name(nf_segment_metric(seg)), (unsigned long long) n, d, q,
+           (unsigned long long) k, first, (double) q / first, (double) n * d * 4 / first / 1e9,
+           (double) nf_peak_rss_bytes() / 1048576.0);
+    printf(" cpu_s=%.4f", cpu_first);
+    if (repeat > 1)
+        printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f", best, (double) q / best, cpu_best);
+    printf(" threads=%llu policy=%s\n", (unsigned long long) threads, policy);
+    status = truth ? s_write_truth(truth, out, counts, q, (size_t) k) : 0;
+
+done:
+    free(queries);
+    free(out);
+    free(counts);
+    nf_segment_destroy(&seg);
+    return status;
+}
+
+int
+cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        FILE *o = argc < 2 ? stderr : stdout;
+        fprintf(o, "usage: nflow bench limits [--mem-mb MB] [--threads N]\n");
+        s_scan_usage(o);
+        fprintf(o, "usage: nflow bench flow ...  (nflow bench flow --help)\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "limits"))
+        return s_limits(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "scan"))
+        return s_scan(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "flow"))
+        return cmd_bench_flow(argc - 1, argv + 1);
+    fprintf(stderr, "nflow bench: unknown subcommand '%s' (limits, scan, flow)\n", argv[1]);
+    return 2;
+}
