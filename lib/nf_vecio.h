@@ -1,0 +1,103 @@
+/*  nf_vecio: documents in.
+
+    Owns a reader over document files shared by the `nflow` tools and the
+    pods: .fvecs (int32 dim + dim float32 per record), .f32 (raw row-major
+    float32, dim given by the caller) and JSONL (one object per line:
+    {"id": string|number, "vector": [numbers]?, "text": string?, "tags":
+    {key: string|number|bool}?}), returned in batches whose memory the
+    reader owns.
+
+    Its former neighbours live in their own modules and are included here so
+    existing users keep compiling: nf_payload.h (nf_tag_t and the
+    nflow.Payload codec) and nf_results.h (nf_match_t and the JSON form of
+    search results, one line per query).
+
+    Every input error names the file and where (file:line for JSONL, file:
+    record N (byte B) for the binary formats) and what was wrong.           */
+#ifndef NF_VECIO_H
+#define NF_VECIO_H
+
+#include "nf_payload.h"
+#include "nf_results.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+
+typedef enum {
+    NF_VECIO_AUTO = 0,      /* from the extension: .fvecs, .f32, .jsonl/.json/.ndjson */
+    NF_VECIO_FVECS,
+    NF_VECIO_F32,
+    NF_VECIO_JSONL,
+} nf_vecio_fmt_t;
+
+/* One document of a batch.  Pointers are owned by the reader and valid until
+   the next nf_vecio_next / nf_vecio_destroy on it. */
+typedef struct {
+    const char *id;         /* given id, or the 0-based record number in decimal */
+    const char *text;       /* NULL when absent */
+    const nf_tag_t *tags;   /* ntags entries, NULL when none */
+    size_t ntags;
+    const float *vector;    /* dim floats, NULL when the document has none (JSONL) */
+    uint64_t record;        /* 0-based record number across the file */
+    uint64_t line;          /* 1-based line number (JSONL); 0 for binary formats */
+} nf_vecio_doc_t;
+
+typedef struct {
+    const nf_vecio_doc_t *docs;
+    size_t n;
+    uint32_t dim;           /* vector dim of the file (0 while no vector was seen) */
+    const float *vectors;   /* row-major n x dim when EVERY doc of the batch has a
+                               vector (docs[i].vector == vectors + i*dim), else NULL */
+} nf_vecio_batch_t;
+
+typedef struct nf_vecio nf_vecio_t;
+
+/* Parse a format name ("fvecs", "f32", "jsonl"/"json"/"ndjson", "auto"). */
+int nf_vecio_fmt_parse(const char *name, nf_vecio_fmt_t *fmt);
+
+/* Format chosen for path by its extension, or NF_VECIO_AUTO when unknown. */
+nf_vecio_fmt_t nf_vecio_fmt_guess(const char *path);
+
+/* Open path for reading.  fmt NF_VECIO_AUTO picks by extension (NF_EINVAL on
+   an unknown one).  dim_hint 0 = take the dim from the data; > 0 = every
+   vector must have exactly that dim (required for .f32, whose size must be a
+   multiple of dim*4).  Fails on a missing or empty file, a bad first .fvecs
+   header, a .f32 size mismatch.  On success *out is the reader. */
+int nf_vecio_open(const char *path, nf_vecio_fmt_t fmt, uint32_t dim_hint, nf_vecio_t **out);
+
+/* Require a vector on every document: a JSONL line without "vector" is then
+   an error naming file:line (use for queries and for segment building). */
+void nf_vecio_require_vectors(nf_vecio_t *self, bool require);
+
+/* Read up to max (>= 1) documents into *batch.  Returns 0 with batch->n == 0
+   at the end of the file (an input with no document at all is an error).
+   On error returns a negative NF_E... code with the message naming the
+   place; the reader stays at the failing record (further calls fail again). */
+int nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch);
+
+/* Dim known so far: the hint, the .fvecs header, or the first JSONL vector;
+   0 when not known yet. */
+uint32_t nf_vecio_dim(const nf_vecio_t *self);
+
+nf_vecio_fmt_t nf_vecio_fmt(const nf_vecio_t *self);
+const char *nf_vecio_path(const nf_vecio_t *self);
+
+/* Bytes consumed so far and the file's size, for progress bars. */
+void nf_vecio_progress(const nf_vecio_t *self, uint64_t *done, uint64_t *total);
+
+/* Close and free; accepts NULL and *self_p == NULL; sets *self_p to NULL. */
+void nf_vecio_destroy(nf_vecio_t **self_p);
+
+/* Read a whole file of vectors (e.g. queries) into one malloc'd row-major
+   matrix: *vectors (caller frees with free()), *n rows of *dim.  Every
+   document must have a vector; dim_hint as for nf_vecio_open. */
+int nf_vecio_read_all(const char *path, nf_vecio_fmt_t fmt, uint32_t dim_hint,
+                      float **vectors, size_t *n, uint32_t *dim);
+
+#endif
