@@ -1,0 +1,691 @@
+/*  nf_pod: the pod runtime (see nf_pod.h). */
+#include "nf_pod.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nf_error.h"
+#include "nf_sys.h"
+
+#define S_MAX_OPTS 48
+#define S_MAX_SOCKS 16
+#define S_SNDTIMEO_MS 1000
+#define S_LINGER_MS 200
+#define S_HWM 100000
+#define S_MAXMSGSIZE (1ll << 30)
+#define S_CONTROL_BATCH 64
+#define S_SIGNAL_SLICE_MS 100
+
+static const char *s_common_keys[] = {
+    "name", "control", "errors", "replica", "shard", "nshards", "workspace",
+};
+
+struct nf_pod {
+    const nf_podspec_t *spec;
+    char *keys[S_MAX_OPTS];
+    char *vals[S_MAX_OPTS];
+    size_t nopts;
+    char name[128];
+    nf_pod_stats_t stats;
+    zsock_t *socks[S_MAX_SOCKS];
+    bool polled[S_MAX_SOCKS];
+    bool readable[S_MAX_SOCKS];
+    size_t nsocks;
+    zsock_t *control;
+    zsock_t *errors;
+    bool stopping;
+};
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+
+static const char *
+s_opt(const nf_pod_t *self, const char *key)
+{
+    for (size_t i = 0; i < self->nopts; i++)
+        if (!strcmp(self->keys[i], key))
+            return self->vals[i];
+    return NULL;
+}
+
+static int
+s_opt_set(nf_pod_t *self, const char *key, size_t keylen, const char *val)
+{
+    for (size_t i = 0; i < self->nopts; i++)
+        if (strlen(self->keys[i]) == keylen && !strncmp(self->keys[i], key, keylen))
+            return nf_error_set(NF_EINVAL, "option --%s given twice", self->keys[i]);
+    if (self->nopts == S_MAX_OPTS)
+        return nf_error_set(NF_EINVAL, "too many options");
+    self->keys[self->nopts] = strndup(key, keylen);
+    self->vals[self->nopts] = strdup(val);
+    if (!self->keys[self->nopts] || !self->vals[self->nopts]) {
+        free(self->keys[self->nopts]);
+        free(self->vals[self->nopts]);
+        return nf_error_set(NF_ENOMEM, "option --%.*s", (int) keylen, key);
+    }
+    self->nopts++;
+    return NF_OK;
+}
+
+/* The instance options (--replica, --shard, ...) are accepted by every pod,
+   so a launcher may pass them uniformly; pods that have no use for one
+   ignore it. */
+static bool
+s_is_common(const char *key)
+{
+    for (size_t i = 0; i < sizeof s_common_keys / sizeof *s_common_keys; i++)
+        if (!strcmp(s_common_keys[i], key))
+            return true;
+    return false;
+}
+
+/* Check a common option's value (numbers where numbers are expected). */
+static int
+s_check_common(const char *key, const char *val, const char *src)
+{
+    long lo = -1, hi = -1;
+    if (!strcmp(key, "replica") || !strcmp(key, "shard"))
+        lo = 0, hi = 65535;
+    else if (!strcmp(key, "nshards"))
+        lo = 1, hi = 65536;
+    if (lo >= 0) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (!*val || *end || errno || v < lo || v > hi)
+            return nf_error_set(NF_EINVAL, "%s%s: expected an integer in %ld..%ld, got '%s'",
+                                src, key, lo, hi, val);
+    }
+    else if (!*val)
+        return nf_error_set(NF_EINVAL, "%s%s: empty value", src, key);
+    return NF_OK;
+}
+
+static int
+s_check(const nf_pod_t *self, const char *key, const char *val, const char *src)
+{
+    int kind = nf_podspec_option(self->spec, key);
+    if (kind == NF_PODSPEC_OPT_SETTING) {
+        if (nf_setting_check(nf_podspec_setting(self->spec, key), val) != NF_OK) {
+            char what[900];
+            snprintf(what, sizeof what, "%s", nf_error_msg());
+            return nf_error_set(NF_EINVAL, "%s%s", src, what);
+        }
+        return NF_OK;
+    }
+    if (kind == NF_PODSPEC_OPT_COMMON || s_is_common(key))
+        return s_check_common(key, val, src);
+    if (!*val)
+        return nf_error_set(NF_EINVAL, "%s%s: empty endpoint", src, key);
+    return NF_OK;
+}
+
+/* Every option name this pod knows, in a stable order: fn(key) for each. */
+static int
+s_each_key(const nf_pod_t *self, int (*fn)(nf_pod_t *, const char *), nf_pod_t *mut)
+{
+    int rc;
+    for (size_t i = 0; i < sizeof s_common_keys / sizeof *s_common_keys; i++)
+        if (nf_podspec_option(self->spec, s_common_keys[i]) == NF_PODSPEC_OPT_COMMON
+            && (rc = fn(mut, s_common_keys[i])) != NF_OK)
+            return rc;
+    for (size_t i = 0; i < self->spec->nsockets; i++)
+        if ((rc = fn(mut, self->spec->sockets[i].name + 2)) != NF_OK)
+            return rc;
+    for (size_t i = 0; i < self->spec->nsettings; i++)
+        if ((rc = fn(mut, self->spec->settings[i].name)) != NF_OK)
+            return rc;
+    return NF_OK;
+}
+
+static int
+s_from_env(nf_pod_t *self, const char *key)
+{
+    if (s_opt(self, key))
+        return NF_OK;
+    char var[96] = "NFLOW_";
+    size_t n = strlen(var);
+    for (const char *p = key; *p && n + 1 < sizeof var; p++)
+        var[n++] = (char) toupper((unsigned char) *p);
+    var[n] = '\0';
+    const char *val = getenv(var);
+    if (!val)
+        return NF_OK;
+    char src[112];
+    snprintf(src, sizeof src, "environment %s, ", var);
+    int rc = s_check(self, key, val, src);
+    if (rc != NF_OK)
+        return rc;
+    return s_opt_set(self, key, strlen(key), val);
+}
+
+static int
+s_required(nf_pod_t *self, const char *key)
+{
+    const nf_setting_t *s = nf_podspec_setting(self->spec, key);
+    if (s && !s->def && !s_opt(self, key)) {
+        char upper[64];
+        size_t n = 0;
+        for (const char *p = key; *p && n + 1 < sizeof upper; p++)
+            upper[n++] = (char) toupper((unsigned char) *p);
+        upper[n] = '\0';
+        return nf_error_set(NF_EINVAL, "setting --%s is required (or NFLOW_%s)", key, upper);
+    }
+    return NF_OK;
+}
+
+static int
+s_parse_args(nf_pod_t *self, int argc, char **argv, bool *help)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = true;
+            return NF_OK;
+        }
+        if (strncmp(a, "--", 2) != 0 || !a[2])
+            return nf_error_set(NF_EINVAL, "argument %d: expected --OPTION, got '%s'", i, a);
+        const char *key = a + 2;
+        const char *eq = strchr(key, '=');
+        size_t keylen = eq ? (size_t) (eq - key) : strlen(key);
+        char name[64];
+        if (keylen >= sizeof name)
+            return nf_error_set(NF_EINVAL, "unknown option '%s' (see --help)", a);
+        memcpy(name, key, keylen);
+        name[keylen] = '\0';
+        if (nf_podspec_option(self->spec, name) == NF_PODSPEC_OPT_NONE && !s_is_common(name))
+            return nf_error_set(NF_EINVAL, "unknown option --%s for %s (see --help)", name,
+                                self->spec->program);
+        const char *val;
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else
+            return nf_error_set(NF_EINVAL, "option --%s needs a value", name);
+        int rc = s_check(self, name, val, "option --");
+        if (rc != NF_OK)
+            return rc;
+        if ((rc = s_opt_set(self, name, keylen, val)) != NF_OK)
+            return rc;
+    }
+    return NF_OK;
+}
+
+int
+nf_pod_new(const char *uses, int argc, char **argv, nf_pod_t **out)
+{
+    *out = NULL;
+    const nf_podspec_t *spec = nf_podspec_find(uses);
+    if (!spec)
+        return nf_error_set(NF_EINVAL, "unknown pod type '%s'", uses ? uses : "(null)");
+    nf_pod_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return nf_error_set(NF_ENOMEM, "pod");
+    self->spec = spec;
+    bool help = false;
+    int rc = s_parse_args(self, argc, argv, &help);
+    if (rc == NF_OK && help) {
+        nf_podspec_help(spec, stdout);
+        nf_pod_destroy(&self);
+        return NF_OK;
+    }
+    if (rc == NF_OK)
+        rc = s_each_key(self, s_from_env, self);
+    if (rc == NF_OK)
+        rc = s_each_key(self, s_required, self);
+    if (rc == NF_OK && nf_podspec_option(spec, "shard") == NF_PODSPEC_OPT_COMMON
+        && nf_pod_int(self, "shard") >= (nf_pod_get(self, "nshards") ? nf_pod_int(self, "nshards") : 1))
+        rc = nf_error_set(NF_EINVAL, "--shard %ld: expected less than --nshards %ld",
+                          nf_pod_int(self, "shard"),
+                          nf_pod_get(self, "nshards") ? nf_pod_int(self, "nshards") : 1);
+    if (rc != NF_OK) {
+        nf_pod_destroy(&self);
+        return rc;
+    }
+    const char *name = nf_pod_get(self, "name");
+    if (name)
+        snprintf(self->name, sizeof self->name, "%s", name);
+    else if (nf_podspec_option(spec, "shard") == NF_PODSPEC_OPT_COMMON)
+        snprintf(self->name, sizeof self->name, "%s/%ld", uses, nf_pod_int(self, "shard"));
+    else if (nf_podspec_option(spec, "replica") == NF_PODSPEC_OPT_COMMON)
+        snprintf(self->name, sizeof self->name, "%s/%ld", uses, nf_pod_int(self, "replica"));
+    else
+        snprintf(self->name, sizeof self->name, "%s", uses);
+    self->stats.shard = (uint32_t) nf_pod_int(self, "shard");
+    /* flush what is queued when a socket closes, but never wait long */
+    zsys_set_linger(S_LINGER_MS);
+    *out = self;
+    return NF_OK;
+}
+
+void
+nf_pod_destroy(nf_pod_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    nf_pod_t *self = *self_p;
+    for (size_t i = 0; i < self->nsocks; i++)
+        zsock_destroy(&self->socks[i]);
+    zsock_destroy(&self->control);
+    zsock_destroy(&self->errors);
+    for (size_t i = 0; i < self->nopts; i++) {
+        free(self->keys[i]);
+        free(self->vals[i]);
+    }
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+nf_pod_get(const nf_pod_t *self, const char *key)
+{
+    const char *v = s_opt(self, key);
+    if (v)
+        return v;
+    const nf_setting_t *s = nf_podspec_setting(self->spec, key);
+    return s ? s->def : NULL;
+}
+
+long
+nf_pod_int(const nf_pod_t *self, const char *key)
+{
+    const char *v = nf_pod_get(self, key);
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
+bool
+nf_pod_bool(const nf_pod_t *self, const char *key)
+{
+    bool b = false;
+    const char *v = nf_pod_get(self, key);
+    if (v)
+        nf_setting_parse_bool(v, &b);
+    return b;
+}
+
+const char *
+nf_pod_name(const nf_pod_t *self)
+{
+    return self->name;
+}
+
+nf_pod_stats_t *
+nf_pod_stats(nf_pod_t *self)
+{
+    return &self->stats;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sockets                                                             */
+
+static zsock_t *
+s_socket(int type)
+{
+    zsock_t *sock = zsock_new(type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger(sock, S_LINGER_MS);
+    zsock_set_sndhwm(sock, S_HWM);
+    zsock_set_rcvhwm(sock, S_HWM);
+    zsock_set_maxmsgsize(sock, (int) (S_MAXMSGSIZE > INT32_MAX ? INT32_MAX : S_MAXMSGSIZE));
+    if (type == ZMQ_PUSH || type == ZMQ_ROUTER || type == ZMQ_DEALER)
+        zsock_set_sndtimeo(sock, S_SNDTIMEO_MS);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory(sock, 1);
+    return sock;
+}
+
+/* Bind or connect sock to each endpoint of a comma-separated list. */
+static int
+s_attach(zsock_t *sock, const char *key, const char *list, bool connect)
+{
+    char *copy = strdup(list);
+    if (!copy)
+        return nf_error_set(NF_ENOMEM, "--%s", key);
+    int rc = NF_OK;
+    char *save = NULL;
+    int n = 0;
+    for (char *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (!*ep)
+            continue;
+        int r = connect ? zsock_connect(sock, "%s", ep) : zsock_bind(sock, "%s", ep);
+        if (r < 0) {
+            rc = nf_error_set(NF_EIO, "--%s: cannot %s %s: %s", key,
+                              connect ? "connect to" : "bind", ep, zmq_strerror(zmq_errno()));
+            break;
+        }
+        n++;
+    }
+    if (rc == NF_OK && n == 0)
+        rc = nf_error_set(NF_EINVAL, "--%s: no endpoint in '%s'", key, list);
+    free(copy);
+    return rc;
+}
+
+void
+nf_pod_adopt(nf_pod_t *self, zsock_t *sock, bool poll)
+{
+    assert(self->nsocks < S_MAX_SOCKS);
+    self->socks[self->nsocks] = sock;
+    self->polled[self->nsocks] = poll;
+    self->nsocks++;
+}
+
+static int
+s_open(nf_pod_t *self, const char *key, int type, const char *identity, bool poll,
+       bool connect, zsock_t **sock)
+{
+    *sock = NULL;
+    const char *ep = nf_pod_get(self, key);
+    if (!ep) {
+        char upper[64];
+        size_t n = 0;
+        for (const char *p = key; *p && n + 1 < sizeof upper; p++)
+            upper[n++] = (char) toupper((unsigned char) *p);
+        upper[n] = '\0';
+        return nf_error_set(NF_EINVAL, "--%s: endpoint missing (option or NFLOW_%s)", key,
+                            upper);
+    }
+    zsock_t *s = s_socket(type);
+    if (!s)
+        return nf_error_set(NF_EIO, "--%s: cannot create socket: %s", key,
+                            zmq_strerror(zmq_errno()));
+    if (identity)
+        zsock_set_identity(s, identity);
+    if (connect && type == ZMQ_PUSH)
+        zsock_set_immediate(s, 1);  /* queue only to connected peers: a dead
+                                       replica gets no work, a send with no peer fails */
+    int rc = s_attach(s, key, ep, connect);
+    if (rc != NF_OK) {
+        zsock_destroy(&s);
+        return rc;
+    }
+    nf_pod_adopt(self, s, poll);
+    *sock = s;
+    return NF_OK;
+}
+
+int
+nf_pod_bind(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock)
+{
+    return s_open(self, key, type, NULL, poll, false, sock);
+}
+
+int
+nf_pod_connect(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock)
+{
+    return s_open(self, key, type, NULL, poll, true, sock);
+}
+
+int
+nf_pod_connect_as(nf_pod_t *self, const char *key, int type, const char *identity,
+                  bool poll, zsock_t **sock)
+{
+    return s_open(self, key, type, identity, poll, true, sock);
+}
+
+int
+nf_pod_ready(nf_pod_t *self)
+{
+    const char *errors = nf_pod_get(self, "errors");
+    if (errors && !self->errors) {
+        self->errors = s_socket(ZMQ_PUSH);
+        if (!self->errors)
+            return nf_error_set(NF_EIO, "--errors: cannot create socket");
+        int rc = s_attach(self->errors, "errors", errors, true);
+        if (rc != NF_OK)
+            return rc;
+    }
+    const char *control = nf_pod_get(self, "control");
+    if (control && !self->control) {
+        self->control = s_socket(ZMQ_ROUTER);
+        if (!self->control)
+            return nf_error_set(NF_EIO, "--control: cannot create socket");
+        int rc = s_attach(self->control, "control", control, false);
+        if (rc != NF_OK) {
+            zsock_destroy(&self->control);
+            return rc;
+        }
+    }
+    nf_pod_log(self, "ready (pid %d%s%s)", (int) getpid(), control ? ", control " : "",
+               control ? control : "");
+    return NF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Control and errors                                                  */
+
+void
+nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env)
+{
+    Nflow__Control *in = env->control;
+    if (!in || env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+        nf_msg_reply_error(sock, routing, env->request_id,
+                           NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, "expected a control body");
+        return;
+    }
+    Nflow__Envelope reply;
+    nf_env_init(&reply);
+    reply.request_id = env->request_id;
+    Nflow__Control c = NFLOW__CONTROL__INIT;
+    c.command = in->command;
+    c.ready = true;
+    c.pod = self->name;
+    c.pid = (uint32_t) getpid();
+    c.shard = self->stats.shard;
+    c.dim = self->stats.dim;
+    switch (in->command) {
+    case NFLOW__CONTROL_COMMAND__CONTROL_PING:
+    case NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE:
+        break;
+    case NFLOW__CONTROL_COMMAND__CONTROL_STATUS:
+        c.served = self->stats.served;
+        c.errors = self->stats.errors;
+        c.malformed = self->stats.malformed;
+        c.rows = self->stats.rows;
+        c.rss_bytes = nf_rss_bytes();
+        break;
+    default: {
+        char what[96];
+        snprintf(what, sizeof what, "control command %d is not served here", in->command);
+        nf_msg_reply_error(sock, routing, env->request_id,
+                           NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, what);
+        return;
+    }
+    }
+    reply.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    reply.control = &c;
+    nf_msg_send(sock, routing, &reply, ZMQ_DONTWAIT);
+    if (in->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE) {
+        nf_pod_log(self, "terminating on request");
+        self->stopping = true;
+    }
+}
+
+static void
+s_answer_bad(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, Nflow__StatusCode code,
+             const char *what)
+{
+    if (msg->routing)
+        nf_msg_reply_error(sock, msg->routing, msg->request_id, code, what);
+    else if (msg->request_id && self->errors)
+        nf_msg_reply_error(self->errors, NULL, msg->request_id, code, what);
+}
+
+static void
+s_log_malformed(nf_pod_t *self, const nf_msg_t *msg, const char *what)
+{
+    uint64_t n = self->stats.malformed;
+    /* the first few, then one in a thousand: a flood must not flood the log */
+    if (n <= 10 || n % 1000 == 0)
+        nf_pod_log(self, "malformed frame from %s: %s%s", msg->peer, what,
+                   n == 10 ? " (further ones logged 1 in 1000)" : "");
+}
+
+void
+nf_pod_malformed(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, int rc)
+{
+    char what[512];
+    snprintf(what, sizeof what, "%s", nf_error_msg());
+    self->stats.malformed++;
+    s_log_malformed(self, msg, what);
+    s_answer_bad(self, sock, msg,
+                 rc == NF_EVERSION ? NFLOW__STATUS_CODE__STATUS_BAD_VERSION
+                                   : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, what);
+}
+
+void
+nf_pod_reject(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, const char *what)
+{
+    self->stats.malformed++;
+    s_log_malformed(self, msg, what);
+    s_answer_bad(self, sock, msg, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, what);
+}
+
+void
+nf_pod_fail(nf_pod_t *self, uint64_t request_id, Nflow__StatusCode code, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    self->stats.errors++;
+    if (self->errors)
+        nf_msg_reply_error(self->errors, NULL, request_id, code, text);
+}
+
+void
+nf_pod_log(const nf_pod_t *self, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[%s] %s\n", self->name, line);
+}
+
+/* ------------------------------------------------------------------ */
+/* Wait loop                                                           */
+
+static void
+s_serve_control(nf_pod_t *self)
+{
+    for (int i = 0; i < S_CONTROL_BATCH && !self->stopping; i++) {
+        if (!(zsock_events(self->control) & ZMQ_POLLIN))
+            return;
+        nf_msg_t msg;
+        int rc = nf_msg_recv(self->control, &msg);
+        if (rc == NF_EIO) {
+            nf_msg_clear(&msg);
+            return;
+        }
+        if (rc != NF_OK)
+            nf_pod_malformed(self, self->control, &msg, rc);
+        else if (msg.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+            char what[96];
+            snprintf(what, sizeof what, "wrong body for the control socket: %s",
+                     nf_msg_body_name(msg.env->body_case));
+            nf_pod_reject(self, self->control, &msg, what);
+        }
+        else
+            nf_pod_control(self, self->control, msg.routing, msg.env);
+        nf_msg_clear(&msg);
+    }
+}
+
+int
+nf_pod_wait(nf_pod_t *self, int timeout_ms)
+{
+    zmq_pollitem_t items[S_MAX_SOCKS + 1];
+    size_t map[S_MAX_SOCKS + 1];
+    uint64_t start = nf_now_us();
+    memset(self->readable, 0, sizeof self->readable);
+    while (!self->stopping) {
+        if (zsys_interrupted) {
+            self->stopping = true;
+            break;
+        }
+        size_t n = 0;
+        if (self->control) {
+            items[n] = (zmq_pollitem_t) {zsock_resolve(self->control), 0, ZMQ_POLLIN, 0};
+            map[n++] = SIZE_MAX;
+        }
+        for (size_t i = 0; i < self->nsocks; i++)
+            if (self->polled[i]) {
+                items[n] = (zmq_pollitem_t) {zsock_resolve(self->socks[i]), 0, ZMQ_POLLIN, 0};
+                map[n++] = i;
+            }
+        /* Poll in slices of at most S_SIGNAL_SLICE_MS: a signal that lands
+           between the zsys_interrupted check and zmq_poll would otherwise
+           not interrupt an unbounded wait, and the pod would miss SIGTERM. */
+        long wait = S_SIGNAL_SLICE_MS;
+        if (timeout_ms >= 0) {
+            uint64_t spent = (nf_now_us() - start) / 1000;
+            long left = spent >= (uint64_t) timeout_ms ? 0 : (long) (timeout_ms - spent);
+            if (left < wait)
+                wait = left;
+        }
+        int rc = zmq_poll(items, (int) n, wait);
+        if (rc < 0) {
+            if (zmq_errno() == EINTR) {
+                if (zsys_interrupted)
+                    self->stopping = true;
+                continue;
+            }
+            nf_pod_log(self, "poll failed: %s", zmq_strerror(zmq_errno()));
+            self->stopping = true;
+            break;
+        }
+        int ready = 0;
+        bool control = false;
+        for (size_t j = 0; j < n; j++) {
+            if (!(items[j].revents & ZMQ_POLLIN))
+                continue;
+            if (map[j] == SIZE_MAX)
+                control = true;
+            else {
+                self->readable[map[j]] = true;
+                ready++;
+            }
+        }
+        if (control)
+            s_serve_control(self);
+        if (ready)
+            return self->stopping ? 0 : ready;
+        if (timeout_ms >= 0 && (nf_now_us() - start) / 1000 >= (uint64_t) timeout_ms)
+            return 0;
+    }
+    return 0;
+}
+
+bool
+nf_pod_readable(const nf_pod_t *self, zsock_t *sock)
+{
+    for (size_t i = 0; i < self->nsocks; i++)
+        if (self->socks[i] == sock)
+            return self->readable[i];
+    return false;
+}
+
+bool
+nf_pod_stopping(const nf_pod_t *self)
+{
+    return self->stopping || zsys_interrupted;
+}
+
+void
+nf_pod_stop(nf_pod_t *self)
+{
+    self->stopping = true;
+}

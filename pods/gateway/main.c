@@ -1,0 +1,299 @@
+/*  nflow-gateway: the front door.  Every request is answered exactly once.
+
+    Clients' DEALERs send Envelopes to the ROUTER --clients with their own
+    request ids.  The gateway checks the request, gives it a global id and a
+    deadline (now + timeout_ms, the client's or the default), remembers who
+    asked, and PUSHes it (never blocking) to --out.  Answers arrive on the
+    PULL --results: reducer results and errors that pods send via their
+    --errors socket.  The first answer for an id goes back to its client
+    with the client's id restored; later ones are dropped (and counted).
+    A request without an answer at deadline + 100 ms is answered TIMEOUT.
+    Control envelopes on --clients (PING, STATUS) are answered as on the
+    control socket, so `nflow status` can ask the gateway.                  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nf_error.h"
+#include "nf_msg.h"
+#include "nf_pod.h"
+#include "nf_segment.h"
+#include "nf_sys.h"
+
+#define S_GRACE_US 100000ull
+#define S_MAX_TOP_K 10000
+
+typedef struct {
+    uint64_t gid;
+    uint64_t client_id;
+    zmsg_t *routing;            /* the client's identity frames */
+    uint64_t due;               /* monotonic us: deadline + grace */
+    uint32_t timeout_ms;
+} pending_t;
+
+typedef struct {
+    nf_pod_t *pod;
+    zsock_t *clients, *results, *out;
+    uint32_t timeout_ms;
+    size_t max_inflight;
+    zhashx_t *pending;          /* "%016llx" global id -> pending_t */
+    uint64_t next_id;
+    uint64_t next_sweep;
+    uint64_t late;              /* answers for unknown / finished ids */
+} gateway_t;
+
+static void
+s_pending_destroy(void **item)
+{
+    pending_t *p = *item;
+    if (!p)
+        return;
+    zmsg_destroy(&p->routing);
+    free(p);
+    *item = NULL;
+}
+
+static void
+s_key(char *key, size_t size, uint64_t id)
+{
+    snprintf(key, size, "%016llx", (unsigned long long) id);
+}
+
+/* What is wrong with a client request, or NULL. */
+static const char *
+s_check(const Nflow__Envelope *env, char *why, size_t size)
+{
+    switch (env->body_case) {
+    case NFLOW__ENVELOPE__BODY_INDEX:
+        if (env->index->n_docs == 0)
+            return "index request without documents";
+        for (size_t i = 0; i < env->index->n_docs; i++) {
+            size_t len = strlen(env->index->docs[i]->id);
+            if (len == 0 || len > NF_ID_MAX) {
+                snprintf(why, size, "doc %zu: id must have 1..%d bytes, has %zu", i,
+                         NF_ID_MAX, len);
+                return why;
+            }
+        }
+        return NULL;
+    case NFLOW__ENVELOPE__BODY_DELETE:
+        if (env->delete_->n_ids == 0)
+            return "delete request without ids";
+        return NULL;
+    case NFLOW__ENVELOPE__BODY_SEARCH:
+        if (env->search->n_queries == 0)
+            return "search request without queries";
+        if (env->search->top_k > S_MAX_TOP_K) {
+            snprintf(why, size, "top_k %u: expected at most %d", env->search->top_k,
+                     S_MAX_TOP_K);
+            return why;
+        }
+        return NULL;
+    default:
+        snprintf(why, size, "wrong body for the gateway's client socket: %s",
+                 env->body_case ? nf_msg_body_name(env->body_case) : "status only");
+        return why;
+    }
+}
+
+static void
+s_answer_error(gateway_t *self, zmsg_t *routing, uint64_t client_id, Nflow__StatusCode code,
+               const char *what)
+{
+    nf_msg_reply_error(self->clients, routing, client_id, code, what);
+    nf_pod_stats(self->pod)->errors++;
+}
+
+static void
+s_from_client(gateway_t *self, nf_msg_t *msg, uint64_t recv_us)
+{
+    Nflow__Envelope *env = msg->env;
+    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
+        if (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE)
+            nf_msg_reply_error(self->clients, msg->routing, env->request_id,
+                               NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                               "TERMINATE is only served on the control socket");
+        else
+            nf_pod_control(self->pod, self->clients, msg->routing, env);
+        return;
+    }
+    char why[512];
+    const char *bad = s_check(env, why, sizeof why);
+    if (bad) {
+        nf_pod_reject(self->pod, self->clients, msg, bad);
+        return;
+    }
+    if (zhashx_size(self->pending) >= self->max_inflight) {
+        s_answer_error(self, msg->routing, env->request_id,
+                       NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                       "gateway: too many requests in flight, try again");
+        return;
+    }
+    pending_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        s_answer_error(self, msg->routing, env->request_id,
+                       NFLOW__STATUS_CODE__STATUS_INTERNAL, "gateway: out of memory");
+        return;
+    }
+    uint32_t timeout = env->timeout_ms ? env->timeout_ms : self->timeout_ms;
+    if (timeout > 600000)
+        timeout = 600000;
+    p->gid = self->next_id++;
+    p->client_id = env->request_id;
+    p->timeout_ms = timeout;
+    p->due = nf_now_us() + (uint64_t) timeout * 1000 + S_GRACE_US;
+
+    Nflow__Envelope fwd = *env;
+    fwd.request_id = p->gid;
+    fwd.deadline_us = nf_wall_us() + (uint64_t) timeout * 1000;
+    fwd.timeout_ms = timeout;
+    fwd.status = NULL;
+    if (nf_msg_send_hop(self->out, NULL, &fwd, nf_pod_name(self->pod), recv_us, ZMQ_DONTWAIT)
+        != NF_OK) {
+        free(p);
+        s_answer_error(self, msg->routing, env->request_id,
+                       NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                       "gateway: the flow cannot take the request now (no encoder or "
+                       "router connected, or its queue is full)");
+        return;
+    }
+    p->routing = msg->routing;
+    msg->routing = NULL;
+    char key[24];
+    s_key(key, sizeof key, p->gid);
+    zhashx_insert(self->pending, key, p);
+    if (p->due < self->next_sweep)
+        self->next_sweep = p->due;
+}
+
+/* Send env (a result or an error status) to the client of p. */
+static void
+s_answer(gateway_t *self, pending_t *p, Nflow__Envelope *env)
+{
+    Nflow__Envelope out = *env;
+    out.request_id = p->client_id;
+    out.deadline_us = 0;
+    out.timeout_ms = 0;
+    bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
+    if (error)
+        nf_pod_stats(self->pod)->errors++;
+    else
+        nf_pod_stats(self->pod)->served++;
+    /* a client that went away is not an error of the flow */
+    nf_msg_send_hop(self->clients, p->routing, &out, nf_pod_name(self->pod), nf_wall_us(),
+                    ZMQ_DONTWAIT);
+}
+
+static void
+s_from_results(gateway_t *self, nf_msg_t *msg)
+{
+    Nflow__Envelope *env = msg->env;
+    bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
+    if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT && !error) {
+        char why[96];
+        snprintf(why, sizeof why, "wrong body for the gateway's results: %s",
+                 nf_msg_body_name(env->body_case));
+        self->late++;
+        nf_pod_stats(self->pod)->malformed++;
+        nf_pod_log(self->pod, "malformed frame from %s: %s", msg->peer, why);
+        return;
+    }
+    char key[24];
+    s_key(key, sizeof key, env->request_id);
+    pending_t *p = zhashx_lookup(self->pending, key);
+    if (!p) {
+        self->late++;     /* late, duplicate or unknown: already answered */
+        return;
+    }
+    s_answer(self, p, env);
+    zhashx_delete(self->pending, key);
+}
+
+static void
+s_sweep(gateway_t *self)
+{
+    uint64_t now = nf_now_us();
+    if (now < self->next_sweep)
+        return;
+    uint64_t next = UINT64_MAX;
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (pending_t *p = zhashx_first(self->pending); p; p = zhashx_next(self->pending)) {
+        if (p->due <= now) {
+            char text[96];
+            snprintf(text, sizeof text, "no answer within %u ms", p->timeout_ms);
+            s_answer_error(self, p->routing, p->client_id, NFLOW__STATUS_CODE__STATUS_TIMEOUT,
+                           text);
+            zlist_append(gone, (void *) zhashx_cursor(self->pending));
+        }
+        else if (p->due < next)
+            next = p->due;
+    }
+    for (char *key = zlist_first(gone); key; key = zlist_next(gone))
+        zhashx_delete(self->pending, key);
+    zlist_destroy(&gone);
+    self->next_sweep = next == UINT64_MAX ? next : next > now + 10000 ? next : now + 10000;
+}
+
+int
+main(int argc, char **argv)
+{
+    gateway_t self = {0};
+    if (nf_pod_new("gateway", argc, argv, &self.pod) != NF_OK) {
+        fprintf(stderr, "nflow-gateway: %s\n", nf_error_msg());
+        return 2;
+    }
+    if (!self.pod)
+        return 0;
+    self.timeout_ms = (uint32_t) nf_pod_int(self.pod, "timeout_ms");
+    self.max_inflight = (size_t) nf_pod_int(self.pod, "max_inflight");
+    self.pending = zhashx_new();
+    zhashx_set_destructor(self.pending, s_pending_destroy);
+    self.next_id = nf_wall_us();    /* ids of a restarted gateway do not meet old ones */
+    self.next_sweep = UINT64_MAX;
+    int rc = nf_pod_bind(self.pod, "clients", ZMQ_ROUTER, true, &self.clients);
+    if (rc == NF_OK)
+        rc = nf_pod_bind(self.pod, "results", ZMQ_PULL, true, &self.results);
+    if (rc == NF_OK)
+        rc = nf_pod_connect(self.pod, "out", ZMQ_PUSH, false, &self.out);
+    if (rc == NF_OK)
+        rc = nf_pod_ready(self.pod);
+    if (rc != NF_OK) {
+        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
+        goto out;
+    }
+    while (!nf_pod_stopping(self.pod)) {
+        uint64_t now = nf_now_us();
+        int wait = self.next_sweep == UINT64_MAX ? 1000
+                   : self.next_sweep > now ? (int) ((self.next_sweep - now) / 1000 + 1) : 0;
+        if (wait > 1000)
+            wait = 1000;
+        nf_pod_wait(self.pod, wait);
+        /* results first: they free room for new requests */
+        for (int i = 0; i < 1024 && (zsock_events(self.results) & ZMQ_POLLIN); i++) {
+            nf_msg_t msg;
+            rc = nf_msg_recv(self.results, &msg);
+            if (rc == NF_OK)
+                s_from_results(&self, &msg);
+            else if (rc != NF_EIO)
+                nf_pod_malformed(self.pod, self.results, &msg, rc);
+            nf_msg_clear(&msg);
+        }
+        for (int i = 0; i < 256 && (zsock_events(self.clients) & ZMQ_POLLIN); i++) {
+            nf_msg_t msg;
+            rc = nf_msg_recv(self.clients, &msg);
+            uint64_t recv_us = nf_wall_us();
+            if (rc == NF_OK)
+                s_from_client(&self, &msg, recv_us);
+            else if (rc != NF_EIO)
+                nf_pod_malformed(self.pod, self.clients, &msg, rc);
+            nf_msg_clear(&msg);
+        }
+        rc = NF_OK;
+        s_sweep(&self);
+    }
+out:
+    zhashx_destroy(&self.pending);
+    nf_pod_destroy(&self.pod);
+    return rc == NF_OK ? 0 : 1;
+}

@@ -1,0 +1,564 @@
+/*  nflow-indexer: one shard.
+
+    Owns the segment <workspace>/shard-<shard> (lib/nf_segment), opened or
+    created with the configured dim, metric and memory policy.  Its DEALER
+    (identity "shard-<shard>") connects to the router's --shards, says HELLO
+    and sends a HEARTBEAT every heartbeat_ms.  Each wake-up drains every
+    queued request without blocking: the index requests drained together
+    are committed with one append (one fdatasync; a delete first commits
+    the index requests before it), each answered once durable; the
+    searches, after the writes, are answered together by ONE
+    nf_scan_search over all their queries (a shared scan), the hits split
+    back per request.  Every request gets one part PUSHed to
+    the reducer (Result{indexed | deleted | results, shard, metric}).  A bad
+    request is failed via --errors AND answered to the reducer with a part
+    carrying the same status, so the request completes.                   */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nf_error.h"
+#include "nf_msg.h"
+#include "nf_pod.h"
+#include "nf_scan.h"
+#include "nf_segment.h"
+#include "nf_sys.h"
+#include "nf_payload.h"
+
+#define S_DEFAULT_K 100         /* matches per query when a search gives no top_k */
+#define S_MAX_K 10000
+#define S_BATCH_MSGS 1024       /* at most this many requests per wake-up ... */
+#define S_BATCH_QUERIES 4096    /* ... and this many queued search queries */
+#define S_GROUP_MSGS 256        /* index requests committed together, at most ... */
+#define S_GROUP_DOCS 65536      /* ... and this many documents (unless one is bigger) */
+
+/* Index requests drained together are committed together: their documents
+   go to the segment in ONE nf_segment_append (one fdatasync), in arrival
+   order, so upserts resolve as if applied one by one.  Each request is
+   answered once the group is durable. */
+typedef struct {
+    nf_msg_t msg;               /* owns the envelope the documents point into */
+    uint64_t recv_us;
+    size_t d0, n;               /* its documents in the group */
+} s_wreq_t;
+
+typedef struct {
+    s_wreq_t reqs[S_GROUP_MSGS];
+    size_t nreqs;
+    nf_doc_t *docs;             /* vector pointers are set at commit */
+    float *vecs;
+    uint8_t **payloads;
+    size_t ndocs, cap;
+} s_group_t;
+
+typedef struct {
+    nf_pod_t *pod;
+    zsock_t *router, *reducer;
+    nf_segment_t *seg;
+    uint32_t dim, shard;
+    nf_metric_t metric;
+    nf_scan_opts_t scan;
+    uint64_t hb_us, next_hb;
+    s_group_t group;            /* index requests of the current drain */
+} indexer_t;
+
+typedef struct {
+    nf_msg_t msg;
+    uint64_t recv_us;
+    size_t q0, nq, k;
+} pending_t;
+
+/* PUSH one part for the request in env to the reducer. */
+static void
+s_part(indexer_t *self, const Nflow__Envelope *env, Nflow__Result *res,
+       Nflow__Status *status, uint64_t recv_us)
+{
+    Nflow__Envelope out;
+    nf_env_init(&out);
+    out.request_id = env->request_id;
+    out.deadline_us = env->deadline_us;
+    out.route = env->route;
+    out.n_route = env->n_route;
+    out.status = status;
+    res->shard = self->shard;
+    res->metric = (char *) nf_metric_name(self->metric);
+    out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    out.result = res;
+    if (nf_msg_send_hop(self->reducer, NULL, &out, nf_pod_name(self->pod), recv_us, 0)
+        != NF_OK)
+        nf_pod_log(self->pod, "cannot send a part to the reducer: %s", nf_error_msg());
+}
+
+/* Fail the request: to the gateway via --errors, and a part with the same
+   status to the reducer so the request completes. */
+static void __attribute__((format(printf, 5, 6)))
+s_fail(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, Nflow__StatusCode code,
+       const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    nf_pod_fail(self->pod, env->request_id, code, "%s: %s", nf_pod_name(self->pod), text);
+    Nflow__Status st = NFLOW__STATUS__INIT;
+    st.code = code;
+    st.message = text;
+    Nflow__Result res = NFLOW__RESULT__INIT;
+    s_part(self, env, &res, &st, recv_us);
+}
+
+static void
+s_heartbeat(indexer_t *self, Nflow__ControlCommand command)
+{
+    Nflow__Envelope env;
+    nf_env_init(&env);
+    Nflow__Control c = NFLOW__CONTROL__INIT;
+    c.command = command;
+    c.pod = (char *) nf_pod_name(self->pod);
+    c.shard = self->shard;
+    c.dim = self->dim;
+    c.ready = true;
+    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.control = &c;
+    nf_msg_send(self->router, NULL, &env, ZMQ_DONTWAIT);     /* best effort */
+    self->next_hb = nf_now_us() + self->hb_us;
+}
+
+static void
+s_group_free(s_group_t *g)
+{
+    free(g->docs);
+    free(g->vecs);
+    free(g->payloads);
+    memset(g, 0, sizeof *g);
+}
+
+static int
+s_group_reserve(indexer_t *self, s_group_t *g, size_t more)
+{
+    if (g->ndocs + more <= g->cap)
+        return NF_OK;
+    size_t cap = g->cap ? g->cap : 1024;
+    while (cap < g->ndocs + more)
+        cap *= 2;
+    nf_doc_t *docs = realloc(g->docs, cap * sizeof *docs);
+    if (docs)
+        g->docs = docs;
+    float *vecs = docs ? realloc(g->vecs, cap * (size_t) self->dim * sizeof *vecs) : NULL;
+    if (vecs)
+        g->vecs = vecs;
+    uint8_t **pl = vecs ? realloc(g->payloads, cap * sizeof *pl) : NULL;
+    if (pl)
+        g->payloads = pl;
+    if (!pl)
+        return nf_error_set(NF_ENOMEM, "out of memory for %zu docs", g->ndocs + more);
+    g->cap = cap;
+    return NF_OK;
+}
+
+/* Answer every request of reqs[0..n) after an append that returned rc. */
+static void
+s_group_answer(indexer_t *self, s_wreq_t *reqs, size_t n, int rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Nflow__Envelope *env = reqs[i].msg.env;
+        if (rc != NF_OK) {
+            s_fail(self, env, reqs[i].recv_us, rc == NF_EINVAL
+                       ? NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+                       : NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+            continue;
+        }
+        Nflow__Result res = NFLOW__RESULT__INIT;
+        res.indexed = reqs[i].n;
+        s_part(self, env, &res, NULL, reqs[i].recv_us);
+        nf_pod_stats(self->pod)->served++;
+    }
+}
+
+/* Commit the group (if any) and answer its requests; the group is empty
+   afterwards.  A group refused as a whole for bad input (NF_EINVAL: the
+   segment validates a batch before writing anything) is retried request
+   by request, so only the bad request fails. */
+static void
+s_group_commit(indexer_t *self, s_group_t *g)
+{
+    if (!g->nreqs)
+        return;
+    for (size_t i = 0; i < g->ndocs; i++)
+        g->docs[i].vector = g->vecs + i * self->dim;
+    int rc = g->ndocs ? nf_segment_append(self->seg, g->docs, g->ndocs) : NF_OK;
+    if (rc == NF_EINVAL && g->nreqs > 1) {
+        for (size_t r = 0; r < g->nreqs; r++) {
+            s_wreq_t *w = &g->reqs[r];
+            s_group_answer(self, w, 1, nf_segment_append(self->seg, g->docs + w->d0, w->n));
+        }
+    } else {
+        s_group_answer(self, g->reqs, g->nreqs, rc);
+    }
+    for (size_t i = 0; i < g->ndocs; i++)
+        free(g->payloads[i]);
+    for (size_t r = 0; r < g->nreqs; r++)
+        nf_msg_clear(&g->reqs[r].msg);
+    g->nreqs = 0;
+    g->ndocs = 0;
+    nf_pod_stats(self->pod)->rows = nf_segment_count(self->seg);
+}
+
+/* Check an index request and add its documents to the group; true when it
+   was added (the group then owns msg).  A bad request is failed at once. */
+static bool
+s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
+{
+    const Nflow__Envelope *env = msg->env;
+    Nflow__IndexRequest *req = env->index;
+    size_t n = req->n_docs;
+    if (g->nreqs == S_GROUP_MSGS || (g->ndocs && g->ndocs + n > S_GROUP_DOCS))
+        s_group_commit(self, g);
+    if (s_group_reserve(self, g, n) != NF_OK) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+        return false;
+    }
+    size_t d0 = g->ndocs;
+    for (size_t i = 0; i < n; i++) {
+        Nflow__Document *d = req->docs[i];
+        size_t idlen = d->id ? strlen(d->id) : 0;
+        nf_doc_t *doc = &g->docs[d0 + i];
+        g->payloads[d0 + i] = NULL;
+        if (idlen == 0 || idlen > NF_ID_MAX) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc %zu: id must have 1..%d bytes, has %zu", i, NF_ID_MAX, idlen);
+            goto undo;
+        }
+        if (d->vector.len == 0) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
+                   "doc '%s': no vector (a flow without an encoder needs vectors)", d->id);
+            goto undo;
+        }
+        if (nf_vec_from_bytes(&d->vector, self->dim, g->vecs + (d0 + i) * self->dim) != NF_OK) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM, "doc '%s': %s",
+                   d->id, nf_error_msg());
+            goto undo;
+        }
+        nf_tag_t tags[d->n_tags ? d->n_tags : 1];
+        for (size_t t = 0; t < d->n_tags; t++) {
+            tags[t].key = d->tags[t]->key ? d->tags[t]->key : "";
+            tags[t].value = d->tags[t]->value ? d->tags[t]->value : "";
+        }
+        if (nf_payload_encode(d->text, tags, d->n_tags, &g->payloads[d0 + i],
+                              &doc->payload_len) != NF_OK) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "doc '%s': %s",
+                   d->id, nf_error_msg());
+            goto undo;
+        }
+        doc->id = d->id;
+        doc->payload = g->payloads[d0 + i];
+        g->ndocs++;
+    }
+    s_wreq_t *w = &g->reqs[g->nreqs++];
+    w->msg = *msg;
+    w->recv_us = recv_us;
+    w->d0 = d0;
+    w->n = n;
+    return true;
+undo:
+    for (size_t i = d0; i < g->ndocs; i++)
+        free(g->payloads[i]);
+    g->ndocs = d0;
+    return false;
+}
+
+static void
+s_delete(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us)
+{
+    size_t deleted = 0;
+    int rc = nf_segment_delete(self->seg, (const char *const *) env->delete_->ids,
+                               env->delete_->n_ids, &deleted);
+    if (rc != NF_OK) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+        return;
+    }
+    Nflow__Result res = NFLOW__RESULT__INIT;
+    res.deleted = deleted;
+    s_part(self, env, &res, NULL, recv_us);
+    nf_pod_stats(self->pod)->served++;
+    nf_pod_stats(self->pod)->rows = nf_segment_count(self->seg);
+}
+
+/* Answer one search from the shared scan's hits (row keys). */
+static void
+s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t *counts,
+         size_t kmax)
+{
+    const Nflow__Envelope *env = p->msg.env;
+    size_t total = 0;
+    for (size_t q = 0; q < p->nq; q++)
+        total += counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
+    Nflow__Matches *matches = calloc(p->nq ? p->nq : 1, sizeof *matches);
+    Nflow__Matches **mptr = calloc(p->nq ? p->nq : 1, sizeof *mptr);
+    Nflow__Document *docs = calloc(total ? total : 1, sizeof *docs);
+    Nflow__Document **dptr = calloc(total ? total : 1, sizeof *dptr);
+    nf_payload_t *pls = calloc(total ? total : 1, sizeof *pls);
+    Nflow__Document__TagsEntry **tagptrs = NULL;
+    Nflow__Document__TagsEntry *tagents = NULL;
+    size_t ntags_all = 0;
+    if (!matches || !mptr || !docs || !dptr || !pls) {
+        s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
+        goto done;
+    }
+    size_t j = 0;
+    for (size_t q = 0; q < p->nq; q++) {
+        size_t c = counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
+        Nflow__Matches init = NFLOW__MATCHES__INIT;
+        matches[q] = init;
+        matches[q].matches = dptr + j;
+        matches[q].n_matches = c;
+        mptr[q] = &matches[q];
+        for (size_t r = 0; r < c; r++, j++) {
+            const nf_hit_t *h = &hits[(p->q0 + q) * kmax + r];
+            Nflow__Document dinit = NFLOW__DOCUMENT__INIT;
+            docs[j] = dinit;
+            docs[j].id = (char *) nf_segment_id(self->seg, h->key, NULL);
+            docs[j].score = h->score;
+            size_t plen = 0;
+            const void *pl = nf_segment_payload(self->seg, h->key, &plen);
+            if (nf_payload_decode(pl, plen, &pls[j]) == NF_OK) {
+                docs[j].text = (char *) pls[j].text;
+                ntags_all += pls[j].ntags;
+            }
+            dptr[j] = &docs[j];
+        }
+    }
+    if (ntags_all) {
+        tagents = calloc(ntags_all, sizeof *tagents);
+        tagptrs = calloc(ntags_all, sizeof *tagptrs);
+        if (!tagents || !tagptrs) {
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
+            goto done;
+        }
+        size_t t = 0;
+        for (size_t d = 0; d < total; d++) {
+            docs[d].tags = tagptrs + t;
+            docs[d].n_tags = pls[d].ntags;
+            for (size_t u = 0; u < pls[d].ntags; u++, t++) {
+                Nflow__Document__TagsEntry e = NFLOW__DOCUMENT__TAGS_ENTRY__INIT;
+                e.key = (char *) pls[d].tags[u].key;
+                e.value = (char *) pls[d].tags[u].value;
+                tagents[t] = e;
+                tagptrs[t] = &tagents[t];
+            }
+        }
+    }
+    Nflow__Result res = NFLOW__RESULT__INIT;
+    res.results = mptr;
+    res.n_results = p->nq;
+    s_part(self, env, &res, NULL, p->recv_us);
+    nf_pod_stats(self->pod)->served++;
+done:
+    for (size_t d = 0; pls && d < total; d++)
+        nf_payload_clear(&pls[d]);
+    free(tagents);
+    free(tagptrs);
+    free(pls);
+    free(dptr);
+    free(docs);
+    free(mptr);
+    free(matches);
+}
+
+/* One shared scan for every pending search. */
+static void
+s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
+{
+    size_t kmax = 1;
+    for (size_t i = 0; i < npend; i++)
+        if (pend[i].k > kmax)
+            kmax = pend[i].k;
+    float *queries = malloc((nq ? nq : 1) * (size_t) self->dim * sizeof *queries);
+    nf_hit_t *hits = malloc((nq ? nq : 1) * kmax * sizeof *hits);
+    size_t *counts = calloc(nq ? nq : 1, sizeof *counts);
+    int rc = queries && hits && counts ? NF_OK : nf_error_set(NF_ENOMEM, "out of memory for "
+                                                              "%zu queries x %zu", nq, kmax);
+    for (size_t i = 0; rc == NF_OK && i < npend; i++) {
+        Nflow__SearchRequest *s = pend[i].msg.env->search;
+        for (size_t q = 0; q < pend[i].nq; q++)
+            nf_vec_from_bytes(&s->queries[q]->vector, self->dim,
+                              queries + (pend[i].q0 + q) * self->dim);  /* checked before */
+    }
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    if (rc == NF_OK)
+        rc = nf_scan_search(self->seg, queries, nq, kmax, &self->scan, hits, counts);
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    for (size_t i = 0; i < npend; i++) {
+        if (rc == NF_OK)
+            s_answer(self, &pend[i], hits, counts, kmax);
+        else
+            s_fail(self, pend[i].msg.env, pend[i].recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                   "search: %s", nf_error_msg());
+    }
+    free(queries);
+    free(hits);
+    free(counts);
+}
+
+/* Check a search; true when it is queued in pend (which then owns msg). */
+static bool
+s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend,
+               size_t *npend, size_t *nq)
+{
+    const Nflow__Envelope *env = msg->env;
+    Nflow__SearchRequest *s = env->search;
+    if (env->deadline_us && nf_wall_us() > env->deadline_us)
+        return false;   /* answered as timed out already: not worth a scan */
+    for (size_t q = 0; q < s->n_queries; q++)
+        if (s->queries[q]->vector.len != (size_t) self->dim * 4) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
+                   "query %zu: vector has %zu values, expected %u", q,
+                   s->queries[q]->vector.len / 4, self->dim);
+            return false;
+        }
+    pending_t *p = &pend[(*npend)++];
+    p->msg = *msg;
+    p->recv_us = recv_us;
+    p->q0 = *nq;
+    p->nq = s->n_queries;
+    p->k = s->top_k ? (s->top_k < S_MAX_K ? s->top_k : S_MAX_K) : S_DEFAULT_K;
+    *nq += p->nq;
+    return true;
+}
+
+/* Drain the DEALER: index requests into one group commit, deletes in
+   order (after committing the group before them), searches into one
+   shared scan after the writes. */
+static void
+s_drain(indexer_t *self)
+{
+    pending_t pend[S_BATCH_MSGS];
+    size_t npend = 0, nq = 0;
+    for (int i = 0; i < S_BATCH_MSGS && nq < S_BATCH_QUERIES
+                    && (zsock_events(self->router) & ZMQ_POLLIN); i++) {
+        nf_msg_t msg;
+        int rc = nf_msg_recv(self->router, &msg);
+        uint64_t recv_us = nf_wall_us();
+        bool kept = false;
+        if (rc == NF_EIO)
+            ;
+        else if (rc != NF_OK)
+            nf_pod_malformed(self->pod, self->router, &msg, rc);
+        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_INDEX)
+            kept = s_index(self, &self->group, &msg, recv_us);
+        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_DELETE) {
+            s_group_commit(self, &self->group);
+            s_delete(self, msg.env, recv_us);
+        }
+        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_SEARCH)
+            kept = s_queue_search(self, &msg, recv_us, pend, &npend, &nq);
+        else if (msg.env->body_case != NFLOW__ENVELOPE__BODY__NOT_SET) {
+            char why[96];
+            snprintf(why, sizeof why, "wrong body for a shard: %s",
+                     nf_msg_body_name(msg.env->body_case));
+            nf_pod_reject(self->pod, self->router, &msg, why);
+        }
+        /* else: an error status from the router about something we sent */
+        if (!kept)
+            nf_msg_clear(&msg);
+        /* a long drain (many durable writes) must not look like a dead shard */
+        if (nf_now_us() >= self->next_hb)
+            s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    }
+    s_group_commit(self, &self->group);
+    if (npend)
+        s_search_batch(self, pend, npend, nq);
+    for (size_t i = 0; i < npend; i++)
+        nf_msg_clear(&pend[i].msg);
+}
+
+static int
+s_mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int) sizeof buf)
+        return nf_error_set(NF_EINVAL, "workspace path too long");
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return nf_error_set(NF_EIO, "mkdir %s: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return NF_OK;
+}
+
+static int
+s_open_segment(indexer_t *self)
+{
+    const char *ws = nf_pod_get(self->pod, "workspace");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/shard-%u", ws ? ws : ".", self->shard);
+    int rc = s_mkdirs(ws ? ws : ".");
+    if (rc != NF_OK)
+        return rc;
+    if (nf_metric_parse(nf_pod_get(self->pod, "metric"), &self->metric) != NF_OK)
+        return nf_error_set(NF_EINVAL, "metric: unknown");
+    nf_segment_opts_t opts = {0};
+    opts.vectors = !strcmp(nf_pod_get(self->pod, "vectors"), "memory") ? NF_MEM_MEMORY
+                                                                       : NF_MEM_MMAP;
+    opts.payloads = !strcmp(nf_pod_get(self->pod, "payloads"), "memory") ? NF_MEM_MEMORY
+                                                                         : NF_MEM_MMAP;
+    opts.warmup = nf_pod_bool(self->pod, "warmup");
+    return nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
+}
+
+int
+main(int argc, char **argv)
+{
+    indexer_t self = {0};
+    if (nf_pod_new("indexer", argc, argv, &self.pod) != NF_OK) {
+        fprintf(stderr, "nflow-indexer: %s\n", nf_error_msg());
+        return 2;
+    }
+    if (!self.pod)
+        return 0;
+    self.dim = (uint32_t) nf_pod_int(self.pod, "dim");
+    self.shard = (uint32_t) nf_pod_int(self.pod, "shard");
+    self.scan.threads = (int) nf_pod_int(self.pod, "threads");
+    self.hb_us = (uint64_t) nf_pod_int(self.pod, "heartbeat_ms") * 1000;
+    nf_pod_stats(self.pod)->dim = self.dim;
+    char ident[32];
+    snprintf(ident, sizeof ident, "shard-%u", self.shard);
+    int rc = s_open_segment(&self);
+    if (rc == NF_OK)
+        rc = nf_pod_connect_as(self.pod, "router", ZMQ_DEALER, ident, true, &self.router);
+    if (rc == NF_OK)
+        rc = nf_pod_connect(self.pod, "reducer", ZMQ_PUSH, false, &self.reducer);
+    if (rc == NF_OK) {
+        nf_pod_stats(self.pod)->rows = nf_segment_count(self.seg);
+        s_heartbeat(&self, NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
+        rc = nf_pod_ready(self.pod);
+    }
+    if (rc != NF_OK) {
+        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
+        goto out;
+    }
+    while (!nf_pod_stopping(self.pod)) {
+        uint64_t now = nf_now_us();
+        int wait = self.next_hb > now ? (int) ((self.next_hb - now + 999) / 1000) : 0;
+        nf_pod_wait(self.pod, wait);
+        if (nf_now_us() >= self.next_hb)
+            s_heartbeat(&self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+        if (!nf_pod_stopping(self.pod))
+            s_drain(&self);
+    }
+out:
+    s_group_free(&self.group);
+    nf_segment_destroy(&self.seg);
+    nf_pod_destroy(&self.pod);
+    return rc == NF_OK ? 0 : 1;
+}

@@ -1,0 +1,346 @@
+/*  nflow-reducer: one answer per request from the shards' parts.
+
+    PULLs (--in) the router's Plan and the shards' parts (Result envelopes)
+    of each request id, in either order.  A request is complete when its
+    plan is in and every planned shard answered: the per-shard top-k lists
+    are merged into the global top-k per query (l2: smaller is better, ip /
+    cosine: larger; ties by shard then rank), indexed / deleted counts are
+    summed, and a plan naming down shards makes the answer partial with
+    those in missing_shards.  At the request's deadline it answers with
+    what it has, partial, naming the planned shards that did not answer.  A
+    part carrying an error status makes the whole answer that error.  The
+    answer is PUSHed to the gateway (--out); parts of finished requests are
+    dropped.                                                               */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nf_error.h"
+#include "nf_msg.h"
+#include "nf_pod.h"
+#include "nf_sys.h"
+#include "nf_topk.h"
+
+#define S_NO_DEADLINE_US (60 * 1000000ull)   /* expiry of requests without a deadline */
+#define S_KEEP_DONE_US (5 * 1000000ull)       /* remember finished ids this long */
+#define S_MAX_SHARDS 65536
+
+typedef struct {
+    uint64_t id;
+    bool done;
+    Nflow__Envelope *plan;          /* owned; NULL until it arrives */
+    Nflow__Envelope **parts;        /* owned */
+    size_t nparts, cap;
+    uint64_t expiry;                /* monotonic us: deadline, then forget time */
+} req_t;
+
+typedef struct {
+    nf_pod_t *pod;
+    zsock_t *in, *out;
+    uint32_t top_k;
+    zhashx_t *reqs;                 /* "%016llx" id -> req_t */
+    uint64_t next_sweep;
+} reducer_t;
+
+static void
+s_req_destroy(void **item)
+{
+    req_t *r = *item;
+    if (!r)
+        return;
+    if (r->plan)
+        nflow__envelope__free_unpacked(r->plan, NULL);
+    for (size_t i = 0; i < r->nparts; i++)
+        nflow__envelope__free_unpacked(r->parts[i], NULL);
+    free(r->parts);
+    free(r);
+    *item = NULL;
+}
+
+static bool
+s_has_part(const req_t *r, uint32_t shard)
+{
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i]->result->shard == shard)
+            return true;
+    return false;
+}
+
+static bool
+s_complete(const req_t *r)
+{
+    if (!r->plan)
+        return false;
+    for (size_t i = 0; i < r->plan->plan->n_shards; i++)
+        if (!s_has_part(r, r->plan->plan->shards[i]))
+            return false;
+    return true;
+}
+
+static int
+s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+s_send(reducer_t *self, req_t *r, Nflow__Envelope *out)
+{
+    /* a part's route is the longest: gateway, encoder, router, indexer */
+    const Nflow__Envelope *from = r->nparts ? r->parts[0] : r->plan;
+    out->request_id = r->id;
+    if (from) {
+        out->route = from->route;
+        out->n_route = from->n_route;
+        out->deadline_us = from->deadline_us;
+    }
+    if (nf_msg_send_hop(self->out, NULL, out, nf_pod_name(self->pod), nf_wall_us(), 0)
+        != NF_OK)
+        nf_pod_log(self->pod, "cannot send a result to the gateway: %s", nf_error_msg());
+}
+
+/* Merge the parts into one Result and send it; partial when shards are
+   missing (timeout) or down. */
+static void
+s_finish(reducer_t *self, req_t *r)
+{
+    r->done = true;
+    r->expiry = nf_now_us() + S_KEEP_DONE_US;
+    Nflow__Envelope out;
+    nf_env_init(&out);
+    /* an error part decides the answer */
+    for (size_t i = 0; i < r->nparts; i++) {
+        Nflow__Status *st = r->parts[i]->status;
+        if (st && st->code != NFLOW__STATUS_CODE__STATUS_OK) {
+            out.status = st;
+            s_send(self, r, &out);
+            nf_pod_stats(self->pod)->errors++;
+            return;
+        }
+    }
+    Nflow__Plan *plan = r->plan ? r->plan->plan : NULL;
+    size_t nplanned = plan ? plan->n_shards : 0, ndown = plan ? plan->n_down : 0;
+    uint32_t *missing = malloc((nplanned + ndown + 1) * sizeof *missing);
+    size_t nmissing = 0;
+    for (size_t i = 0; missing && i < nplanned; i++)
+        if (!s_has_part(r, plan->shards[i]))
+            missing[nmissing++] = plan->shards[i];
+    for (size_t i = 0; missing && i < ndown; i++)
+        missing[nmissing++] = plan->down[i];
+    if (missing)
+        qsort(missing, nmissing, sizeof *missing, s_cmp_u32);
+
+    Nflow__Result res = NFLOW__RESULT__INIT;
+    res.partial = nmissing > 0 || !plan;
+    res.missing_shards = missing;
+    res.n_missing_shards = nmissing;
+    const char *metric = "cosine";
+    size_t nq = plan ? plan->nqueries : 0;
+    for (size_t i = 0; i < r->nparts; i++) {
+        Nflow__Result *p = r->parts[i]->result;
+        res.indexed += p->indexed;
+        res.deleted += p->deleted;
+        if (p->metric && *p->metric)
+            metric = p->metric;
+        if (!plan && p->n_results > nq)
+            nq = p->n_results;
+    }
+    res.metric = (char *) metric;
+    size_t k = plan && plan->top_k ? plan->top_k : self->top_k;
+    bool larger = strcmp(metric, "l2") != 0;
+    Nflow__Matches *mats = calloc(nq ? nq : 1, sizeof *mats);
+    Nflow__Matches **mptr = calloc(nq ? nq : 1, sizeof *mptr);
+    Nflow__Document **dptr = calloc(nq * k + 1, sizeof *dptr);
+    nf_hit_t *heap = malloc(k * sizeof *heap);
+    if (!mats || !mptr || !dptr || !heap || !missing) {
+        nf_pod_log(self->pod, "out of memory merging request %llu", (unsigned long long) r->id);
+        goto done;
+    }
+    if (plan ? plan->kind == NFLOW__ENVELOPE__BODY_SEARCH : nq > 0) {
+        for (size_t q = 0; q < nq; q++) {
+            nf_topk_t t;
+            nf_topk_init(&t, heap, k, larger);
+            for (size_t i = 0; i < r->nparts; i++) {
+                Nflow__Result *p = r->parts[i]->result;
+                if (q >= p->n_results)
+                    continue;
+                for (size_t j = 0; j < p->results[q]->n_matches; j++)
+                    nf_topk_push(&t, p->results[q]->matches[j]->score,
+                                 (uint64_t) p->shard << 32 | j);
+            }
+            size_t n = nf_topk_sort(&t);
+            Nflow__Matches init = NFLOW__MATCHES__INIT;
+            mats[q] = init;
+            mats[q].matches = dptr + q * k;
+            mats[q].n_matches = n;
+            mptr[q] = &mats[q];
+            for (size_t h = 0; h < n; h++) {
+                uint32_t shard = (uint32_t) (heap[h].key >> 32);
+                size_t j = (size_t) (heap[h].key & 0xffffffffu);
+                for (size_t i = 0; i < r->nparts; i++)
+                    if (r->parts[i]->result->shard == shard)
+                        dptr[q * k + h] = r->parts[i]->result->results[q]->matches[j];
+            }
+        }
+        res.results = mptr;
+        res.n_results = nq;
+    }
+    out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    out.result = &res;
+    s_send(self, r, &out);
+    nf_pod_stats(self->pod)->served++;
+done:
+    free(heap);
+    free(dptr);
+    free(mptr);
+    free(mats);
+    free(missing);
+}
+
+static req_t *
+s_lookup(reducer_t *self, uint64_t id, uint64_t deadline_us)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%016llx", (unsigned long long) id);
+    req_t *r = zhashx_lookup(self->reqs, key);
+    if (r)
+        return r;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->id = id;
+    uint64_t now = nf_now_us(), wall = nf_wall_us();
+    if (deadline_us)
+        r->expiry = now + (deadline_us > wall ? deadline_us - wall : 0);
+    else
+        r->expiry = now + S_NO_DEADLINE_US;
+    zhashx_insert(self->reqs, key, r);
+    if (r->expiry < self->next_sweep)
+        self->next_sweep = r->expiry;
+    return r;
+}
+
+static void
+s_handle(reducer_t *self, nf_msg_t *msg)
+{
+    Nflow__Envelope *env = msg->env;
+    if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
+        Nflow__Plan *p = env->plan;
+        if (p->n_shards > S_MAX_SHARDS || p->n_down > S_MAX_SHARDS) {
+            nf_pod_reject(self->pod, self->in, msg, "plan names too many shards");
+            return;
+        }
+    }
+    else if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT) {
+        char why[96];
+        snprintf(why, sizeof why, "wrong body for the reducer's input: %s",
+                 env->body_case ? nf_msg_body_name(env->body_case) : "status only");
+        nf_pod_reject(self->pod, self->in, msg, why);
+        return;
+    }
+    req_t *r = s_lookup(self, env->request_id, env->deadline_us);
+    if (!r) {
+        nf_pod_log(self->pod, "out of memory for request %llu",
+                   (unsigned long long) env->request_id);
+        return;
+    }
+    if (r->done)
+        return;     /* late part of a finished request */
+    if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
+        if (r->plan)
+            return;     /* duplicate plan */
+        r->plan = env;
+    }
+    else {
+        if (s_has_part(r, env->result->shard))
+            return;     /* duplicate part */
+        if (r->nparts == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 4;
+            Nflow__Envelope **p = realloc(r->parts, cap * sizeof *p);
+            if (!p)
+                return;
+            r->parts = p;
+            r->cap = cap;
+        }
+        r->parts[r->nparts++] = env;
+    }
+    msg->env = NULL;    /* the request owns it now */
+    bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
+    if (error || s_complete(r))
+        s_finish(self, r);
+}
+
+/* Answer requests whose deadline passed; forget finished ones. */
+static void
+s_sweep(reducer_t *self)
+{
+    uint64_t now = nf_now_us();
+    if (now < self->next_sweep)
+        return;
+    uint64_t next = now + S_KEEP_DONE_US;
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (req_t *r = zhashx_first(self->reqs); r; r = zhashx_next(self->reqs)) {
+        if (r->expiry <= now) {
+            if (!r->done && (r->plan || r->nparts))
+                s_finish(self, r);
+            else
+                zlist_append(gone, (void *) zhashx_cursor(self->reqs));
+        }
+        if (r->expiry < next)
+            next = r->expiry;
+    }
+    for (char *key = zlist_first(gone); key; key = zlist_next(gone))
+        zhashx_delete(self->reqs, key);
+    zlist_destroy(&gone);
+    self->next_sweep = next > now + 10000 ? next : now + 10000;   /* at most every 10 ms */
+}
+
+int
+main(int argc, char **argv)
+{
+    reducer_t self = {0};
+    if (nf_pod_new("reducer", argc, argv, &self.pod) != NF_OK) {
+        fprintf(stderr, "nflow-reducer: %s\n", nf_error_msg());
+        return 2;
+    }
+    if (!self.pod)
+        return 0;
+    self.top_k = (uint32_t) nf_pod_int(self.pod, "top_k");
+    self.reqs = zhashx_new();
+    zhashx_set_destructor(self.reqs, s_req_destroy);
+    self.next_sweep = UINT64_MAX;
+    int rc = nf_pod_bind(self.pod, "in", ZMQ_PULL, true, &self.in);
+    if (rc == NF_OK)
+        rc = nf_pod_connect(self.pod, "out", ZMQ_PUSH, false, &self.out);
+    if (rc == NF_OK)
+        rc = nf_pod_ready(self.pod);
+    if (rc != NF_OK) {
+        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
+        goto out;
+    }
+    while (!nf_pod_stopping(self.pod)) {
+        uint64_t now = nf_now_us();
+        int wait = self.next_sweep == UINT64_MAX ? 1000
+                   : self.next_sweep > now ? (int) ((self.next_sweep - now) / 1000 + 1) : 0;
+        if (wait > 1000)
+            wait = 1000;
+        nf_pod_wait(self.pod, wait);
+        for (int i = 0; i < 1024 && (zsock_events(self.in) & ZMQ_POLLIN); i++) {
+            nf_msg_t msg;
+            rc = nf_msg_recv(self.in, &msg);
+            if (rc == NF_OK)
+                s_handle(&self, &msg);
+            else if (rc != NF_EIO)
+                nf_pod_malformed(self.pod, self.in, &msg, rc);
+            nf_msg_clear(&msg);
+        }
+        rc = NF_OK;
+        s_sweep(&self);
+    }
+out:
+    zhashx_destroy(&self.reqs);
+    nf_pod_destroy(&self.pod);
+    return rc == NF_OK ? 0 : 1;
+}

@@ -1,0 +1,274 @@
+/*  nflow-router: the head of the sharded indexer.
+
+    PULLs requests (--in).  Index and delete requests are split by
+    nf_msg_shard_of(id) into one request per shard that has documents;
+    searches go to every shard.  Shards are the DEALERs connected to the
+    ROUTER --shards with identity "shard-N"; they say HELLO and send a
+    HEARTBEAT every heartbeat_ms, and a shard silent for dead_after_ms is
+    down.  After dispatching, the router PUSHes the reducer a Plan naming
+    the shards that got a part and those that are down (a send that fails
+    marks that shard down too).  When no shard at all can take the request
+    it is failed with UNAVAILABLE via --errors.                            */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nf_error.h"
+#include "nf_msg.h"
+#include "nf_pod.h"
+#include "nf_sys.h"
+
+typedef struct {
+    nf_pod_t *pod;
+    zsock_t *in, *shards, *reducer;
+    uint32_t nshards;
+    uint64_t dead_after_us;
+    uint64_t *last_seen;        /* monotonic us of the last word from each shard, 0 = never */
+    bool *was_alive;            /* for logging state changes */
+} router_t;
+
+static bool
+s_alive(router_t *self, uint32_t shard, uint64_t now)
+{
+    return self->last_seen[shard] && now - self->last_seen[shard] <= self->dead_after_us;
+}
+
+/* Log shards that changed state (quietly: one line per change). */
+static void
+s_track(router_t *self)
+{
+    uint64_t now = nf_now_us();
+    for (uint32_t s = 0; s < self->nshards; s++) {
+        bool alive = s_alive(self, s, now);
+        if (alive != self->was_alive[s])
+            nf_pod_log(self->pod, "shard %u is %s", s, alive ? "up" : "down");
+        self->was_alive[s] = alive;
+    }
+}
+
+/* A message from a shard's DEALER: HELLO / HEARTBEAT, or an error status. */
+static void
+s_from_shard(router_t *self, nf_msg_t *msg)
+{
+    zframe_t *id = zmsg_first(msg->routing);
+    char ident[32] = "";
+    size_t len = zframe_size(id);
+    if (len < sizeof ident)
+        memcpy(ident, zframe_data(id), len);
+    unsigned shard;
+    char tail;
+    if (sscanf(ident, "shard-%u%c", &shard, &tail) != 1 || shard >= self->nshards) {
+        char what[96];
+        snprintf(what, sizeof what, "not a shard identity (expected shard-0..shard-%u)",
+                 self->nshards - 1);
+        nf_pod_reject(self->pod, self->shards, msg, what);
+        return;
+    }
+    Nflow__Envelope *env = msg->env;
+    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+        && (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HELLO
+            || env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT)) {
+        self->last_seen[shard] = nf_now_us();
+        return;
+    }
+    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
+        nf_pod_control(self->pod, self->shards, msg->routing, env);
+        return;
+    }
+    if (!env->body_case)
+        return;     /* an error status answering something we sent: nothing to do */
+    nf_pod_reject(self->pod, self->shards, msg, "shards may only send HELLO and HEARTBEAT");
+}
+
+/* Send env (with body replaced by the caller) to one shard. */
+static int
+s_send_shard(router_t *self, uint32_t shard, const Nflow__Envelope *env, uint64_t recv_us)
+{
+    char ident[32];
+    snprintf(ident, sizeof ident, "shard-%u", shard);
+    zmsg_t *routing = zmsg_new();
+    zmsg_addstr(routing, ident);
+    int rc = nf_msg_send_hop(self->shards, routing, env, nf_pod_name(self->pod), recv_us,
+                             ZMQ_DONTWAIT);
+    zmsg_destroy(&routing);
+    if (rc != NF_OK)
+        self->last_seen[shard] = 0;     /* not connected: down until it speaks again */
+    return rc;
+}
+
+static void
+s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
+{
+    Nflow__Envelope *env = msg->env;
+    uint32_t S = self->nshards;
+    int kind = env->body_case;
+    uint64_t now = nf_now_us();
+    uint32_t *sent = calloc(S, sizeof *sent), *down = calloc(S, sizeof *down);
+    size_t nsent = 0, ndown = 0;
+    uint32_t *which = NULL;     /* index/delete: shard of each item */
+    size_t nitems = 0;
+    void **subset = NULL;
+    bool ok = sent && down;
+
+    if (ok && (kind == NFLOW__ENVELOPE__BODY_INDEX || kind == NFLOW__ENVELOPE__BODY_DELETE)) {
+        nitems = kind == NFLOW__ENVELOPE__BODY_INDEX ? env->index->n_docs
+                                                     : env->delete_->n_ids;
+        which = malloc((nitems ? nitems : 1) * sizeof *which);
+        subset = malloc((nitems ? nitems : 1) * sizeof *subset);
+        ok = which && subset;
+        for (size_t i = 0; ok && i < nitems; i++) {
+            const char *id = kind == NFLOW__ENVELOPE__BODY_INDEX ? env->index->docs[i]->id
+                                                                  : env->delete_->ids[i];
+            which[i] = nf_msg_shard_of(id, strlen(id), S);
+        }
+    }
+    if (!ok) {
+        nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                    "router: out of memory");
+        goto done;
+    }
+    for (uint32_t s = 0; s < S; s++) {
+        Nflow__Envelope part = *env;
+        Nflow__IndexRequest ireq = NFLOW__INDEX_REQUEST__INIT;
+        Nflow__DeleteRequest dreq = NFLOW__DELETE_REQUEST__INIT;
+        if (kind != NFLOW__ENVELOPE__BODY_SEARCH) {
+            size_t k = 0;
+            for (size_t i = 0; i < nitems; i++)
+                if (which[i] == s)
+                    subset[k++] = kind == NFLOW__ENVELOPE__BODY_INDEX
+                                      ? (void *) env->index->docs[i]
+                                      : (void *) env->delete_->ids[i];
+            if (k == 0)
+                continue;
+            if (kind == NFLOW__ENVELOPE__BODY_INDEX) {
+                ireq.docs = (Nflow__Document **) subset;
+                ireq.n_docs = k;
+                part.index = &ireq;
+            }
+            else {
+                dreq.ids = (char **) subset;
+                dreq.n_ids = k;
+                part.delete_ = &dreq;
+            }
+        }
+        if (s_alive(self, s, now) && s_send_shard(self, s, &part, recv_us) == NF_OK)
+            sent[nsent++] = s;
+        else
+            down[ndown++] = s;
+    }
+    if (nsent == 0 && ndown > 0) {
+        char list[256] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < ndown && len + 12 < sizeof list; i++)
+            len += (size_t) snprintf(list + len, sizeof list - len, "%s%u", i ? "," : "",
+                                     down[i]);
+        nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                    "no live shard to serve the %s (down: %s)", nf_msg_body_name(kind), list);
+        goto done;
+    }
+    Nflow__Plan plan = NFLOW__PLAN__INIT;
+    plan.shards = sent;
+    plan.n_shards = nsent;
+    plan.down = down;
+    plan.n_down = ndown;
+    plan.kind = (uint32_t) kind;
+    if (kind == NFLOW__ENVELOPE__BODY_SEARCH) {
+        plan.top_k = env->search->top_k;
+        plan.nqueries = (uint32_t) env->search->n_queries;
+    }
+    Nflow__Envelope penv;
+    nf_env_init(&penv);
+    penv.request_id = env->request_id;
+    penv.deadline_us = env->deadline_us;
+    penv.route = env->route;
+    penv.n_route = env->n_route;
+    penv.body_case = NFLOW__ENVELOPE__BODY_PLAN;
+    penv.plan = &plan;
+    if (nf_msg_send_hop(self->reducer, NULL, &penv, nf_pod_name(self->pod), recv_us, 0)
+        != NF_OK)
+        nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                    "router: cannot reach the reducer: %s", nf_error_msg());
+    else
+        nf_pod_stats(self->pod)->served++;
+done:
+    free(sent);
+    free(down);
+    free(which);
+    free(subset);
+}
+
+static void
+s_from_in(router_t *self, nf_msg_t *msg, uint64_t recv_us)
+{
+    int kind = msg->env->body_case;
+    if (kind != NFLOW__ENVELOPE__BODY_INDEX && kind != NFLOW__ENVELOPE__BODY_DELETE
+        && kind != NFLOW__ENVELOPE__BODY_SEARCH) {
+        char why[96];
+        snprintf(why, sizeof why, "wrong body for the router's input: %s",
+                 kind ? nf_msg_body_name(kind) : "status only");
+        nf_pod_reject(self->pod, self->in, msg, why);
+        return;
+    }
+    s_dispatch(self, msg, recv_us);
+}
+
+int
+main(int argc, char **argv)
+{
+    router_t self = {0};
+    if (nf_pod_new("router", argc, argv, &self.pod) != NF_OK) {
+        fprintf(stderr, "nflow-router: %s\n", nf_error_msg());
+        return 2;
+    }
+    if (!self.pod)
+        return 0;
+    self.nshards = nf_pod_get(self.pod, "nshards") ? (uint32_t) nf_pod_int(self.pod, "nshards")
+                                                    : 1;
+    self.dead_after_us = (uint64_t) nf_pod_int(self.pod, "dead_after_ms") * 1000;
+    self.last_seen = calloc(self.nshards, sizeof *self.last_seen);
+    self.was_alive = calloc(self.nshards, sizeof *self.was_alive);
+    int rc = self.last_seen && self.was_alive ? NF_OK : NF_ENOMEM;
+    if (rc == NF_OK)
+        rc = nf_pod_bind(self.pod, "in", ZMQ_PULL, true, &self.in);
+    if (rc == NF_OK && (rc = nf_pod_bind(self.pod, "shards", ZMQ_ROUTER, true, &self.shards))
+                           == NF_OK)
+        zsock_set_router_handover(self.shards, 1);  /* a restarted shard takes its name back */
+    if (rc == NF_OK)
+        rc = nf_pod_connect(self.pod, "reducer", ZMQ_PUSH, false, &self.reducer);
+    if (rc == NF_OK)
+        rc = nf_pod_ready(self.pod);
+    if (rc != NF_OK) {
+        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
+        goto out;
+    }
+    int tick_ms = (int) nf_pod_int(self.pod, "heartbeat_ms");
+    while (!nf_pod_stopping(self.pod)) {
+        nf_pod_wait(self.pod, tick_ms);
+        /* shards first: fresh heartbeats before the requests that need them */
+        for (int i = 0; i < 1024 && (zsock_events(self.shards) & ZMQ_POLLIN); i++) {
+            nf_msg_t msg;
+            rc = nf_msg_recv(self.shards, &msg);
+            if (rc == NF_OK)
+                s_from_shard(&self, &msg);
+            else if (rc != NF_EIO)
+                nf_pod_malformed(self.pod, self.shards, &msg, rc);
+            nf_msg_clear(&msg);
+        }
+        for (int i = 0; i < 256 && (zsock_events(self.in) & ZMQ_POLLIN); i++) {
+            nf_msg_t msg;
+            rc = nf_msg_recv(self.in, &msg);
+            uint64_t recv_us = nf_wall_us();
+            if (rc == NF_OK)
+                s_from_in(&self, &msg, recv_us);
+            else if (rc != NF_EIO)
+                nf_pod_malformed(self.pod, self.in, &msg, rc);
+            nf_msg_clear(&msg);
+        }
+        s_track(&self);
+    }
+out:
+    free(self.last_seen);
+    free(self.was_alive);
+    nf_pod_destroy(&self.pod);
+    return rc == NF_OK ? 0 : 1;
+}
