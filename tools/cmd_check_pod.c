@@ -1,0 +1,884 @@
+/*  nflow check-pod: drive an executor written in any language through the
+    flow protocol (proto/README.md) and say, check by check, whether it
+    keeps the contract.
+
+      nflow check-pod [--dim D] [--role encoder] [--timeout-ms T] -- COMMAND...
+
+    check-pod picks free loopback endpoints, binds a PULL for the pod's
+    --out and one for its --errors, starts COMMAND with --name, --in, --out,
+    --errors, --control and --dim appended (and the same values as NFLOW_*
+    environment variables), then talks to it as the flow would: PUSH to its
+    --in, DEALER to its --control.  It prints `PASS name` or `FAIL name: why`
+    per check (`SKIP name: why` where one does not apply) and a last line
+    `check-pod: N checks passed, M failed`; the exit status is 0 only when
+    every check passed (2 on a usage error).
+    If the pod does not start or dies, that check fails with its exit
+    status and the run stops.  The pod's own output goes to stderr.        */
+#include "nflow.h"
+
+#include "nf_error.h"
+#include "nf_msg.h"
+#include "nf_sys.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_MAX_DOCS 8
+#define S_EXIT_MS 2000          /* TERMINATE -> the process must be gone by then */
+#define S_READY_MS 10000        /* the first PING waits at least this long */
+#define S_DROP_MS 300           /* how long "nothing arrived" is waited for */
+#define S_SIMILAR_MIN_DIM 16    /* below it, hashing collisions decide similarity */
+
+typedef struct {
+    int dim;
+    int timeout_ms;             /* for every answer the pod owes */
+    char *const *command;       /* the pod's argv (NULL-terminated) */
+    char name[32];              /* --name given to the pod */
+    char ep_in[64], ep_out[64], ep_errors[64], ep_control[64];
+    pid_t pid;
+    bool exited;
+    int wstatus;
+    zsock_t *in;                /* PUSH, connected to the pod's --in */
+    zsock_t *out;               /* PULL, bound: the pod's --out */
+    zsock_t *errors;            /* PULL, bound: the pod's --errors */
+    zsock_t *control;           /* DEALER, connected to the pod's --control */
+    int waited_ms;              /* the timeout of the last s_await */
+    uint64_t next_id;
+    int passed, failed;
+    bool stop;                  /* the pod is gone (or we were interrupted) */
+} s_check_t;
+
+/* A document to send: text and/or vector (little-endian float32 bytes). */
+typedef struct {
+    const char *id;
+    const char *text;
+    const void *vec;
+    size_t vec_bytes;
+} s_doc_t;
+
+static void
+s_pass(s_check_t *c, const char *name)
+{
+    c->passed++;
+    printf("PASS %s\n", name);
+    fflush(stdout);
+}
+
+static void s_fail(s_check_t *c, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_fail(s_check_t *c, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    c->failed++;
+    printf("FAIL %s: ", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* ---- the child process ------------------------------------------------ */
+
+/* True once the pod has exited (reaped; status in c->wstatus). */
+static bool
+s_gone(s_check_t *c)
+{
+    if (!c->exited && c->pid > 0 && waitpid(c->pid, &c->wstatus, WNOHANG) == c->pid)
+        c->exited = true;
+    return c->exited;
+}
+
+static const char *
+s_exit_text(s_check_t *c, char *buf, size_t size)
+{
+    if (WIFEXITED(c->wstatus))
+        snprintf(buf, size, "the pod exited with status %d", WEXITSTATUS(c->wstatus));
+    else if (WIFSIGNALED(c->wstatus))
+        snprintf(buf, size, "the pod was killed by signal %d (%s)", WTERMSIG(c->wstatus),
+                 strsignal(WTERMSIG(c->wstatus)));
+    else
+        snprintf(buf, size, "the pod stopped (wait status %d)", c->wstatus);
+    return buf;
+}
+
+/* Start the pod: its command with --KEY VALUE appended for each option and
+   the same options as NFLOW_KEY in its environment (replacing inherited
+   ones).  Everything is built before fork; the child only execs. */
+static int
+s_spawn(s_check_t *c)
+{
+    extern char **environ;
+    char dim[16];
+    snprintf(dim, sizeof dim, "%d", c->dim);
+    const char *opts[][2] = {
+        {"name", c->name}, {"in", c->ep_in}, {"out", c->ep_out}, {"errors", c->ep_errors},
+        {"control", c->ep_control}, {"dim", dim}, {"replica", "0"},
+    };
+    enum { NOPT = sizeof opts / sizeof opts[0], NARG = NOPT - 1 };  /* replica: env only */
+    size_t ncmd = 0, nenv = 0;
+    while (c->command[ncmd])
+        ncmd++;
+    while (environ[nenv])
+        nenv++;
+    char **argv = calloc(ncmd + 2 * NARG + 1, sizeof *argv);
+    char **envp = calloc(nenv + NOPT + 1, sizeof *envp);
+    char flag[NOPT][16], var[NOPT][128];
+    if (!argv || !envp) {
+        free(argv);
+        free(envp);
+        return nf_error_set(NF_ENOMEM, "check-pod: out of memory");
+    }
+    memcpy(argv, c->command, ncmd * sizeof *argv);
+    size_t k = 0;
+    for (size_t i = 0; i < NOPT; i++) {
+        snprintf(flag[i], sizeof flag[i], "--%s", opts[i][0]);
+        int len = snprintf(var[i], sizeof var[i], "NFLOW_");
+        for (const char *p = opts[i][0]; *p; p++)
+            var[i][len++] = (char) toupper((unsigned char) *p);
+        snprintf(var[i] + len, sizeof var[i] - (size_t) len, "=%s", opts[i][1]);
+        envp[k++] = var[i];
+        if (i < NARG) {
+            argv[ncmd + 2 * i] = flag[i];
+            argv[ncmd + 2 * i + 1] = (char *) opts[i][1];
+        }
+    }
+    for (size_t e = 0; e < nenv; e++) {
+        bool ours = false;
+        for (size_t i = 0; i < NOPT && !ours; i++) {
+            size_t name_len = (size_t) (strchr(var[i], '=') - var[i]) + 1;
+            ours = !strncmp(environ[e], var[i], name_len);
+        }
+        if (!ours)
+            envp[k++] = environ[e];
+    }
+    fflush(NULL);
+    c->pid = fork();
+    if (c->pid == 0) {
+        /* Own process group (so the whole pod can be stopped), no stdin,
+           its stdout on our stderr so that our stdout is only the checks. */
+        setpgid(0, 0);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(2, 1);
+        execvpe(argv[0], argv, envp);
+        dprintf(2, "check-pod: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int err = errno;
+    if (c->pid > 0)
+        setpgid(c->pid, c->pid);
+    free(argv);
+    free(envp);
+    return c->pid > 0 ? NF_OK : nf_error_set(NF_EIO, "check-pod: fork: %s", strerror(err));
+}
+
+/* Stop the pod if it still runs: SIGTERM to its group, SIGKILL after 1 s. */
+static void
+s_reap(s_check_t *c)
+{
+    if (c->pid <= 0 || s_gone(c))
+        return;
+    kill(-c->pid, SIGTERM);
+    for (int i = 0; i < 100 && !s_gone(c); i++)
+        zclock_sleep(10);
+    if (!s_gone(c)) {
+        kill(-c->pid, SIGKILL);
+        if (waitpid(c->pid, &c->wstatus, 0) == c->pid)
+            c->exited = true;
+    }
+}
+
+/* ---- sending and receiving -------------------------------------------- */
+
+/* Receive, from sock, the envelope answering request id within timeout_ms
+   (other envelopes are skipped).  NF_OK with msg filled (caller clears it),
+   NF_ETIMEOUT, NF_EUNAVAIL when the pod is gone, NF_EPROTO when the pod
+   sent a frame that is not a valid envelope (message in nf_error_msg). */
+static int
+s_await(s_check_t *c, zsock_t *sock, uint64_t id, int timeout_ms, nf_msg_t *msg)
+{
+    uint64_t deadline = nf_now_us() + (uint64_t) timeout_ms * 1000u;
+    memset(msg, 0, sizeof *msg);
+    c->waited_ms = timeout_ms;
+    for (;;) {
+        uint64_t now = nf_now_us();
+        if (zsys_interrupted) {
+            c->stop = true;
+            return nf_error_set(NF_EUNAVAIL, "interrupted");
+        }
+        zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+        long wait_ms = now >= deadline ? 0 : (long) ((deadline - now) / 1000u);
+        int n = zmq_poll(&item, 1, wait_ms > 50 ? 50 : wait_ms);
+        if (n > 0) {
+            int rc = nf_msg_recv(sock, msg);
+            if (rc != NF_OK) {
+                nf_msg_clear(msg);
+                return nf_error_set(NF_EPROTO, "the pod sent a bad frame: %s", nf_error_msg());
+            }
+            if (msg->env->request_id == id)
+                return NF_OK;
+            nf_msg_clear(msg);
+            if (nf_now_us() < deadline)
+                continue;       /* else a pod flooding other answers still times out */
+        }
+        if (s_gone(c)) {
+            c->stop = true;
+            return NF_EUNAVAIL;
+        }
+        if (now >= deadline)
+            return NF_ETIMEOUT;
+    }
+}
+
+/* FAIL name because waiting for what failed with rc (from s_await). */
+static void
+s_fail_rc(s_check_t *c, const char *name, int rc, const char *what)
+{
+    char exit_text[96];
+    if (rc == NF_ETIMEOUT)
+        s_fail(c, name, "no %s within %d ms", what, c->waited_ms);
+    else if (rc == NF_EUNAVAIL && c->exited)
+        s_fail(c, name, "%s before the %s", s_exit_text(c, exit_text, sizeof exit_text), what);
+    else
+        s_fail(c, name, "%s", nf_error_msg());
+}
+
+/* Send a control command and wait up to timeout_ms; on NF_OK *reply holds
+   the pod's answer (an envelope with the same request id). */
+static int
+s_control(s_check_t *c, Nflow__ControlCommand command, int timeout_ms, nf_msg_t *reply)
+{
+    Nflow__Envelope env;
+    Nflow__Control control = NFLOW__CONTROL__INIT;
+    nf_env_init(&env);
+    env.request_id = c->next_id++;
+    control.command = command;
+    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.control = &control;
+    int rc = nf_msg_send(c->control, NULL, &env, 0);
+    if (rc != NF_OK)
+        return rc;
+    return s_await(c, c->control, env.request_id, timeout_ms, reply);
+}
+
+/* Send an index (or, search) request with docs; returns its id or 0.
+   version != NF_PROTOCOL_VERSION packs the frame by hand (nf_msg_send
+   would fix the version). */
+static uint64_t
+s_request(s_check_t *c, bool search, const s_doc_t *docs, size_t ndocs, uint32_t version)
+{
+    Nflow__Envelope env;
+    Nflow__IndexRequest index = NFLOW__INDEX_REQUEST__INIT;
+    Nflow__SearchRequest query = NFLOW__SEARCH_REQUEST__INIT;
+    Nflow__Document doc[S_MAX_DOCS], *docp[S_MAX_DOCS];
+    Nflow__Hop hop = NFLOW__HOP__INIT, *hopp = &hop;
+    assert(ndocs <= S_MAX_DOCS);
+
+    nf_env_init(&env);
+    env.request_id = c->next_id++;
+    env.deadline_us = nf_wall_us() + 60u * 1000000u;
+    hop.pod = (char *) "check-pod";
+    hop.recv_us = hop.send_us = nf_wall_us();
+    env.n_route = 1;
+    env.route = &hopp;
+    for (size_t i = 0; i < ndocs; i++) {
+        nflow__document__init(&doc[i]);
+        doc[i].id = (char *) docs[i].id;
+        if (docs[i].text)
+            doc[i].text = (char *) docs[i].text;
+        if (docs[i].vec) {
+            doc[i].vector.data = (uint8_t *) docs[i].vec;
+            doc[i].vector.len = docs[i].vec_bytes;
+        }
+        docp[i] = &doc[i];
+    }
+    if (search) {
+        query.n_queries = ndocs;
+        query.queries = docp;
+        query.top_k = 5;
+        env.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+        env.search = &query;
+    } else {
+        index.n_docs = ndocs;
+        index.docs = docp;
+        env.body_case = NFLOW__ENVELOPE__BODY_INDEX;
+        env.index = &index;
+    }
+    if (version == NF_PROTOCOL_VERSION)
+        return nf_msg_send(c->in, NULL, &env, 0) == NF_OK ? env.request_id : 0;
+    env.version = version;
+    size_t len = nflow__envelope__get_packed_size(&env);
+    zframe_t *frame = zframe_new(NULL, len);
+    if (!frame)
+        return 0;
+    nflow__envelope__pack(&env, zframe_data(frame));
+    return zframe_send(&frame, c->in, 0) == 0 ? env.request_id : 0;
+}
+
+/* ---- vectors ---------------------------------------------------------- */
+
+static float
+s_f32(const uint8_t *p)
+{
+    uint32_t u = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+                 | (uint32_t) p[3] << 24;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Dot product of two encoded vectors of dim floats. */
+static double
+s_dot(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b, int dim)
+{
+    double sum = 0;
+    for (int i = 0; i < dim; i++)
+        sum += (double) s_f32(a->data + 4 * i) * (double) s_f32(b->data + 4 * i);
+    return sum;
+}
+
+/* The docs (or queries) of a forwarded envelope, or NULL if it is not a
+   request of that kind. */
+static Nflow__Document **
+s_docs(const Nflow__Envelope *env, bool search, size_t *n)
+{
+    if (search && env->body_case == NFLOW__ENVELOPE__BODY_SEARCH) {
+        *n = env->search->n_queries;
+        return env->search->queries;
+    }
+    if (!search && env->body_case == NFLOW__ENVELOPE__BODY_INDEX) {
+        *n = env->index->n_docs;
+        return env->index->docs;
+    }
+    return NULL;
+}
+
+/* ---- the checks ------------------------------------------------------- */
+
+/* What is wrong with a forwarded envelope as a whole (false: nothing). */
+static bool
+s_env_wrong(const Nflow__Envelope *env, bool search, size_t ndocs, char *why, size_t size)
+{
+    size_t n = 0;
+    if (!s_docs(env, search, &n))
+        snprintf(why, size, "the forwarded body is not %s", search ? "a search" : "an index");
+    else if (n != ndocs)
+        snprintf(why, size, "%zu documents forwarded, %zu sent", n, ndocs);
+    else if (env->n_route != 2 || !*env->route[1]->pod)
+        snprintf(why, size, "route has %zu hops, expected 2 (the sender's, then one naming "
+                 "the pod)", env->n_route);
+    else if (env->deadline_us == 0)
+        snprintf(why, size, "deadline_us was dropped");
+    else if (env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK)
+        snprintf(why, size, "forwarded with error status %d", (int) env->status->code);
+    else
+        return false;
+    return true;
+}
+
+/* What is wrong with one forwarded document (false: nothing).  It must
+   keep its id and text and carry dim floats: the very bytes it was sent
+   with, or, when the pod encoded its text, a vector of unit norm. */
+static bool
+s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const Nflow__Document *got, char *why,
+            size_t size)
+{
+    const ProtobufCBinaryData *v = &got->vector;
+    double norm = v->len == (size_t) c->dim * 4 ? sqrt(s_dot(v, v, c->dim)) : 0;
+    if (strcmp(got->id, sent->id) != 0)
+        snprintf(why, size, "document '%s' came back as '%s'", sent->id, got->id);
+    else if (v->len != (size_t) c->dim * 4)
+        snprintf(why, size, "'%s': vector of %zu bytes, expected %d (dim %d x 4)", sent->id,
+                 v->len, c->dim * 4, c->dim);
+    else if (sent->vec && memcmp(v->data, sent->vec, v->len) != 0)
+        snprintf(why, size, "'%s': its own vector was changed", sent->id);
+    else if (!sent->vec && fabs(norm - 1.0) > 1e-3)
+        snprintf(why, size, "'%s': vector norm %.6f, expected 1", sent->id, norm);
+    else if (sent->text && strcmp(got->text, sent->text) != 0)
+        snprintf(why, size, "'%s': its text was changed", sent->id);
+    else
+        return false;
+    return true;
+}
+
+/* Send docs as an index (or search) request and check what the pod
+   forwards on --out (same id, see s_env_wrong and s_doc_wrong).  On
+   success *fwd holds the forwarded envelope (caller clears it). */
+static bool
+s_forwarded(s_check_t *c, const char *name, bool search, const s_doc_t *docs, size_t ndocs,
+            nf_msg_t *fwd)
+{
+    char why[256];
+    uint64_t id = s_request(c, search, docs, ndocs, NF_PROTOCOL_VERSION);
+    if (!id) {
+        s_fail(c, name, "could not send the request to --in: %s", nf_error_msg());
+        return false;
+    }
+    int rc = s_await(c, c->out, id, c->timeout_ms, fwd);
+    if (rc != NF_OK) {
+        s_fail_rc(c, name, rc, "request on --out");
+        return false;
+    }
+    size_t n = 0;
+    Nflow__Document **got = s_docs(fwd->env, search, &n);
+    bool wrong = s_env_wrong(fwd->env, search, ndocs, why, sizeof why);
+    for (size_t i = 0; !wrong && i < n; i++)
+        wrong = s_doc_wrong(c, &docs[i], got[i], why, sizeof why);
+    if (wrong) {
+        s_fail(c, name, "%s", why);
+        nf_msg_clear(fwd);
+    }
+    return !wrong;
+}
+
+static void
+s_check_ready(s_check_t *c, int arg)
+{
+    /* Starting an interpreter on a loaded machine may take a while. */
+    int ready_ms = c->timeout_ms > S_READY_MS ? c->timeout_ms : S_READY_MS;
+    nf_msg_t reply;
+    int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_PING, ready_ms, &reply);
+    if (rc != NF_OK) {
+        s_fail_rc(c, "ready", rc, "answer to PING");
+        c->stop = true;     /* nothing else can be checked */
+        return;
+    }
+    const Nflow__Control *ctl = reply.env->control;
+    if (reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL || !ctl->ready)
+        s_fail(c, "ready", "PING answered without control.ready = true");
+    else if (strcmp(ctl->pod, c->name) != 0)
+        s_fail(c, "ready", "PING answered with pod '%s', the pod was named '%s'", ctl->pod,
+               c->name);
+    else
+        s_pass(c, "ready");
+    nf_msg_clear(&reply);
+}
+
+/* STATUS answered; after the garbage checks, it must count malformed frames. */
+static void
+s_check_status(s_check_t *c, int after_garbage)
+{
+    const char *name = after_garbage ? "malformed_counted" : "status";
+    nf_msg_t reply;
+    int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, c->timeout_ms, &reply);
+    if (rc != NF_OK)
+        s_fail_rc(c, name, rc, "answer to STATUS");
+    else if (reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL)
+        s_fail(c, name, "STATUS answered without a control body");
+    else if (reply.env->control->dim != (uint32_t) c->dim)
+        s_fail(c, name, "STATUS reports dim %u, the pod was given --dim %d",
+               reply.env->control->dim, c->dim);
+    else if (after_garbage && reply.env->control->malformed == 0)
+        s_fail(c, name, "STATUS shows malformed = 0 after garbage frames");
+    else
+        s_pass(c, name);
+    nf_msg_clear(&reply);
+}
+
+static void
+s_check_encodes(s_check_t *c, int search)
+{
+    const char *name = search ? "search_text" : "index_text";
+    static const s_doc_t docs[] = {
+        {"d1", "Hello world, this is nflow.", NULL, 0},
+        {"d2", "Memory-mapped vector segments scanned with BLAS", NULL, 0},
+        {"d3", "x", NULL, 0},
+    };
+    nf_msg_t fwd;
+    if (s_forwarded(c, name, search, docs, search ? 1 : 3, &fwd)) {
+        if (search && fwd.env->search->top_k != 5)
+            s_fail(c, name, "top_k %u forwarded, 5 sent", fwd.env->search->top_k);
+        else
+            s_pass(c, name);
+        nf_msg_clear(&fwd);
+    }
+}
+
+static void
+s_check_passthrough(s_check_t *c, int arg)
+{
+    size_t bytes = (size_t) c->dim * 4;
+    float *v = malloc(2 * bytes);
+    uint8_t *enc = malloc(2 * bytes);
+    if (!v || !enc) {
+        s_fail(c, "vector_passthrough", "out of memory");
+    } else {
+        for (int i = 0; i < c->dim; i++) {      /* not normalised on purpose */
+            v[i] = (float) (i % 7) * 0.5f - 1.25f;
+            v[c->dim + i] = (float) (i % 5) + 3.0f;
+        }
+        nf_vec_to_bytes(v, (uint32_t) (2 * c->dim), enc);
+        s_doc_t docs[] = {
+            {"v1", NULL, enc, bytes},
+            {"v2", "a vector wins over the text", enc + bytes, bytes},
+        };
+        nf_msg_t fwd;
+        if (s_forwarded(c, "vector_passthrough", false, docs, 2, &fwd)) {
+            s_pass(c, "vector_passthrough");
+            nf_msg_clear(&fwd);
+        }
+    }
+    free(v);
+    free(enc);
+}
+
+/* Is there an envelope with this id on --out (within S_DROP_MS)? */
+static bool
+s_leaked(s_check_t *c, uint64_t id)
+{
+    nf_msg_t fwd;
+    int rc = s_await(c, c->out, id, S_DROP_MS, &fwd);
+    nf_msg_clear(&fwd);
+    return rc == NF_OK;
+}
+
+/* A request the pod must fail on --errors with code (and not forward). */
+static void
+s_check_rejected(s_check_t *c, const char *name, bool search, const s_doc_t *doc,
+                 Nflow__StatusCode code, const char *code_name)
+{
+    nf_msg_t err;
+    uint64_t id = s_request(c, search, doc, 1, NF_PROTOCOL_VERSION);
+    int rc = id ? s_await(c, c->errors, id, c->timeout_ms, &err) : NF_EIO;
+    if (rc != NF_OK) {
+        s_fail_rc(c, name, rc, "error on --errors");
+        return;
+    }
+    const Nflow__Status *st = err.env->status;
+    if (!st || st->code != code)
+        s_fail(c, name, "status %d on --errors, expected %d (%s)", st ? (int) st->code : 0,
+               (int) code, code_name);
+    else if (!st->message || !*st->message)
+        s_fail(c, name, "%s without a message saying what was wrong", code_name);
+    else if (s_leaked(c, id))
+        s_fail(c, name, "failed on --errors but ALSO forwarded to --out");
+    else
+        s_pass(c, name);
+    nf_msg_clear(&err);
+}
+
+static void
+s_check_bad_input(s_check_t *c, int arg)
+{
+    static const uint8_t v[12] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40};
+    const s_doc_t short_vec = {"short", NULL, v, c->dim == 3 ? 8 : 12};  /* 1, 2 (, 3) */
+    const s_doc_t empty = {"empty", NULL, NULL, 0};
+    const struct {
+        const char *name;
+        bool search;
+        const s_doc_t *doc;
+        Nflow__StatusCode code;
+        const char *code_name;
+    } bad[] = {
+        {"bad_dim", false, &short_vec, NFLOW__STATUS_CODE__STATUS_BAD_DIM, "STATUS_BAD_DIM"},
+        {"bad_dim_query", true, &short_vec, NFLOW__STATUS_CODE__STATUS_BAD_DIM, "STATUS_BAD_DIM"},
+        {"no_text_no_vector", false, &empty, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+         "STATUS_BAD_REQUEST"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0] && !c->stop; i++)
+        s_check_rejected(c, bad[i].name, bad[i].search, bad[i].doc, bad[i].code,
+                         bad[i].code_name);
+}
+
+/* Still serving: PING answered and a fresh index request forwarded. */
+static bool
+s_still_serving(s_check_t *c, const char *name)
+{
+    nf_msg_t reply, fwd;
+    int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_PING, c->timeout_ms, &reply);
+    nf_msg_clear(&reply);
+    if (rc != NF_OK) {
+        s_fail_rc(c, name, rc, "answer to PING afterwards");
+        return false;
+    }
+    s_doc_t doc = {"after", "still serving", NULL, 0};
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s (a request afterwards)", name);
+    if (!s_forwarded(c, sub, false, &doc, 1, &fwd))
+        return false;
+    nf_msg_clear(&fwd);
+    return true;
+}
+
+static void
+s_check_version(s_check_t *c, int arg)
+{
+    s_doc_t doc = {"v99", "from the future", NULL, 0};
+    nf_msg_t err;
+    uint64_t id = s_request(c, false, &doc, 1, 99);
+    if (!id) {
+        s_fail(c, "version_99", "could not send the request to --in");
+        return;
+    }
+    int rc = s_await(c, c->errors, id, c->timeout_ms < 1000 ? c->timeout_ms : 1000, &err);
+    if (rc == NF_OK && (!err.env->status || err.env->status->code == NFLOW__STATUS_CODE__STATUS_OK))
+        s_fail(c, "version_99", "answered on --errors without an error status");
+    else if (rc != NF_OK && rc != NF_ETIMEOUT)      /* timeout: dropped, which is fine */
+        s_fail_rc(c, "version_99", rc, "error on --errors");
+    else if (s_leaked(c, id))
+        s_fail(c, "version_99", "a version 99 envelope was forwarded to --out");
+    else if (s_still_serving(c, "version_99"))
+        s_pass(c, "version_99");
+    nf_msg_clear(&err);
+}
+
+static void
+s_check_garbage(s_check_t *c, int control)
+{
+    const char *name = control ? "garbage_control" : "garbage_in";
+    zsock_t *sock = control ? c->control : c->in;
+    uint8_t junk[64];
+    junk[0] = 0x0f;             /* field 1 with wire type 7: never a valid protobuf */
+    for (size_t i = 1; i < sizeof junk; i++)
+        junk[i] = (uint8_t) (random() & 0xff);
+    zsock_send(sock, "b", junk, sizeof junk);                   /* random bytes */
+    zsock_send(sock, "b", junk, (size_t) 0);                    /* an empty frame */
+    zsock_send(sock, "bzb", junk, sizeof junk, junk, (size_t) 5); /* three frames */
+    if (s_still_serving(c, name))
+        s_pass(c, name);
+}
+
+static void
+s_check_deterministic(s_check_t *c, int arg)
+{
+    s_doc_t doc = {"same", "The same text, encoded twice", NULL, 0};
+    nf_msg_t one, two;
+    if (!s_forwarded(c, "deterministic", false, &doc, 1, &one))
+        return;
+    if (s_forwarded(c, "deterministic", false, &doc, 1, &two)) {
+        const ProtobufCBinaryData *a = &one.env->index->docs[0]->vector;
+        const ProtobufCBinaryData *b = &two.env->index->docs[0]->vector;
+        if (memcmp(a->data, b->data, a->len) != 0)
+            s_fail(c, "deterministic", "the same text gave two different vectors");
+        else
+            s_pass(c, "deterministic");
+        nf_msg_clear(&two);
+    }
+    nf_msg_clear(&one);
+}
+
+static void
+s_check_similar(s_check_t *c, int arg)
+{
+    /* In each triple, the first two share most words; the third is unrelated. */
+    static const s_doc_t docs[] = {
+        {"a1", "the quick brown fox jumps over the lazy dog", NULL, 0},
+        {"a2", "a quick brown fox jumped over the lazy dogs", NULL, 0},
+        {"a3", "quarterly earnings beat analyst expectations", NULL, 0},
+        {"b1", "neural search with sharded vector indexes", NULL, 0},
+        {"b2", "sharded vector indexes for neural search engines", NULL, 0},
+        {"b3", "my grandmother bakes an apple pie every sunday", NULL, 0},
+    };
+    nf_msg_t fwd;
+    if (c->dim < S_SIMILAR_MIN_DIM) {
+        printf("SKIP similar: dim %d is too small to tell texts apart\n", c->dim);
+        return;
+    }
+    if (!s_forwarded(c, "similar", false, docs, 6, &fwd))
+        return;
+    Nflow__Document **d = fwd.env->index->docs;
+    bool ok = true;
+    for (int t = 0; t < 6 && ok; t += 3) {
+        double near = s_dot(&d[t]->vector, &d[t + 1]->vector, c->dim);
+        double far = s_dot(&d[t]->vector, &d[t + 2]->vector, c->dim);
+        if (!(near > far)) {
+            s_fail(c, "similar", "cos('%s','%s') = %.3f is not above cos('%s','%s') = %.3f",
+                   d[t]->id, d[t + 1]->id, near, d[t]->id, d[t + 2]->id, far);
+            ok = false;
+        }
+    }
+    if (ok)
+        s_pass(c, "similar");
+    nf_msg_clear(&fwd);
+}
+
+static void
+s_check_terminate(s_check_t *c, int arg)
+{
+    nf_msg_t reply;
+    char why[256];
+    int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE, c->timeout_ms, &reply);
+    nf_msg_clear(&reply);
+    if (rc != NF_OK) {
+        s_fail_rc(c, "terminate", rc, "answer to TERMINATE");
+        return;
+    }
+    uint64_t until = nf_now_us() + S_EXIT_MS * 1000u;
+    while (!s_gone(c) && nf_now_us() < until)
+        zclock_sleep(10);
+    if (!s_gone(c)) {
+        s_fail(c, "terminate", "still running %d ms after TERMINATE (killed)", S_EXIT_MS);
+        s_reap(c);
+    } else if (!WIFEXITED(c->wstatus) || WEXITSTATUS(c->wstatus) != 0) {
+        s_fail(c, "terminate", "%s, expected a clean exit", s_exit_text(c, why, sizeof why));
+    } else {
+        s_pass(c, "terminate");
+    }
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: nflow check-pod [--dim D] [--role encoder] [--timeout-ms T] -- COMMAND...\n"
+        "\n"
+        "Start COMMAND as a pod on free loopback endpoints and drive it through the\n"
+        "flow protocol (proto/README.md).  COMMAND gets --name, --in, --out, --errors,\n"
+        "--control and --dim appended, and the same values as NFLOW_NAME, NFLOW_IN, ...\n"
+        "Prints PASS/FAIL per check; exits 0 only if every check passed.  Checks:\n"
+        "ready status index_text search_text vector_passthrough bad_dim bad_dim_query\n"
+        "no_text_no_vector version_99 garbage_in garbage_control malformed_counted\n"
+        "deterministic similar (skipped below dim 16) terminate\n"
+        "\n"
+        "  --dim D          vector dimension the pod is given (default 256, 1..65536)\n"
+        "  --role R         which contract to check: encoder (the only one so far)\n"
+        "  --timeout-ms T   how long to wait for each answer (default 5000; the\n"
+        "                   first PING waits at least 10000 for the pod to start)\n");
+}
+
+static bool
+s_parse_int(const char *text, long min, long max, int *value)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max)
+        return false;
+    *value = (int) v;
+    return true;
+}
+
+/* A socket on a free loopback port, its endpoint written to ep: bound
+   here (our PULLs) or connected to a port the pod will bind. */
+static zsock_t *
+s_socket(int type, bool bind, char *ep, size_t size)
+{
+    zsock_t *sock = zsock_new(type);
+    int port = bind ? -1 : nf_free_port("127.0.0.1");
+    if (!sock)
+        return NULL;
+    zsock_set_linger(sock, 0);
+    zsock_set_sndtimeo(sock, 5000);
+    if (bind)
+        port = zsock_bind(sock, "tcp://127.0.0.1:*");
+    snprintf(ep, size, "tcp://127.0.0.1:%d", port);
+    if (port <= 0 || (!bind && zsock_connect(sock, "%s", ep) != 0))
+        zsock_destroy(&sock);
+    return sock;
+}
+
+int
+cmd_check_pod(int argc, char **argv)
+{
+    s_check_t c = {.dim = 256, .timeout_ms = 5000, .next_id = 1000};
+    const char *role = "encoder";
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--")) {
+            i++;
+            break;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (arg[0] != '-')
+            break;          /* the command, without a "--" before it */
+        if (i + 1 >= argc) {
+            fprintf(stderr, "nflow check-pod: %s needs a value\n", arg);
+            return 2;
+        }
+        const char *value = argv[++i];
+        bool dim = !strcmp(arg, "--dim");
+        if (dim || !strcmp(arg, "--timeout-ms")) {
+            long min = dim ? 1 : 100, max = dim ? 65536 : 600000;
+            if (!s_parse_int(value, min, max, dim ? &c.dim : &c.timeout_ms)) {
+                fprintf(stderr, "nflow check-pod: %s: expected %ld..%ld, got '%s'\n", arg, min,
+                        max, value);
+                return 2;
+            }
+        } else if (!strcmp(arg, "--role")) {
+            role = value;
+        } else {
+            fprintf(stderr, "nflow check-pod: unknown option '%s'\n", arg);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (strcmp(role, "encoder") != 0) {
+        fprintf(stderr, "nflow check-pod: --role: only 'encoder' can be checked, got '%s'\n",
+                role);
+        return 2;
+    }
+    if (i >= argc) {
+        fprintf(stderr, "nflow check-pod: no COMMAND to check (put it after --)\n");
+        s_usage(stderr);
+        return 2;
+    }
+    c.command = argv + i;
+    snprintf(c.name, sizeof c.name, "%s/0", role);
+    srandom((unsigned) getpid());
+
+    int status = 1;
+    c.out = s_socket(ZMQ_PULL, true, c.ep_out, sizeof c.ep_out);
+    c.errors = s_socket(ZMQ_PULL, true, c.ep_errors, sizeof c.ep_errors);
+    c.in = s_socket(ZMQ_PUSH, false, c.ep_in, sizeof c.ep_in);
+    c.control = s_socket(ZMQ_DEALER, false, c.ep_control, sizeof c.ep_control);
+    if (!c.out || !c.errors || !c.in || !c.control) {
+        fprintf(stderr, "nflow check-pod: cannot set up loopback sockets: %s\n",
+                zmq_strerror(zmq_errno()));
+        goto cleanup;
+    }
+    if (s_spawn(&c) != NF_OK) {
+        fprintf(stderr, "nflow check-pod: %s\n", nf_error_msg());
+        goto cleanup;
+    }
+    fprintf(stderr, "check-pod: pid %d, in %s, out %s, errors %s, control %s, dim %d\n",
+            (int) c.pid, c.ep_in, c.ep_out, c.ep_errors, c.ep_control, c.dim);
+
+    static const struct {
+        void (*run)(s_check_t *, int);
+        int arg;
+    } checks[] = {
+        {s_check_ready, 0}, {s_check_status, 0}, {s_check_encodes, 0},
+        {s_check_encodes, 1}, {s_check_passthrough, 0}, {s_check_bad_input, 0},
+        {s_check_version, 0}, {s_check_garbage, 0}, {s_check_garbage, 1},
+        {s_check_status, 1}, {s_check_deterministic, 0}, {s_check_similar, 0},
+        {s_check_terminate, 0},
+    };
+    for (size_t k = 0; k < sizeof checks / sizeof checks[0] && !c.stop; k++)
+        checks[k].run(&c, checks[k].arg);
+    if (zsys_interrupted)
+        fprintf(stderr, "check-pod: interrupted\n");
+    status = c.failed == 0 && !c.stop ? 0 : 1;
+    if (c.stop && c.failed == 0)
+        c.failed++;     /* stopped (interrupted) without a FAIL line: still a failure */
+    printf("check-pod: %d checks passed, %d failed\n", c.passed, c.failed);
+
+cleanup:
+    s_reap(&c);
+    zsock_destroy(&c.in);
+    zsock_destroy(&c.out);
+    zsock_destroy(&c.errors);
+    zsock_destroy(&c.control);
+    return status;
+}
