@@ -1,0 +1,509 @@
+/*  nf_client: client connections, control calls and the flow.state file. */
+#include "nf_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nf_error.h"
+#include "nf_sys.h"
+
+struct nf_client {
+    zsock_t *sock;
+    char *endpoint;
+    uint64_t next_id;
+};
+
+int
+nf_client_new(const char *endpoint, nf_client_t **out)
+{
+    *out = NULL;
+    nf_client_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->endpoint = strdup(endpoint))) {
+        free(self);
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    }
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->sock) {
+        nf_client_destroy(&self);
+        return nf_error_set(NF_EIO, "cannot create a socket: %s", zmq_strerror(zmq_errno()));
+    }
+    zsock_set_linger(self->sock, 0);
+    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
+        int e = zmq_errno();
+        nf_client_destroy(&self);
+        return nf_error_set(NF_EINVAL, "cannot connect to '%s': %s", endpoint, zmq_strerror(e));
+    }
+    /* ids differ between runs so that a restarted client's answers do not
+       match a previous run's stragglers */
+    self->next_id = (nf_wall_us() & 0xffffffffu) << 20;
+    *out = self;
+    return 0;
+}
+
+void
+nf_client_destroy(nf_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    nf_client_t *self = *self_p;
+    zsock_destroy(&self->sock);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+nf_client_endpoint(const nf_client_t *self)
+{
+    return self->endpoint;
+}
+
+zsock_t *
+nf_client_sock(nf_client_t *self)
+{
+    return self->sock;
+}
+
+int
+nf_client_send(nf_client_t *self, Nflow__Envelope *env, uint64_t *id)
+{
+    env->version = NF_PROTOCOL_VERSION;
+    env->request_id = ++self->next_id;
+    if (id)
+        *id = env->request_id;
+    int rc = nf_msg_send(self->sock, NULL, env, ZMQ_DONTWAIT);
+    if (rc == NF_EUNAVAIL)
+        return nf_error_set(rc, "%s: cannot queue the request (too many in flight?)", self->endpoint);
+    return rc;
+}
+
+int
+nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply)
+{
+    *reply = NULL;
+    zmq_pollitem_t item = {.socket = zsock_resolve(self->sock), .events = ZMQ_POLLIN};
+    uint64_t deadline = nf_now_us() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    for (;;) {
+        uint64_t now = nf_now_us();
+        long wait = now >= deadline ? 0 : (long) ((deadline - now + 999) / 1000);
+        int n = zmq_poll(&item, 1, wait);
+        if (n < 0 && zmq_errno() == EINTR)
+            return nf_error_set(NF_EIO, "%s: interrupted", self->endpoint);
+        if (n < 0)
+            return nf_error_set(NF_EIO, "%s: poll: %s", self->endpoint, zmq_strerror(zmq_errno()));
+        if (n > 0)
+            break;
+        if (nf_now_us() >= deadline)
+            return nf_error_set(NF_ETIMEOUT, "%s: no answer within %d ms", self->endpoint, timeout_ms);
+    }
+    nf_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    int rc = nf_msg_recv(self->sock, &msg);
+    if (rc == 0) {
+        *reply = msg.env;
+        msg.env = NULL;
+    }
+    nf_msg_clear(&msg);
+    return rc;
+}
+
+int
+nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__Envelope **reply)
+{
+    uint64_t id;
+    *reply = NULL;
+    int rc = nf_client_send(self, env, &id);
+    if (rc)
+        return rc;
+    uint64_t deadline = nf_now_us() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    for (;;) {
+        uint64_t now = nf_now_us();
+        int left = now >= deadline ? 0 : (int) ((deadline - now + 999) / 1000);
+        Nflow__Envelope *got = NULL;
+        rc = nf_client_recv(self, left, &got);
+        if (rc == NF_ETIMEOUT)
+            return nf_error_set(rc, "%s: no answer within %d ms", self->endpoint, timeout_ms);
+        if (rc == 0 && got->request_id == id) {
+            *reply = got;
+            return 0;
+        }
+        if (got)
+            nflow__envelope__free_unpacked(got, NULL);
+        if (nf_now_us() >= deadline)
+            return nf_error_set(NF_ETIMEOUT, "%s: no answer within %d ms", self->endpoint, timeout_ms);
+    }
+}
+
+const char *
+nf_status_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&nflow__status_code__descriptor, code);
+    return v ? v->name : "STATUS_UNKNOWN";
+}
+
+int
+nf_client_status(const Nflow__Envelope *reply)
+{
+    if (!reply->status || reply->status->code == NFLOW__STATUS_CODE__STATUS_OK)
+        return 0;
+    int rc;
+    switch (reply->status->code) {
+    case NFLOW__STATUS_CODE__STATUS_BAD_REQUEST: rc = NF_EINVAL; break;
+    case NFLOW__STATUS_CODE__STATUS_BAD_VERSION: rc = NF_EVERSION; break;
+    case NFLOW__STATUS_CODE__STATUS_BAD_DIM: rc = NF_EDIM; break;
+    case NFLOW__STATUS_CODE__STATUS_TIMEOUT: rc = NF_ETIMEOUT; break;
+    case NFLOW__STATUS_CODE__STATUS_UNAVAILABLE:
+    case NFLOW__STATUS_CODE__STATUS_SHARD_DOWN: rc = NF_EUNAVAIL; break;
+    case NFLOW__STATUS_CODE__STATUS_NOT_FOUND: rc = NF_ENOTFOUND; break;
+    default: rc = NF_EIO; break;
+    }
+    const char *m = reply->status->message;
+    return nf_error_set(rc, "%s%s%s", nf_status_name(reply->status->code), m && *m ? ": " : "",
+                        m ? m : "");
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+
+struct nf_request {
+    Nflow__Envelope env;
+    Nflow__IndexRequest index;
+    Nflow__SearchRequest search;
+    Nflow__DeleteRequest del;
+    Nflow__Document **docs;     /* index / search: each malloc'd with its fields */
+    char **ids;                 /* delete */
+    size_t n, cap;
+};
+
+int
+nf_request_new(Nflow__Envelope__BodyCase body, uint32_t top_k, uint32_t timeout_ms,
+               nf_request_t **out)
+{
+    *out = NULL;
+    if (body != NFLOW__ENVELOPE__BODY_INDEX && body != NFLOW__ENVELOPE__BODY_SEARCH
+        && body != NFLOW__ENVELOPE__BODY_DELETE)
+        return nf_error_set(NF_EINVAL, "nf_request_new: body %d is not index, delete or search", body);
+    nf_request_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    nf_env_init(&self->env);
+    nflow__index_request__init(&self->index);
+    nflow__search_request__init(&self->search);
+    nflow__delete_request__init(&self->del);
+    self->env.body_case = body;
+    self->env.timeout_ms = timeout_ms;
+    self->search.top_k = top_k;
+    *out = self;
+    return 0;
+}
+
+static void
+s_doc_free(Nflow__Document *d)
+{
+    if (!d)
+        return;
+    free(d->id);
+    free(d->text);
+    free(d->vector.data);
+    for (size_t i = 0; i < d->n_tags; i++) {
+        free(d->tags[i]->key);
+        free(d->tags[i]->value);
+        free(d->tags[i]);
+    }
+    free(d->tags);
+    free(d);
+}
+
+static Nflow__Document *
+s_doc_new(const char *id, const char *text, const float *vector, uint32_t dim,
+          const nf_tag_t *tags, size_t ntags)
+{
+    Nflow__Document *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    nflow__document__init(d);
+    d->id = strdup(id ? id : "");
+    d->text = strdup(text ? text : "");
+    d->tags = ntags ? calloc(ntags, sizeof *d->tags) : NULL;
+    bool ok = d->id && d->text && (!ntags || d->tags);
+    if (ok && vector && dim) {
+        ok = (d->vector.data = malloc((size_t) dim * 4)) != NULL;
+        if (ok) {
+            memcpy(d->vector.data, vector, (size_t) dim * 4);   /* float32, little-endian host */
+            d->vector.len = (size_t) dim * 4;
+        }
+    }
+    for (size_t i = 0; ok && i < ntags; i++) {
+        Nflow__Document__TagsEntry *t = calloc(1, sizeof *t);
+        if (!t) {
+            ok = false;
+            break;
+        }
+        nflow__document__tags_entry__init(t);
+        d->tags[d->n_tags++] = t;
+        ok = (t->key = strdup(tags[i].key)) && (t->value = strdup(tags[i].value));
+    }
+    if (!ok) {
+        s_doc_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int
+nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
+               uint32_t dim, const nf_tag_t *tags, size_t ntags)
+{
+    bool del = self->env.body_case == NFLOW__ENVELOPE__BODY_DELETE;
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        void *grown = del ? realloc(self->ids, cap * sizeof *self->ids)
+                          : realloc(self->docs, cap * sizeof *self->docs);
+        if (!grown)
+            return nf_error_set(NF_ENOMEM, "out of memory");
+        if (del)
+            self->ids = grown;
+        else
+            self->docs = grown;
+        self->cap = cap;
+    }
+    if (del) {
+        if (!id || !(self->ids[self->n] = strdup(id)))
+            return nf_error_set(id ? NF_ENOMEM : NF_EINVAL, "delete: %s", id ? "out of memory" : "no id");
+    } else if (!(self->docs[self->n] = s_doc_new(id, text, vector, dim, tags, ntags))) {
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    }
+    self->n++;
+    return 0;
+}
+
+size_t
+nf_request_size(const nf_request_t *self)
+{
+    return self->n;
+}
+
+Nflow__Envelope *
+nf_request_env(nf_request_t *self)
+{
+    switch (self->env.body_case) {
+    case NFLOW__ENVELOPE__BODY_INDEX:
+        self->index.docs = self->docs;
+        self->index.n_docs = self->n;
+        self->env.index = &self->index;
+        break;
+    case NFLOW__ENVELOPE__BODY_SEARCH:
+        self->search.queries = self->docs;
+        self->search.n_queries = self->n;
+        self->env.search = &self->search;
+        break;
+    default:
+        self->del.ids = self->ids;
+        self->del.n_ids = self->n;
+        self->env.delete_ = &self->del;
+        break;
+    }
+    return &self->env;
+}
+
+void
+nf_request_destroy(nf_request_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    nf_request_t *self = *self_p;
+    for (size_t i = 0; i < self->n; i++) {
+        if (self->docs)
+            s_doc_free(self->docs[i]);
+        if (self->ids)
+            free(self->ids[i]);
+    }
+    free(self->docs);
+    free(self->ids);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+nf_control_env(Nflow__Envelope *env, Nflow__Control *control, Nflow__ControlCommand command)
+{
+    nf_env_init(env);
+    nflow__control__init(control);
+    control->command = command;
+    env->body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env->control = control;
+}
+
+int
+nf_control_call(const char *endpoint, Nflow__ControlCommand command, int timeout_ms,
+                Nflow__Envelope **reply)
+{
+    nf_client_t *c = NULL;
+    *reply = NULL;
+    int rc = nf_client_new(endpoint, &c);
+    if (rc)
+        return rc;
+    Nflow__Envelope env;
+    Nflow__Control ctl;
+    nf_control_env(&env, &ctl, command);
+    rc = nf_client_call(c, &env, timeout_ms, reply);
+    nf_client_destroy(&c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* flow.state                                                          */
+
+int
+nf_flowstate_write(const char *path, const nf_flowstate_t *state)
+{
+    json_t *pods = json_array();
+    json_t *root = json_pack("{s:i, s:s, s:i, s:s, s:o}", "version", 1, "flow", state->flow,
+                             "launcher_pid", state->launcher_pid, "gateway", state->gateway,
+                             "pods", pods);
+    if (!root)
+        return nf_error_set(NF_ENOMEM, "%s: cannot build the state", path);
+    for (size_t i = 0; i < state->npods; i++) {
+        const nf_flowstate_pod_t *p = &state->pods[i];
+        json_t *binds = json_object();
+        for (size_t j = 0; binds && j < p->nbinds; j++)
+            json_object_set_new(binds, p->binds[j].option, json_string(p->binds[j].endpoint));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "name", p->name, "uses",
+                              p->uses, "role", p->role, "host", p->host, "control", p->control,
+                              "pid", p->pid, "started", p->started, "binds", binds);
+        if (!o || json_array_append_new(pods, o) != 0) {
+            json_decref(root);
+            return nf_error_set(NF_ENOMEM, "%s: cannot build the state", path);
+        }
+    }
+    char *text = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!text)
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t len = strlen(text);
+    if (fd < 0 || write(fd, text, len) != (ssize_t) len || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+        rc = nf_error_set(NF_EIO, "%s: %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && rc == 0)
+        rc = nf_error_set(NF_EIO, "%s: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = nf_error_set(NF_EIO, "rename %s: %s", path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    free(text);
+    return rc;
+}
+
+static char *
+s_str(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return strdup(s ? s : "");
+}
+
+int
+nf_flowstate_read(const char *path, nf_flowstate_t **out)
+{
+    *out = NULL;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        if (access(path, F_OK) != 0)
+            return nf_error_set(NF_ENOTFOUND, "%s: no such file", path);
+        return nf_error_set(NF_EFORMAT, "%s:%d:%d: not a flow state file: %s", path, jerr.line,
+                            jerr.column, jerr.text);
+    }
+    json_t *pods = json_object_get(root, "pods");
+    if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1
+        || !json_is_string(json_object_get(root, "gateway")) || !json_is_array(pods)) {
+        json_decref(root);
+        return nf_error_set(NF_EFORMAT, "%s: not a flow state file (version 1 with gateway and pods)",
+                            path);
+    }
+    nf_flowstate_t *st = calloc(1, sizeof *st);
+    if (!st || !(st->pods = calloc(json_array_size(pods) + 1, sizeof *st->pods))) {
+        free(st);
+        json_decref(root);
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    }
+    st->flow = s_str(root, "flow");
+    st->gateway = s_str(root, "gateway");
+    st->launcher_pid = (int) json_integer_value(json_object_get(root, "launcher_pid"));
+    size_t i;
+    json_t *o;
+    int rc = 0;
+    json_array_foreach(pods, i, o) {
+        nf_flowstate_pod_t *p = &st->pods[st->npods++];
+        p->name = s_str(o, "name");
+        p->uses = s_str(o, "uses");
+        p->role = s_str(o, "role");
+        p->host = s_str(o, "host");
+        p->control = s_str(o, "control");
+        p->pid = (int) json_integer_value(json_object_get(o, "pid"));
+        p->started = json_is_true(json_object_get(o, "started"));
+        if (!*p->name || !*p->control) {
+            rc = nf_error_set(NF_EFORMAT, "%s: pods[%zu] has no name or control endpoint", path, i);
+            break;
+        }
+        json_t *binds = json_object_get(o, "binds");
+        p->binds = calloc(json_object_size(binds) + 1, sizeof *p->binds);
+        const char *key;
+        json_t *v;
+        json_object_foreach(binds, key, v) {
+            if (!p->binds || !json_is_string(v))
+                continue;
+            p->binds[p->nbinds].option = strdup(key);
+            p->binds[p->nbinds].endpoint = strdup(json_string_value(v));
+            p->nbinds++;
+        }
+    }
+    json_decref(root);
+    if (rc)
+        nf_flowstate_destroy(&st);
+    *out = st;
+    return rc;
+}
+
+void
+nf_flowstate_destroy(nf_flowstate_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    nf_flowstate_t *self = *self_p;
+    for (size_t i = 0; i < self->npods; i++) {
+        nf_flowstate_pod_t *p = &self->pods[i];
+        free(p->name);
+        free(p->uses);
+        free(p->role);
+        free(p->host);
+        free(p->control);
+        for (size_t j = 0; j < p->nbinds; j++) {
+            free(p->binds[j].option);
+            free(p->binds[j].endpoint);
+        }
+        free(p->binds);
+    }
+    free(self->pods);
+    free(self->flow);
+    free(self->gateway);
+    free(self);
+    *self_p = NULL;
+}
+
+const nf_flowstate_pod_t *
+nf_flowstate_find(const nf_flowstate_t *state, const char *name)
+{
+    for (size_t i = 0; i < state->npods; i++)
+        if (!strcmp(state->pods[i].name, name))
+            return &state->pods[i];
+    return NULL;
+}

@@ -1,0 +1,156 @@
+/*  nf_client: the client side of a running flow.
+
+    Owns four small jobs:
+    - a client connection: one DEALER socket connected to a gateway's client
+      endpoint (or to any pod's control endpoint), sending envelopes with
+      the client's own request ids and receiving the answers, any number in
+      flight (answers arrive in any order; match them by request_id);
+    - building index / search requests from documents (nf_request), which
+      own copies of what they carry so they can be sent again;
+    - control calls (PING / STATUS / TERMINATE) to a pod's control endpoint
+      with a timeout;
+    - the flow state file <workspace>/flow.state that `nflow up` writes so
+      that other commands can find a running flow: JSON
+        {"version": 1, "flow": NAME, "launcher_pid": N, "gateway": EP,
+         "pods": [{"name": "indexer/0", "uses": "indexer", "role": "indexer",
+                   "host": H, "control": EP, "pid": N, "started": true,
+                   "binds": {"--control": EP, ...}}, ...]}
+      "started" is false for pods another launcher runs (multi-host); their
+      pid is then 0.  Written atomically (temp file, fsync, rename).
+
+    Nothing here blocks forever: every wait takes a timeout in ms.         */
+#ifndef NF_CLIENT_H
+#define NF_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nf_msg.h"
+#include "nf_vecio.h"
+
+typedef struct nf_client nf_client_t;
+
+/* Connect a DEALER to endpoint.  Does not wait for the peer: requests
+   queue until it is up.  On success *out is the client. */
+int nf_client_new(const char *endpoint, nf_client_t **out);
+
+/* Close (linger 0) and free; accepts NULL and *self_p == NULL; sets *self_p
+   to NULL. */
+void nf_client_destroy(nf_client_t **self_p);
+
+const char *nf_client_endpoint(const nf_client_t *self);
+
+/* The socket, to poll several clients together (readable = an answer). */
+zsock_t *nf_client_sock(nf_client_t *self);
+
+/* Send env after setting env->request_id to a fresh id (returned in *id,
+   may be NULL) and the version.  Never blocks: NF_EUNAVAIL when it cannot
+   be queued.  env stays the caller's; it may be sent again (a new id). */
+int nf_client_send(nf_client_t *self, Nflow__Envelope *env, uint64_t *id);
+
+/* Wait up to timeout_ms (0 = just look) for the next answer.  On success
+   *reply is the envelope; free it with nflow__envelope__free_unpacked(
+   *reply, NULL).  NF_ETIMEOUT when nothing arrived in time; NF_EPROTO /
+   NF_EVERSION when what arrived does not decode (it is consumed). */
+int nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply);
+
+/* nf_client_send then wait up to timeout_ms for the answer carrying that
+   id (answers to other ids are dropped).  NF_ETIMEOUT with a message naming
+   the endpoint when none came. */
+int nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms,
+                   Nflow__Envelope **reply);
+
+/* 0 when reply->status is absent or STATUS_OK; else the matching NF_E...
+   code (BAD_DIM -> NF_EDIM, TIMEOUT -> NF_ETIMEOUT, UNAVAILABLE and
+   SHARD_DOWN -> NF_EUNAVAIL, BAD_VERSION -> NF_EVERSION, NOT_FOUND ->
+   NF_ENOTFOUND, BAD_REQUEST -> NF_EINVAL, else NF_EIO) with the message
+   "STATUS_NAME: the pod's message". */
+int nf_client_status(const Nflow__Envelope *reply);
+
+/* Name of a status code ("STATUS_BAD_DIM"); never NULL. */
+const char *nf_status_name(int code);
+
+/* An index, delete or search request being built; owns copies of every
+   document, id and vector, so it stays valid after the source is gone and
+   can be sent (and resent) any number of times. */
+typedef struct nf_request nf_request_t;
+
+/* New empty request: body is NFLOW__ENVELOPE__BODY_INDEX, _DELETE or
+   _SEARCH; top_k is used by searches (0 = the reducer's default);
+   timeout_ms 0 = the gateway's default. */
+int nf_request_new(Nflow__Envelope__BodyCase body, uint32_t top_k, uint32_t timeout_ms,
+                   nf_request_t **out);
+
+/* Add a document (index) or query (search): id may be NULL for queries,
+   text NULL or "", vector NULL or dim floats, ntags tags.  For a delete,
+   only id is used. */
+int nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
+                   uint32_t dim, const nf_tag_t *tags, size_t ntags);
+
+/* Documents added so far. */
+size_t nf_request_size(const nf_request_t *self);
+
+/* The envelope to pass to nf_client_send / nf_client_call; owned by the
+   request and valid until the next nf_request_add or destroy. */
+Nflow__Envelope *nf_request_env(nf_request_t *self);
+
+/* Free; accepts NULL and *self_p == NULL; sets *self_p to NULL. */
+void nf_request_destroy(nf_request_t **self_p);
+
+/* Send one control command to the pod whose control endpoint is endpoint
+   and wait up to timeout_ms for its answer; *reply as for nf_client_recv
+   (reply->control holds the pod's Control).  NF_ETIMEOUT when the pod did
+   not answer in time. */
+int nf_control_call(const char *endpoint, Nflow__ControlCommand command, int timeout_ms,
+                    Nflow__Envelope **reply);
+
+/* Build a control envelope in env (stack storage given by the caller). */
+void nf_control_env(Nflow__Envelope *env, Nflow__Control *control, Nflow__ControlCommand command);
+
+/* ------------------------------------------------------------------ */
+/* flow.state                                                          */
+
+#define NF_FLOWSTATE_FILE "flow.state"
+
+typedef struct {
+    char *option;               /* "--in" */
+    char *endpoint;             /* where peers connect */
+} nf_flowstate_bind_t;
+
+typedef struct {
+    char *name;                 /* "indexer/1" */
+    char *uses;                 /* "indexer" or "exec" */
+    char *role;                 /* built-in role */
+    char *host;
+    char *control;              /* control endpoint */
+    int pid;                    /* 0 when not started by this launcher */
+    bool started;
+    nf_flowstate_bind_t *binds;
+    size_t nbinds;
+} nf_flowstate_pod_t;
+
+typedef struct {
+    char *flow;                 /* flow name */
+    char *gateway;              /* client endpoint of the gateway */
+    int launcher_pid;
+    nf_flowstate_pod_t *pods;
+    size_t npods;
+} nf_flowstate_t;
+
+/* Write state to path atomically (path.tmp, fsync, rename). */
+int nf_flowstate_write(const char *path, const nf_flowstate_t *state);
+
+/* Read path.  NF_ENOTFOUND when it does not exist; NF_EFORMAT with the
+   place when it is not a flow state file.  *out is freed with
+   nf_flowstate_destroy. */
+int nf_flowstate_read(const char *path, nf_flowstate_t **out);
+
+/* Free everything (all strings are owned); accepts NULL and *self_p ==
+   NULL; sets *self_p to NULL. */
+void nf_flowstate_destroy(nf_flowstate_t **self_p);
+
+/* The pod called name, or NULL. */
+const nf_flowstate_pod_t *nf_flowstate_find(const nf_flowstate_t *state, const char *name);
+
+#endif

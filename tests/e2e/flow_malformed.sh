@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Garbage on every socket a client can reach (from flow.state): random
+# bytes, empty frames, multi-frame messages, an Envelope of version 99, an
+# envelope with a body that does not belong on that socket, a truncated
+# protobuf.  Afterwards every pod is still up, a normal search works, and
+# `nflow status` shows malformed counters > 0.
+set -euo pipefail
+. "$(dirname "$0")/flow_lib.sh"
+
+cat >"$TMP/flow.yml" <<YML
+version: 1
+name: e2e-garbage
+gateway: {with: {timeout_ms: 3000}}
+pods:
+  - {name: encoder, uses: encoder, with: {dim: 64}}
+  - {name: indexer, uses: indexer, shards: 2, with: {dim: 64}}
+YML
+printf '%s\n' '{"id": "a", "text": "the quick brown fox jumps over the lazy dog"}' \
+  '{"id": "b", "text": "a journey of a thousand miles begins with a single step"}' >"$TMP/docs.jsonl"
+
+start_flow "$TMP/flow.yml"
+F=(-f "$TMP/flow.yml" --workspace "$WS")
+nf index "${F[@]}" "$TMP/docs.jsonl" >/dev/null
+
+timeout 60 "$PY" - "$WS/flow.state" <<'PY' || fail "sending garbage failed"
+import json, os, sys
+import zmq
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+def field(num, wire, payload):
+    key = varint((num << 3) | wire)
+    return key + (varint(payload) if wire == 0 else varint(len(payload)) + payload)
+
+ping = field(13, 2, field(1, 0, 1))                      # control {command: PING}
+v99 = field(1, 0, 99) + field(2, 0, 5) + ping            # version 99
+nobody = field(1, 0, 1) + field(2, 0, 6)                 # no body at all
+wrong = [field(1, 0, 1) + field(2, 0, 7) + field(14, 2, b""),   # a result
+         field(1, 0, 1) + field(2, 0, 8) + field(15, 2, field(1, 0, 9)),  # a plan for shard 9
+         field(1, 0, 1) + field(2, 0, 9) + field(12, 2, field(2, 0, 3))]  # a search without queries
+badvec = field(1, 0, 1) + field(2, 0, 10) + field(10, 2, field(1, 2, field(1, 2, b"x") + field(3, 2, b"abc")))
+truncated = v99[:-1] + b"\xff\xff"
+garbage = [os.urandom(64), b"", b"\x08", truncated, v99, nobody, badvec] + wrong
+
+state = json.load(open(sys.argv[1]))
+ctx = zmq.Context()
+kinds = {"--clients": zmq.DEALER, "--control": zmq.DEALER, "--shards": zmq.DEALER,
+         "--in": zmq.PUSH, "--results": zmq.PUSH}
+socks = []
+sent = 0
+for pod in state["pods"]:
+    for opt, ep in pod["binds"].items():
+        s = ctx.socket(kinds[opt])
+        s.setsockopt(zmq.LINGER, 1000)
+        s.connect(ep)
+        for g in garbage:
+            s.send(g)
+            sent += 1
+        s.send_multipart([b"one", b"two", b"three"])
+        s.send_multipart([b"", b""])
+        socks.append((pod["name"], opt, s))
+# answers on ROUTER sockets are allowed (errors); read what comes, bounded
+poller = zmq.Poller()
+for _, _, s in socks:
+    if s.type == zmq.DEALER:
+        poller.register(s, zmq.POLLIN)
+answers = 0
+for _ in range(50):
+    ready = dict(poller.poll(100))
+    if not ready:
+        break
+    for s in ready:
+        while s.poll(0):
+            s.recv_multipart()
+            answers += 1
+for _, _, s in socks:
+    s.close()
+ctx.term()
+print(f"sent {sent} garbage messages to {len(socks)} sockets, got {answers} answers")
+PY
+
+# still serving: a normal search finds the fox
+nf search "${F[@]}" --text "quick brown fox" -k 1 --json >"$TMP/r.jsonl" || fail "search after garbage failed"
+grep -q '"id":"a"' "$TMP/r.jsonl" || fail "search after garbage: $(cat "$TMP/r.jsonl")"
+
+nf status "${F[@]}" --json >"$TMP/status.jsonl"
+"$PY" - "$TMP/status.jsonl" <<'PY' || fail "status after garbage: $(cat "$TMP/status.jsonl")"
+import json, sys
+pods = [json.loads(l) for l in open(sys.argv[1])]
+assert len(pods) == 6, pods
+for p in pods:
+    assert p["up"], p
+    assert p["malformed"] > 0, p
+print("every pod up, malformed counters:", {p["pod"]: p["malformed"] for p in pods})
+PY
+grep -q "malformed frame from" "$TMP/up.err" || fail "no malformed-frame log line"
+nf status "${F[@]}" | grep -q '^gateway *up' || fail "readable status"
+
+stop_flow
+echo "flow_malformed: ok"

@@ -1,0 +1,779 @@
+/*  nflow index | search | delete | status: the client commands.
+
+    They find a running flow by its flow file (-f FLOW.yml: the workspace's
+    flow.state written by `nflow up`, or the gateway's explicit port) or by
+    --gateway EP, and talk to it through lib/nf_client.  Documents and
+    queries are read with lib/nf_vecio. */
+#include "nflow.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nf_client.h"
+#include "nf_error.h"
+#include "nf_flow.h"
+#include "nf_sys.h"
+#include "nf_vecio.h"
+
+#define S_GRACE_MS 3000         /* client waits this much past the gateway's deadline */
+
+/* ------------------------------------------------------------------ */
+/* Finding the flow                                                    */
+
+typedef struct {
+    const char *cmd;            /* "index" ... for messages */
+    const char *flow_path;
+    const char *workspace;
+    const char *gateway;        /* --gateway */
+    int timeout_ms;             /* --timeout-ms (0 = the gateway's default) */
+    bool json;
+    nf_flow_t *flow;
+    nf_flowstate_t *state;
+    char *endpoint;             /* resolved gateway endpoint */
+    int wait_ms;                /* how long to wait for one answer */
+} s_target_t;
+
+/* Consume a common option at argv[*i]; returns 1 when taken, 0 when not
+   one of ours, -1 on a usage error. */
+static int
+s_common_opt(s_target_t *t, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    bool has = *i + 1 < argc;
+    if ((!strcmp(a, "-f") || !strcmp(a, "--flow")) && has)
+        t->flow_path = argv[++*i];
+    else if (!strcmp(a, "--workspace") && has)
+        t->workspace = argv[++*i];
+    else if (!strcmp(a, "--gateway") && has)
+        t->gateway = argv[++*i];
+    else if (!strcmp(a, "--json"))
+        t->json = true;
+    else if (!strcmp(a, "--timeout-ms") && has) {
+        char *end;
+        long v = strtol(argv[++*i], &end, 10);
+        if (*end || v < 1 || v > 600000) {
+            fprintf(stderr, "nflow %s: --timeout-ms: expected 1..600000, got '%s'\n", t->cmd, argv[*i]);
+            return -1;
+        }
+        t->timeout_ms = (int) v;
+    } else
+        return 0;
+    return 1;
+}
+
+static int
+s_parse_uint(const char *cmd, const char *opt, const char *v, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || !*v || x < min || x > max) {
+        fprintf(stderr, "nflow %s: %s: expected an integer in %ld..%ld, got '%s'\n", cmd, opt, min, max, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Resolve where the gateway is; with need_state the flow.state must exist. */
+static int
+s_resolve(s_target_t *t, bool need_state)
+{
+    int gw_timeout = 10000;
+    if (t->gateway && !need_state) {
+        t->endpoint = strdup(t->gateway);
+    } else {
+        if (!t->flow_path)
+            return nf_error_set(NF_EINVAL, "give the flow file with -f FLOW.yml%s",
+                                need_state ? "" : " or the gateway with --gateway EP");
+        int rc = nf_flow_load(t->flow_path, &t->flow);
+        if (rc)
+            return rc;
+        const nf_flow_pod_t *gw = nf_flow_role(t->flow, "gateway");
+        const char *v = nf_flow_setting(gw, "timeout_ms");
+        if (v)
+            gw_timeout = atoi(v);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", t->workspace ? t->workspace : t->flow->workspace,
+                 NF_FLOWSTATE_FILE);
+        rc = nf_flowstate_read(path, &t->state);
+        if (rc == NF_ENOTFOUND && !need_state && gw->port) {
+            rc = asprintf(&t->endpoint, "tcp://%s:%u", gw->hosts[0], gw->port) < 0 ? NF_ENOMEM : 0;
+        } else if (rc == NF_ENOTFOUND) {
+            return nf_error_set(rc, "flow '%s' is not running here: %s not found (start it with "
+                                "`nflow up %s`)", t->flow->name, path, t->flow_path);
+        } else if (rc == 0) {
+            if (t->state->launcher_pid > 0 && kill(t->state->launcher_pid, 0) != 0 && errno == ESRCH)
+                return nf_error_set(NF_EUNAVAIL, "flow '%s' is not running: %s is stale (its "
+                                    "launcher, pid %d, is gone)", t->flow->name, path,
+                                    t->state->launcher_pid);
+            t->endpoint = strdup(t->gateway ? t->gateway : t->state->gateway);
+        } else {
+            return rc;
+        }
+    }
+    if (!t->endpoint)
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    t->wait_ms = (t->timeout_ms ? t->timeout_ms : gw_timeout) + S_GRACE_MS;
+    return 0;
+}
+
+static void
+s_target_clear(s_target_t *t)
+{
+    nf_flow_destroy(&t->flow);
+    nf_flowstate_destroy(&t->state);
+    free(t->endpoint);
+}
+
+static void
+s_quiet_signals(void)
+{
+    zsys_handler_set(NULL);     /* Ctrl-C stops a client at once */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static const char *s_common_help =
+    "  -f FLOW.yml        the flow (finds it through <workspace>/flow.state)\n"
+    "  --workspace DIR    the workspace the flow was started with (default: the flow's)\n"
+    "  --gateway EP       talk to this gateway endpoint instead (tcp://HOST:PORT)\n"
+    "  --timeout-ms T     deadline per request (default: the gateway's timeout_ms)\n";
+
+/* ------------------------------------------------------------------ */
+/* nflow index                                                         */
+
+typedef struct {
+    nf_request_t *req;          /* NULL = free slot */
+    char where[160];            /* "docs.jsonl records 0..255" */
+    uint64_t id;                /* request id in flight, 0 = none */
+    uint64_t sent_us, retry_at_us;
+    int attempts;
+} s_batch_t;
+
+static int
+s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, const char *path, int timeout_ms)
+{
+    memset(b, 0, sizeof *b);
+    int rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    for (size_t i = 0; rc == 0 && i < in->n; i++) {
+        const nf_vecio_doc_t *d = &in->docs[i];
+        rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
+    }
+    snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
+             (unsigned long long) in->docs[0].record, (unsigned long long) in->docs[in->n - 1].record);
+    return rc;
+}
+
+static bool
+s_retryable(int rc)
+{
+    return rc == NF_ETIMEOUT || rc == NF_EUNAVAIL || rc == NF_EIO;
+}
+
+static void
+s_missing(const Nflow__Result *r, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < r->n_missing_shards && len + 12 < size; i++)
+        len += (size_t) snprintf(buf + len, size - len, "%s%u", i ? ", " : "", r->missing_shards[i]);
+}
+
+static void
+s_progress(bool tty, uint64_t done, uint64_t total, uint64_t docs, bool final)
+{
+    static uint64_t last;
+    if (!tty || (!final && nf_now_us() - last < 100000))
+        return;
+    last = nf_now_us();
+    int pct = total ? (int) (done * 100 / total) : 0;
+    int bar = pct * 30 / 100;
+    fprintf(stderr, "\r[%.*s%*s] %3d%% %llu documents%s", bar, "##############################",
+            30 - bar, "", pct, (unsigned long long) docs, final ? "\n" : "");
+}
+
+int
+cmd_index(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "index"};
+    const char *files[256];
+    size_t nfiles = 0;
+    long batch = 256, inflight = 8, retries = 4;
+    for (int i = 1; i < argc; i++) {
+        int c = s_common_opt(&t, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nflow index (-f FLOW.yml | --gateway EP) [--batch N] [--inflight N] "
+                   "[--retries N] FILE...\n  Index JSONL or .fvecs documents (upserts by id).\n%s"
+                   "  --batch N          documents per request (default 256)\n"
+                   "  --inflight N       requests in flight (default 8)\n"
+                   "  --retries N        retries of a failed or partial batch (default 4)\n",
+                   s_common_help);
+            return 0;
+        }
+        if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
+            if (s_parse_uint("index", "--batch", argv[++i], 1, 100000, &batch))
+                return 2;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--inflight")) {
+            if (s_parse_uint("index", "--inflight", argv[++i], 1, 256, &inflight))
+                return 2;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--retries")) {
+            if (s_parse_uint("index", "--retries", argv[++i], 0, 100, &retries))
+                return 2;
+        } else if (argv[i][0] != '-' && nfiles < 256) {
+            files[nfiles++] = argv[i];
+        } else {
+            fprintf(stderr, "nflow index: unexpected argument '%s' (see nflow index --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!nfiles) {
+        fprintf(stderr, "nflow index: no input file (see nflow index --help)\n");
+        return 2;
+    }
+    s_quiet_signals();
+    int rc = s_resolve(&t, false);
+    nf_client_t *client = NULL;
+    nf_vecio_t *reader = NULL;
+    s_batch_t *slots = calloc((size_t) inflight, sizeof *slots);
+    uint64_t total_bytes = 0, done_bytes = 0, indexed = 0, sent_docs = 0;
+    bool tty = isatty(STDERR_FILENO);
+    size_t fi = 0;
+    if (!slots)
+        rc = nf_error_set(NF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nfiles; i++) {
+        struct stat st;
+        if (stat(files[i], &st) == 0)
+            total_bytes += (uint64_t) st.st_size;
+    }
+    if (rc == 0)
+        rc = nf_client_new(t.endpoint, &client);
+    while (rc == 0) {
+        /* fill free slots from the input */
+        for (long s = 0; s < inflight && rc == 0; s++) {
+            if (slots[s].req)
+                continue;
+            while (!reader && fi < nfiles && rc == 0)
+                rc = nf_vecio_open(files[fi], NF_VECIO_AUTO, 0, &reader);
+            if (!reader || rc)
+                break;
+            nf_vecio_batch_t in;
+            rc = nf_vecio_next(reader, (size_t) batch, &in);
+            if (rc == 0 && in.n == 0) {
+                uint64_t d, tot;
+                nf_vecio_progress(reader, &d, &tot);
+                done_bytes += tot;
+                nf_vecio_destroy(&reader);
+                fi++;
+                s--;
+                continue;
+            }
+            if (rc == 0)
+                rc = s_batch_fill(&slots[s], &in, files[fi], t.timeout_ms);
+        }
+        if (rc)
+            break;
+        /* send what is due */
+        uint64_t now = nf_now_us();
+        size_t busy = 0;
+        for (long s = 0; s < inflight && rc == 0; s++) {
+            s_batch_t *b = &slots[s];
+            if (!b->req)
+                continue;
+            busy++;
+            if (b->id && now - b->sent_us > (uint64_t) t.wait_ms * 1000u) {
+                b->id = 0;  /* lost: the gateway never answered */
+                if (++b->attempts > retries)
+                    rc = nf_error_set(NF_ETIMEOUT, "%s: no answer from the gateway %s within %d ms",
+                                      b->where, t.endpoint, t.wait_ms);
+                b->retry_at_us = now;
+            }
+            if (rc == 0 && !b->id && b->retry_at_us <= now) {
+                rc = nf_client_send(client, nf_request_env(b->req), &b->id);
+                b->sent_us = now;
+                if (b->attempts == 0)
+                    sent_docs += nf_request_size(b->req);
+            }
+        }
+        if (rc || !busy)
+            break;
+        uint64_t d = 0, tot = 0;
+        if (reader)
+            nf_vecio_progress(reader, &d, &tot);
+        s_progress(tty, done_bytes + d, total_bytes, sent_docs, false);
+        Nflow__Envelope *reply = NULL;
+        int r = nf_client_recv(client, 50, &reply);
+        if (r == NF_ETIMEOUT)
+            continue;
+        if (r) {
+            fprintf(stderr, "nflow index: dropped a bad answer: %s\n", nf_error_msg());
+            continue;
+        }
+        s_batch_t *b = NULL;
+        for (long s = 0; s < inflight; s++)
+            if (slots[s].req && slots[s].id == reply->request_id)
+                b = &slots[s];
+        if (b) {
+            int st = nf_client_status(reply);
+            const Nflow__Result *res = reply->body_case == NFLOW__ENVELOPE__BODY_RESULT ? reply->result : NULL;
+            char missing[256] = "";
+            if (st == 0 && !res)
+                st = nf_error_set(NF_EPROTO, "the gateway answered without a result");
+            else if (st == 0 && res->partial) {
+                s_missing(res, missing, sizeof missing);
+                st = nf_error_set(NF_EUNAVAIL, "partial: shards %s missing", missing);
+            }
+            b->id = 0;
+            if (st == 0) {
+                indexed += res->indexed;
+                nf_request_destroy(&b->req);
+            } else if (s_retryable(st) && b->attempts < retries) {
+                unsigned delay = 250u << b->attempts++;
+                b->retry_at_us = nf_now_us() + (uint64_t) delay * 1000u;
+                if (!tty)
+                    fprintf(stderr, "nflow index: %s: %s; retrying in %u ms\n", b->where,
+                            nf_error_msg(), delay);
+            } else {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", nf_error_msg());
+                rc = nf_error_set(st, "%s: %s%s", b->where, msg,
+                                  s_retryable(st) ? " (gave up after retries)" : "");
+            }
+        }
+        nflow__envelope__free_unpacked(reply, NULL);
+    }
+    s_progress(tty, total_bytes, total_bytes, sent_docs, true);
+    for (long s = 0; slots && s < inflight; s++)
+        nf_request_destroy(&slots[s].req);
+    free(slots);
+    nf_vecio_destroy(&reader);
+    nf_client_destroy(&client);
+    s_target_clear(&t);
+    if (rc) {
+        fprintf(stderr, "nflow index: %s\n", nf_error_msg());
+        return 1;
+    }
+    printf("indexed %llu documents\n", (unsigned long long) indexed);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* nflow search                                                        */
+
+static void
+s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Matches *m,
+                const Nflow__Result *res)
+{
+    char missing[256];
+    s_missing(res, missing, sizeof missing);
+    size_t n = m ? m->n_matches : 0;
+    if (t->json) {
+        nf_match_t mt[n ? n : 1];
+        nf_tag_t *tags[n ? n : 1];
+        for (size_t i = 0; i < n; i++) {
+            const Nflow__Document *d = m->matches[i];
+            tags[i] = calloc(d->n_tags ? d->n_tags : 1, sizeof **tags);
+            for (size_t j = 0; tags[i] && j < d->n_tags; j++)
+                tags[i][j] = (nf_tag_t){d->tags[j]->key, d->tags[j]->value};
+            mt[i] = (nf_match_t){.id = d->id, .score = d->score, .text = d->text,
+                                 .tags = tags[i], .ntags = tags[i] ? d->n_tags : 0};
+        }
+        json_t *o = nf_vecio_result_json(q, mt, n);
+        if (o) {
+            json_t *ms = json_array();
+            for (size_t i = 0; i < res->n_missing_shards; i++)
+                json_array_append_new(ms, json_integer(res->missing_shards[i]));
+            json_object_set_new(o, "partial", json_boolean(res->partial));
+            json_object_set_new(o, "missing_shards", ms);
+            nf_vecio_json_write(stdout, o);
+            json_decref(o);
+        }
+        for (size_t i = 0; i < n; i++)
+            free(tags[i]);
+        return;
+    }
+    if (text && *text)
+        printf("query %zu: \"%s\"\n", q, text);
+    else
+        printf("query %zu (vector)\n", q);
+    if (res->partial)
+        printf("  partial answer: shards %s did not answer\n", missing);
+    if (!n)
+        printf("  no matches\n");
+    for (size_t i = 0; i < n; i++) {
+        const Nflow__Document *d = m->matches[i];
+        printf("  %2zu. %-32s %10.4f\n", i + 1, d->id, (double) d->score);
+        if (d->text && *d->text) {
+            /* the first 3 lines, at most 100 characters each */
+            const char *s = d->text;
+            for (int line = 0; line < 3 && *s; line++) {
+                size_t len = strcspn(s, "\n");
+                printf("      %.*s%s\n", (int) (len > 100 ? 100 : len), s, len > 100 ? "..." : "");
+                s += len;
+                while (*s == '\n')
+                    s++;
+                if (line == 2 && *s)
+                    printf("      ...\n");
+            }
+        }
+        for (size_t j = 0; j < d->n_tags; j++)
+            printf("      %s: %s\n", d->tags[j]->key, d->tags[j]->value);
+    }
+}
+
+/* Add a query to the last request of reqs, starting a new one every per. */
+static int
+s_add_query(nf_request_t ***reqs, size_t *n, size_t per, uint32_t k, uint32_t timeout_ms,
+            const char *id, const char *text, const float *vector, uint32_t dim)
+{
+    if (!*n || nf_request_size((*reqs)[*n - 1]) >= per) {
+        nf_request_t **grown = realloc(*reqs, (*n + 1) * sizeof **reqs);
+        if (!grown)
+            return nf_error_set(NF_ENOMEM, "out of memory");
+        *reqs = grown;
+        grown[(*n)++] = NULL;
+        int rc = nf_request_new(NFLOW__ENVELOPE__BODY_SEARCH, k, timeout_ms, &grown[*n - 1]);
+        if (rc)
+            return rc;
+    }
+    return nf_request_add((*reqs)[*n - 1], id, text, vector, dim, NULL, 0);
+}
+
+int
+cmd_search(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "search"};
+    const char *texts[256], *queries = NULL;
+    size_t ntexts = 0;
+    long k = 10, per = 64, inflight = 4;
+    for (int i = 1; i < argc; i++) {
+        int c = s_common_opt(&t, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nflow search (-f FLOW.yml | --gateway EP) (--text T... | --queries FILE) "
+                   "[-k K] [--json]\n  Search the flow; prints the best K matches per query.\n%s"
+                   "  --text T           a text query (repeat for several)\n"
+                   "  --queries FILE     queries from .fvecs / .f32 / JSONL (vector or text)\n"
+                   "  -k K               matches per query (default 10)\n"
+                   "  --json             one JSON line per query: {\"query\", \"matches\", "
+                   "\"partial\", \"missing_shards\"}\n"
+                   "  --batch N          queries per request (default 64)\n", s_common_help);
+            return 0;
+        }
+        if (i + 1 < argc && !strcmp(argv[i], "--text") && ntexts < 256)
+            texts[ntexts++] = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--queries"))
+            queries = argv[++i];
+        else if (i + 1 < argc && (!strcmp(argv[i], "-k") || !strcmp(argv[i], "--top-k"))) {
+            if (s_parse_uint("search", "-k", argv[++i], 1, 10000, &k))
+                return 2;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
+            if (s_parse_uint("search", "--batch", argv[++i], 1, 10000, &per))
+                return 2;
+        } else {
+            fprintf(stderr, "nflow search: unexpected argument '%s' (see nflow search --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!ntexts == !queries) {
+        fprintf(stderr, "nflow search: give --text T or --queries FILE (see nflow search --help)\n");
+        return 2;
+    }
+    s_quiet_signals();
+    int rc = s_resolve(&t, false);
+    nf_request_t **reqs = NULL;         /* one request per `per` queries */
+    size_t nchunks = 0;
+    if (rc == 0 && queries) {
+        nf_vecio_t *r = NULL;
+        nf_vecio_batch_t b;
+        rc = nf_vecio_open(queries, NF_VECIO_AUTO, 0, &r);
+        while (rc == 0 && (rc = nf_vecio_next(r, 1024, &b)) == 0 && b.n)
+            for (size_t i = 0; i < b.n && rc == 0; i++)
+                rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
+                                 b.docs[i].id, b.docs[i].text, b.docs[i].vector, b.dim);
+        nf_vecio_destroy(&r);
+    }
+    for (size_t i = 0; rc == 0 && i < ntexts; i++)
+        rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms, NULL,
+                         texts[i], NULL, 0);
+    /* `inflight` requests at a time, answers printed in query order */
+    Nflow__Envelope **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
+    uint64_t *ids = calloc(nchunks ? nchunks : 1, sizeof *ids);
+    nf_client_t *client = NULL;
+    if (rc == 0 && (!replies || !ids))
+        rc = nf_error_set(NF_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = nf_client_new(t.endpoint, &client);
+    size_t next_send = 0, next_print = 0;
+    uint64_t last_answer = nf_now_us();
+    while (rc == 0 && next_print < nchunks) {
+        while (next_send < nchunks && next_send < next_print + (size_t) inflight && rc == 0) {
+            rc = nf_client_send(client, nf_request_env(reqs[next_send]), &ids[next_send]);
+            next_send++;
+        }
+        Nflow__Envelope *reply = NULL;
+        int r = rc ? rc : nf_client_recv(client, 100, &reply);
+        if (r == NF_ETIMEOUT) {
+            if (nf_now_us() - last_answer > (uint64_t) t.wait_ms * 1000u)
+                rc = nf_error_set(NF_ETIMEOUT, "no answer from the gateway %s within %d ms",
+                                  t.endpoint, t.wait_ms);
+            continue;
+        }
+        if (r) {
+            rc = r;
+            break;
+        }
+        last_answer = nf_now_us();
+        for (size_t c = next_print; c < next_send; c++)
+            if (ids[c] == reply->request_id && !replies[c]) {
+                replies[c] = reply;
+                reply = NULL;
+            }
+        if (reply)
+            nflow__envelope__free_unpacked(reply, NULL);
+        while (rc == 0 && next_print < nchunks && replies[next_print]) {
+            Nflow__Envelope *e = replies[next_print];
+            const Nflow__SearchRequest *sr = nf_request_env(reqs[next_print])->search;
+            rc = nf_client_status(e);
+            if (rc == 0 && e->body_case != NFLOW__ENVELOPE__BODY_RESULT)
+                rc = nf_error_set(NF_EPROTO, "the gateway answered without a result");
+            for (size_t j = 0; rc == 0 && j < sr->n_queries; j++) {
+                const Nflow__Matches *m = j < e->result->n_results ? e->result->results[j] : NULL;
+                s_print_matches(&t, next_print * (size_t) per + j, sr->queries[j]->text, m, e->result);
+            }
+            if (rc == 0 && e->result->partial)
+                fprintf(stderr, "nflow search: warning: partial answer (shards did not answer)\n");
+            nflow__envelope__free_unpacked(e, NULL);
+            replies[next_print++] = NULL;
+        }
+        fflush(stdout);
+    }
+    for (size_t c = 0; c < nchunks; c++) {
+        if (replies && replies[c])
+            nflow__envelope__free_unpacked(replies[c], NULL);
+        nf_request_destroy(&reqs[c]);
+    }
+    free(reqs);
+    free(replies);
+    free(ids);
+    nf_client_destroy(&client);
+    s_target_clear(&t);
+    if (rc) {
+        fprintf(stderr, "nflow search: %s\n", nf_error_msg());
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* nflow delete                                                        */
+
+int
+cmd_delete(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "delete"};
+    char **ids = calloc((size_t) argc, sizeof *ids);
+    size_t nids = 0;
+    long retries = 4;
+    if (!ids)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        int c = s_common_opt(&t, argc, argv, &i);
+        if (c < 0) {
+            free(ids);
+            return 2;
+        }
+        if (c)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nflow delete (-f FLOW.yml | --gateway EP) ID...\n"
+                   "  Delete documents by id; prints `deleted N`.\n%s", s_common_help);
+            free(ids);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--")) {
+            while (++i < argc)
+                ids[nids++] = argv[i];
+        } else if (argv[i][0] != '-') {
+            ids[nids++] = argv[i];
+        } else {
+            fprintf(stderr, "nflow delete: unexpected argument '%s' (see nflow delete --help)\n", argv[i]);
+            free(ids);
+            return 2;
+        }
+    }
+    if (!nids) {
+        fprintf(stderr, "nflow delete: no id given\n");
+        free(ids);
+        return 2;
+    }
+    s_quiet_signals();
+    nf_client_t *client = NULL;
+    int rc = s_resolve(&t, false);
+    if (rc == 0)
+        rc = nf_client_new(t.endpoint, &client);
+    uint64_t deleted = 0;
+    for (int attempt = 0; rc == 0; attempt++) {
+        Nflow__Envelope env, *reply = NULL;
+        Nflow__DeleteRequest req;
+        nf_env_init(&env);
+        nflow__delete_request__init(&req);
+        req.ids = ids;
+        req.n_ids = nids;
+        env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+        env.delete_ = &req;
+        env.timeout_ms = (uint32_t) t.timeout_ms;
+        rc = nf_client_call(client, &env, t.wait_ms, &reply);
+        if (rc == 0)
+            rc = nf_client_status(reply);
+        if (rc == 0 && reply->body_case != NFLOW__ENVELOPE__BODY_RESULT)
+            rc = nf_error_set(NF_EPROTO, "the gateway answered without a result");
+        if (rc == 0 && reply->result->partial) {
+            char missing[256];
+            s_missing(reply->result, missing, sizeof missing);
+            rc = nf_error_set(NF_EUNAVAIL, "partial: shards %s missing", missing);
+        }
+        if (rc == 0)
+            deleted = reply->result->deleted;
+        if (reply)
+            nflow__envelope__free_unpacked(reply, NULL);
+        if (rc == 0 || !s_retryable(rc) || attempt >= retries)
+            break;
+        fprintf(stderr, "nflow delete: %s; retrying\n", nf_error_msg());
+        usleep((useconds_t) (250000u << attempt));
+        rc = 0;
+    }
+    nf_client_destroy(&client);
+    s_target_clear(&t);
+    free(ids);
+    if (rc) {
+        fprintf(stderr, "nflow delete: %s\n", nf_error_msg());
+        return 1;
+    }
+    printf("deleted %llu\n", (unsigned long long) deleted);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* nflow status                                                        */
+
+static void
+s_bytes(uint64_t b, char *buf, size_t size)
+{
+    if (b >= (1ull << 30))
+        snprintf(buf, size, "%.1f GiB", (double) b / (double) (1ull << 30));
+    else
+        snprintf(buf, size, "%.1f MiB", (double) b / (double) (1ull << 20));
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "status"};
+    for (int i = 1; i < argc; i++) {
+        int c = s_common_opt(&t, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nflow status (-f FLOW.yml | --gateway EP) [--json]\n"
+                   "  Per pod: up/down, pid, requests served, errors, malformed frames, rows\n"
+                   "  (indexers) and resident memory, from each pod's control socket.\n"
+                   "  With --gateway only the gateway is asked.\n%s"
+                   "  --json             one JSON object per pod and line\n", s_common_help);
+            return 0;
+        }
+        fprintf(stderr, "nflow status: unexpected argument '%s' (see nflow status --help)\n", argv[i]);
+        return 2;
+    }
+    s_quiet_signals();
+    int rc = s_resolve(&t, !t.gateway);
+    if (rc) {
+        fprintf(stderr, "nflow status: %s\n", nf_error_msg());
+        s_target_clear(&t);
+        return 1;
+    }
+    size_t n = t.state ? t.state->npods : 1;
+    nf_client_t *cl[n];
+    Nflow__Envelope *rep[n];
+    memset(cl, 0, sizeof cl);
+    memset(rep, 0, sizeof rep);
+    for (size_t i = 0; i < n; i++) {
+        Nflow__Envelope env;
+        Nflow__Control ctl;
+        nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_STATUS);
+        if (nf_client_new(t.state ? t.state->pods[i].control : t.endpoint, &cl[i]) == 0)
+            (void) nf_client_send(cl[i], &env, NULL);
+    }
+    uint64_t deadline = nf_now_us() + 1500000u;
+    for (size_t i = 0; i < n; i++) {
+        while (cl[i] && !rep[i]) {
+            uint64_t now = nf_now_us();
+            Nflow__Envelope *e = NULL;
+            if (nf_client_recv(cl[i], now >= deadline ? 0 : (int) ((deadline - now) / 1000u), &e) != 0)
+                break;
+            if (e->body_case == NFLOW__ENVELOPE__BODY_CONTROL)
+                rep[i] = e;
+            else
+                nflow__envelope__free_unpacked(e, NULL);
+        }
+    }
+    if (!t.json)
+        printf("%-16s %-5s %8s %10s %8s %10s %10s %10s\n", "POD", "STATE", "PID", "SERVED", "ERRORS",
+               "MALFORMED", "ROWS", "RSS");
+    for (size_t i = 0; i < n; i++) {
+        const nf_flowstate_pod_t *p = t.state ? &t.state->pods[i] : NULL;
+        const char *name = p ? p->name : "gateway";
+        const Nflow__Control *c = rep[i] ? rep[i]->control : NULL;
+        int pid = c && c->pid ? (int) c->pid : p ? p->pid : 0;
+        bool indexer = p ? !strcmp(p->role, "indexer") : false;
+        if (t.json) {
+            json_t *o = json_pack("{s:s, s:b, s:i}", "pod", name, "up", c != NULL, "pid", pid);
+            if (o && c) {
+                json_object_set_new(o, "served", json_integer((json_int_t) c->served));
+                json_object_set_new(o, "errors", json_integer((json_int_t) c->errors));
+                json_object_set_new(o, "malformed", json_integer((json_int_t) c->malformed));
+                json_object_set_new(o, "rss_bytes", json_integer((json_int_t) c->rss_bytes));
+                if (indexer)
+                    json_object_set_new(o, "rows", json_integer((json_int_t) c->rows));
+            }
+            if (o)
+                nf_vecio_json_write(stdout, o);
+            json_decref(o);
+            continue;
+        }
+        char pidbuf[16] = "-", rows[24] = "-", rss[24] = "-";
+        if (pid)
+            snprintf(pidbuf, sizeof pidbuf, "%d", pid);
+        if (!c) {
+            printf("%-16s %-5s %8s %10s %8s %10s %10s %10s\n", name, "down", pidbuf, "-", "-", "-",
+                   "-", "-");
+            continue;
+        }
+        if (indexer)
+            snprintf(rows, sizeof rows, "%llu", (unsigned long long) c->rows);
+        s_bytes(c->rss_bytes, rss, sizeof rss);
+        printf("%-16s %-5s %8s %10llu %8llu %10llu %10s %10s\n", name, "up", pidbuf,
+               (unsigned long long) c->served, (unsigned long long) c->errors,
+               (unsigned long long) c->malformed, rows, rss);
+    }
+    for (size_t i = 0; i < n; i++) {
+        nf_client_destroy(&cl[i]);
+        if (rep[i])
+            nflow__envelope__free_unpacked(rep[i], NULL);
+    }
+    s_target_clear(&t);
+    return 0;
+}

@@ -1,0 +1,832 @@
+/*  nflow up FLOW.yml: expand a flow into processes (the contract in
+    proto/README.md; the rules in lib/nf_flow.h), start the pods of this
+    host, wait until every pod answers PING, print `ready gateway=EP`,
+    write <workspace>/flow.state, then supervise: restart pods that die
+    (exponential backoff) and, on SIGINT/SIGTERM/SIGHUP, TERMINATE every
+    pod, SIGKILL stragglers, remove flow.state and exit 0.
+
+    Signals are blocked and read from a signalfd, so the loop is a plain
+    poll over the signalfd and the pods' control sockets.  Pods run in their
+    own process group (a terminal's Ctrl-C reaches only the launcher, which
+    stops them in order) and get SIGTERM if the launcher dies (PDEATHSIG). */
+#include "nflow.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nf_client.h"
+#include "nf_error.h"
+#include "nf_flow.h"
+#include "nf_sys.h"
+
+#define S_BACKOFF_MIN_MS 100
+#define S_BACKOFF_MAX_MS 5000
+#define S_STABLE_US (10u * 1000000u)   /* up this long: backoff resets */
+#define S_SHUTDOWN_TERM_MS 700         /* TERMINATE unanswered: SIGTERM */
+#define S_SHUTDOWN_KILL_MS 1500        /* still alive: SIGKILL */
+
+extern char **environ;
+
+typedef struct {
+    char *name;                 /* "indexer/1" */
+    const nf_flow_pod_t *pod;
+    unsigned index;
+    const char *host;
+    bool start;                 /* started by this launcher */
+    char *control;              /* control endpoint (connect form) */
+    nf_flowstate_bind_t binds[3];
+    size_t nbinds;
+    char *bind_at[3];           /* what the pod binds */
+    char **argv;
+    size_t argc;
+    char **envp;                /* full environment for execve */
+    size_t nenv;
+    /* run time */
+    pid_t pid;
+    uint64_t started_us;
+    unsigned backoff_ms;
+    uint64_t restart_at_us;     /* 0 = none pending */
+    bool ready;
+} s_proc_t;
+
+typedef struct {
+    nf_flow_t *flow;
+    char *workspace;            /* absolute */
+    char *state_path;
+    char *gateway;              /* clients endpoint */
+    s_proc_t *procs;
+    size_t nprocs;
+    sigset_t oldmask;
+    int sigfd;
+    int lockfd;
+} s_up_t;
+
+static int
+s_oom(void)
+{
+    return nf_error_set(NF_ENOMEM, "out of memory");
+}
+
+static int
+s_push(char ***arr, size_t *n, char *s)
+{
+    if (!s)
+        return s_oom();
+    char **grown = realloc(*arr, (*n + 2) * sizeof **arr);
+    if (!grown) {
+        free(s);
+        return s_oom();
+    }
+    *arr = grown;
+    grown[(*n)++] = s;
+    grown[*n] = NULL;
+    return 0;
+}
+
+/* Add "--opt value" to the command line; exec pods also get NFLOW_OPT=value. */
+static int
+s_opt(s_proc_t *p, const char *opt, const char *value)
+{
+    int rc = s_push(&p->argv, &p->argc, strdup(opt));
+    if (rc == 0)
+        rc = s_push(&p->argv, &p->argc, strdup(value));
+    if (rc == 0 && !strcmp(p->pod->uses, "exec")) {
+        char *var = NULL;
+        if (asprintf(&var, "NFLOW_%s=%s", opt + 2, value) < 0)
+            return s_oom();
+        for (char *c = var + 6; *c != '='; c++)
+            *c = *c == '-' ? '_' : (char) (*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        rc = s_push(&p->envp, &p->nenv, var);
+    }
+    return rc;
+}
+
+static const char *
+s_bound(const s_proc_t *p, const char *opt)
+{
+    for (size_t i = 0; i < p->nbinds; i++)
+        if (!strcmp(p->binds[i].option, opt))
+            return p->binds[i].endpoint;
+    return NULL;
+}
+
+/* First process of role and how many there are. */
+static s_proc_t *
+s_role(s_up_t *up, const char *role, size_t *n)
+{
+    s_proc_t *first = NULL;
+    *n = 0;
+    for (size_t i = 0; i < up->nprocs; i++)
+        if (!strcmp(up->procs[i].pod->role, role)) {
+            if (!first)
+                first = &up->procs[i];
+            (*n)++;
+        }
+    return first;
+}
+
+/* ------------------------------------------------------------------ */
+/* Expansion                                                           */
+
+static int
+s_pick_port(s_up_t *up, const char *host, unsigned *port)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned p = (unsigned) nf_free_port(host);
+        bool taken = p == 0;
+        for (size_t i = 0; !taken && i < up->nprocs; i++)
+            for (size_t j = 0; j < up->procs[i].nbinds; j++) {
+                const char *ep = up->procs[i].binds[j].endpoint;
+                const char *colon = ep ? strrchr(ep, ':') : NULL;
+                if (colon && (unsigned) atoi(colon + 1) == p)
+                    taken = true;
+            }
+        if (!taken) {
+            *port = p;
+            return 0;
+        }
+    }
+    return nf_error_set(NF_EIO, "cannot find a free port on %s", host);
+}
+
+static int
+s_expand(s_up_t *up, const char *only_host)
+{
+    const nf_flow_t *flow = up->flow;
+    size_t total = 0;
+    for (size_t i = 0; i < flow->npods; i++)
+        total += flow->pods[i].count;
+    up->procs = calloc(total, sizeof *up->procs);
+    if (!up->procs)
+        return s_oom();
+    /* pass 1: names, hosts, ports, endpoints */
+    for (size_t i = 0; i < flow->npods; i++) {
+        const nf_flow_pod_t *pod = &flow->pods[i];
+        size_t nb;
+        const char *const *opts = nf_flow_role_binds(pod->role, &nb);
+        bool many = !strcmp(pod->role, "encoder") || !strcmp(pod->role, "indexer");
+        for (unsigned k = 0; k < pod->count; k++) {
+            s_proc_t *p = &up->procs[up->nprocs++];
+            p->pod = pod;
+            p->index = k;
+            p->host = pod->hosts[k];
+            p->start = only_host ? !strcmp(only_host, p->host) : nf_flow_host_is_local(p->host);
+            p->backoff_ms = S_BACKOFF_MIN_MS;
+            if (many ? asprintf(&p->name, "%s/%u", pod->name, k) < 0
+                     : !(p->name = strdup(pod->name)))
+                return s_oom();
+            if (!p->start && !pod->port)
+                return nf_error_set(NF_EINVAL, "%s:%d: pod '%s' runs on %s, which this launcher does "
+                                    "not start, so its port must be given", flow->path, pod->line,
+                                    pod->name, p->host);
+            const char *bhost = p->host;
+            struct in_addr a;
+            if (!strcmp(bhost, "localhost"))
+                bhost = "127.0.0.1";
+            else if (inet_pton(AF_INET, bhost, &a) != 1)
+                bhost = "*";
+            for (size_t j = 0; j < nb; j++) {
+                unsigned port = pod->port ? pod->port + k * (unsigned) nb + (unsigned) j : 0;
+                int rc = port ? 0 : s_pick_port(up, strcmp(bhost, "*") ? bhost : "0.0.0.0", &port);
+                if (rc)
+                    return rc;
+                p->binds[j].option = (char *) opts[j];
+                if (asprintf(&p->binds[j].endpoint, "tcp://%s:%u", p->host, port) < 0
+                    || asprintf(&p->bind_at[j], "tcp://%s:%u", bhost, port) < 0)
+                    return s_oom();
+                p->nbinds = j + 1;
+            }
+            p->control = strdup(s_bound(p, "--control"));
+            if (!p->control)
+                return s_oom();
+        }
+    }
+    /* explicit ports must not collide */
+    for (size_t i = 0; i < up->nprocs; i++)
+        for (size_t j = 0; j < up->procs[i].nbinds; j++)
+            for (size_t k = i; k < up->nprocs; k++)
+                for (size_t l = k == i ? j + 1 : 0; l < up->procs[k].nbinds; l++)
+                    if (!strcmp(up->procs[i].binds[j].endpoint, up->procs[k].binds[l].endpoint))
+                        return nf_error_set(NF_EINVAL, "%s: pods %s and %s both use %s", flow->path,
+                                            up->procs[i].name, up->procs[k].name,
+                                            up->procs[k].binds[l].endpoint);
+    /* pass 2: command lines */
+    size_t nenc, nidx, n;
+    s_proc_t *gw = s_role(up, "gateway", &n), *enc = s_role(up, "encoder", &nenc);
+    s_proc_t *router = s_role(up, "router", &n);
+    (void) s_role(up, "indexer", &nidx);
+    s_proc_t *red = s_role(up, "reducer", &n);
+    const char *results = s_bound(gw, "--results");
+    up->gateway = strdup(s_bound(gw, "--clients"));
+    if (!up->gateway)
+        return s_oom();
+    for (size_t i = 0; i < up->nprocs; i++) {
+        s_proc_t *p = &up->procs[i];
+        const nf_flow_pod_t *pod = p->pod;
+        const char *role = pod->role;
+        char num[32], nums[32];
+        int rc = 0;
+        if (!strcmp(pod->uses, "exec")) {
+            for (size_t k = 0; k < pod->ncommand && rc == 0; k++)
+                rc = s_push(&p->argv, &p->argc, strdup(pod->command[k]));
+        } else {
+            rc = s_push(&p->argv, &p->argc, strdup(pod->spec->program));
+        }
+        if (rc || (rc = s_opt(p, "--name", p->name)))
+            return rc;
+        for (size_t j = 0; j < p->nbinds && rc == 0; j++)
+            rc = s_opt(p, p->binds[j].option, p->bind_at[j]);
+        if (rc || (rc = s_opt(p, "--errors", results)))
+            return rc;
+        snprintf(num, sizeof num, "%u", p->index);
+        snprintf(nums, sizeof nums, "%zu", nidx);
+        if (!strcmp(role, "gateway")) {
+            char *outs = NULL;
+            size_t len = 0;
+            FILE *f = open_memstream(&outs, &len);
+            if (!f)
+                return s_oom();
+            for (size_t k = 0; k < nenc; k++)
+                fprintf(f, "%s%s", k ? "," : "", s_bound(&enc[k], "--in"));
+            if (!nenc)
+                fputs(s_bound(router, "--in"), f);
+            fclose(f);
+            rc = s_opt(p, "--out", outs);
+            free(outs);
+        } else if (!strcmp(role, "encoder")) {
+            if (!(rc = s_opt(p, "--out", s_bound(router, "--in"))))
+                rc = s_opt(p, "--replica", num);
+        } else if (!strcmp(role, "router")) {
+            if (!(rc = s_opt(p, "--reducer", s_bound(red, "--in"))))
+                rc = s_opt(p, "--nshards", nums);
+        } else if (!strcmp(role, "indexer")) {
+            char *ws = NULL;
+            if (asprintf(&ws, "%s/%s", up->workspace, pod->name) < 0)
+                return s_oom();
+            if (!(rc = s_opt(p, "--router", s_bound(router, "--shards")))
+                && !(rc = s_opt(p, "--reducer", s_bound(red, "--in")))
+                && !(rc = s_opt(p, "--shard", num)) && !(rc = s_opt(p, "--nshards", nums)))
+                rc = s_opt(p, "--workspace", ws);
+            free(ws);
+        } else if (!strcmp(role, "reducer")) {
+            rc = s_opt(p, "--out", results);
+        }
+        for (size_t k = 0; k < pod->nwith && rc == 0; k++) {
+            char opt[160];
+            snprintf(opt, sizeof opt, "--%s", pod->with[k].key);
+            rc = s_opt(p, opt, pod->with[k].value);
+        }
+        for (size_t k = 0; k < pod->nenv && rc == 0; k++) {
+            char *var = NULL;
+            if (asprintf(&var, "%s=%s", pod->env[k].key, pod->env[k].value) < 0)
+                return s_oom();
+            rc = s_push(&p->envp, &p->nenv, var);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Full environment of a process: ours, minus what its own entries set. */
+static int
+s_build_env(s_proc_t *p)
+{
+    char **own = p->envp;
+    size_t nown = p->nenv;
+    p->envp = NULL;
+    p->nenv = 0;
+    int rc = 0;
+    for (char **e = environ; *e && rc == 0; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t klen = eq ? (size_t) (eq - *e) : strlen(*e);
+        bool shadowed = false;
+        for (size_t i = 0; i < nown; i++)
+            if (!strncmp(own[i], *e, klen) && own[i][klen] == '=')
+                shadowed = true;
+        if (!shadowed)
+            rc = s_push(&p->envp, &p->nenv, strdup(*e));
+    }
+    for (size_t i = 0; i < nown; i++) {
+        if (rc == 0)
+            rc = s_push(&p->envp, &p->nenv, own[i]);
+        else
+            free(own[i]);
+    }
+    free(own);
+    return rc;
+}
+
+/* Where the built-in pod programs are: $NFLOW_PODS_DIR, the directory of
+   this executable, then <that>/../pods. */
+static int
+s_find_programs(s_up_t *up)
+{
+    char self[PATH_MAX], dirs[3][PATH_MAX];
+    size_t ndirs = 0;
+    const char *env = getenv("NFLOW_PODS_DIR");
+    if (env && *env)
+        snprintf(dirs[ndirs++], PATH_MAX, "%s", env);
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = 0;
+        snprintf(dirs[ndirs++], PATH_MAX, "%s", self);
+        snprintf(dirs[ndirs++], PATH_MAX, "%.*s/../pods", PATH_MAX - 16, self);
+    }
+    for (size_t i = 0; i < up->nprocs; i++) {
+        s_proc_t *p = &up->procs[i];
+        if (!strcmp(p->pod->uses, "exec"))
+            continue;
+        char path[PATH_MAX + 64];
+        bool found = false;
+        for (size_t d = 0; d < ndirs && !found; d++) {
+            snprintf(path, sizeof path, "%s/%s", dirs[d], p->argv[0]);
+            found = access(path, X_OK) == 0;
+            if (found && !getenv("NFLOW_PY_PROTO_DIR")) {
+                char py[PATH_MAX + 16];
+                snprintf(py, sizeof py, "%s/python", dirs[d]);
+                if (access(py, F_OK) == 0)
+                    setenv("NFLOW_PY_PROTO_DIR", py, 0);
+            }
+        }
+        if (!found) {
+            if (p->start)
+                return nf_error_set(NF_ENOTFOUND, "cannot find the program %s (looked in "
+                                    "$NFLOW_PODS_DIR, %s and %s)", p->argv[0], ndirs > 1 ? dirs[ndirs - 2] : "-",
+                                    dirs[ndirs - 1]);
+            continue;
+        }
+        free(p->argv[0]);
+        if (!(p->argv[0] = strdup(path)))
+            return s_oom();
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Processes                                                           */
+
+static void
+s_describe(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "signal %d, %s", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "wait status %d", status);
+}
+
+static int
+s_spawn(s_up_t *up, s_proc_t *p)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return nf_error_set(NF_EIO, "fork %s: %s", p->name, strerror(errno));
+    if (pid == 0) {
+        /* child: only async-signal-safe calls until exec */
+        sigprocmask(SIG_SETMASK, &up->oldmask, NULL);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        if (p->pod->workdir && chdir(p->pod->workdir) != 0) {
+            static const char m[] = "nflow up: cannot enter the pod's workdir\n";
+            (void) !write(STDERR_FILENO, m, sizeof m - 1);
+            _exit(127);
+        }
+        execvpe(p->argv[0], p->argv, p->envp);
+        static const char m[] = "nflow up: exec failed: ";
+        (void) !write(STDERR_FILENO, m, sizeof m - 1);
+        (void) !write(STDERR_FILENO, p->argv[0], strlen(p->argv[0]));
+        (void) !write(STDERR_FILENO, "\n", 1);
+        _exit(127);
+    }
+    p->pid = pid;
+    p->started_us = nf_now_us();
+    p->restart_at_us = 0;
+    return 0;
+}
+
+static int
+s_write_state(s_up_t *up)
+{
+    nf_flowstate_pod_t pods[up->nprocs ? up->nprocs : 1];
+    for (size_t i = 0; i < up->nprocs; i++) {
+        s_proc_t *p = &up->procs[i];
+        pods[i] = (nf_flowstate_pod_t){
+            .name = p->name, .uses = p->pod->uses, .role = p->pod->role, .host = (char *) p->host,
+            .control = p->control, .pid = p->start ? p->pid : 0, .started = p->start,
+            .binds = p->binds, .nbinds = p->nbinds,
+        };
+    }
+    nf_flowstate_t st = {.flow = up->flow->name, .gateway = up->gateway,
+                         .launcher_pid = getpid(), .pods = pods, .npods = up->nprocs};
+    return nf_flowstate_write(up->state_path, &st);
+}
+
+/* Reap dead children; schedule restarts when restart is true. */
+static void
+s_reap(s_up_t *up, bool restart, bool quiet)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < up->nprocs; i++) {
+            s_proc_t *p = &up->procs[i];
+            if (p->pid != pid)
+                continue;
+            p->pid = 0;
+            p->ready = false;
+            char how[96];
+            s_describe(status, how, sizeof how);
+            if (!restart) {
+                if (!quiet)
+                    fprintf(stderr, "nflow up: pod %s exited (%s)\n", p->name, how);
+                continue;
+            }
+            uint64_t now = nf_now_us();
+            if (now - p->started_us >= S_STABLE_US)
+                p->backoff_ms = S_BACKOFF_MIN_MS;
+            fprintf(stderr, "pod %s exited (%s); restarting in %u ms\n", p->name, how, p->backoff_ms);
+            p->restart_at_us = now + (uint64_t) p->backoff_ms * 1000u;
+            p->backoff_ms = p->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : p->backoff_ms * 2;
+        }
+    }
+}
+
+/* Read pending signals: returns the last terminating signal, 0 if none;
+   *child is set when SIGCHLD came. */
+static int
+s_signals(s_up_t *up, bool *child)
+{
+    struct signalfd_siginfo si;
+    int term = 0;
+    while (read(up->sigfd, &si, sizeof si) == (ssize_t) sizeof si) {
+        if (si.ssi_signo == SIGCHLD)
+            *child = true;
+        else
+            term = (int) si.ssi_signo;
+    }
+    return term;
+}
+
+/* Wait until every process answers PING, or a started one dies, or
+   timeout_ms passes, or a signal asks us to stop. */
+static int
+s_wait_ready(s_up_t *up, int timeout_ms)
+{
+    nf_client_t *cl[up->nprocs];
+    zmq_pollitem_t items[up->nprocs + 1];
+    uint64_t sent[up->nprocs];
+    int rc = 0;
+    memset(cl, 0, sizeof cl);
+    for (size_t i = 0; i < up->nprocs && rc == 0; i++) {
+        rc = nf_client_new(up->procs[i].control, &cl[i]);
+        sent[i] = 0;
+    }
+    uint64_t deadline = nf_now_us() + (uint64_t) timeout_ms * 1000u;
+    while (rc == 0) {
+        size_t waiting = 0;
+        uint64_t now = nf_now_us();
+        for (size_t i = 0; i < up->nprocs; i++) {
+            items[i] = (zmq_pollitem_t){.socket = zsock_resolve(nf_client_sock(cl[i])), .events = ZMQ_POLLIN};
+            if (up->procs[i].ready)
+                continue;
+            waiting++;
+            if (now - sent[i] >= 500000) {   /* (re)send PING every 0.5 s */
+                Nflow__Envelope env;
+                Nflow__Control ctl;
+                nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
+                (void) nf_client_send(cl[i], &env, NULL);
+                sent[i] = now;
+            }
+        }
+        if (!waiting)
+            break;
+        if (now >= deadline) {
+            for (size_t i = 0; i < up->nprocs; i++) {
+                s_proc_t *p = &up->procs[i];
+                if (p->ready)
+                    continue;
+                if (p->start)
+                    rc = nf_error_set(NF_ETIMEOUT, "pod %s is not ready after %d ms (pid %d is "
+                                      "running but does not answer PING on %s)", p->name,
+                                      timeout_ms, (int) p->pid, p->control);
+                else
+                    rc = nf_error_set(NF_ETIMEOUT, "pod %s on %s is not ready after %d ms (no "
+                                      "answer to PING on %s; is its launcher running there?)",
+                                      p->name, p->host, timeout_ms, p->control);
+                break;
+            }
+            break;
+        }
+        items[up->nprocs] = (zmq_pollitem_t){.fd = up->sigfd, .events = ZMQ_POLLIN};
+        if (zmq_poll(items, (int) up->nprocs + 1, 100) < 0 && zmq_errno() != EINTR) {
+            rc = nf_error_set(NF_EIO, "poll: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        bool child = false;
+        int term = s_signals(up, &child);
+        if (term) {
+            rc = nf_error_set(NF_EIO, "interrupted by signal %d before the flow was ready", term);
+            break;
+        }
+        for (size_t i = 0; i < up->nprocs; i++) {
+            Nflow__Envelope *reply = NULL;
+            while (nf_client_recv(cl[i], 0, &reply) == 0) {
+                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && reply->control->ready)
+                    up->procs[i].ready = true;
+                nflow__envelope__free_unpacked(reply, NULL);
+                reply = NULL;
+            }
+        }
+        if (child) {
+            int status;
+            pid_t pid;
+            while (rc == 0 && (pid = waitpid(-1, &status, WNOHANG)) > 0)
+                for (size_t i = 0; i < up->nprocs; i++)
+                    if (up->procs[i].pid == pid) {
+                        char how[96];
+                        s_describe(status, how, sizeof how);
+                        up->procs[i].pid = 0;
+                        rc = nf_error_set(NF_EIO, "pod %s exited (%s) before it was ready",
+                                          up->procs[i].name, how);
+                    }
+        }
+    }
+    for (size_t i = 0; i < up->nprocs; i++)
+        nf_client_destroy(&cl[i]);
+    return rc;
+}
+
+/* TERMINATE every started pod, SIGTERM then SIGKILL what remains. */
+static void
+s_stop_all(s_up_t *up)
+{
+    nf_client_t *cl[up->nprocs];
+    memset(cl, 0, sizeof cl);
+    for (size_t i = 0; i < up->nprocs; i++) {
+        s_proc_t *p = &up->procs[i];
+        p->restart_at_us = 0;
+        if (!p->start || p->pid <= 0)
+            continue;
+        Nflow__Envelope env;
+        Nflow__Control ctl;
+        nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE);
+        if (nf_client_new(p->control, &cl[i]) == 0)
+            (void) nf_client_send(cl[i], &env, NULL);
+    }
+    uint64_t t0 = nf_now_us();
+    bool termed = false;
+    for (;;) {
+        s_reap(up, false, true);
+        size_t alive = 0;
+        for (size_t i = 0; i < up->nprocs; i++)
+            alive += up->procs[i].start && up->procs[i].pid > 0;
+        if (!alive)
+            break;
+        uint64_t ms = (nf_now_us() - t0) / 1000u;
+        if (ms >= S_SHUTDOWN_KILL_MS) {
+            for (size_t i = 0; i < up->nprocs; i++)
+                if (up->procs[i].pid > 0) {
+                    fprintf(stderr, "nflow up: pod %s did not stop; killing it\n", up->procs[i].name);
+                    kill(-up->procs[i].pid, SIGKILL);  /* its process group */
+                    waitpid(up->procs[i].pid, NULL, 0);
+                    up->procs[i].pid = 0;
+                }
+            break;
+        }
+        if (ms >= S_SHUTDOWN_TERM_MS && !termed) {
+            for (size_t i = 0; i < up->nprocs; i++)
+                if (up->procs[i].pid > 0)
+                    kill(-up->procs[i].pid, SIGTERM);
+            termed = true;
+        }
+        struct pollfd pfd = {.fd = up->sigfd, .events = POLLIN};
+        poll(&pfd, 1, 20);
+        bool child = false;
+        (void) s_signals(up, &child);
+    }
+    for (size_t i = 0; i < up->nprocs; i++)
+        nf_client_destroy(&cl[i]);
+}
+
+static int
+s_supervise(s_up_t *up)
+{
+    for (;;) {
+        uint64_t now = nf_now_us(), next = 0;
+        for (size_t i = 0; i < up->nprocs; i++) {
+            s_proc_t *p = &up->procs[i];
+            if (!p->restart_at_us)
+                continue;
+            if (p->restart_at_us <= now) {
+                if (s_spawn(up, p) != 0) {
+                    fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+                    p->restart_at_us = now + (uint64_t) p->backoff_ms * 1000u;
+                } else if (s_write_state(up) != 0) {
+                    fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+                }
+            }
+            if (p->restart_at_us && (!next || p->restart_at_us < next))
+                next = p->restart_at_us;
+        }
+        int wait_ms = next ? (int) ((next > now ? next - now : 0) / 1000u) + 1 : 1000;
+        struct pollfd pfd = {.fd = up->sigfd, .events = POLLIN};
+        poll(&pfd, 1, wait_ms);
+        bool child = false;
+        int term = s_signals(up, &child);
+        if (child)
+            s_reap(up, true, false);
+        if (term)
+            return term;
+    }
+}
+
+static void
+s_cleanup(s_up_t *up)
+{
+    for (size_t i = 0; up->procs && i < up->nprocs; i++) {
+        s_proc_t *p = &up->procs[i];
+        free(p->name);
+        free(p->control);
+        for (size_t j = 0; j < p->nbinds; j++) {
+            free(p->binds[j].endpoint);
+            free(p->bind_at[j]);
+        }
+        for (size_t j = 0; j < p->argc; j++)
+            free(p->argv[j]);
+        free(p->argv);
+        for (size_t j = 0; j < p->nenv; j++)
+            free(p->envp[j]);
+        free(p->envp);
+    }
+    free(up->procs);
+    free(up->gateway);
+    free(up->workspace);
+    free(up->state_path);
+    nf_flow_destroy(&up->flow);
+    if (up->sigfd >= 0)
+        close(up->sigfd);
+    if (up->lockfd >= 0)
+        close(up->lockfd);
+}
+
+static void
+s_print_plan(const s_up_t *up)
+{
+    printf("flow %s: workspace %s, gateway %s\n", up->flow->name, up->workspace, up->gateway);
+    for (size_t i = 0; i < up->nprocs; i++) {
+        const s_proc_t *p = &up->procs[i];
+        printf("%s (%s, %s):", p->name, p->host, p->start ? "started here" : "started elsewhere");
+        for (size_t j = 0; j < p->argc; j++)
+            printf(" %s", p->argv[j]);
+        printf("\n");
+    }
+}
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nflow up FLOW.yml [--workspace DIR] [--host H] [--timeout-ms T] [--dry-run]\n"
+            "  Start a flow and stay in the foreground; prints `ready gateway=EP` once every\n"
+            "  pod answers.  SIGINT/SIGTERM stop it.\n"
+            "  --workspace DIR   override the flow's workspace (flow.state and shards live there)\n"
+            "  --host H          start only the pods placed on host H (multi-host flows)\n"
+            "  --timeout-ms T    how long to wait for every pod to be ready (default 20000)\n"
+            "  --dry-run         print the processes and their command lines, start nothing\n");
+}
+
+int
+cmd_up(int argc, char **argv)
+{
+    const char *path = NULL, *workspace = NULL, *host = NULL;
+    int timeout_ms = 20000;
+    bool dry = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            s_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry = true;
+        } else if (i + 1 < argc && !strcmp(a, "--workspace")) {
+            workspace = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--host")) {
+            host = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--timeout-ms")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 3600000) {
+                fprintf(stderr, "nflow up: --timeout-ms: expected 1..3600000, got '%s'\n", argv[i]);
+                return 2;
+            }
+            timeout_ms = (int) v;
+        } else if (a[0] != '-' && !path) {
+            path = a;
+        } else {
+            fprintf(stderr, "nflow up: unexpected argument '%s'\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        s_usage(stderr);
+        return 2;
+    }
+    s_up_t up = {.sigfd = -1, .lockfd = -1};
+    int rc = nf_flow_load(path, &up.flow);
+    const char *ws = rc == 0 ? (workspace ? workspace : up.flow->workspace) : NULL;
+    char cwd[PATH_MAX] = "";
+    if (rc == 0 && ws[0] != '/' && !getcwd(cwd, sizeof cwd))
+        rc = nf_error_set(NF_EIO, "getcwd: %s", strerror(errno));
+    if (rc == 0 && (asprintf(&up.workspace, "%s%s%s", cwd, *cwd ? "/" : "", ws) < 0
+                    || asprintf(&up.state_path, "%s/%s", up.workspace, NF_FLOWSTATE_FILE) < 0))
+        rc = s_oom();
+    if (rc == 0 && !dry && zsys_dir_create("%s", up.workspace) != 0)
+        rc = nf_error_set(NF_EIO, "cannot create the workspace %s: %s", up.workspace, strerror(errno));
+    if (rc == 0)
+        rc = s_expand(&up, host);
+    for (size_t i = 0; rc == 0 && i < up.nprocs; i++)
+        rc = s_build_env(&up.procs[i]);
+    if (rc == 0)
+        rc = s_find_programs(&up);
+    if (rc == 0 && dry) {
+        s_print_plan(&up);
+        s_cleanup(&up);
+        return 0;
+    }
+    if (rc == 0) {
+        char lock[PATH_MAX + 16];
+        snprintf(lock, sizeof lock, "%s/flow.lock", up.workspace);
+        up.lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (up.lockfd < 0 || flock(up.lockfd, LOCK_EX | LOCK_NB) != 0)
+            rc = nf_error_set(NF_EEXIST, "workspace %s is in use by another `nflow up` (%s)",
+                              up.workspace, up.lockfd < 0 ? strerror(errno) : "locked");
+    }
+    if (rc) {
+        fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+        s_cleanup(&up);
+        return 1;
+    }
+
+    /* signals: blocked here (and so in czmq's threads), read via signalfd */
+    zsys_handler_set(NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, &up.oldmask);
+    up.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (up.sigfd < 0) {
+        fprintf(stderr, "nflow up: signalfd: %s\n", strerror(errno));
+        s_cleanup(&up);
+        return 1;
+    }
+    for (size_t i = 0; rc == 0 && i < up.nprocs; i++)
+        if (up.procs[i].start)
+            rc = s_spawn(&up, &up.procs[i]);
+    if (rc == 0)
+        rc = s_wait_ready(&up, timeout_ms);
+    if (rc == 0)
+        rc = s_write_state(&up);
+    if (rc) {
+        fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+        s_stop_all(&up);
+        unlink(up.state_path);
+        s_cleanup(&up);
+        return 1;
+    }
+    printf("ready gateway=%s\n", up.gateway);
+    fflush(stdout);
+    int sig = s_supervise(&up);
+    fprintf(stderr, "nflow up: %s: stopping flow %s\n", strsignal(sig), up.flow->name);
+    s_stop_all(&up);
+    unlink(up.state_path);
+    s_cleanup(&up);
+    return 0;
+}
