@@ -39,11 +39,24 @@ install_missing() {
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# Quiet when all is well; the whole output when a step fails.
+quietly() {
+  local log
+  log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "bootstrap: '$*' failed" >&2
+    return 1
+  fi
+  rm -f "$log"
+}
+
 build() {
   if [ ! -f "$builddir/build.ninja" ]; then
-    meson setup "$builddir" --buildtype=release >/dev/null
+    quietly meson setup "$builddir" --buildtype=release
   fi
-  ninja -C "$builddir" >/dev/null
+  quietly ninja -C "$builddir"
 }
 
 run_tests() {

@@ -768,10 +768,12 @@ cmd_up(int argc, char **argv)
         rc = nf_error_set(NF_EIO, "cannot create the workspace %s: %s", up.workspace, strerror(errno));
     if (rc == 0)
         rc = s_expand(&up, host);
-    for (size_t i = 0; rc == 0 && i < up.nprocs; i++)
-        rc = s_build_env(&up.procs[i]);
+    /* Programs first: finding them sets NFLOW_PY_PROTO_DIR, which the
+       environment of exec pods must carry. */
     if (rc == 0)
         rc = s_find_programs(&up);
+    for (size_t i = 0; rc == 0 && i < up.nprocs; i++)
+        rc = s_build_env(&up.procs[i]);
     if (rc == 0 && dry) {
         s_print_plan(&up);
         s_cleanup(&up);
