@@ -79,7 +79,11 @@
     indexer/0..S-1, reducer, in that order.  Instances of encoder and
     indexer are named "<name>/<i>"; the others by their pod name.  The
     indexer shard s gets --workspace <workspace>/<pod name> and keeps its
-    segment in <that>/shard-<s>.                                          */
+    segment in <that>/shard-<s>.  The launcher records the shard count in
+    <workspace>/<indexer name>/nshards and refuses to start the flow on that
+    workspace with another count (documents would move between shards).
+    It also keeps <workspace>/flow.lock (one launcher per workspace) and
+    <workspace>/flow.state (where the running flow is; see nf_client.h). */
 #ifndef NF_FLOW_H
 #define NF_FLOW_H
 

@@ -446,7 +446,7 @@ s_write_state(s_up_t *up)
 
 /* Reap dead children; schedule restarts when restart is true. */
 static void
-s_reap(s_up_t *up, bool restart, bool quiet)
+s_reap(s_up_t *up, bool restart)
 {
     int status;
     pid_t pid;
@@ -457,13 +457,10 @@ s_reap(s_up_t *up, bool restart, bool quiet)
                 continue;
             p->pid = 0;
             p->ready = false;
+            if (!restart)
+                continue;
             char how[96];
             s_describe(status, how, sizeof how);
-            if (!restart) {
-                if (!quiet)
-                    fprintf(stderr, "nflow up: pod %s exited (%s)\n", p->name, how);
-                continue;
-            }
             uint64_t now = nf_now_us();
             if (now - p->started_us >= S_STABLE_US)
                 p->backoff_ms = S_BACKOFF_MIN_MS;
@@ -599,7 +596,7 @@ s_stop_all(s_up_t *up)
     uint64_t t0 = nf_now_us();
     bool termed = false;
     for (;;) {
-        s_reap(up, false, true);
+        s_reap(up, false);
         size_t alive = 0;
         for (size_t i = 0; i < up->nprocs; i++)
             alive += up->procs[i].start && up->procs[i].pid > 0;
@@ -657,7 +654,7 @@ s_supervise(s_up_t *up)
         bool child = false;
         int term = s_signals(up, &child);
         if (child)
-            s_reap(up, true, false);
+            s_reap(up, true);
         if (term)
             return term;
     }
@@ -690,6 +687,37 @@ s_cleanup(s_up_t *up)
         close(up->sigfd);
     if (up->lockfd >= 0)
         close(up->lockfd);
+}
+
+/* A workspace keeps the shard count its indexer was built with (in
+   <workspace>/<indexer>/nshards): with another count the id hash would put
+   documents on other shards and old copies would be found twice. */
+static int
+s_check_shards(const s_up_t *up)
+{
+    const nf_flow_pod_t *idx = nf_flow_role(up->flow, "indexer");
+    bool here = false;
+    for (size_t i = 0; i < up->nprocs; i++)
+        here |= up->procs[i].pod == idx && up->procs[i].start;
+    if (!here)
+        return 0;
+    char path[PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s/nshards", up->workspace, idx->name);
+    FILE *f = fopen(path, "r");
+    unsigned n = 0;
+    if (f) {
+        bool ok = fscanf(f, "%u", &n) == 1;
+        fclose(f);
+        if (ok && n != idx->count)
+            return nf_error_set(NF_EINVAL, "%s: the workspace holds %u shards but the flow has %u; "
+                                "re-sharding is not supported (use a new workspace)", path, n,
+                                idx->count);
+        return 0;
+    }
+    if (zsys_dir_create("%s/%s", up->workspace, idx->name) != 0 || !(f = fopen(path, "w")))
+        return nf_error_set(NF_EIO, "%s: %s", path, strerror(errno));
+    fprintf(f, "%u\n", idx->count);
+    return fclose(f) == 0 ? 0 : nf_error_set(NF_EIO, "%s: %s", path, strerror(errno));
 }
 
 static void
@@ -786,6 +814,8 @@ cmd_up(int argc, char **argv)
         if (up.lockfd < 0 || flock(up.lockfd, LOCK_EX | LOCK_NB) != 0)
             rc = nf_error_set(NF_EEXIST, "workspace %s is in use by another `nflow up` (%s)",
                               up.workspace, up.lockfd < 0 ? strerror(errno) : "locked");
+        if (rc == 0)
+            rc = s_check_shards(&up);
     }
     if (rc) {
         fprintf(stderr, "nflow up: %s\n", nf_error_msg());

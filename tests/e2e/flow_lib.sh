@@ -9,6 +9,7 @@ PY=${PYTHON:-/usr/bin/python3}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nflow-e2e-XXXXXX")
 WS=$TMP/ws
 UP_PID=
+EXTRA_PIDS=      # other launchers a test starts; stopped on exit too
 GATEWAY=
 
 fail() {
@@ -45,6 +46,8 @@ cleanup() {
     kill -KILL "$UP_PID" 2>/dev/null || true
     for p in $pods; do kill -KILL "$p" 2>/dev/null || true; done
   fi
+  for p in $EXTRA_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $EXTRA_PIDS; do wait "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
   exit $rc
 }
@@ -55,6 +58,7 @@ trap cleanup EXIT
 start_flow() {
   local flow=$1
   shift
+  : >"$TMP/up.out"    # here, not in the background job: no stale ready line
   "$NFLOW_BIN" up "$flow" --workspace "$WS" "$@" >"$TMP/up.out" 2>"$TMP/up.err" &
   UP_PID=$!
   for _ in $(seq 400); do

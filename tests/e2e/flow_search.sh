@@ -124,4 +124,52 @@ fi
 grep -q "nflow search: STATUS_" "$TMP/err.out" || fail "text query error: $(cat "$TMP/err.out")"
 
 stop_flow
+
+# multi-host on one machine: indexer/1 lives on 127.0.0.2 and is started by
+# a second launcher (`--host 127.0.0.2`); every port is explicit
+base=$("$PY" - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 60000, 10)
+    try:
+        for host in ("127.0.0.1", "127.0.0.2"):
+            for p in range(base, base + 40):
+                s = socket.socket(); s.bind((host, p)); s.close()
+    except OSError:
+        continue
+    print(base)
+    break
+PY
+)
+cat >"$TMP/mh.yml" <<YML
+version: 1
+name: e2e-multihost
+gateway: {host: 127.0.0.1, port: $base}
+pods:
+  - {name: router, uses: router, host: 127.0.0.1, port: $((base + 10))}
+  - {name: indexer, uses: indexer, shards: 2, hosts: [127.0.0.1, 127.0.0.2], port: $((base + 20)),
+     with: {dim: 24, metric: l2}}
+  - {name: reducer, uses: reducer, host: 127.0.0.1, port: $((base + 30))}
+YML
+"$NFLOW_BIN" up "$TMP/mh.yml" --workspace "$TMP/ws2" --host 127.0.0.2 >"$TMP/up2.out" 2>"$TMP/up2.err" &
+second=$!
+EXTRA_PIDS=$second
+# the old 3-shard workspace is refused: re-sharding would duplicate documents
+if timeout 30 "$NFLOW_BIN" up "$TMP/mh.yml" --workspace "$WS" --host 127.0.0.1 >/dev/null 2>"$TMP/reshard.err"; then
+  fail "a 2-shard flow started on a 3-shard workspace"
+fi
+grep -q "holds 3 shards but the flow has 2" "$TMP/reshard.err" || fail "re-shard: $(cat "$TMP/reshard.err")"
+WS=$TMP/ws3                                  # a fresh workspace: 2 shards now
+start_flow "$TMP/mh.yml" --host 127.0.0.1    # ready only once indexer/1 answers too
+for _ in $(seq 200); do grep -q '^ready ' "$TMP/up2.out" && break; sleep 0.1; done
+grep -q "^ready gateway=tcp://127.0.0.1:$base\$" "$TMP/up2.out" || fail "second launcher not ready"
+M=(-f "$TMP/mh.yml" --workspace "$WS")
+nf index "${M[@]}" "$TMP/docs.jsonl" >/dev/null || fail "multi-host index"
+nf search "${M[@]}" --queries "$TMP/queries.fvecs" -k 10 --json >"$TMP/r5.jsonl" || fail "multi-host search"
+check "$TMP/r5.jsonl" || fail "multi-host results differ from numpy"
+nf status "${M[@]}" --json | grep -q '"pod":"indexer/1","up":true' || fail "multi-host status"
+kill -TERM "$second"
+wait "$second" || fail "the second launcher exited with an error"
+EXTRA_PIDS=
+stop_flow
 echo "flow_search: ok"
