@@ -61,7 +61,7 @@ static const nf_setting_t s_indexer_settings[] = {
     {"vectors", NF_SET_CHOICE, 0, 0, "mmap|memory", "mmap", "memory policy of the vectors"},
     {"payloads", NF_SET_CHOICE, 0, 0, "mmap|memory", "mmap", "memory policy of the payloads"},
     {"warmup", NF_SET_BOOL, 0, 0, NULL, "false", "touch every page of the segment at start"},
-    {"threads", NF_SET_INT, 0, 1024, NULL, "0", "scan threads (0 = all cores)"},
+    {"threads", NF_SET_INT, 0, 1024, NULL, "0", "scan threads (0 = cores / nshards, at least 1)"},
     {"heartbeat_ms", NF_SET_INT, 10, 60000, NULL, "250", "heartbeat interval to the router (ms)"},
 };
 

@@ -16,7 +16,7 @@ static const struct {
     {"status", cmd_status, "status -f FLOW.yml                 per-pod status"},
     {"segment", cmd_segment, "segment build|search|info ...      work on one segment directory"},
     {"check-pod", cmd_check_pod, "check-pod [--dim D] -- COMMAND...   drive an executor through the protocol"},
-    {"bench", cmd_bench, "bench limits|scan ...              measure this machine and the scan"},
+    {"bench", cmd_bench, "bench limits|scan|flow ...         measure this machine, the scan, the flow"},
 };
 
 static void

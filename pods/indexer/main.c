@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "nf_error.h"
@@ -528,7 +529,17 @@ main(int argc, char **argv)
         return 0;
     self.dim = (uint32_t) nf_pod_int(self.pod, "dim");
     self.shard = (uint32_t) nf_pod_int(self.pod, "shard");
+    /* threads 0: the shards of a flow share the machine's cores, so each
+       takes its part; more threads than cores only adds switching (a flow
+       whose shards sit on different hosts sets `threads` explicitly). */
     self.scan.threads = (int) nf_pod_int(self.pod, "threads");
+    if (self.scan.threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long nshards = nf_pod_int(self.pod, "nshards");
+        self.scan.threads = (int) (cores / (nshards > 0 ? nshards : 1));
+        if (self.scan.threads < 1)
+            self.scan.threads = 1;
+    }
     self.hb_us = (uint64_t) nf_pod_int(self.pod, "heartbeat_ms") * 1000;
     nf_pod_stats(self.pod)->dim = self.dim;
     char ident[32];
