@@ -669,6 +669,36 @@ nf_pod_wait(nf_pod_t *self, int timeout_ms)
     return 0;
 }
 
+int
+nf_pod_wait_until(nf_pod_t *self, uint64_t due_us, int max_ms)
+{
+    uint64_t now = nf_now_us();
+    int wait = max_ms;
+    if (due_us <= now)
+        wait = 0;
+    else if (due_us != UINT64_MAX && (due_us - now) / 1000 + 1 < (uint64_t) max_ms)
+        wait = (int) ((due_us - now) / 1000 + 1);
+    return nf_pod_wait(self, wait);
+}
+
+int
+nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg)
+{
+    int n = 0;
+    while (n < max && (zsock_events(sock) & ZMQ_POLLIN)) {
+        nf_msg_t msg;
+        int rc = nf_msg_recv(sock, &msg);
+        uint64_t recv_us = nf_wall_us();
+        if (rc == NF_OK)
+            handle(arg, &msg, recv_us);
+        else if (rc != NF_EIO)
+            nf_pod_malformed(self, sock, &msg, rc);
+        nf_msg_clear(&msg);
+        n++;
+    }
+    return n;
+}
+
 bool
 nf_pod_readable(const nf_pod_t *self, zsock_t *sock)
 {

@@ -105,6 +105,20 @@ int nf_pod_ready(nf_pod_t *self);
    the pod must stop. */
 int nf_pod_wait(nf_pod_t *self, int timeout_ms);
 
+/* nf_pod_wait until due_us (nf_now_us clock; UINT64_MAX = none), waking
+   at least every max_ms so timers and signals are looked at. */
+int nf_pod_wait_until(nf_pod_t *self, uint64_t due_us, int max_ms);
+
+/* What nf_pod_drain hands each well-formed message to; recv_us is the wall
+   clock (nf_wall_us) when it was read, for the route's Hop.  msg is
+   cleared by nf_pod_drain afterwards. */
+typedef void (nf_pod_handler_fn)(void *arg, nf_msg_t *msg, uint64_t recv_us);
+
+/* Read up to max messages already waiting on sock (never blocks): each
+   well-formed one goes to handle(arg, ...), each malformed one to
+   nf_pod_malformed.  Returns how many were read. */
+int nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg);
+
 /* True when sock had input at the last nf_pod_wait. */
 bool nf_pod_readable(const nf_pod_t *self, zsock_t *sock);
 

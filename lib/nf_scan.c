@@ -58,7 +58,7 @@
 
 #define S_BLOCK 64              /* rows per tombstone word / reject check */
 #define S_MAX_THREADS 256
-#define S_SMALL_Q 64           /* 2..S_SMALL_Q queries: s_dots_small */
+#define S_SMALL_Q 64            /* 2..S_SMALL_Q queries: our dot kernel */
 
 /* Vectorised clones of the fused pass for the CPUs the build does not
    assume (the build targets baseline x86-64). */
@@ -70,6 +70,12 @@
 #ifndef S_CLONES
 #define S_CLONES
 #endif
+
+/* Signature of a dot kernel: S (m x wn, leading dimension lds) = Qp . X^T
+   for m queries zero-padded to dpad floats (a multiple of 16) and wn rows
+   of X (stride d); wn must be a multiple of 16. */
+typedef void (*s_dots_fn)(const float *Qp, size_t m, size_t dpad, const float *X, size_t d,
+                          size_t wn, float *S, size_t lds);
 
 /* Shared, read-only description of one search. */
 typedef struct {
@@ -86,6 +92,7 @@ typedef struct {
     const uint64_t *tomb;       /* NULL when nothing is deleted */
     const float *qpad;          /* few queries: nq x dpad zero-padded copy, else NULL */
     size_t dpad;
+    s_dots_fn dots;             /* few queries: the dot kernel */
 } s_job_t;
 
 /* One thread's share: windows [w0, w1) for all queries. */
@@ -215,115 +222,208 @@ s_inv_norms(float *invx, const float *xn, size_t n)
         invx[j] = xn[j] > 0.0f ? 1.0f / sqrtf(xn[j]) : 0.0f;
 }
 
-/* Lane r of the result = the sum of the 16 lanes of acc[r]: a transpose-
-   and-add tree (4 stages of shuffles), a fixed order, so equal rows get
-   equal sums wherever they sit. */
-#define S_SHUF(a, b, ...) __builtin_shuffle((a), (b), (s_vi) {__VA_ARGS__})
-#define S_HALVES(a, b, lo, hi) (S_SHUF(a, b, lo) + S_SHUF(a, b, hi))
+/* The few-query dot kernel.  Tile: nq queries x nr rows with nq * nr = L
+   (the vector width in floats), one accumulator vector per (query, row)
+   summing L-float chunks of the dimension with vertical multiply-adds, so
+   each chunk of a row loaded feeds nq queries and each chunk of a query nr
+   rows.  At the end one transpose-and-add tree turns the L accumulators
+   into one vector of the L dot products, stored as nq runs of nr scores.
+   The tree sums the lanes of every accumulator in the same order whatever
+   its position, and the chunks are summed in order, so a dot product
+   depends only on the query, the row and the instruction set chosen at run
+   time -- not on the tile shape, the query count or the threads.
+   Versions: AVX-512 (L = 16, tiles 4x4, 2x8, 1x16), AVX2+FMA (L = 8, tiles
+   2x4, 1x8) and a portable one (L = 4, tiles 2x2, 1x4), chosen once per
+   search by s_pick_dots. */
+typedef float s_v8 __attribute__((vector_size(32)));
+typedef int32_t s_vi8 __attribute__((vector_size(32)));
+typedef float s_v4 __attribute__((vector_size(16)));
+typedef int32_t s_vi4 __attribute__((vector_size(16)));
+
+#define S_INLINE static inline __attribute__((always_inline))
+#define S_SHUF(vi, a, b, ...) __builtin_shuffle((a), (b), (vi) {__VA_ARGS__})
+#define S_HALVES(vi, a, b, lo, hi) (S_SHUF(vi, a, b, lo) + S_SHUF(vi, a, b, hi))
+
+/* Tree stages: lanes of a pair of vectors folded in halves of 8, 4, 2, 1. */
 #define S_L8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
 #define S_H8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#define S_L4 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
-#define S_H4 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
-#define S_L2 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
-#define S_H2 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
-#define S_L1 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
-#define S_H1 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define S_L4_16 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
+#define S_H4_16 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
+#define S_L2_16 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
+#define S_H2_16 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
+#define S_L1_16 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define S_H1_16 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define S_L4_8 0, 1, 2, 3, 8, 9, 10, 11
+#define S_H4_8 4, 5, 6, 7, 12, 13, 14, 15
+#define S_L2_8 0, 1, 4, 5, 8, 9, 12, 13
+#define S_H2_8 2, 3, 6, 7, 10, 11, 14, 15
+#define S_L1_8 0, 2, 4, 6, 8, 10, 12, 14
+#define S_H1_8 1, 3, 5, 7, 9, 11, 13, 15
+#define S_L2_4 0, 1, 4, 5
+#define S_H2_4 2, 3, 6, 7
+#define S_L1_4 0, 2, 4, 6
+#define S_H1_4 1, 3, 5, 7
 
-/* Dot products of m queries (zero-padded to dpad, a multiple of 16) with
-   16-row blocks of X (stride d), without BLAS: for q up to S_SMALL_Q this
-   avoids sgemm's packing copy of the window, which dominates when each
-   row meets only a few queries.  S is m x wn.  wn must be a multiple of 16;
-   the caller pads a ragged last block (s_dots_small_tail). */
-static inline __attribute__((always_inline)) void
-s_dots_body(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
-            float *S, size_t lds)
+/* *out lane r = the sum of the lanes of acc[r]. */
+S_INLINE void
+s_reduce16(const s_vf *acc, s_vf *out)
 {
-    size_t dfull = d / S_LANES * S_LANES;
-    for (size_t r0 = 0; r0 < wn; r0 += S_LANES) {
-        const float *xb = X + r0 * d;
-        s_vf tail[S_LANES];
-        if (dfull < d) {        /* the rows' last partial chunk, zero-padded */
-            for (int r = 0; r < S_LANES; r++) {
-                float t[S_LANES] = {0};
-                memcpy(t, xb + r * d + dfull, (d - dfull) * sizeof(float));
-                memcpy(&tail[r], t, sizeof t);
-            }
-        }
-        for (size_t j = 0; j < m; j++) {
-            const float *qj = Qp + j * dpad;
-            s_vf acc[S_LANES] = {{0}};
-            for (size_t c = 0; c < dfull; c += S_LANES) {
-                s_vf qv;
-                memcpy(&qv, qj + c, sizeof qv);
-#pragma GCC unroll 16
-                for (int r = 0; r < S_LANES; r++) {
-                    s_vf xv;
-                    memcpy(&xv, xb + r * d + c, sizeof xv);
-                    acc[r] += xv * qv;
-                }
-            }
-            if (dfull < d) {
-                s_vf qv;
-                memcpy(&qv, qj + dfull, sizeof qv);
-#pragma GCC unroll 16
-                for (int r = 0; r < S_LANES; r++)
-                    acc[r] += tail[r] * qv;
-            }
-            s_vf t8[8], t4[4], t2[2], sum;
+    s_vf t8[8], t4[4], t2[2];
 #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++)
-                t8[i] = S_HALVES(acc[2 * i], acc[2 * i + 1], S_L8, S_H8);
+    for (int i = 0; i < 8; i++)
+        t8[i] = S_HALVES(s_vi, acc[2 * i], acc[2 * i + 1], S_L8, S_H8);
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                t4[i] = S_HALVES(t8[2 * i], t8[2 * i + 1], S_L4, S_H4);
-            t2[0] = S_HALVES(t4[0], t4[1], S_L2, S_H2);
-            t2[1] = S_HALVES(t4[2], t4[3], S_L2, S_H2);
-            sum = S_HALVES(t2[0], t2[1], S_L1, S_H1);
-            memcpy(S + j * lds + r0, &sum, sizeof sum);
-        }
-    }
+    for (int i = 0; i < 4; i++)
+        t4[i] = S_HALVES(s_vi, t8[2 * i], t8[2 * i + 1], S_L4_16, S_H4_16);
+    t2[0] = S_HALVES(s_vi, t4[0], t4[1], S_L2_16, S_H2_16);
+    t2[1] = S_HALVES(s_vi, t4[2], t4[3], S_L2_16, S_H2_16);
+    *out = S_HALVES(s_vi, t2[0], t2[1], S_L1_16, S_H1_16);
 }
 
-/* The same with the dim a compile-time constant for common dims, so the
-   16 rows are one base register plus constant offsets (a run-time stride
-   needs 16 pointer registers and spills). */
-#define S_DOTS_FIXED(D)                                                         \
-    S_CLONES static void                                                        \
-    s_dots_##D(const float *Qp, size_t m, const float *X, size_t wn, float *S, size_t lds) \
+S_INLINE void
+s_reduce8(const s_v8 *acc, s_v8 *out)
+{
+    s_v8 t4[4], t2[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        t4[i] = S_HALVES(s_vi8, acc[2 * i], acc[2 * i + 1], S_L4_8, S_H4_8);
+    t2[0] = S_HALVES(s_vi8, t4[0], t4[1], S_L2_8, S_H2_8);
+    t2[1] = S_HALVES(s_vi8, t4[2], t4[3], S_L2_8, S_H2_8);
+    *out = S_HALVES(s_vi8, t2[0], t2[1], S_L1_8, S_H1_8);
+}
+
+S_INLINE void
+s_reduce4(const s_v4 *acc, s_v4 *out)
+{
+    s_v4 t2[2];
+    t2[0] = S_HALVES(s_vi4, acc[0], acc[1], S_L2_4, S_H2_4);
+    t2[1] = S_HALVES(s_vi4, acc[2], acc[3], S_L2_4, S_H2_4);
+    *out = S_HALVES(s_vi4, t2[0], t2[1], S_L1_4, S_H1_4);
+}
+
+/* Defines, for suffix SFX, target attribute ATTR, vector V of L floats and
+   tree REDUCE: s_tile_SFX (one nq x nr tile; tails = the rows' last
+   partial chunks, zero-padded), s_body_SFX (16-row blocks: tiles of NQ1 x
+   (L/NQ1), then NQ2 x (L/NQ2), then 1 x L for the remaining queries), the
+   fixed-dimension copies (a constant stride makes the rows of a tile one
+   base register plus offsets) and the entry s_dots_SFX. */
+#define S_DEF_KERNEL(SFX, ATTR, V, L, REDUCE, NQ1, NQ2)                          \
+    S_INLINE ATTR void                                                          \
+    s_tile_##SFX(const float *Qp, size_t dpad, const float *xb, size_t d,       \
+                 const V *tails, size_t nq, size_t nr, float *S, size_t lds)    \
     {                                                                           \
-        s_dots_body(Qp, m, D, X, D, wn, S, lds);                                \
+        size_t dfull = d / (L) * (L);                                           \
+        V acc[L] = {{0}};                                                       \
+        V xv[L], qv[L];                                                         \
+        for (size_t c = 0; c < dfull; c += (L)) {                               \
+            _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)            \
+                memcpy(&xv[r], xb + r * d + c, sizeof(V));                      \
+            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+                memcpy(&qv[i], Qp + i * dpad + c, sizeof(V));                   \
+            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+                    acc[i * nr + r] += xv[r] * qv[i];                           \
+        }                                                                       \
+        if (dfull < d) {                                                        \
+            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+                memcpy(&qv[i], Qp + i * dpad + dfull, sizeof(V));               \
+            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+                    acc[i * nr + r] += tails[r] * qv[i];                        \
+        }                                                                       \
+        V sum;                                                                  \
+        REDUCE(acc, &sum);                                                      \
+        _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)                \
+            memcpy(S + i * lds, (const char *) &sum + i * nr * sizeof(float),   \
+                   nr * sizeof(float));                                         \
+    }                                                                           \
+                                                                                \
+    S_INLINE ATTR void                                                          \
+    s_body_##SFX(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, \
+                 size_t wn, float *S, size_t lds)                               \
+    {                                                                           \
+        size_t dfull = d / (L) * (L);                                           \
+        V tails[16];                                                            \
+        for (size_t r0 = 0; r0 < wn; r0 += 16) {                                \
+            const float *xb = X + r0 * d;                                       \
+            if (dfull < d)                                                      \
+                for (size_t r = 0; r < 16; r++) {                               \
+                    float t[L] = {0};                                           \
+                    memcpy(t, xb + r * d + dfull, (d - dfull) * sizeof(float)); \
+                    memcpy(&tails[r], t, sizeof t);                             \
+                }                                                               \
+            size_t j = 0;                                                       \
+            for (; j + (NQ1) <= m; j += (NQ1))                                  \
+                for (size_t rr = 0; rr < 16; rr += (L) / (NQ1))                 \
+                    s_tile_##SFX(Qp + j * dpad, dpad, xb + rr * d, d, tails + rr, \
+                                 NQ1, (L) / (NQ1), S + j * lds + r0 + rr, lds); \
+            for (; j + (NQ2) <= m; j += (NQ2))                                  \
+                for (size_t rr = 0; rr < 16; rr += (L) / (NQ2))                 \
+                    s_tile_##SFX(Qp + j * dpad, dpad, xb + rr * d, d, tails + rr, \
+                                 NQ2, (L) / (NQ2), S + j * lds + r0 + rr, lds); \
+            for (; j < m; j++)                                                  \
+                for (size_t rr = 0; rr < 16; rr += (L))                         \
+                    s_tile_##SFX(Qp + j * dpad, dpad, xb + rr * d, d, tails + rr, \
+                                 1, L, S + j * lds + r0 + rr, lds);             \
+        }                                                                       \
+    }                                                                           \
+                                                                                \
+    S_FIXED(SFX, ATTR, 64) S_FIXED(SFX, ATTR, 96) S_FIXED(SFX, ATTR, 128)       \
+    S_FIXED(SFX, ATTR, 256) S_FIXED(SFX, ATTR, 384) S_FIXED(SFX, ATTR, 512)     \
+    S_FIXED(SFX, ATTR, 768) S_FIXED(SFX, ATTR, 1024)                            \
+                                                                                \
+    static ATTR void                                                            \
+    s_any_##SFX(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, \
+                size_t wn, float *S, size_t lds)                                \
+    {                                                                           \
+        s_body_##SFX(Qp, m, dpad, X, d, wn, S, lds);                            \
+    }                                                                           \
+                                                                                \
+    static void                                                                 \
+    s_dots_##SFX(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, \
+                 size_t wn, float *S, size_t lds)                               \
+    {                                                                           \
+        switch (d) {                                                            \
+        case 64: s_fix_##SFX##_64(Qp, m, dpad, X, d, wn, S, lds); break;        \
+        case 96: s_fix_##SFX##_96(Qp, m, dpad, X, d, wn, S, lds); break;        \
+        case 128: s_fix_##SFX##_128(Qp, m, dpad, X, d, wn, S, lds); break;      \
+        case 256: s_fix_##SFX##_256(Qp, m, dpad, X, d, wn, S, lds); break;      \
+        case 384: s_fix_##SFX##_384(Qp, m, dpad, X, d, wn, S, lds); break;      \
+        case 512: s_fix_##SFX##_512(Qp, m, dpad, X, d, wn, S, lds); break;      \
+        case 768: s_fix_##SFX##_768(Qp, m, dpad, X, d, wn, S, lds); break;      \
+        case 1024: s_fix_##SFX##_1024(Qp, m, dpad, X, d, wn, S, lds); break;    \
+        default: s_any_##SFX(Qp, m, dpad, X, d, wn, S, lds); break;             \
+        }                                                                       \
     }
-S_DOTS_FIXED(64)
-S_DOTS_FIXED(96)
-S_DOTS_FIXED(128)
-S_DOTS_FIXED(256)
-S_DOTS_FIXED(384)
-S_DOTS_FIXED(512)
-S_DOTS_FIXED(768)
-S_DOTS_FIXED(1024)
 
-S_CLONES static void
-s_dots_any(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
-           float *S, size_t lds)
-{
-    s_dots_body(Qp, m, dpad, X, d, wn, S, lds);
-}
-
-static void
-s_dots_small(const float *Qp, size_t m, size_t dpad, const float *X, size_t d, size_t wn,
-             float *S, size_t lds)
-{
-    switch (d) {
-    case 64: s_dots_64(Qp, m, X, wn, S, lds); break;
-    case 96: s_dots_96(Qp, m, X, wn, S, lds); break;
-    case 128: s_dots_128(Qp, m, X, wn, S, lds); break;
-    case 256: s_dots_256(Qp, m, X, wn, S, lds); break;
-    case 384: s_dots_384(Qp, m, X, wn, S, lds); break;
-    case 512: s_dots_512(Qp, m, X, wn, S, lds); break;
-    case 768: s_dots_768(Qp, m, X, wn, S, lds); break;
-    case 1024: s_dots_1024(Qp, m, X, wn, S, lds); break;
-    default: s_dots_any(Qp, m, dpad, X, d, wn, S, lds); break;
+#define S_FIXED(SFX, ATTR, D)                                                   \
+    static ATTR void                                                            \
+    s_fix_##SFX##_##D(const float *Qp, size_t m, size_t dpad, const float *X,   \
+                      size_t d, size_t wn, float *S, size_t lds)                \
+    {                                                                           \
+        (void) d;                                                               \
+        s_body_##SFX(Qp, m, dpad, X, D, wn, S, lds);                            \
     }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define S_X86 1
+S_DEF_KERNEL(z, __attribute__((target("avx512f,avx2,fma"))), s_vf, 16, s_reduce16, 4, 2)
+S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 2, 2)
+#endif
+S_DEF_KERNEL(x, , s_v4, 4, s_reduce4, 2, 2)
+
+/* The best dot kernel this CPU runs. */
+static s_dots_fn
+s_pick_dots(void)
+{
+#ifdef S_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return s_dots_z;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return s_dots_y;
+#endif
+    return s_dots_x;
 }
 
 /* S (m x wn) = Q[q0 .. q0+m) . X^T.  Few queries: s_dots_small, with the
@@ -338,12 +438,12 @@ s_scores(const s_job_t *job, float *pad, size_t q0, size_t m, const float *X, si
         size_t full = wn / S_LANES * S_LANES;
         const float *Qp = job->qpad + q0 * job->dpad;
         if (full)
-            s_dots_small(Qp, m, job->dpad, X, job->dim, full, S, wn);
+            job->dots(Qp, m, job->dpad, X, job->dim, full, S, wn);
         if (full < wn) {
             float sc[S_LANES * S_SMALL_Q];
             memset(pad, 0, (size_t) S_LANES * job->dim * sizeof(float));
             memcpy(pad, X + full * job->dim, (wn - full) * job->dim * sizeof(float));
-            s_dots_small(Qp, m, job->dpad, pad, job->dim, S_LANES, sc, S_LANES);
+            job->dots(Qp, m, job->dpad, pad, job->dim, S_LANES, sc, S_LANES);
             for (size_t j = 0; j < m; j++)
                 memcpy(S + j * wn + full, sc + j * S_LANES, (wn - full) * sizeof(float));
         }
@@ -480,6 +580,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         for (size_t q = 0; q < nq; q++)
             memcpy(qpad + q * job.dpad, queries + q * job.dim, job.dim * sizeof *qpad);
         job.qpad = qpad;
+        job.dots = s_pick_dots();
     }
     for (size_t q = 0; q < nq; q++) {
         double ss = 0.0;

@@ -78,8 +78,9 @@ s_encode(encoder_t *self, uint64_t request_id, Nflow__Document **docs, size_t n,
 }
 
 static void
-s_handle(encoder_t *self, nf_msg_t *msg, uint64_t recv_us)
+s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    encoder_t *self = arg;
     Nflow__Envelope *env = msg->env;
     Nflow__Document **docs = NULL;
     size_t n = 0;
@@ -155,16 +156,7 @@ main(int argc, char **argv)
         if (nf_pod_wait(self.pod, -1) <= 0 || !nf_pod_readable(self.pod, self.in))
             continue;
         /* a bounded batch per wake-up so control requests are never starved */
-        for (int i = 0; i < 256 && (zsock_events(self.in) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            int rc = nf_msg_recv(self.in, &msg);
-            uint64_t recv_us = nf_wall_us();
-            if (rc == NF_OK)
-                s_handle(&self, &msg, recv_us);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.in, &msg, rc);
-            nf_msg_clear(&msg);
-        }
+        nf_pod_drain(self.pod, self.in, 256, s_handle, &self);
     }
     nf_pod_destroy(&self.pod);
     return 0;

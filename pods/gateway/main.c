@@ -105,8 +105,9 @@ s_answer_error(gateway_t *self, zmsg_t *routing, uint64_t client_id, Nflow__Stat
 }
 
 static void
-s_from_client(gateway_t *self, nf_msg_t *msg, uint64_t recv_us)
+s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    gateway_t *self = arg;
     Nflow__Envelope *env = msg->env;
     if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
         if (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE)
@@ -185,8 +186,10 @@ s_answer(gateway_t *self, pending_t *p, Nflow__Envelope *env)
 }
 
 static void
-s_from_results(gateway_t *self, nf_msg_t *msg)
+s_from_results(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    gateway_t *self = arg;
+    (void) recv_us;
     Nflow__Envelope *env = msg->env;
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
     if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT && !error) {
@@ -263,32 +266,10 @@ main(int argc, char **argv)
         goto out;
     }
     while (!nf_pod_stopping(self.pod)) {
-        uint64_t now = nf_now_us();
-        int wait = self.next_sweep == UINT64_MAX ? 1000
-                   : self.next_sweep > now ? (int) ((self.next_sweep - now) / 1000 + 1) : 0;
-        if (wait > 1000)
-            wait = 1000;
-        nf_pod_wait(self.pod, wait);
+        nf_pod_wait_until(self.pod, self.next_sweep, 1000);
         /* results first: they free room for new requests */
-        for (int i = 0; i < 1024 && (zsock_events(self.results) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            rc = nf_msg_recv(self.results, &msg);
-            if (rc == NF_OK)
-                s_from_results(&self, &msg);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.results, &msg, rc);
-            nf_msg_clear(&msg);
-        }
-        for (int i = 0; i < 256 && (zsock_events(self.clients) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            rc = nf_msg_recv(self.clients, &msg);
-            uint64_t recv_us = nf_wall_us();
-            if (rc == NF_OK)
-                s_from_client(&self, &msg, recv_us);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.clients, &msg, rc);
-            nf_msg_clear(&msg);
-        }
+        nf_pod_drain(self.pod, self.results, 1024, s_from_results, &self);
+        nf_pod_drain(self.pod, self.clients, 256, s_from_client, &self);
         rc = NF_OK;
         s_sweep(&self);
     }

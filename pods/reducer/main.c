@@ -222,8 +222,10 @@ s_lookup(reducer_t *self, uint64_t id, uint64_t deadline_us)
 }
 
 static void
-s_handle(reducer_t *self, nf_msg_t *msg)
+s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    reducer_t *self = arg;
+    (void) recv_us;
     Nflow__Envelope *env = msg->env;
     if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
         Nflow__Plan *p = env->plan;
@@ -321,21 +323,8 @@ main(int argc, char **argv)
         goto out;
     }
     while (!nf_pod_stopping(self.pod)) {
-        uint64_t now = nf_now_us();
-        int wait = self.next_sweep == UINT64_MAX ? 1000
-                   : self.next_sweep > now ? (int) ((self.next_sweep - now) / 1000 + 1) : 0;
-        if (wait > 1000)
-            wait = 1000;
-        nf_pod_wait(self.pod, wait);
-        for (int i = 0; i < 1024 && (zsock_events(self.in) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            rc = nf_msg_recv(self.in, &msg);
-            if (rc == NF_OK)
-                s_handle(&self, &msg);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.in, &msg, rc);
-            nf_msg_clear(&msg);
-        }
+        nf_pod_wait_until(self.pod, self.next_sweep, 1000);
+        nf_pod_drain(self.pod, self.in, 1024, s_handle, &self);
         rc = NF_OK;
         s_sweep(&self);
     }

@@ -48,8 +48,10 @@ s_track(router_t *self)
 
 /* A message from a shard's DEALER: HELLO / HEARTBEAT, or an error status. */
 static void
-s_from_shard(router_t *self, nf_msg_t *msg)
+s_from_shard(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    router_t *self = arg;
+    (void) recv_us;
     zframe_t *id = zmsg_first(msg->routing);
     char ident[32] = "";
     size_t len = zframe_size(id);
@@ -198,8 +200,9 @@ done:
 }
 
 static void
-s_from_in(router_t *self, nf_msg_t *msg, uint64_t recv_us)
+s_from_in(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
+    router_t *self = arg;
     int kind = msg->env->body_case;
     if (kind != NFLOW__ENVELOPE__BODY_INDEX && kind != NFLOW__ENVELOPE__BODY_DELETE
         && kind != NFLOW__ENVELOPE__BODY_SEARCH) {
@@ -245,25 +248,8 @@ main(int argc, char **argv)
     while (!nf_pod_stopping(self.pod)) {
         nf_pod_wait(self.pod, tick_ms);
         /* shards first: fresh heartbeats before the requests that need them */
-        for (int i = 0; i < 1024 && (zsock_events(self.shards) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            rc = nf_msg_recv(self.shards, &msg);
-            if (rc == NF_OK)
-                s_from_shard(&self, &msg);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.shards, &msg, rc);
-            nf_msg_clear(&msg);
-        }
-        for (int i = 0; i < 256 && (zsock_events(self.in) & ZMQ_POLLIN); i++) {
-            nf_msg_t msg;
-            rc = nf_msg_recv(self.in, &msg);
-            uint64_t recv_us = nf_wall_us();
-            if (rc == NF_OK)
-                s_from_in(&self, &msg, recv_us);
-            else if (rc != NF_EIO)
-                nf_pod_malformed(self.pod, self.in, &msg, rc);
-            nf_msg_clear(&msg);
-        }
+        nf_pod_drain(self.pod, self.shards, 1024, s_from_shard, &self);
+        nf_pod_drain(self.pod, self.in, 256, s_from_in, &self);
         s_track(&self);
     }
 out:
