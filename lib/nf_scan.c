@@ -16,11 +16,17 @@
     OpenBLAS 0.3.21, 1M x 128 rows, see tools/bench.sh):
     - q = 1: cblas_sgemv into S.  Bound by memory bandwidth; it used less
       CPU than the kernel below (37 vs 45 ms single-thread).
-    - 2 <= q <= S_SMALL_Q: s_dots_small, our own 16-rows-at-a-time dot
-      kernel.  cblas_sgemm spends most of its time packing (copying) the
-      window when each row meets only a few queries: single-thread CPU at
-      q = 10 was 90 ms vs 130 ms for sgemm, at q = 32 142 vs 190 ms, at
-      q = 64 230 vs 290 ms.
+    - 2 <= q <= S_SMALL_Q: our own register-tiled dot kernel (s_dots_z /
+      _y / _x below: tiles of up to 4 queries x 4 rows, so each loaded
+      chunk of a row feeds several queries and the horizontal sums are
+      shared).  cblas_sgemm spends most of its time packing (copying) the
+      window when each row meets only a few queries.  Best of 2 threads,
+      vectors in memory, one back-to-back run: q = 2 25 ms (19 ms on a
+      quiet machine: DRAM bandwidth), q = 10 42, q = 32 78, q = 64 134 ms;
+      sgemm 51, 66, 104, 157 ms; the previous 1-query x 16-row kernel 31,
+      48, 100, 178 ms.  Our kernel still
+      matches sgemm at q = 100..1000 here, but sgemm is kept there for
+      CPUs without AVX-512 where OpenBLAS's kernels are relatively better.
     - more queries: cblas_sgemm row-major Q (QB x d) * X^T (d x W) into a
       QB x W block S of about 1 MiB (QB <= 256) that stays in L2/L3; here
       sgemm's kernel runs at ~80% of its 2048^3 rate and the fused pass
@@ -426,7 +432,7 @@ s_pick_dots(void)
     return s_dots_x;
 }
 
-/* S (m x wn) = Q[q0 .. q0+m) . X^T.  Few queries: s_dots_small, with the
+/* S (m x wn) = Q[q0 .. q0+m) . X^T.  Few queries: job->dots, with the
    last ragged block of rows copied into a zero-padded 16-row buffer so
    every row goes through the same arithmetic.  Otherwise one sgemm,
    row-major Q (m x d) * X^T (d x wn). */
