@@ -2,7 +2,8 @@
 # flows/python-encoder.yml end to end: the Python example encoder (two
 # replicas, started by the launcher as exec pods) encodes texts; documents
 # are indexed into two shards and text searches find them.  A wrong-dim
-# vector is refused with BAD_DIM by the Python pod.
+# vector is refused with BAD_DIM by the Python pod.  A killed Python pod is
+# restarted by the launcher; on shutdown every pod is gone.
 set -euo pipefail
 . "$(dirname "$0")/flow_lib.sh"
 : "${NFLOW_SOURCE_ROOT:?}"
@@ -56,5 +57,31 @@ if nf search "${F[@]}" --queries "$TMP/bad.fvecs" -k 3 >"$TMP/bad.out" 2>&1; the
 fi
 grep -q 'BAD_DIM' "$TMP/bad.out" || fail "no BAD_DIM in: $(cat "$TMP/bad.out")"
 
+# An exec pod that dies is restarted like a built-in one, and serves again.
+pid=$(state_get pyencoder/0 pid)
+kill -KILL "$pid"
+new=$pid
+for _ in $(seq 100); do   # <= 5 s for a new pid in flow.state
+  sleep 0.05
+  new=$(state_get pyencoder/0 pid)
+  [ "$new" = "$pid" ] || break
+done
+[ "$new" != "$pid" ] || fail "pyencoder/0 was not restarted"
+grep -q "pod pyencoder/0 exited (signal 9" "$TMP/up.err" || fail "no restart message for pyencoder/0"
+ok=0
+for _ in $(seq 50); do    # <= 10 s until both replicas answer again
+  if nf status "${F[@]}" | grep -Eq '^pyencoder/0 +up '; then ok=1; break; fi
+  sleep 0.2
+done
+[ "$ok" = 1 ] || fail "pyencoder/0 not up after its restart"
+for i in 1 2 3 4; do      # round-robin reaches the restarted replica too
+  nf search "${F[@]}" --text "the cat sat on the mat" -k 1 --json | grep -q '"partial":false' \
+    || fail "search $i after the restart failed"
+done
+
+pods=$(state_pids)
 stop_flow
+for p in $pods; do
+  ! kill -0 "$p" 2>/dev/null || fail "pod $p outlived the flow"
+done
 echo "flow_python_encoder: ok"
