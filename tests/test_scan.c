@@ -327,6 +327,20 @@ s_ties(void)
         want++;
     }
     CHECK(bad == 0);
+
+    /* the same zero query inside a batch of 3 (the few-query kernel and
+       its block reject check, where every score ties with the worst) */
+    float q3[3 * 24] = {0};
+    nf_hit_t out3[3 * 12];
+    size_t counts3[3] = {0};
+    memcpy(q3, f.vecs + 5 * 24, 24 * sizeof(float));
+    CHECK_OK(nf_scan_search(f.seg, q3, 3, 12, NULL, out3, counts3));
+    CHECK(counts3[1] == 12 && counts3[2] == 12 && out3[0].key == 5);
+    bad = 0;
+    for (size_t i = 0; i < 12; i++)
+        bad += out3[12 + i].key != out[i].key || out3[12 + i].score != 0.0f
+               || out3[24 + i].key != out[i].key;
+    CHECK(bad == 0);
     s_fixture_free(&f);
 }
 
