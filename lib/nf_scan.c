@@ -53,6 +53,7 @@
     at a time, checks whether any can enter the query's top-k (one
     subtraction each from `worst`, vectorised, see S_ANY_CLEAR); only then
     does it look at the tombstone word and push the survivors.                                   */
+#include "nf_sys.h"
 #include "nf_scan.h"
 
 #include "nf_error.h"
@@ -68,16 +69,8 @@
 #define S_MAX_THREADS 256
 #define S_SMALL_Q 64            /* 2..S_SMALL_Q queries: our dot kernel */
 
-/* Vectorised clones of the fused pass for the CPUs the build does not
-   assume (the build targets baseline x86-64). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define S_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef S_CLONES
-#define S_CLONES
-#endif
+/* The fused pass and kernels are NF_TARGET_CLONES (nf_sys.h): vectorised
+   for the CPUs the baseline x86-64 build does not assume. */
 
 /* Signature of a dot kernel: S (m x wn, leading dimension lds) = Qp . X^T
    for m queries zero-padded to dpad floats (a multiple of 16) and wn rows
@@ -159,7 +152,7 @@ s_push_block(nf_topk_t *t, const float *sb, size_t bn, uint64_t row0, uint64_t d
 /* The fused pass over one query's row of S (wn scores of rows row0..).
    l2: score = (||q||^2 + ||x||^2) - 2 q.x, clamped at 0; smaller is better.
    2 q.x is exact, so the score does not depend on FMA contraction. */
-S_CLONES static void
+NF_TARGET_CLONES static void
 s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
           uint64_t row0, const uint64_t *tomb)
 {
@@ -201,7 +194,7 @@ s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
 /* ip: score = q.x; cosine (invx != NULL): score = q.x * (1/|x|) * (1/|q|)
    with invx 0 for a zero row and qinv 0 for a zero query.  Larger is
    better. */
-S_CLONES static void
+NF_TARGET_CLONES static void
 s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
           uint64_t row0, const uint64_t *tomb)
 {
@@ -243,7 +236,7 @@ s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
 }
 
 /* 1/sqrt(norm), 0 for a zero (or negative, i.e. corrupt) norm. */
-S_CLONES static void
+NF_TARGET_CLONES static void
 s_inv_norms(float *invx, const float *xn, size_t n)
 {
     for (size_t j = 0; j < n; j++)

@@ -6,6 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Put before a hot function: GCC compiles it for AVX-512, AVX2 and the
+   baseline and picks one at load time (the build targets baseline x86-64,
+   so packaged binaries stay portable).  Empty elsewhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NF_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef NF_TARGET_CLONES
+#define NF_TARGET_CLONES
+#endif
+
 /* Monotonic clock in microseconds. */
 uint64_t nf_now_us(void);
 

@@ -42,20 +42,11 @@
 /* ------------------------------------------------------------------ */
 /* limits                                                              */
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define S_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef S_CLONES
-#define S_CLONES
-#endif
-
 typedef uint64_t s_vu __attribute__((vector_size(64)));
 
 /* Sum n bytes (a multiple of 256) as 64-bit words, four accumulators so the
    loads are not serialised on one add chain. */
-S_CLONES static uint64_t
+NF_TARGET_CLONES static uint64_t
 s_sum(const unsigned char *p, size_t n)
 {
     s_vu a = {0}, b = {0}, c = {0}, d = {0};
