@@ -33,6 +33,15 @@ nf_test_rmdir(const char *dir)
         nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+uint64_t
+nf_test_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 int
 nf_test_done(const char *name)
 {

@@ -3,6 +3,7 @@
 #ifndef NF_TEST_H
 #define NF_TEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 extern int nf_test_failures;
@@ -34,6 +35,10 @@ char *nf_test_tmpdir(void);
 
 /* rm -rf of a test directory. */
 void nf_test_rmdir(const char *dir);
+
+/* Deterministic pseudo-random numbers (splitmix64): tests regenerate the
+   same data from the same seed. */
+uint64_t nf_test_rand(uint64_t *state);
 
 int nf_test_done(const char *name);
 

@@ -19,10 +19,7 @@ static uint64_t s_rng = 0x9E3779B97F4A7C15ull;
 static uint64_t
 s_next(void)
 {
-    s_rng ^= s_rng << 13;
-    s_rng ^= s_rng >> 7;
-    s_rng ^= s_rng << 17;
-    return s_rng;
+    return nf_test_rand(&s_rng);
 }
 
 /* Roughly normal: sum of uniforms, centred. */

@@ -23,22 +23,13 @@ static const char *s_files[] = {"vectors.nfv", "norms.nfn", "ids.dat", "ids.off"
                                 "payload.dat", "payload.off", "tombstones.nft"};
 #define NFILES (sizeof s_files / sizeof s_files[0])
 
-static uint64_t
-s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Vector, id and payload of document number i (deterministic). */
 static void
 s_make(uint64_t i, uint32_t dim, float *v, char *id, char *payload, size_t *plen)
 {
     uint64_t st = i * 7919 + 1;
     for (uint32_t c = 0; c < dim; c++)
-        v[c] = (float) ((double) (s_rand(&st) >> 11) / 9007199254740992.0 * 2 - 1);
+        v[c] = (float) ((double) (nf_test_rand(&st) >> 11) / 9007199254740992.0 * 2 - 1);
     snprintf(id, NF_ID_MAX + 1, "doc-%llu", (unsigned long long) i);
     *plen = i % 5 == 0 ? 0 : (size_t) snprintf(payload, 64, "{\"n\":%llu}", (unsigned long long) i);
 }
@@ -423,7 +414,7 @@ test_malformed(const char *good)
         uint64_t st = k + 1;
         unsigned char *junk = malloc((size_t) full);
         for (off_t i = 0; i < full; i++)
-            junk[i] = (unsigned char) s_rand(&st);
+            junk[i] = (unsigned char) nf_test_rand(&st);
         s_poke(s_join(d, f), 0, junk, (size_t) full);
         free(junk);
         s_expect_open_error(d, false, NF_EFORMAT, f, "bad magic");
@@ -521,20 +512,20 @@ test_fuzz(const char *good)
     uint64_t st = 12345, opened = 0;
     for (int round = 0; round < 400; round++) {
         char *d = s_copy_seg(good);
-        int hits = 1 + (int) (s_rand(&st) % 4);
+        int hits = 1 + (int) (nf_test_rand(&st) % 4);
         for (int h = 0; h < hits; h++) {
-            const char *f = s_join(d, s_files[s_rand(&st) % NFILES]);
+            const char *f = s_join(d, s_files[nf_test_rand(&st) % NFILES]);
             off_t size = s_size(f);
-            if (s_rand(&st) % 5 == 0) {
-                CHECK(truncate(f, (off_t) (s_rand(&st) % (uint64_t) (size + 1))) == 0);
+            if (nf_test_rand(&st) % 5 == 0) {
+                CHECK(truncate(f, (off_t) (nf_test_rand(&st) % (uint64_t) (size + 1))) == 0);
                 continue;
             }
             unsigned char b[8];
             for (int i = 0; i < 8; i++)
-                b[i] = (unsigned char) s_rand(&st);
-            off_t at = size > 0 ? (off_t) (s_rand(&st) % (uint64_t) size) : 0;
-            if (s_rand(&st) % 2)
-                at = (off_t) (s_rand(&st) % 160);   /* often the headers */
+                b[i] = (unsigned char) nf_test_rand(&st);
+            off_t at = size > 0 ? (off_t) (nf_test_rand(&st) % (uint64_t) size) : 0;
+            if (nf_test_rand(&st) % 2)
+                at = (off_t) (nf_test_rand(&st) % 160);   /* often the headers */
             if (at < size)
                 s_poke(f, at, b, size - at < 8 ? (size_t) (size - at) : 8);
         }
@@ -657,7 +648,7 @@ bench_append(uint64_t rows)
     for (uint64_t r = 0; seg && r < rows; r += batch) {
         for (size_t i = 0; i < batch; i++) {
             for (size_t c = 0; c < dim; c++)
-                vecs[i * dim + c] = (float) (s_rand(&st) >> 40) / 16777216.0f;
+                vecs[i * dim + c] = (float) (nf_test_rand(&st) >> 40) / 16777216.0f;
             snprintf(ids[i], sizeof ids[i], "bench-%llu", (unsigned long long) (r + i));
             docs[i] = (nf_doc_t) {ids[i], vecs + i * dim, ids[i], strlen(ids[i])};
         }

@@ -30,15 +30,6 @@
 
 static uint64_t s_seed;
 
-static uint64_t
-s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Operation k of the stream: an append of n docs (ids drawn from the pool)
    or a delete of n pool ids. */
 typedef struct {
@@ -52,10 +43,10 @@ s_op(uint64_t k)
 {
     uint64_t st = s_seed ^ (k * 0xd1b54a32d192ed03ull);
     s_op_t op;
-    op.is_delete = s_rand(&st) % 10 >= 7;
-    op.n = 1 + (int) (s_rand(&st) % (op.is_delete ? DEL_MAX : BATCH_MAX));
+    op.is_delete = nf_test_rand(&st) % 10 >= 7;
+    op.n = 1 + (int) (nf_test_rand(&st) % (op.is_delete ? DEL_MAX : BATCH_MAX));
     for (int i = 0; i < op.n; i++)
-        op.pool[i] = (int) (s_rand(&st) % POOL);
+        op.pool[i] = (int) (nf_test_rand(&st) % POOL);
     return op;
 }
 
@@ -73,12 +64,12 @@ s_content(uint64_t k, int i, float *v, unsigned char *pl, size_t *plen)
 {
     uint64_t st = s_seed + k * 131 + (uint64_t) i;
     for (int c = 0; c < DIM; c++)
-        v[c] = (float) ((int64_t) (s_rand(&st) % 2001) - 1000) / 100.0f;
-    *plen = s_rand(&st) % (PL_MAX + 1);
+        v[c] = (float) ((int64_t) (nf_test_rand(&st) % 2001) - 1000) / 100.0f;
+    *plen = nf_test_rand(&st) % (PL_MAX + 1);
     if (*plen % 4 == 0)
         *plen = 0;
     for (size_t j = 0; j < *plen; j++)
-        pl[j] = (unsigned char) s_rand(&st);
+        pl[j] = (unsigned char) nf_test_rand(&st);
 }
 
 static int
@@ -242,7 +233,7 @@ main(void)
         }
         close(fds[1]);
         CHECK(pid > 0);
-        usleep((useconds_t) (1000 + s_rand(&kill_st) % 29001));
+        usleep((useconds_t) (1000 + nf_test_rand(&kill_st) % 29001));
         kill(pid, SIGKILL);
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

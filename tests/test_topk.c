@@ -15,10 +15,7 @@ static uint64_t s_rng = 88172645463325252ull;
 static uint64_t
 s_next(void)
 {
-    s_rng ^= s_rng << 13;
-    s_rng ^= s_rng >> 7;
-    s_rng ^= s_rng << 17;
-    return s_rng;
+    return nf_test_rand(&s_rng);
 }
 
 static bool s_sort_larger;
