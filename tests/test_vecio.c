@@ -2,9 +2,12 @@
    message names file and line / record), the payload codec and the JSON
    result lines.  Reads as a usage example of the reader. */
 #include "nf_error.h"
-#include "nf_segment.h"
+#include "nf_limits.h"
 #include "nf_test.h"
+#include "nf_results.h"
 #include "nf_vecio.h"
+
+#include <jansson.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -453,13 +456,13 @@ test_json(void)
         {.id = "b", .score = 2.0f},
         {.id = "c", .score = -1e-7f, .text = ""},
     };
-    json_t *obj = nf_vecio_result_json(3, m, 3);
+    json_t *obj = nf_results_json(3, m, 3);
     CHECK(obj != NULL);
     json_object_set_new(obj, "partial", json_false());
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
-    CHECK_OK(nf_vecio_json_write(out, obj));
+    CHECK_OK(nf_results_write(out, obj));
     fclose(out);
     json_decref(obj);
     CHECK(text && size > 0 && text[size - 1] == '\n');
@@ -487,13 +490,13 @@ test_json(void)
     }
     free(text);
 
-    obj = nf_vecio_result_json(0, NULL, 0);
+    obj = nf_results_json(0, NULL, 0);
     CHECK(obj && json_array_size(json_object_get(obj, "matches")) == 0);
     json_decref(obj);
 
     /* invalid UTF-8 from a foreign payload still gives valid JSON */
     nf_match_t bad = {.id = "x", .score = 1, .text = "caf\xe9"};
-    obj = nf_vecio_result_json(0, &bad, 1);
+    obj = nf_results_json(0, &bad, 1);
     CHECK(obj != NULL);
     json_decref(obj);
 }

@@ -49,9 +49,11 @@
 
 #include "nf_client.h"
 #include "nf_error.h"
+#include "nf_limits.h"
 #include "nf_scan.h"
 #include "nf_segment.h"
 #include "nf_sys.h"
+#include "nf_results.h"
 #include "nf_vecio.h"
 
 #define S_MAX_CLIENTS 256
@@ -373,14 +375,15 @@ s_flow_answer(s_flow_t *f, s_slot_t *s, Nflow__Envelope *reply, s_stats_t *st, b
         st->partial++;
     if (f->truth) {
         const Nflow__Matches *m = reply->result->results[0];
-        long long keys[m->n_matches ? m->n_matches : 1];
-        for (size_t i = 0; i < m->n_matches; i++) {
+        long long keys[NF_TOPK_MAX];
+        size_t nkeys = m->n_matches < NF_TOPK_MAX ? m->n_matches : NF_TOPK_MAX;
+        for (size_t i = 0; i < nkeys; i++) {
             char *end;
             keys[i] = strtoll(m->matches[i]->id, &end, 10);
             if (*end || end == m->matches[i]->id)
                 keys[i] = -2;       /* not a record number: never a truth key */
         }
-        st->recall_sum += s_recall(f->truth, s->query, (size_t) f->o->k, keys, m->n_matches);
+        st->recall_sum += s_recall(f->truth, s->query, (size_t) f->o->k, keys, nkeys);
         st->recall_n++;
     }
 }

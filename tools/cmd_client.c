@@ -7,6 +7,7 @@
 #include "nflow.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "nf_error.h"
 #include "nf_flow.h"
 #include "nf_sys.h"
+#include "nf_results.h"
 #include "nf_vecio.h"
 
 #define S_GRACE_MS 3000         /* client waits this much past the gateway's deadline */
@@ -376,8 +378,10 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
     s_missing(res, missing, sizeof missing);
     size_t n = m ? m->n_matches : 0;
     if (t->json) {
-        nf_match_t mt[n ? n : 1];
-        nf_tag_t *tags[n ? n : 1];
+        nf_match_t *mt = calloc(n + 1, sizeof *mt);
+        nf_tag_t **tags = calloc(n + 1, sizeof *tags);
+        if (!mt || !tags)
+            n = 0;
         for (size_t i = 0; i < n; i++) {
             const Nflow__Document *d = m->matches[i];
             tags[i] = calloc(d->n_tags ? d->n_tags : 1, sizeof **tags);
@@ -386,18 +390,20 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
             mt[i] = (nf_match_t){.id = d->id, .score = d->score, .text = d->text,
                                  .tags = tags[i], .ntags = tags[i] ? d->n_tags : 0};
         }
-        json_t *o = nf_vecio_result_json(q, mt, n);
+        json_t *o = nf_results_json(q, mt, n);
         if (o) {
             json_t *ms = json_array();
             for (size_t i = 0; i < res->n_missing_shards; i++)
                 json_array_append_new(ms, json_integer(res->missing_shards[i]));
             json_object_set_new(o, "partial", json_boolean(res->partial));
             json_object_set_new(o, "missing_shards", ms);
-            nf_vecio_json_write(stdout, o);
+            nf_results_write(stdout, o);
             json_decref(o);
         }
         for (size_t i = 0; i < n; i++)
             free(tags[i]);
+        free(tags);
+        free(mt);
         return;
     }
     if (text && *text)
@@ -706,10 +712,10 @@ cmd_status(int argc, char **argv)
         return 1;
     }
     size_t n = t.state ? t.state->npods : 1;
-    nf_client_t *cl[n];
-    Nflow__Envelope *rep[n];
-    memset(cl, 0, sizeof cl);
-    memset(rep, 0, sizeof rep);
+    nf_client_t **cl = calloc(n + 1, sizeof *cl);
+    Nflow__Envelope **rep = calloc(n + 1, sizeof *rep);
+    if (!cl || !rep)
+        n = 0;
     for (size_t i = 0; i < n; i++) {
         Nflow__Envelope env;
         Nflow__Control ctl;
@@ -750,7 +756,7 @@ cmd_status(int argc, char **argv)
                     json_object_set_new(o, "rows", json_integer((json_int_t) c->rows));
             }
             if (o)
-                nf_vecio_json_write(stdout, o);
+                nf_results_write(stdout, o);
             json_decref(o);
             continue;
         }
@@ -774,6 +780,8 @@ cmd_status(int argc, char **argv)
         if (rep[i])
             nflow__envelope__free_unpacked(rep[i], NULL);
     }
+    free(cl);
+    free(rep);
     s_target_clear(&t);
     return 0;
 }

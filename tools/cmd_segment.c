@@ -9,9 +9,11 @@
 #include "nf_scan.h"
 #include "nf_segment.h"
 #include "nf_sys.h"
+#include "nf_results.h"
 #include "nf_vecio.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -358,8 +360,8 @@ s_print_query(nf_segment_t *seg, size_t q, const nf_hit_t *hits, size_t n, bool 
                                   .tags = payloads[i].tags, .ntags = payloads[i].ntags};
     }
     if (rc == 0 && json) {
-        json_t *obj = nf_vecio_result_json(q, matches, n);
-        rc = obj ? nf_vecio_json_write(stdout, obj) : nf_error_set(NF_ENOMEM, "out of memory");
+        json_t *obj = nf_results_json(q, matches, n);
+        rc = obj ? nf_results_write(stdout, obj) : nf_error_set(NF_ENOMEM, "out of memory");
         json_decref(obj);
     } else if (rc == 0) {
         printf("query %zu:%s\n", q, n ? "" : " no results");

@@ -430,7 +430,9 @@ s_spawn(s_up_t *up, s_proc_t *p)
 static int
 s_write_state(s_up_t *up)
 {
-    nf_flowstate_pod_t pods[up->nprocs ? up->nprocs : 1];
+    nf_flowstate_pod_t *pods = calloc(up->nprocs + 1, sizeof *pods);
+    if (!pods)
+        return nf_error_set(NF_ENOMEM, "out of memory");
     for (size_t i = 0; i < up->nprocs; i++) {
         s_proc_t *p = &up->procs[i];
         pods[i] = (nf_flowstate_pod_t){
@@ -441,7 +443,9 @@ s_write_state(s_up_t *up)
     }
     nf_flowstate_t st = {.flow = up->flow->name, .gateway = up->gateway,
                          .launcher_pid = getpid(), .pods = pods, .npods = up->nprocs};
-    return nf_flowstate_write(up->state_path, &st);
+    int rc = nf_flowstate_write(up->state_path, &st);
+    free(pods);
+    return rc;
 }
 
 /* Reap dead children; schedule restarts when restart is true. */
@@ -492,11 +496,10 @@ s_signals(s_up_t *up, bool *child)
 static int
 s_wait_ready(s_up_t *up, int timeout_ms)
 {
-    nf_client_t *cl[up->nprocs];
-    zmq_pollitem_t items[up->nprocs + 1];
-    uint64_t sent[up->nprocs];
-    int rc = 0;
-    memset(cl, 0, sizeof cl);
+    nf_client_t **cl = calloc(up->nprocs + 1, sizeof *cl);
+    zmq_pollitem_t *items = calloc(up->nprocs + 1, sizeof *items);
+    uint64_t *sent = calloc(up->nprocs + 1, sizeof *sent);
+    int rc = cl && items && sent ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
     for (size_t i = 0; i < up->nprocs && rc == 0; i++) {
         rc = nf_client_new(up->procs[i].control, &cl[i]);
         sent[i] = 0;
@@ -571,8 +574,11 @@ s_wait_ready(s_up_t *up, int timeout_ms)
                     }
         }
     }
-    for (size_t i = 0; i < up->nprocs; i++)
+    for (size_t i = 0; cl && i < up->nprocs; i++)
         nf_client_destroy(&cl[i]);
+    free(cl);
+    free(items);
+    free(sent);
     return rc;
 }
 
@@ -580,9 +586,8 @@ s_wait_ready(s_up_t *up, int timeout_ms)
 static void
 s_stop_all(s_up_t *up)
 {
-    nf_client_t *cl[up->nprocs];
-    memset(cl, 0, sizeof cl);
-    for (size_t i = 0; i < up->nprocs; i++) {
+    nf_client_t **cl = calloc(up->nprocs + 1, sizeof *cl);
+    for (size_t i = 0; cl && i < up->nprocs; i++) {
         s_proc_t *p = &up->procs[i];
         p->restart_at_us = 0;
         if (!p->start || p->pid <= 0)
@@ -624,8 +629,9 @@ s_stop_all(s_up_t *up)
         bool child = false;
         (void) s_signals(up, &child);
     }
-    for (size_t i = 0; i < up->nprocs; i++)
+    for (size_t i = 0; cl && i < up->nprocs; i++)
         nf_client_destroy(&cl[i]);
+    free(cl);
 }
 
 static int

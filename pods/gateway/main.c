@@ -17,7 +17,7 @@
 #include "nf_error.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
-#include "nf_segment.h"
+#include "nf_limits.h"
 #include "nf_sys.h"
 
 #define S_GRACE_US 100000ull

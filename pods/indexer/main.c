@@ -244,7 +244,13 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
                    d->id, nf_error_msg());
             goto undo;
         }
-        nf_tag_t tags[d->n_tags ? d->n_tags : 1];
+        if (d->n_tags > NF_TAGS_MAX) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc '%s': %zu tags, at most %d (tags per document)", d->id, d->n_tags,
+                   NF_TAGS_MAX);
+            goto undo;
+        }
+        nf_tag_t tags[NF_TAGS_MAX];
         for (size_t t = 0; t < d->n_tags; t++) {
             tags[t].key = d->tags[t]->key ? d->tags[t]->key : "";
             tags[t].value = d->tags[t]->value ? d->tags[t]->value : "";

@@ -1,6 +1,8 @@
 /*  nf_results: search results as JSON lines (jansson).                    */
 #include "nf_results.h"
 
+#include <jansson.h>
+
 #include "nf_error.h"
 
 #include <errno.h>
@@ -28,7 +30,7 @@ s_json_text(const char *s)
 }
 
 json_t *
-nf_vecio_result_json(size_t query, const nf_match_t *matches, size_t n)
+nf_results_json(size_t query, const nf_match_t *matches, size_t n)
 {
     json_t *obj = json_object();
     json_t *arr = json_array();
@@ -67,7 +69,7 @@ fail:
 }
 
 int
-nf_vecio_json_write(FILE *out, const json_t *obj)
+nf_results_write(FILE *out, const json_t *obj)
 {
     if (json_dumpf(obj, out, JSON_COMPACT | JSON_REAL_PRECISION(9)) != 0 || fputc('\n', out) == EOF)
         return nf_error_set(NF_EIO, "writing JSON output: %s", strerror(errno));

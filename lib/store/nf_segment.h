@@ -25,8 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NF_ID_MAX 256           /* longest document id, in bytes */
-#define NF_DIM_MAX 65536
+#include "nf_limits.h"          /* NF_ID_MAX, NF_DIM_MAX */
 
 typedef enum { NF_METRIC_L2 = 0, NF_METRIC_IP = 1, NF_METRIC_COSINE = 2 } nf_metric_t;
 

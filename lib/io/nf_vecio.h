@@ -7,20 +7,13 @@
     {key: string|number|bool}?}), returned in batches whose memory the
     reader owns.
 
-    Its former neighbours live in their own modules and are included here so
-    existing users keep compiling: nf_payload.h (nf_tag_t and the
-    nflow.Payload codec) and nf_results.h (nf_match_t and the JSON form of
-    search results, one line per query).
-
     Every input error names the file and where (file:line for JSONL, file:
     record N (byte B) for the binary formats) and what was wrong.           */
 #ifndef NF_VECIO_H
 #define NF_VECIO_H
 
-#include "nf_payload.h"
-#include "nf_results.h"
+#include "nf_payload.h"      /* nf_tag_t */
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

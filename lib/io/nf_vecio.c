@@ -7,8 +7,10 @@
     reading a file of any size uses memory proportional to one batch.      */
 #include "nf_vecio.h"
 
+#include <jansson.h>
+
 #include "nf_error.h"
-#include "nf_segment.h"
+#include "nf_limits.h"
 
 #include <errno.h>
 #include <inttypes.h>

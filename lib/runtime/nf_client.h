@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "nf_msg.h"
-#include "nf_vecio.h"
+#include "nf_payload.h"      /* nf_tag_t */
 
 typedef struct nf_client nf_client_t;
 
