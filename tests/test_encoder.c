@@ -77,9 +77,5 @@ main(void)
     char longword[1000];
     memset(longword, 'z', sizeof longword);
     CHECK_OK(nf_encode_text(longword, sizeof longword, DIM, 8, c));
-
-    /* the hash itself, FNV-1a 64 */
-    CHECK(nf_fnv1a64(NF_FNV_OFFSET, "", 0) == 14695981039346656037ull);
-    CHECK(nf_fnv1a64(NF_FNV_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cull);
     return nf_test_done("encoder");
 }

@@ -20,7 +20,7 @@ builddir=${NFLOW_BUILDDIR:-build}
 packages=(
   build-essential pkg-config meson ninja-build
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
-  libopenblas-dev libyaml-dev libjansson-dev
+  libopenblas-dev libyaml-dev libjansson-dev libxxhash-dev
   protobuf-compiler python3 python3-numpy python3-faiss python3-zmq python3-protobuf
   fortunes-min fortunes procps iproute2
 )

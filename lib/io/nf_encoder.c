@@ -6,19 +6,10 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_hash.h"
 
 #define S_WORD_MAX 256          /* longer words are hashed by their first bytes */
 
-uint64_t
-nf_fnv1a64(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static void
 s_add(float *out, uint32_t dim, char kind, const char *bytes, size_t len, float weight)

@@ -28,8 +28,4 @@
    (out is then all zeros) or dim / ngram are out of range. */
 int nf_encode_text(const char *text, size_t len, uint32_t dim, int ngram, float *out);
 
-/* FNV-1a 64 of len bytes, continuing from h (start with NF_FNV_OFFSET). */
-#define NF_FNV_OFFSET 14695981039346656037ull
-uint64_t nf_fnv1a64(uint64_t h, const void *data, size_t len);
-
 #endif

@@ -16,6 +16,7 @@
 
 #include "nf_segment.h"
 #include "nf_error.h"
+#include "nf_hash.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -106,13 +107,7 @@ s_ferr(const char *dir, int kind, int code, const char *fmt, ...)
 static inline uint64_t
 s_fnv1a(const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return nf_fnv1a64(NF_FNV_OFFSET, data, len);
 }
 
 static inline uint64_t

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_hash.h"
 #include "nf_sys.h"
 
 void
@@ -269,10 +270,6 @@ nf_vec_to_bytes(const float *v, uint32_t dim, void *buf)
 uint32_t
 nf_msg_shard_of(const char *id, size_t len, uint32_t nshards)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char) id[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = nf_fnv1a64(NF_FNV_OFFSET, id, len);
     return nshards ? (uint32_t) (h % nshards) : 0;
 }
