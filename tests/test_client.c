@@ -1,6 +1,7 @@
 /* nf_client: requests and answers against a fake gateway (a ROUTER in this
    process), many in flight and answered out of order; requests built from
-   documents; control calls; timeouts; status mapping; the flow.state file. */
+   documents; control calls; timeouts; status mapping.  (The flow.state
+   file is tested in test_expand.c, with the flow library.) */
 #include "nf_client.h"
 #include "nf_error.h"
 #include "nf_sys.h"
@@ -246,54 +247,6 @@ test_status_names(void)
     CHECK(!strcmp(nf_status_name(999), "STATUS_UNKNOWN"));
 }
 
-static void
-test_flowstate(void)
-{
-    char *dir = nf_test_tmpdir();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, NF_FLOWSTATE_FILE);
-    nf_flowstate_t *st = NULL;
-    CHECK(nf_flowstate_read(path, &st) == NF_ENOTFOUND && st == NULL);
-
-    nf_flowstate_bind_t binds[] = {{"--in", "tcp://127.0.0.1:5001"}, {"--control", "tcp://127.0.0.1:5002"}};
-    nf_flowstate_pod_t pods[] = {
-        {"gateway", "gateway", "gateway", "127.0.0.1", "tcp://127.0.0.1:5000", 101, true, NULL, 0},
-        {"encoder/0", "exec", "encoder", "127.0.0.1", "tcp://127.0.0.1:5002", 102, true, binds, 2},
-        {"indexer/1", "indexer", "indexer", "10.0.0.2", "tcp://10.0.0.2:7101", 0, false, NULL, 0},
-    };
-    nf_flowstate_t out = {"demo", "tcp://127.0.0.1:4999", 100, pods, 3};
-    CHECK_OK(nf_flowstate_write(path, &out));
-    CHECK_OK(nf_flowstate_read(path, &st));
-    CHECK(st && !strcmp(st->flow, "demo") && !strcmp(st->gateway, "tcp://127.0.0.1:4999"));
-    CHECK(st && st->launcher_pid == 100 && st->npods == 3);
-    const nf_flowstate_pod_t *p = st ? nf_flowstate_find(st, "encoder/0") : NULL;
-    CHECK(p && !strcmp(p->uses, "exec") && !strcmp(p->role, "encoder") && p->pid == 102 && p->started);
-    CHECK(p && p->nbinds == 2 && !strcmp(p->binds[1].option, "--control")
-          && !strcmp(p->binds[1].endpoint, "tcp://127.0.0.1:5002"));
-    p = st ? nf_flowstate_find(st, "indexer/1") : NULL;
-    CHECK(p && !p->started && p->pid == 0 && !strcmp(p->host, "10.0.0.2"));
-    CHECK(st && nf_flowstate_find(st, "nope") == NULL);
-    nf_flowstate_destroy(&st);
-    CHECK(st == NULL);
-    nf_flowstate_destroy(&st);
-
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs("{\"version\": 1, \"gateway\": ", f);
-        fclose(f);
-    }
-    CHECK(nf_flowstate_read(path, &st) == NF_EFORMAT && st == NULL);
-    CHECK(strstr(nf_error_msg(), path) != NULL);
-    f = fopen(path, "w");
-    if (f) {
-        fputs("{\"version\": 7}", f);
-        fclose(f);
-    }
-    CHECK(nf_flowstate_read(path, &st) == NF_EFORMAT && st == NULL);
-    nf_test_rmdir(dir);
-    free(dir);
-}
-
 int
 main(void)
 {
@@ -301,6 +254,5 @@ main(void)
     test_request_builder();
     test_control_timeout();
     test_status_names();
-    test_flowstate();
     return nf_test_done("client");
 }

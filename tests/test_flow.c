@@ -277,12 +277,8 @@ test_hosts(void)
     CHECK(nf_flow_host_is_local("localhost"));
     CHECK(!nf_flow_host_is_local("203.0.113.77"));     /* TEST-NET-3 */
     CHECK(!nf_flow_host_is_local("no-such-host.invalid"));
-    size_t n = 0;
-    const char *const *b = nf_flow_role_binds("gateway", &n);
-    CHECK(b && n == 3 && !strcmp(b[0], "--clients") && !strcmp(b[2], "--control"));
-    b = nf_flow_role_binds("indexer", &n);
-    CHECK(b && n == 1 && !strcmp(b[0], "--control"));
-    CHECK(nf_flow_role_binds("bogus", &n) == NULL);
+    CHECK(nf_flow_nbinds(nf_podspec_find("gateway")) == 3);
+    CHECK(nf_flow_nbinds(nf_podspec_find("indexer")) == 1);
 }
 
 int

@@ -91,14 +91,14 @@ test_options(void)
     CHECK_OK(nf_pod_new("reducer", 1, argv3, &pod));
     zsock_t *s = NULL;
     if (pod) {
-        CHECK(nf_pod_bind(pod, "in", ZMQ_PULL, true, &s) == NF_EINVAL && s == NULL);
+        CHECK(nf_pod_socket(pod, "in", &s) == NF_EINVAL && s == NULL);
         CHECK(strstr(nf_error_msg(), "--in") && strstr(nf_error_msg(), "NFLOW_IN"));
     }
     nf_pod_destroy(&pod);
     char *argv4[] = {"x", "--in", "tcp://256.1.1.1:5", NULL};
     CHECK_OK(nf_pod_new("reducer", 3, argv4, &pod));
     if (pod)
-        CHECK(nf_pod_bind(pod, "in", ZMQ_PULL, true, &s) == NF_EIO);
+        CHECK(nf_pod_socket(pod, "in", &s) == NF_EIO);
     nf_pod_destroy(&pod);
 }
 

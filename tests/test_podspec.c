@@ -1,4 +1,5 @@
 /*  test_podspec: the tables of built-in pods, value checks and --help. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ test_find(void)
             continue;
         CHECK(!strcmp(s->uses, names[i]));
         CHECK(!strncmp(s->program, "nflow-", 6) && !strcmp(s->program + 6, names[i]));
-        CHECK(s->nsockets >= 2 && s->nsettings >= 1);
+        CHECK(nf_podspec_nsockets(s) >= 3 && s->nsettings >= 1);
         /* every default passes its own check */
         for (size_t j = 0; j < s->nsettings; j++)
             if (s->settings[j].def)
@@ -128,6 +129,170 @@ test_help(void)
     free(text);
 }
 
+/* The socket table: every role has --control (bound, last, at ready) and
+   --errors; every connecting socket names a peer that exists and binds;
+   the identity rule of the shard's DEALER. */
+static void
+test_sockets(void)
+{
+    for (size_t r = 0; r < nf_podspec_count(); r++) {
+        const nf_podspec_t *spec = nf_podspec_at(r);
+        size_t n = nf_podspec_nsockets(spec);
+        const nf_sockspec_t *last = nf_podspec_socket_at(spec, n - 2);
+        CHECK(last && !strcmp(last->option, "control") && last->bind && last->at_ready
+              && last->type == NF_ZMQ_ROUTER);
+        CHECK(nf_podspec_socket(spec, "errors") != NULL);
+        CHECK(nf_podspec_socket_at(spec, n) == NULL);
+        for (size_t i = 0; i < n; i++) {
+            const nf_sockspec_t *s = nf_podspec_socket_at(spec, i);
+            CHECK(nf_podspec_option(spec, s->option) == NF_PODSPEC_OPT_SOCKET);
+            CHECK(s->bind == (s->peer == NULL));
+            /* each alternative peer is a bound socket of a role */
+            for (const char *p = s->peer; p && *p;) {
+                char role[32], opt[32];
+                CHECK(sscanf(p, "%31[a-z].%31[a-z]", role, opt) == 2);
+                const nf_sockspec_t *peer = nf_podspec_socket(nf_podspec_find(role), opt);
+                CHECK(peer && peer->bind);
+                p = strchr(p, '|');
+                p = p ? p + 1 : NULL;
+            }
+        }
+    }
+    const nf_sockspec_t *d = nf_podspec_socket(nf_podspec_find("indexer"), "router");
+    CHECK(d && d->type == NF_ZMQ_DEALER && !strcmp(d->identity, "shard-")
+          && !strcmp(d->identity_of, "shard") && d->poll);
+    CHECK(nf_podspec_socket(nf_podspec_find("router"), "shards")->handover);
+    CHECK(!strcmp(nf_podspec_type_name(NF_ZMQ_PUSH), "PUSH"));
+    char var[32];
+    CHECK(!strcmp(nf_podspec_env_name("timeout-ms", var, sizeof var), "NFLOW_TIMEOUT_MS"));
+    CHECK(!strcmp(nf_podspec_env_name("in", var, 9), "NFLOW_IN"));
+    CHECK(!strcmp(nf_podspec_env_name("control", var, 9), "NFLOW_CO"));
+    /* '-' and '_' are one character in setting names */
+    CHECK(nf_podspec_setting(nf_podspec_find("gateway"), "timeout-ms") != NULL);
+}
+
+/* The markdown row proto/README.md has for a socket. */
+static void
+s_socket_row(const nf_sockspec_t *s, char *out, size_t size)
+{
+    char peer[160] = "";
+    size_t n = 0;
+    for (const char *p = s->peer; p && *p && n < sizeof peer;) {
+        char role[32], opt[32];
+        if (sscanf(p, "%31[a-z].%31[a-z]", role, opt) != 2)
+            break;
+        n += (size_t) snprintf(peer + n, sizeof peer - n, "%s%s `--%s`", n ? ", else " : "",
+                               role, opt);
+        p = strchr(p, '|');
+        p = p ? p + 1 : NULL;
+    }
+    char notes[128] = "";
+    size_t k = 0;
+    const char *parts[] = {s->poll ? "polled" : NULL, s->at_ready ? "at ready" : NULL,
+                           s->handover ? "handover" : NULL};
+    for (size_t i = 0; i < 3; i++)
+        if (parts[i])
+            k += (size_t) snprintf(notes + k, sizeof notes - k, "%s%s", k ? "; " : "", parts[i]);
+    if (s->identity)
+        snprintf(notes + k, sizeof notes - k, "%sidentity `%s<%s>`", k ? "; " : "", s->identity,
+                 s->identity_of);
+    snprintf(out, size, "| %s | `--%s` | %s | %s | %s | %s |", s->role ? s->role : "every pod",
+             s->option, nf_podspec_type_name(s->type), s->bind ? "**bind**" : "connect",
+             *peer ? peer : "-", *notes ? notes : "-");
+}
+
+/* The markdown row proto/README.md has for a setting. */
+static void
+s_setting_row(const nf_podspec_t *spec, const nf_setting_t *s, char *out, size_t size)
+{
+    char range[96];
+    switch (s->type) {
+    case NF_SET_INT: snprintf(range, sizeof range, "%ld..%ld", s->min, s->max); break;
+    case NF_SET_BOOL: snprintf(range, sizeof range, "true, false"); break;
+    case NF_SET_CHOICE: {                   /* `l2`, `ip`, `cosine`: no '|' in a table */
+        size_t k = 0;
+        for (const char *c = s->choices; *c && k + 8 < sizeof range;) {
+            size_t w = strcspn(c, "|");
+            k += (size_t) snprintf(range + k, sizeof range - k, "%s`%.*s`", k ? ", " : "",
+                                   (int) w, c);
+            c += w + (c[w] == '|');
+        }
+        break;
+    }
+    default: snprintf(range, sizeof range, "text"); break;
+    }
+    snprintf(out, size, "| %s | `%s` | %s | %s |", spec->uses, s->name, range,
+             s->def ? s->def : "required");
+}
+
+/* proto/README.md's socket and settings tables are these tables: each row
+   of the tables is a line of the document, and the document's sections
+   have no other rows.  On a mismatch the expected line is printed. */
+static void
+test_readme(void)
+{
+    const char *root = getenv("NFLOW_SOURCE_ROOT");
+    if (!root)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/proto/README.md", root);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char *doc = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&doc, &len);
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, got, m);
+    fclose(m);
+    fclose(f);
+    char row[512];
+    size_t n, want_sockets = 0, want_settings = 0;
+    const nf_sockspec_t *table = nf_podspec_socket_table(&n);
+    for (size_t i = 0; i < n; i++, want_sockets++) {
+        s_socket_row(&table[i], row, sizeof row);
+        if (!strstr(doc, row)) {
+            CHECK(!"proto/README.md misses a socket row");
+            fprintf(stderr, "  expected in proto/README.md:\n%s\n", row);
+        }
+    }
+    for (size_t r = 0; r < nf_podspec_count(); r++) {
+        const nf_podspec_t *spec = nf_podspec_at(r);
+        for (size_t i = 0; i < spec->nsettings; i++, want_settings++) {
+            s_setting_row(spec, &spec->settings[i], row, sizeof row);
+            if (!strstr(doc, row)) {
+                CHECK(!"proto/README.md misses a setting row");
+                fprintf(stderr, "  expected in proto/README.md:\n%s\n", row);
+            }
+        }
+    }
+    /* count the rows of the two tables: between their header and a blank line */
+    const char *heads[] = {"| role | option | type | bind or connect | connects to | notes |",
+                           "| role | setting | values | default |"};
+    size_t want[] = {want_sockets, want_settings};
+    for (size_t t = 0; t < 2; t++) {
+        const char *p = strstr(doc, heads[t]);
+        CHECK(p != NULL);
+        size_t rows = 0;
+        if (p)
+            p = strchr(p, '\n');                /* the header */
+        if (p)
+            p = strchr(p + 1, '\n');            /* the |---| line */
+        while (p && p[1] == '|') {
+            rows++;
+            p = strchr(p + 1, '\n');
+        }
+        if (rows != want[t]) {
+            CHECK(!"proto/README.md has rows the tables do not");
+            fprintf(stderr, "  %s: %zu rows, the table has %zu\n", heads[t], rows, want[t]);
+        }
+    }
+    free(doc);
+}
+
 int
 main(void)
 {
@@ -136,5 +301,7 @@ main(void)
     test_check();
     test_options();
     test_help();
+    test_sockets();
+    test_readme();
     return nf_test_done("podspec");
 }

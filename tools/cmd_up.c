@@ -13,7 +13,6 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -30,7 +29,9 @@
 
 #include "nf_client.h"
 #include "nf_error.h"
+#include "nf_expand.h"
 #include "nf_flow.h"
+#include "nf_flowstate.h"
 #include "nf_sys.h"
 
 #define S_BACKOFF_MIN_MS 100
@@ -42,17 +43,13 @@
 extern char **environ;
 
 typedef struct {
-    char *name;                 /* "indexer/1" */
+    nf_proc_t *plan;            /* its entry in the plan (nf_expand) */
+    const char *name;           /* "indexer/1" */
     const nf_flow_pod_t *pod;
-    unsigned index;
     const char *host;
     bool start;                 /* started by this launcher */
-    char *control;              /* control endpoint (connect form) */
-    nf_flowstate_bind_t binds[3];
-    size_t nbinds;
-    char *bind_at[3];           /* what the pod binds */
-    char **argv;
-    size_t argc;
+    const char *control;        /* control endpoint (connect form) */
+    char **argv;                /* the plan's, argv[0] made a path */
     char **envp;                /* full environment for execve */
     size_t nenv;
     /* run time */
@@ -65,9 +62,10 @@ typedef struct {
 
 typedef struct {
     nf_flow_t *flow;
+    nf_plan_t *plan;
     char *workspace;            /* absolute */
     char *state_path;
-    char *gateway;              /* clients endpoint */
+    const char *gateway;        /* clients endpoint */
     s_proc_t *procs;
     size_t nprocs;
     sigset_t oldmask;
@@ -97,207 +95,24 @@ s_push(char ***arr, size_t *n, char *s)
     return 0;
 }
 
-/* Add "--opt value" to the command line; exec pods also get NFLOW_OPT=value. */
-static int
-s_opt(s_proc_t *p, const char *opt, const char *value)
-{
-    int rc = s_push(&p->argv, &p->argc, strdup(opt));
-    if (rc == 0)
-        rc = s_push(&p->argv, &p->argc, strdup(value));
-    if (rc == 0 && !strcmp(p->pod->uses, "exec")) {
-        char *var = NULL;
-        if (asprintf(&var, "NFLOW_%s=%s", opt + 2, value) < 0)
-            return s_oom();
-        for (char *c = var + 6; *c != '='; c++)
-            *c = *c == '-' ? '_' : (char) (*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-        rc = s_push(&p->envp, &p->nenv, var);
-    }
-    return rc;
-}
-
-static const char *
-s_bound(const s_proc_t *p, const char *opt)
-{
-    for (size_t i = 0; i < p->nbinds; i++)
-        if (!strcmp(p->binds[i].option, opt))
-            return p->binds[i].endpoint;
-    return NULL;
-}
-
-/* First process of role and how many there are. */
-static s_proc_t *
-s_role(s_up_t *up, const char *role, size_t *n)
-{
-    s_proc_t *first = NULL;
-    *n = 0;
-    for (size_t i = 0; i < up->nprocs; i++)
-        if (!strcmp(up->procs[i].pod->role, role)) {
-            if (!first)
-                first = &up->procs[i];
-            (*n)++;
-        }
-    return first;
-}
-
-/* ------------------------------------------------------------------ */
-/* Expansion                                                           */
-
-static int
-s_pick_port(s_up_t *up, const char *host, unsigned *port)
-{
-    for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned p = (unsigned) nf_free_port(host);
-        bool taken = p == 0;
-        for (size_t i = 0; !taken && i < up->nprocs; i++)
-            for (size_t j = 0; j < up->procs[i].nbinds; j++) {
-                const char *ep = up->procs[i].binds[j].endpoint;
-                const char *colon = ep ? strrchr(ep, ':') : NULL;
-                if (colon && (unsigned) atoi(colon + 1) == p)
-                    taken = true;
-            }
-        if (!taken) {
-            *port = p;
-            return 0;
-        }
-    }
-    return nf_error_set(NF_EIO, "cannot find a free port on %s", host);
-}
-
+/* The processes of the flow (nf_flow_expand), for supervision. */
 static int
 s_expand(s_up_t *up, const char *only_host)
 {
-    const nf_flow_t *flow = up->flow;
-    size_t total = 0;
-    for (size_t i = 0; i < flow->npods; i++)
-        total += flow->pods[i].count;
-    up->procs = calloc(total, sizeof *up->procs);
+    nf_expand_opts_t o = {.workspace = up->workspace, .only_host = only_host};
+    int rc = nf_flow_expand(up->flow, &o, &up->plan);
+    if (rc != 0)
+        return rc;
+    up->gateway = up->plan->gateway;
+    up->procs = calloc(up->plan->nprocs + 1, sizeof *up->procs);
     if (!up->procs)
         return s_oom();
-    /* pass 1: names, hosts, ports, endpoints */
-    for (size_t i = 0; i < flow->npods; i++) {
-        const nf_flow_pod_t *pod = &flow->pods[i];
-        size_t nb;
-        const char *const *opts = nf_flow_role_binds(pod->role, &nb);
-        bool many = !strcmp(pod->role, "encoder") || !strcmp(pod->role, "indexer");
-        for (unsigned k = 0; k < pod->count; k++) {
-            s_proc_t *p = &up->procs[up->nprocs++];
-            p->pod = pod;
-            p->index = k;
-            p->host = pod->hosts[k];
-            p->start = only_host ? !strcmp(only_host, p->host) : nf_flow_host_is_local(p->host);
-            p->backoff_ms = S_BACKOFF_MIN_MS;
-            if (many ? asprintf(&p->name, "%s/%u", pod->name, k) < 0
-                     : !(p->name = strdup(pod->name)))
-                return s_oom();
-            if (!p->start && !pod->port)
-                return nf_error_set(NF_EINVAL, "%s:%d: pod '%s' runs on %s, which this launcher does "
-                                    "not start, so its port must be given", flow->path, pod->line,
-                                    pod->name, p->host);
-            const char *bhost = p->host;
-            struct in_addr a;
-            if (!strcmp(bhost, "localhost"))
-                bhost = "127.0.0.1";
-            else if (inet_pton(AF_INET, bhost, &a) != 1)
-                bhost = "*";
-            for (size_t j = 0; j < nb; j++) {
-                unsigned port = pod->port ? pod->port + k * (unsigned) nb + (unsigned) j : 0;
-                int rc = port ? 0 : s_pick_port(up, strcmp(bhost, "*") ? bhost : "0.0.0.0", &port);
-                if (rc)
-                    return rc;
-                p->binds[j].option = (char *) opts[j];
-                if (asprintf(&p->binds[j].endpoint, "tcp://%s:%u", p->host, port) < 0
-                    || asprintf(&p->bind_at[j], "tcp://%s:%u", bhost, port) < 0)
-                    return s_oom();
-                p->nbinds = j + 1;
-            }
-            p->control = strdup(s_bound(p, "--control"));
-            if (!p->control)
-                return s_oom();
-        }
-    }
-    /* explicit ports must not collide */
-    for (size_t i = 0; i < up->nprocs; i++)
-        for (size_t j = 0; j < up->procs[i].nbinds; j++)
-            for (size_t k = i; k < up->nprocs; k++)
-                for (size_t l = k == i ? j + 1 : 0; l < up->procs[k].nbinds; l++)
-                    if (!strcmp(up->procs[i].binds[j].endpoint, up->procs[k].binds[l].endpoint))
-                        return nf_error_set(NF_EINVAL, "%s: pods %s and %s both use %s", flow->path,
-                                            up->procs[i].name, up->procs[k].name,
-                                            up->procs[k].binds[l].endpoint);
-    /* pass 2: command lines */
-    size_t nenc, nidx, n;
-    s_proc_t *gw = s_role(up, "gateway", &n), *enc = s_role(up, "encoder", &nenc);
-    s_proc_t *router = s_role(up, "router", &n);
-    (void) s_role(up, "indexer", &nidx);
-    s_proc_t *red = s_role(up, "reducer", &n);
-    const char *results = s_bound(gw, "--results");
-    up->gateway = strdup(s_bound(gw, "--clients"));
-    if (!up->gateway)
-        return s_oom();
-    for (size_t i = 0; i < up->nprocs; i++) {
-        s_proc_t *p = &up->procs[i];
-        const nf_flow_pod_t *pod = p->pod;
-        const char *role = pod->role;
-        char num[32], nums[32];
-        int rc = 0;
-        if (!strcmp(pod->uses, "exec")) {
-            for (size_t k = 0; k < pod->ncommand && rc == 0; k++)
-                rc = s_push(&p->argv, &p->argc, strdup(pod->command[k]));
-        } else {
-            rc = s_push(&p->argv, &p->argc, strdup(pod->spec->program));
-        }
-        if (rc || (rc = s_opt(p, "--name", p->name)))
-            return rc;
-        for (size_t j = 0; j < p->nbinds && rc == 0; j++)
-            rc = s_opt(p, p->binds[j].option, p->bind_at[j]);
-        if (rc || (rc = s_opt(p, "--errors", results)))
-            return rc;
-        snprintf(num, sizeof num, "%u", p->index);
-        snprintf(nums, sizeof nums, "%zu", nidx);
-        if (!strcmp(role, "gateway")) {
-            char *outs = NULL;
-            size_t len = 0;
-            FILE *f = open_memstream(&outs, &len);
-            if (!f)
-                return s_oom();
-            for (size_t k = 0; k < nenc; k++)
-                fprintf(f, "%s%s", k ? "," : "", s_bound(&enc[k], "--in"));
-            if (!nenc)
-                fputs(s_bound(router, "--in"), f);
-            fclose(f);
-            rc = s_opt(p, "--out", outs);
-            free(outs);
-        } else if (!strcmp(role, "encoder")) {
-            if (!(rc = s_opt(p, "--out", s_bound(router, "--in"))))
-                rc = s_opt(p, "--replica", num);
-        } else if (!strcmp(role, "router")) {
-            if (!(rc = s_opt(p, "--reducer", s_bound(red, "--in"))))
-                rc = s_opt(p, "--nshards", nums);
-        } else if (!strcmp(role, "indexer")) {
-            char *ws = NULL;
-            if (asprintf(&ws, "%s/%s", up->workspace, pod->name) < 0)
-                return s_oom();
-            if (!(rc = s_opt(p, "--router", s_bound(router, "--shards")))
-                && !(rc = s_opt(p, "--reducer", s_bound(red, "--in")))
-                && !(rc = s_opt(p, "--shard", num)) && !(rc = s_opt(p, "--nshards", nums)))
-                rc = s_opt(p, "--workspace", ws);
-            free(ws);
-        } else if (!strcmp(role, "reducer")) {
-            rc = s_opt(p, "--out", results);
-        }
-        for (size_t k = 0; k < pod->nwith && rc == 0; k++) {
-            char opt[160];
-            snprintf(opt, sizeof opt, "--%s", pod->with[k].key);
-            rc = s_opt(p, opt, pod->with[k].value);
-        }
-        for (size_t k = 0; k < pod->nenv && rc == 0; k++) {
-            char *var = NULL;
-            if (asprintf(&var, "%s=%s", pod->env[k].key, pod->env[k].value) < 0)
-                return s_oom();
-            rc = s_push(&p->envp, &p->nenv, var);
-        }
-        if (rc)
-            return rc;
+    for (size_t i = 0; i < up->plan->nprocs; i++) {
+        nf_proc_t *q = &up->plan->procs[i];
+        up->procs[up->nprocs++] = (s_proc_t){
+            .plan = q, .name = q->name, .pod = q->pod, .host = q->host, .start = q->start,
+            .control = q->control, .argv = q->argv, .backoff_ms = S_BACKOFF_MIN_MS,
+        };
     }
     return 0;
 }
@@ -306,10 +121,8 @@ s_expand(s_up_t *up, const char *only_host)
 static int
 s_build_env(s_proc_t *p)
 {
-    char **own = p->envp;
-    size_t nown = p->nenv;
-    p->envp = NULL;
-    p->nenv = 0;
+    char **own = p->plan->env;
+    size_t nown = p->plan->nenv;
     int rc = 0;
     for (char **e = environ; *e && rc == 0; e++) {
         const char *eq = strchr(*e, '=');
@@ -321,56 +134,28 @@ s_build_env(s_proc_t *p)
         if (!shadowed)
             rc = s_push(&p->envp, &p->nenv, strdup(*e));
     }
-    for (size_t i = 0; i < nown; i++) {
-        if (rc == 0)
-            rc = s_push(&p->envp, &p->nenv, own[i]);
-        else
-            free(own[i]);
-    }
-    free(own);
+    for (size_t i = 0; i < nown && rc == 0; i++)
+        rc = s_push(&p->envp, &p->nenv, strdup(own[i]));
     return rc;
 }
 
-/* Where the built-in pod programs are: $NFLOW_PODS_DIR, the directory of
-   this executable, then <that>/../pods. */
+/* The built-in programs' paths (nf_flow_find_program); the Python binding
+   of the protocol for exec pods (NFLOW_PY_PROTO_DIR, nf_flow_py_proto_dir). */
 static int
 s_find_programs(s_up_t *up)
 {
-    char self[PATH_MAX], dirs[3][PATH_MAX];
-    size_t ndirs = 0;
-    const char *env = getenv("NFLOW_PODS_DIR");
-    if (env && *env)
-        snprintf(dirs[ndirs++], PATH_MAX, "%s", env);
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len > 0) {
-        self[len] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = 0;
-        snprintf(dirs[ndirs++], PATH_MAX, "%s", self);
-        snprintf(dirs[ndirs++], PATH_MAX, "%.*s/../pods", PATH_MAX - 16, self);
-    }
+    char py[PATH_MAX];
+    if (!getenv("NFLOW_PY_PROTO_DIR") && nf_flow_py_proto_dir(py, sizeof py) == 0)
+        setenv("NFLOW_PY_PROTO_DIR", py, 0);
     for (size_t i = 0; i < up->nprocs; i++) {
         s_proc_t *p = &up->procs[i];
         if (!strcmp(p->pod->uses, "exec"))
             continue;
         char path[PATH_MAX + 64];
-        bool found = false;
-        for (size_t d = 0; d < ndirs && !found; d++) {
-            snprintf(path, sizeof path, "%s/%s", dirs[d], p->argv[0]);
-            found = access(path, X_OK) == 0;
-            if (found && !getenv("NFLOW_PY_PROTO_DIR")) {
-                char py[PATH_MAX + 16];
-                snprintf(py, sizeof py, "%s/python", dirs[d]);
-                if (access(py, F_OK) == 0)
-                    setenv("NFLOW_PY_PROTO_DIR", py, 0);
-            }
-        }
-        if (!found) {
+        int rc = nf_flow_find_program(p->argv[0], path, sizeof path);
+        if (rc != 0) {
             if (p->start)
-                return nf_error_set(NF_ENOTFOUND, "cannot find the program %s (looked in "
-                                    "$NFLOW_PODS_DIR, %s and %s)", p->argv[0], ndirs > 1 ? dirs[ndirs - 2] : "-",
-                                    dirs[ndirs - 1]);
+                return rc;      /* the message names where it looked */
             continue;
         }
         free(p->argv[0]);
@@ -431,20 +216,33 @@ static int
 s_write_state(s_up_t *up)
 {
     nf_flowstate_pod_t *pods = calloc(up->nprocs + 1, sizeof *pods);
-    if (!pods)
-        return nf_error_set(NF_ENOMEM, "out of memory");
+    nf_flowstate_bind_t *binds = NULL;
+    size_t nbinds = 0;
+    for (size_t i = 0; i < up->nprocs; i++)
+        nbinds += up->procs[i].plan->nbinds;
+    binds = calloc(nbinds + 1, sizeof *binds);
+    if (!pods || !binds) {
+        free(pods);
+        free(binds);
+        return s_oom();
+    }
+    nf_flowstate_bind_t *b = binds;
     for (size_t i = 0; i < up->nprocs; i++) {
         s_proc_t *p = &up->procs[i];
         pods[i] = (nf_flowstate_pod_t){
-            .name = p->name, .uses = p->pod->uses, .role = p->pod->role, .host = (char *) p->host,
-            .control = p->control, .pid = p->start ? p->pid : 0, .started = p->start,
-            .binds = p->binds, .nbinds = p->nbinds,
+            .name = (char *) p->name, .uses = p->pod->uses, .role = p->pod->role,
+            .host = (char *) p->host, .control = (char *) p->control,
+            .pid = p->start ? p->pid : 0, .started = p->start,
+            .binds = b, .nbinds = p->plan->nbinds,
         };
+        for (size_t j = 0; j < p->plan->nbinds; j++, b++)
+            *b = (nf_flowstate_bind_t){p->plan->binds[j].option, p->plan->binds[j].endpoint};
     }
-    nf_flowstate_t st = {.flow = up->flow->name, .gateway = up->gateway,
+    nf_flowstate_t st = {.flow = up->flow->name, .gateway = (char *) up->gateway,
                          .launcher_pid = getpid(), .pods = pods, .npods = up->nprocs};
     int rc = nf_flowstate_write(up->state_path, &st);
     free(pods);
+    free(binds);
     return rc;
 }
 
@@ -671,21 +469,12 @@ s_cleanup(s_up_t *up)
 {
     for (size_t i = 0; up->procs && i < up->nprocs; i++) {
         s_proc_t *p = &up->procs[i];
-        free(p->name);
-        free(p->control);
-        for (size_t j = 0; j < p->nbinds; j++) {
-            free(p->binds[j].endpoint);
-            free(p->bind_at[j]);
-        }
-        for (size_t j = 0; j < p->argc; j++)
-            free(p->argv[j]);
-        free(p->argv);
         for (size_t j = 0; j < p->nenv; j++)
             free(p->envp[j]);
         free(p->envp);
     }
     free(up->procs);
-    free(up->gateway);
+    nf_plan_destroy(&up->plan);
     free(up->workspace);
     free(up->state_path);
     nf_flow_destroy(&up->flow);
@@ -733,7 +522,7 @@ s_print_plan(const s_up_t *up)
     for (size_t i = 0; i < up->nprocs; i++) {
         const s_proc_t *p = &up->procs[i];
         printf("%s (%s, %s):", p->name, p->host, p->start ? "started here" : "started elsewhere");
-        for (size_t j = 0; j < p->argc; j++)
+        for (size_t j = 0; j < p->plan->argc; j++)
             printf(" %s", p->argv[j]);
         printf("\n");
     }
@@ -748,15 +537,16 @@ s_usage(FILE *out)
             "  pod answers.  SIGINT/SIGTERM stop it.\n"
             "  --workspace DIR   override the flow's workspace (flow.state and shards live there)\n"
             "  --host H          start only the pods placed on host H (multi-host flows)\n"
-            "  --timeout-ms T    how long to wait for every pod to be ready (default 20000)\n"
-            "  --dry-run         print the processes and their command lines, start nothing\n");
+            "  --timeout-ms T    how long to wait for every pod to be ready (default %d)\n"
+            "  --dry-run         print the processes and their command lines, start nothing\n",
+            NF_FLOW_READY_MS);
 }
 
 int
 cmd_up(int argc, char **argv)
 {
     const char *path = NULL, *workspace = NULL, *host = NULL;
-    int timeout_ms = 20000;
+    int timeout_ms = NF_FLOW_READY_MS;
     bool dry = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

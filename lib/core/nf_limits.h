@@ -9,5 +9,9 @@
 #define NF_DIM_MAX 65536        /* values in one vector */
 #define NF_TOPK_MAX 10000       /* matches per query */
 #define NF_TAGS_MAX 64          /* tags of one document */
+#define NF_FRAME_MAX (128u << 20) /* bytes of one ZeroMQ message: ZMQ_MAXMSGSIZE
+                                   of every socket (lib/wire/nf_socket.c); a
+                                   bigger one is dropped before it is read */
+#define NF_TIMEOUT_MAX_MS 600000 /* the longest request timeout (ms) */
 
 #endif

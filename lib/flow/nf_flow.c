@@ -201,11 +201,21 @@ s_pod_clear(nf_flow_pod_t *pod)
     memset(pod, 0, sizeof *pod);
 }
 
-/* Options the launcher sets itself; not allowed as exec `with:` keys. */
-static const char *const s_reserved[] = {
-    "name", "control", "errors", "clients", "results", "in", "out", "shards",
-    "router", "reducer", "shard", "nshards", "replica", "workspace", "help", NULL
-};
+/* Options the launcher sets itself (every socket and instance option of
+   the tables in nf_podspec, and help): not allowed as exec `with:` keys. */
+static bool
+s_reserved(const char *key)
+{
+    size_t n;
+    const nf_sockspec_t *socks = nf_podspec_socket_table(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(socks[i].option, key))
+            return true;
+    for (size_t i = 0; i < nf_podspec_noptions(); i++)
+        if (!strcmp(nf_podspec_option_at(i)->name, key))
+            return true;
+    return !strcmp(key, "help");
+}
 
 static int
 s_parse_with(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
@@ -241,14 +251,13 @@ s_parse_with(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
             return s_fail(cx, kn, "%s: unknown setting '%s' (%s settings: %s)",
                           where, key, pod->role, list);
         } else {
-            for (size_t i = 0; s_reserved[i]; i++)
-                if (!strcmp(s_reserved[i], key))
-                    return s_fail(cx, kn, "%s: '%s' is set by the launcher", where, key);
+            if (s_reserved(key))
+                return s_fail(cx, kn, "%s: '%s' is set by the launcher", where, key);
             if (!s_valid_name(key))
                 return s_fail(cx, kn, "%s: bad setting name '%s'", where, key);
         }
         nf_flow_with_t *w = &pod->with[pod->nwith++];
-        w->key = strdup(key);
+        w->key = strdup(set ? set->name : key);     /* timeout-ms is timeout_ms */
         w->value = strdup(value);
         w->line = (int) vn->start_mark.line + 1;
         w->col = (int) vn->start_mark.column + 1;
@@ -381,7 +390,8 @@ s_parse_pod(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map, const char 
     allowed[na++] = "host";
     allowed[na++] = "port";
     allowed[na++] = "with";
-    bool encoder = !strcmp(pod->role, "encoder"), indexer = !strcmp(pod->role, "indexer");
+    bool encoder = pod->spec->scale == NF_SCALE_REPLICAS;  /* replicas: R */
+    bool indexer = pod->spec->scale == NF_SCALE_SHARDS;    /* shards: S, hosts: */
     if (encoder)
         allowed[na++] = "replicas";
     if (indexer) {
@@ -475,22 +485,13 @@ s_parse_pod(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map, const char 
 /* ------------------------------------------------------------------ */
 /* The whole flow                                                      */
 
-static const char *const s_roles[] = {"gateway", "encoder", "router", "indexer", "reducer"};
-static const unsigned s_nbinds[] = {3, 2, 3, 1, 2};
-static const char *const s_binds[5][3] = {
-    {"--clients", "--results", "--control"},
-    {"--in", "--control"},
-    {"--in", "--shards", "--control"},
-    {"--control"},
-    {"--in", "--control"},
-};
-
+/* The launch-order index of role in nf_podspec's role table, or -1. */
 static int
 s_role_index(const char *role)
 {
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s_roles[i], role))
-            return i;
+    for (size_t i = 0; i < nf_podspec_count(); i++)
+        if (!strcmp(nf_podspec_at(i)->uses, role))
+            return (int) i;
     return -1;
 }
 
@@ -526,22 +527,31 @@ s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
         return nf_error_set(NF_ENOMEM, "out of memory");
     }
 
-    /* slots in launch order: gateway, encoder, router, indexer, reducer */
-    nf_flow_pod_t slots[5];
-    memset(slots, 0, sizeof slots);
-    flow->pods = calloc(5, sizeof *flow->pods);
-    if (!flow->pods)
+    /* one slot per role of nf_podspec, in launch order */
+    size_t nroles = nf_podspec_count();
+    nf_flow_pod_t *slots = calloc(nroles, sizeof *slots);
+    flow->pods = calloc(nroles, sizeof *flow->pods);
+    if (!slots || !flow->pods) {
+        free(slots);
         return nf_error_set(NF_ENOMEM, "out of memory");
-
-    yaml_node_t *gw = s_get(cx, root, "gateway");
+    }
     static const yaml_node_t s_empty = {.type = YAML_MAPPING_NODE};
-    if (gw && !s_is_null(gw) && (rc = s_want(cx, gw, YAML_MAPPING_NODE, "gateway")) != 0)
-        return rc;
-    rc = s_parse_pod(cx, &slots[0], gw && !s_is_null(gw) ? gw : &s_empty, "gateway");
-    if (!gw || s_is_null(gw))
-        slots[0].line = slots[0].col = 0;
-    if (rc)
-        goto fail;
+    size_t top_role = nroles;   /* the role configured by a top-level key (gateway:) */
+    for (size_t r = 0; r < nroles; r++) {
+        const nf_podspec_t *spec = nf_podspec_at(r);
+        if (spec->presence != NF_PRESENCE_TOP)
+            continue;
+        top_role = top_role < nroles ? top_role : r;
+        yaml_node_t *node = s_get(cx, root, spec->uses);
+        bool given = node && !s_is_null(node);
+        if (given && (rc = s_want(cx, node, YAML_MAPPING_NODE, spec->uses)) != 0)
+            goto fail;
+        rc = s_parse_pod(cx, &slots[r], given ? node : &s_empty, spec->uses);
+        if (!given)
+            slots[r].line = slots[r].col = 0;
+        if (rc)
+            goto fail;
+    }
 
     yaml_node_t *pods = s_get(cx, root, "pods");
     if (!pods) {
@@ -559,10 +569,11 @@ s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
             goto fail;
         }
         int r = s_role_index(pod.role);
-        for (int i = 0; i < 5; i++)
+        for (size_t i = 0; i < nroles; i++)
             if (slots[i].name && !strcmp(slots[i].name, pod.name)) {
                 rc = s_fail(cx, item, "duplicate pod name '%s'%s", pod.name,
-                            i == 0 ? " (the gateway is always called gateway)" : "");
+                            nf_podspec_at(i)->presence == NF_PRESENCE_TOP
+                                ? " (the gateway is always called gateway)" : "");
                 s_pod_clear(&pod);
                 goto fail;
             }
@@ -574,33 +585,37 @@ s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
         }
         slots[r] = pod;
     }
-    if (!slots[3].name) {
-        rc = s_fail(cx, pods, "pods: the flow has no indexer (uses: indexer)");
-        goto fail;
-    }
-    /* implicit router and reducer, on the gateway's host */
-    for (int r = 2; r <= 4; r += 2) {
-        if (slots[r].name)
-            continue;
-        for (int i = 0; i < 5; i++)
-            if (slots[i].name && !strcmp(slots[i].name, s_roles[r])) {
-                rc = s_fail(cx, pods, "pod '%s' takes the name of the implicit %s; rename it or "
-                            "list the %s under pods:", s_roles[r], s_roles[r], s_roles[r]);
-                goto fail;
-            }
-        if ((rc = s_parse_pod(cx, &slots[r], &s_empty, s_roles[r])) != 0)
-            goto fail;
-        slots[r].line = slots[r].col = 0;
-        free(slots[r].hosts[0]);
-        if (!(slots[r].hosts[0] = strdup(slots[0].hosts[0]))) {
-            rc = nf_error_set(NF_ENOMEM, "out of memory");
+    for (size_t r = 0; r < nroles; r++) {
+        const char *role = nf_podspec_at(r)->uses;
+        if (nf_podspec_at(r)->presence == NF_PRESENCE_REQUIRED && !slots[r].name) {
+            rc = s_fail(cx, pods, "pods: the flow has no %s (uses: %s)", role, role);
             goto fail;
         }
+        if (nf_podspec_at(r)->presence != NF_PRESENCE_IMPLICIT || slots[r].name)
+            continue;
+        /* implicit router and reducer, on the gateway's host */
+        for (size_t i = 0; i < nroles; i++)
+            if (slots[i].name && !strcmp(slots[i].name, role)) {
+                rc = s_fail(cx, pods, "pod '%s' takes the name of the implicit %s; rename it or "
+                            "list the %s under pods:", role, role, role);
+                goto fail;
+            }
+        if ((rc = s_parse_pod(cx, &slots[r], &s_empty, role)) != 0)
+            goto fail;
+        slots[r].line = slots[r].col = 0;
+        if (top_role < nroles) {
+            free(slots[r].hosts[0]);
+            if (!(slots[r].hosts[0] = strdup(slots[top_role].hosts[0]))) {
+                rc = nf_error_set(NF_ENOMEM, "out of memory");
+                goto fail;
+            }
+        }
     }
-    for (int i = 0; i < 5; i++)
+    for (size_t i = 0; i < nroles; i++)
         if (slots[i].name)
             flow->pods[flow->npods++] = slots[i];
-    memset(slots, 0, sizeof slots);
+    free(slots);
+    slots = NULL;
 
     /* dims must agree */
     const nf_flow_pod_t *enc = nf_flow_role(flow, "encoder"), *idx = nf_flow_role(flow, "indexer");
@@ -631,15 +646,16 @@ s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
     }
     for (size_t i = 0; i < flow->npods; i++) {
         const nf_flow_pod_t *p = &flow->pods[i];
-        unsigned need = p->count * s_nbinds[s_role_index(p->role)];
+        unsigned need = p->count * (unsigned) nf_flow_nbinds(p->spec);
         if (p->port && p->port + need - 1 > 65535)
             return nf_error_set(NF_EINVAL, "%s:%d:%d: pod '%s': ports %u..%u exceed 65535", cx->path,
                                 p->line, p->col, p->name, p->port, p->port + need - 1);
     }
     return 0;
 fail:
-    for (int i = 0; i < 5; i++)
+    for (size_t i = 0; slots && i < nroles; i++)
         s_pod_clear(&slots[i]);
+    free(slots);
     return rc;
 }
 
@@ -789,12 +805,11 @@ nf_flow_host_is_local(const char *host)
 }
 
 
-const char *const *
-nf_flow_role_binds(const char *role, size_t *n)
+size_t
+nf_flow_nbinds(const nf_podspec_t *spec)
 {
-    int r = s_role_index(role);
-    if (r < 0)
-        return NULL;
-    *n = s_nbinds[r];
-    return s_binds[r];
+    size_t n = 0;
+    for (size_t i = 0; i < nf_podspec_nsockets(spec); i++)
+        n += nf_podspec_socket_at(spec, i)->bind;
+    return n;
 }

@@ -90,6 +90,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "nf_flowstate.h"     /* the flow library's state file; tools/cmd_client.c
+                                reaches it through this header */
 #include "nf_podspec.h"
 
 #define NF_FLOW_VERSION 1
@@ -159,9 +161,8 @@ const char *nf_flow_setting(const nf_flow_pod_t *pod, const char *key);
    name, or an address of one of its interfaces. */
 bool nf_flow_host_is_local(const char *host);
 
-/* The options of the sockets one instance of role binds, in port order
-   (see "Endpoints and ports" above); *n gets how many.  NULL for an
-   unknown role. */
-const char *const *nf_flow_role_binds(const char *role, size_t *n);
+/* How many sockets one instance of a role binds: the size of its block
+   of ports (see "Endpoints and ports" above; nf_podspec's socket table). */
+size_t nf_flow_nbinds(const nf_podspec_t *spec);
 
 #endif

@@ -1,6 +1,6 @@
 /*  nf_client: the client side of a running flow.
 
-    Owns four small jobs:
+    Owns three small jobs:
     - a client connection: one DEALER socket connected to a gateway's client
       endpoint (or to any pod's control endpoint), sending envelopes with
       the client's own request ids and receiving the answers, any number in
@@ -8,15 +8,8 @@
     - building index / search requests from documents (nf_request), which
       own copies of what they carry so they can be sent again;
     - control calls (PING / STATUS / TERMINATE) to a pod's control endpoint
-      with a timeout;
-    - the flow state file <workspace>/flow.state that `nflow up` writes so
-      that other commands can find a running flow: JSON
-        {"version": 1, "flow": NAME, "launcher_pid": N, "gateway": EP,
-         "pods": [{"name": "indexer/0", "uses": "indexer", "role": "indexer",
-                   "host": H, "control": EP, "pid": N, "started": true,
-                   "binds": {"--control": EP, ...}}, ...]}
-      "started" is false for pods another launcher runs (multi-host); their
-      pid is then 0.  Written atomically (temp file, fsync, rename).
+      with a timeout.
+    (The launcher's state file, flow.state, is lib/flow/nf_flowstate.h.)
 
     Nothing here blocks forever: every wait takes a timeout in ms.         */
 #ifndef NF_CLIENT_H
@@ -107,50 +100,5 @@ int nf_control_call(const char *endpoint, Nflow__ControlCommand command, int tim
 
 /* Build a control envelope in env (stack storage given by the caller). */
 void nf_control_env(Nflow__Envelope *env, Nflow__Control *control, Nflow__ControlCommand command);
-
-/* ------------------------------------------------------------------ */
-/* flow.state                                                          */
-
-#define NF_FLOWSTATE_FILE "flow.state"
-
-typedef struct {
-    char *option;               /* "--in" */
-    char *endpoint;             /* where peers connect */
-} nf_flowstate_bind_t;
-
-typedef struct {
-    char *name;                 /* "indexer/1" */
-    char *uses;                 /* "indexer" or "exec" */
-    char *role;                 /* built-in role */
-    char *host;
-    char *control;              /* control endpoint */
-    int pid;                    /* 0 when not started by this launcher */
-    bool started;
-    nf_flowstate_bind_t *binds;
-    size_t nbinds;
-} nf_flowstate_pod_t;
-
-typedef struct {
-    char *flow;                 /* flow name */
-    char *gateway;              /* client endpoint of the gateway */
-    int launcher_pid;
-    nf_flowstate_pod_t *pods;
-    size_t npods;
-} nf_flowstate_t;
-
-/* Write state to path atomically (path.tmp, fsync, rename). */
-int nf_flowstate_write(const char *path, const nf_flowstate_t *state);
-
-/* Read path.  NF_ENOTFOUND when it does not exist; NF_EFORMAT with the
-   place when it is not a flow state file.  *out is freed with
-   nf_flowstate_destroy. */
-int nf_flowstate_read(const char *path, nf_flowstate_t **out);
-
-/* Free everything (all strings are owned); accepts NULL and *self_p ==
-   NULL; sets *self_p to NULL. */
-void nf_flowstate_destroy(nf_flowstate_t **self_p);
-
-/* The pod called name, or NULL. */
-const nf_flowstate_pod_t *nf_flowstate_find(const nf_flowstate_t *state, const char *name);
 
 #endif

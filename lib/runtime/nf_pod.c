@@ -2,7 +2,6 @@
 #include "nf_pod.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,20 +10,13 @@
 #include <unistd.h>
 
 #include "nf_error.h"
+#include "nf_socket.h"
 #include "nf_sys.h"
 
 #define S_MAX_OPTS 48
 #define S_MAX_SOCKS 16
-#define S_SNDTIMEO_MS 1000
-#define S_LINGER_MS 200
-#define S_HWM 100000
-#define S_MAXMSGSIZE (1ll << 30)
 #define S_CONTROL_BATCH 64
 #define S_SIGNAL_SLICE_MS 100
-
-static const char *s_common_keys[] = {
-    "name", "control", "errors", "replica", "shard", "nshards", "workspace",
-};
 
 struct nf_pod {
     const nf_podspec_t *spec;
@@ -34,6 +26,7 @@ struct nf_pod {
     char name[128];
     nf_pod_stats_t stats;
     zsock_t *socks[S_MAX_SOCKS];
+    const char *sock_keys[S_MAX_SOCKS];     /* the socket table's option */
     bool polled[S_MAX_SOCKS];
     bool readable[S_MAX_SOCKS];
     size_t nsocks;
@@ -73,37 +66,32 @@ s_opt_set(nf_pod_t *self, const char *key, size_t keylen, const char *val)
     return NF_OK;
 }
 
-/* The instance options (--replica, --shard, ...) are accepted by every pod,
-   so a launcher may pass them uniformly; pods that have no use for one
-   ignore it. */
-static bool
-s_is_common(const char *key)
+/* The instance options of any role (--replica, --shard, ...) are accepted
+   by every pod, so a launcher may pass them uniformly; pods that have no
+   use for one ignore it. */
+static const nf_option_t *
+s_common(const char *key)
 {
-    for (size_t i = 0; i < sizeof s_common_keys / sizeof *s_common_keys; i++)
-        if (!strcmp(s_common_keys[i], key))
-            return true;
-    return false;
+    for (size_t i = 0; i < nf_podspec_noptions(); i++)
+        if (!strcmp(nf_podspec_option_at(i)->name, key))
+            return nf_podspec_option_at(i);
+    return NULL;
 }
 
-/* Check a common option's value (numbers where numbers are expected). */
+/* Check an instance option's value (its bounds, when it is a number). */
 static int
-s_check_common(const char *key, const char *val, const char *src)
+s_check_common(const nf_option_t *opt, const char *val, const char *src)
 {
-    long lo = -1, hi = -1;
-    if (!strcmp(key, "replica") || !strcmp(key, "shard"))
-        lo = 0, hi = 65535;
-    else if (!strcmp(key, "nshards"))
-        lo = 1, hi = 65536;
-    if (lo >= 0) {
+    if (opt->min <= opt->max) {
         char *end = NULL;
         errno = 0;
         long v = strtol(val, &end, 10);
-        if (!*val || *end || errno || v < lo || v > hi)
+        if (!*val || *end || errno || v < opt->min || v > opt->max)
             return nf_error_set(NF_EINVAL, "%s%s: expected an integer in %ld..%ld, got '%s'",
-                                src, key, lo, hi, val);
+                                src, opt->name, opt->min, opt->max, val);
     }
     else if (!*val)
-        return nf_error_set(NF_EINVAL, "%s%s: empty value", src, key);
+        return nf_error_set(NF_EINVAL, "%s%s: empty value", src, opt->name);
     return NF_OK;
 }
 
@@ -119,8 +107,8 @@ s_check(const nf_pod_t *self, const char *key, const char *val, const char *src)
         }
         return NF_OK;
     }
-    if (kind == NF_PODSPEC_OPT_COMMON || s_is_common(key))
-        return s_check_common(key, val, src);
+    if (kind == NF_PODSPEC_OPT_COMMON || (kind == NF_PODSPEC_OPT_NONE && s_common(key)))
+        return s_check_common(s_common(key), val, src);
     if (!*val)
         return nf_error_set(NF_EINVAL, "%s%s: empty endpoint", src, key);
     return NF_OK;
@@ -131,12 +119,12 @@ static int
 s_each_key(const nf_pod_t *self, int (*fn)(nf_pod_t *, const char *), nf_pod_t *mut)
 {
     int rc;
-    for (size_t i = 0; i < sizeof s_common_keys / sizeof *s_common_keys; i++)
-        if (nf_podspec_option(self->spec, s_common_keys[i]) == NF_PODSPEC_OPT_COMMON
-            && (rc = fn(mut, s_common_keys[i])) != NF_OK)
+    for (size_t i = 0; i < nf_podspec_noptions(); i++)
+        if (nf_podspec_option_for(nf_podspec_option_at(i), self->spec)
+            && (rc = fn(mut, nf_podspec_option_at(i)->name)) != NF_OK)
             return rc;
-    for (size_t i = 0; i < self->spec->nsockets; i++)
-        if ((rc = fn(mut, self->spec->sockets[i].name + 2)) != NF_OK)
+    for (size_t i = 0; i < nf_podspec_nsockets(self->spec); i++)
+        if ((rc = fn(mut, nf_podspec_socket_at(self->spec, i)->option)) != NF_OK)
             return rc;
     for (size_t i = 0; i < self->spec->nsettings; i++)
         if ((rc = fn(mut, self->spec->settings[i].name)) != NF_OK)
@@ -149,12 +137,8 @@ s_from_env(nf_pod_t *self, const char *key)
 {
     if (s_opt(self, key))
         return NF_OK;
-    char var[96] = "NFLOW_";
-    size_t n = strlen(var);
-    for (const char *p = key; *p && n + 1 < sizeof var; p++)
-        var[n++] = (char) toupper((unsigned char) *p);
-    var[n] = '\0';
-    const char *val = getenv(var);
+    char var[96];
+    const char *val = getenv(nf_podspec_env_name(key, var, sizeof var));
     if (!val)
         return NF_OK;
     char src[112];
@@ -170,12 +154,9 @@ s_required(nf_pod_t *self, const char *key)
 {
     const nf_setting_t *s = nf_podspec_setting(self->spec, key);
     if (s && !s->def && !s_opt(self, key)) {
-        char upper[64];
-        size_t n = 0;
-        for (const char *p = key; *p && n + 1 < sizeof upper; p++)
-            upper[n++] = (char) toupper((unsigned char) *p);
-        upper[n] = '\0';
-        return nf_error_set(NF_EINVAL, "setting --%s is required (or NFLOW_%s)", key, upper);
+        char var[96];
+        return nf_error_set(NF_EINVAL, "setting --%s is required (or %s)", key,
+                            nf_podspec_env_name(key, var, sizeof var));
     }
     return NF_OK;
 }
@@ -197,9 +178,12 @@ s_parse_args(nf_pod_t *self, int argc, char **argv, bool *help)
         char name[64];
         if (keylen >= sizeof name)
             return nf_error_set(NF_EINVAL, "unknown option '%s' (see --help)", a);
-        memcpy(name, key, keylen);
+        /* '-' and '_' are one character in option names: --timeout-ms is
+           the setting timeout_ms */
+        for (size_t k = 0; k < keylen; k++)
+            name[k] = key[k] == '-' ? '_' : key[k];
         name[keylen] = '\0';
-        if (nf_podspec_option(self->spec, name) == NF_PODSPEC_OPT_NONE && !s_is_common(name))
+        if (nf_podspec_option(self->spec, name) == NF_PODSPEC_OPT_NONE && !s_common(name))
             return nf_error_set(NF_EINVAL, "unknown option --%s for %s (see --help)", name,
                                 self->spec->program);
         const char *val;
@@ -260,7 +244,7 @@ nf_pod_new(const char *uses, int argc, char **argv, nf_pod_t **out)
         snprintf(self->name, sizeof self->name, "%s", uses);
     self->stats.shard = (uint32_t) nf_pod_int(self, "shard");
     /* flush what is queued when a socket closes, but never wait long */
-    zsys_set_linger(S_LINGER_MS);
+    zsys_set_linger(NF_SOCKET_LINGER_MS);
     *out = self;
     return NF_OK;
 }
@@ -325,140 +309,119 @@ nf_pod_stats(nf_pod_t *self)
 /* ------------------------------------------------------------------ */
 /* Sockets                                                             */
 
-static zsock_t *
-s_socket(int type)
-{
-    zsock_t *sock = zsock_new(type);
-    if (!sock)
-        return NULL;
-    zsock_set_linger(sock, S_LINGER_MS);
-    zsock_set_sndhwm(sock, S_HWM);
-    zsock_set_rcvhwm(sock, S_HWM);
-    zsock_set_maxmsgsize(sock, (int) (S_MAXMSGSIZE > INT32_MAX ? INT32_MAX : S_MAXMSGSIZE));
-    if (type == ZMQ_PUSH || type == ZMQ_ROUTER || type == ZMQ_DEALER)
-        zsock_set_sndtimeo(sock, S_SNDTIMEO_MS);
-    if (type == ZMQ_ROUTER)
-        zsock_set_router_mandatory(sock, 1);
-    return sock;
-}
-
-/* Bind or connect sock to each endpoint of a comma-separated list. */
+/* The socket options of row for this pod: identity from the row's rule. */
 static int
-s_attach(zsock_t *sock, const char *key, const char *list, bool connect)
-{
-    char *copy = strdup(list);
-    if (!copy)
-        return nf_error_set(NF_ENOMEM, "--%s", key);
-    int rc = NF_OK;
-    char *save = NULL;
-    int n = 0;
-    for (char *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        if (!*ep)
-            continue;
-        int r = connect ? zsock_connect(sock, "%s", ep) : zsock_bind(sock, "%s", ep);
-        if (r < 0) {
-            rc = nf_error_set(NF_EIO, "--%s: cannot %s %s: %s", key,
-                              connect ? "connect to" : "bind", ep, zmq_strerror(zmq_errno()));
-            break;
-        }
-        n++;
-    }
-    if (rc == NF_OK && n == 0)
-        rc = nf_error_set(NF_EINVAL, "--%s: no endpoint in '%s'", key, list);
-    free(copy);
-    return rc;
-}
-
-void
-nf_pod_adopt(nf_pod_t *self, zsock_t *sock, bool poll)
-{
-    assert(self->nsocks < S_MAX_SOCKS);
-    self->socks[self->nsocks] = sock;
-    self->polled[self->nsocks] = poll;
-    self->nsocks++;
-}
-
-static int
-s_open(nf_pod_t *self, const char *key, int type, const char *identity, bool poll,
-       bool connect, zsock_t **sock)
+s_open_row(nf_pod_t *self, const nf_sockspec_t *row, zsock_t **sock)
 {
     *sock = NULL;
-    const char *ep = nf_pod_get(self, key);
-    if (!ep) {
-        char upper[64];
-        size_t n = 0;
-        for (const char *p = key; *p && n + 1 < sizeof upper; p++)
-            upper[n++] = (char) toupper((unsigned char) *p);
-        upper[n] = '\0';
-        return nf_error_set(NF_EINVAL, "--%s: endpoint missing (option or NFLOW_%s)", key,
-                            upper);
-    }
-    zsock_t *s = s_socket(type);
-    if (!s)
-        return nf_error_set(NF_EIO, "--%s: cannot create socket: %s", key,
-                            zmq_strerror(zmq_errno()));
-    if (identity)
-        zsock_set_identity(s, identity);
-    if (connect && type == ZMQ_PUSH)
-        zsock_set_immediate(s, 1);  /* queue only to connected peers: a dead
-                                       replica gets no work, a send with no peer fails */
-    int rc = s_attach(s, key, ep, connect);
-    if (rc != NF_OK) {
-        zsock_destroy(&s);
+    char what[80], var[96];
+    snprintf(what, sizeof what, "--%s", row->option);
+    const char *ep = nf_pod_get(self, row->option);
+    if (!ep)
+        return nf_error_set(NF_EINVAL, "%s: endpoint missing (option or %s)", what,
+                            nf_podspec_env_name(row->option, var, sizeof var));
+    char identity[128];
+    if (row->identity)      /* "shard-" and the number of --shard (0 when absent) */
+        snprintf(identity, sizeof identity, "%s%ld", row->identity,
+                 nf_pod_int(self, row->identity_of));
+    nf_socket_opts_t o = {
+        .type = row->type, .bind = row->bind, .endpoints = ep, .what = what,
+        .identity = row->identity ? identity : NULL, .handover = row->handover,
+    };
+    return nf_socket_new(&o, sock);
+}
+
+int
+nf_pod_socket(nf_pod_t *self, const char *key, zsock_t **sock)
+{
+    *sock = NULL;
+    const nf_sockspec_t *row = nf_podspec_socket(self->spec, key);
+    if (!row || row->at_ready)
+        return nf_error_set(NF_EINVAL, "--%s is not a data socket of %s (nf_podspec)", key,
+                            self->spec->uses);
+    for (size_t i = 0; i < self->nsocks; i++)
+        if (!strcmp(self->sock_keys[i], row->option)) {
+            *sock = self->socks[i];
+            return NF_OK;
+        }
+    if (self->nsocks == S_MAX_SOCKS)
+        return nf_error_set(NF_EINVAL, "--%s: more than %d sockets", key, S_MAX_SOCKS);
+    int rc = s_open_row(self, row, sock);
+    if (rc != NF_OK)
         return rc;
-    }
-    nf_pod_adopt(self, s, poll);
-    *sock = s;
+    self->socks[self->nsocks] = *sock;
+    self->sock_keys[self->nsocks] = row->option;
+    self->polled[self->nsocks] = row->poll;
+    self->nsocks++;
     return NF_OK;
 }
 
 int
-nf_pod_bind(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock)
+nf_pod_open_sockets(nf_pod_t *self)
 {
-    return s_open(self, key, type, NULL, poll, false, sock);
+    for (size_t i = 0; i < nf_podspec_nsockets(self->spec); i++) {
+        const nf_sockspec_t *row = nf_podspec_socket_at(self->spec, i);
+        zsock_t *sock;
+        int rc = row->at_ready ? NF_OK : nf_pod_socket(self, row->option, &sock);
+        if (rc != NF_OK)
+            return rc;
+    }
+    return NF_OK;
 }
 
-int
-nf_pod_connect(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock)
+zsock_t *
+nf_pod_sock(const nf_pod_t *self, const char *key)
 {
-    return s_open(self, key, type, NULL, poll, true, sock);
-}
-
-int
-nf_pod_connect_as(nf_pod_t *self, const char *key, int type, const char *identity,
-                  bool poll, zsock_t **sock)
-{
-    return s_open(self, key, type, identity, poll, true, sock);
+    for (size_t i = 0; i < self->nsocks; i++)
+        if (!strcmp(self->sock_keys[i], key))
+            return self->socks[i];
+    return NULL;
 }
 
 int
 nf_pod_ready(nf_pod_t *self)
 {
-    const char *errors = nf_pod_get(self, "errors");
-    if (errors && !self->errors) {
-        self->errors = s_socket(ZMQ_PUSH);
-        if (!self->errors)
-            return nf_error_set(NF_EIO, "--errors: cannot create socket");
-        int rc = s_attach(self->errors, "errors", errors, true);
+    /* the rows made at ready: --errors (when given) and --control, last */
+    for (size_t i = 0; i < nf_podspec_nsockets(self->spec); i++) {
+        const nf_sockspec_t *row = nf_podspec_socket_at(self->spec, i);
+        zsock_t **slot = !row->at_ready ? NULL
+                       : !strcmp(row->option, "control") ? &self->control
+                       : !strcmp(row->option, "errors") ? &self->errors : NULL;
+        if (!slot || *slot || !nf_pod_get(self, row->option))
+            continue;
+        int rc = s_open_row(self, row, slot);
         if (rc != NF_OK)
             return rc;
     }
     const char *control = nf_pod_get(self, "control");
-    if (control && !self->control) {
-        self->control = s_socket(ZMQ_ROUTER);
-        if (!self->control)
-            return nf_error_set(NF_EIO, "--control: cannot create socket");
-        int rc = s_attach(self->control, "control", control, false);
-        if (rc != NF_OK) {
-            zsock_destroy(&self->control);
-            return rc;
-        }
-    }
     nf_pod_log(self, "ready (pid %d%s%s)", (int) getpid(), control ? ", control " : "",
                control ? control : "");
     return NF_OK;
+}
+
+int
+nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks, void *arg)
+{
+    nf_pod_t *pod = NULL;
+    if (nf_pod_new(role, argc, argv, &pod) != NF_OK) {
+        fprintf(stderr, "nflow-%s: %s\n", role, nf_error_msg());
+        return 2;
+    }
+    if (!pod)
+        return 0;                               /* --help was printed */
+    int rc = nf_pod_open_sockets(pod);
+    if (rc == NF_OK && hooks->setup)
+        rc = hooks->setup(pod, arg);
+    if (rc == NF_OK)
+        rc = nf_pod_ready(pod);
+    if (rc != NF_OK)
+        nf_pod_log(pod, "cannot start: %s", nf_error_msg());
+    while (rc == NF_OK && !nf_pod_stopping(pod))
+        hooks->step(pod, arg);
+    if (hooks->teardown)
+        hooks->teardown(pod, arg);
+    nf_pod_destroy(&pod);
+    return rc == NF_OK ? 0 : 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -714,8 +677,3 @@ nf_pod_stopping(const nf_pod_t *self)
     return self->stopping || zsys_interrupted;
 }
 
-void
-nf_pod_stop(nf_pod_t *self)
-{
-    self->stopping = true;
-}

@@ -9,22 +9,29 @@
     for data; logging with the `[name] ` prefix on stderr; and a clean stop
     on TERMINATE, SIGTERM or SIGINT (czmq's zsys_interrupted).
 
-    Typical main:
-        nf_pod_t *pod = NULL;
-        if (nf_pod_new("reducer", argc, argv, &pod) != NF_OK) {
-            fprintf(stderr, "nflow-reducer: %s\n", nf_error_msg());
-            return 2;
+    Every pod's main is nf_pod_main with three hooks:
+        static int s_setup(nf_pod_t *pod, void *arg)     (read settings;
+        {                                                 sockets are open)
+            reducer_t *self = arg;
+            self->in = nf_pod_sock(pod, "in");
+            self->top_k = (uint32_t) nf_pod_int(pod, "top_k");
+            return NF_OK;
         }
-        if (!pod)
-            return 0;                          (--help was printed)
-        zsock_t *in = NULL;
-        if (nf_pod_bind(pod, "in", ZMQ_PULL, true, &in) != NF_OK) ...
-        nf_pod_ready(pod);                     (binds --control, logs one line)
-        while (!nf_pod_stopping(pod)) {
+        static void s_step(nf_pod_t *pod, void *arg)     (one turn of the loop)
+        {
             nf_pod_wait(pod, 100);
-            if (nf_pod_readable(pod, in)) ...
+            nf_pod_drain(pod, ((reducer_t *) arg)->in, 1024, s_handle, arg);
         }
-        nf_pod_destroy(&pod);                  (closes every socket it made)
+        int main(int argc, char **argv)
+        {
+            reducer_t self = {0};
+            nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
+            return nf_pod_main("reducer", argc, argv, &hooks, &self);
+        }
+    nf_pod_main parses the options (exit 2 on bad ones, 0 after --help),
+    opens every socket of the role from the socket table (nf_podspec),
+    calls setup, binds --control (nf_pod_ready), runs step until the pod
+    must stop, then teardown, and closes everything.
     The pod is single-threaded; none of this is thread-safe.               */
 #ifndef NF_POD_H
 #define NF_POD_H
@@ -75,26 +82,24 @@ const char *nf_pod_name(const nf_pod_t *self);
 
 nf_pod_stats_t *nf_pod_stats(nf_pod_t *self);
 
-/* Create a socket of type for option key ("in", "out", ...) and bind it
-   (connect when connect is true) to the option's endpoint, or to each of
-   a comma-separated list.  When poll is true the pod's wait loop watches
-   it for input.  PUSH and ROUTER sockets get a 1 s send timeout so a
-   stuck peer never blocks the pod forever; ROUTER sockets are
-   ROUTER_MANDATORY.  NF_EINVAL when the option is missing, NF_EIO when the
-   endpoint cannot be bound or connected.  The pod owns *sock. */
-int nf_pod_bind(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock);
-int nf_pod_connect(nf_pod_t *self, const char *key, int type, bool poll, zsock_t **sock);
+/* The socket of option key ("in", "out", ...) as the role's row of the
+   socket table says (type, bind or connect, identity, polled or not),
+   made by the socket factory (nf_socket) and bound or connected to the
+   option's endpoint or to each of a comma-separated list; the same socket
+   when it is open already.  NF_EINVAL when key is not a data socket of the
+   role or its endpoint is missing, NF_EIO when it cannot be bound or
+   connected.  The pod owns *sock. */
+int nf_pod_socket(nf_pod_t *self, const char *key, zsock_t **sock);
 
-/* nf_pod_connect with a socket identity set first (a shard's DEALER). */
-int nf_pod_connect_as(nf_pod_t *self, const char *key, int type, const char *identity,
-                      bool poll, zsock_t **sock);
+/* nf_pod_socket for every data socket of the role, in table order. */
+int nf_pod_open_sockets(nf_pod_t *self);
 
-/* Take over a socket made by the caller: the pod closes it at destroy
-   and, when poll is true, watches it. */
-void nf_pod_adopt(nf_pod_t *self, zsock_t *sock, bool poll);
+/* The open socket of option key, or NULL. */
+zsock_t *nf_pod_sock(const nf_pod_t *self, const char *key);
 
-/* Connect the --errors PUSH when given (else the pod has none) and bind
-   the --control ROUTER when given; then log one line "[name] ready ...".
+/* Make the sockets the table marks at_ready: connect the --errors PUSH
+   when given (else the pod has none) and bind the --control ROUTER when
+   given, last; then log one line "[name] ready ...".
    Call once the pod can serve: an answer to PING means ready.  NF_EIO when
    --control cannot be bound. */
 int nf_pod_ready(nf_pod_t *self);
@@ -125,9 +130,6 @@ bool nf_pod_readable(const nf_pod_t *self, zsock_t *sock);
 /* True when the pod must stop: TERMINATE was answered, or SIGTERM/SIGINT. */
 bool nf_pod_stopping(const nf_pod_t *self);
 
-/* Ask the pod to stop (the wait loop then returns 0). */
-void nf_pod_stop(nf_pod_t *self);
-
 /* Answer a Control envelope received on sock from routing (PING, STATUS,
    TERMINATE; anything else is answered BAD_REQUEST).  Used by the control
    socket and by the gateway's client socket. */
@@ -148,6 +150,19 @@ void nf_pod_reject(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, const char *wha
    counts an error.  No-op (besides the count) without --errors. */
 void nf_pod_fail(nf_pod_t *self, uint64_t request_id, Nflow__StatusCode code,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The hooks of nf_pod_main; arg is the pod program's own state. */
+typedef struct {
+    int (*setup)(nf_pod_t *pod, void *arg);     /* NULL = none; != NF_OK: exit 1 */
+    void (*step)(nf_pod_t *pod, void *arg);     /* one turn of the loop */
+    void (*teardown)(nf_pod_t *pod, void *arg); /* NULL = none; always called */
+} nf_pod_hooks_t;
+
+/* The whole main of a pod (see the top of this file): returns the exit
+   status, 0 after a clean stop or --help, 1 when it could not start, 2 on
+   bad options (the message on stderr). */
+int nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks,
+                void *arg);
 
 /* Log one line "[name] ..." on stderr. */
 void nf_pod_log(const nf_pod_t *self, const char *fmt, ...)

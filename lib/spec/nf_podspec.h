@@ -1,26 +1,46 @@
-/*  nf_podspec: the built-in pods and their settings, as tables.
+/*  nf_podspec: the roles of a flow, their sockets and their settings, as
+    tables: the single truth about what a pod is.
 
-    One table per pod type says which program runs it, which sockets it
-    takes and which `with:` settings it accepts (name, type, bounds,
-    default, help).  The same table validates a flow file's `with:` block
-    (nf_flow), parses a pod's command line (nf_pod) and prints its --help,
-    so the three never disagree (Redis config.c style).
+    - The role table: which program plays each role, how many instances a
+      flow runs of it (one, replicas, shards), whether a flow must list it
+      (indexer), may (gateway, encoder) or gets it implicitly (router,
+      reducer), in launch order.
+    - The socket table: every socket of every role, one row each: its
+      option (--in), ZeroMQ type, bind or connect, the peer socket it
+      connects to ("router.in"), whether the pod's wait loop polls it, and
+      the identity rule of a DEALER (indexer: shard-<shard>).  The rows with
+      no role (control, errors) belong to every role.  Flow expansion and
+      the launcher (nf_expand), the pods (nf_pod), check-pod, every --help
+      and proto/README.md's socket table come from it; tests/test_podspec.c
+      checks the document against it.  A new socket is one row; a new role
+      is one row here, its sockets and its settings table.
+    - The instance options every pod takes besides sockets and settings
+      (name, replica, shard, nshards, workspace): once, with how the
+      launcher fills them.
+    - The settings table per role (name, type, bounds, default, help):
+      validates a flow file's `with:` (nf_flow), parses a pod's command line
+      (nf_pod) and prints its --help (Redis config.c style).
 
-    Command-line contract of every pod (built-in or `uses: exec`), also
-    given as environment variables NFLOW_<UPPER_NAME>:
-      --name NAME          pod instance name, e.g. "indexer/1"
-      --control EP         bind a ROUTER here; answer Control envelopes
-      --errors EP          connect a PUSH here to fail a request directly
-                           to the gateway (an envelope with a status)
-      socket options per role (nf_podspec_t.sockets), e.g. --in EP, --out EP
-      --shard N --nshards N --replica N   where they apply
-      --KEY VALUE          one per `with:` setting, e.g. --dim 128            */
+    Command-line contract of every pod (built-in or `uses: exec`): `--KEY
+    VALUE` or `--KEY=VALUE` for each socket, instance option and setting;
+    a setting's '_' may be written '-' (--timeout-ms = --timeout_ms); every
+    option not on the command line may come from the environment as
+    NFLOW_<KEY> (nf_podspec_env_name).  Booleans are true/false, yes/no,
+    on/off or 1/0.  An unknown option is an error for the built-in pods.  */
 #ifndef NF_PODSPEC_H
 #define NF_PODSPEC_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+/* How long a pod may take from its start until it answers PING on its
+   control socket (check-pod waits this long for the first answer), and how
+   long `nflow up` waits by default for a whole flow to be ready. */
+#define NF_POD_READY_MS 10000
+#define NF_FLOW_READY_MS 20000
+
+/* ---- settings ---- */
 
 typedef enum {
     NF_SET_INT,         /* integer within [min, max] */
@@ -38,41 +58,107 @@ typedef struct {
     const char *help;
 } nf_setting_t;
 
+/* ---- sockets ---- */
+
+/* ZeroMQ socket types by ZeroMQ's own numbers (zmq.h), so this table needs
+   no messaging library; lib/wire/nf_socket.c checks they agree. */
+enum { NF_ZMQ_DEALER = 5, NF_ZMQ_ROUTER = 6, NF_ZMQ_PULL = 7, NF_ZMQ_PUSH = 8 };
+
 typedef struct {
-    const char *name;       /* "--in" etc. */
-    const char *type;       /* "PULL bind", "PUSH connect", ... (for --help and docs) */
+    const char *role;       /* "encoder"; NULL = every role */
+    const char *option;     /* "out": --out on the command line, NFLOW_OUT */
+    int type;               /* NF_ZMQ_* */
+    bool bind;              /* bind (a port of the pod's block) or connect */
+    const char *peer;       /* connect: the "role.option" it connects to, to
+                               every instance; alternatives separated by '|',
+                               the first role the flow has wins; NULL for a
+                               bound socket */
+    bool poll;              /* the pod's wait loop watches it for input */
+    bool at_ready;          /* made by nf_pod_ready, not at start (--control
+                               is bound last: an answer there means ready) */
+    const char *identity;   /* DEALER identity: this prefix followed by the
+                               value of option identity_of; NULL = none */
+    const char *identity_of;
+    bool handover;          /* ROUTER: a peer reconnecting with a known
+                               identity takes the route over */
     const char *help;
-} nf_socketspec_t;
+} nf_sockspec_t;
+
+/* ---- instance options ---- */
+
+typedef enum {
+    NF_FILL_NAME,           /* the instance name, "indexer/1" */
+    NF_FILL_INDEX,          /* the instance number: replica r, shard s */
+    NF_FILL_NSHARDS,        /* the instance count of the sharded role */
+    NF_FILL_WORKSPACE,      /* <workspace>/<pod name> */
+} nf_fill_t;
+
+typedef struct {
+    const char *name;       /* "shard" */
+    const char *arg;        /* "N" in --help */
+    const char *roles;      /* space-separated roles that use it; NULL = all */
+    nf_fill_t fill;         /* what the launcher passes */
+    long min, max;          /* integer bounds; min > max = free text */
+    const char *help;
+} nf_option_t;
+
+/* ---- roles ---- */
+
+typedef enum {
+    NF_SCALE_ONE,           /* one instance */
+    NF_SCALE_REPLICAS,      /* `replicas: R`, instances "<name>/<r>" */
+    NF_SCALE_SHARDS,        /* `shards: S` (and `hosts:`), "<name>/<s>" */
+} nf_scale_t;
+
+typedef enum {
+    NF_PRESENCE_OPTIONAL,   /* the flow may list it */
+    NF_PRESENCE_REQUIRED,   /* the flow must list it */
+    NF_PRESENCE_IMPLICIT,   /* added with defaults when the flow omits it */
+    NF_PRESENCE_TOP,        /* a top-level key of the flow file (gateway:) */
+} nf_presence_t;
 
 typedef struct {
     const char *uses;       /* "gateway", "encoder", "router", "indexer", "reducer" */
     const char *program;    /* "nflow-encoder" */
     const char *summary;
-    const nf_socketspec_t *sockets;
-    size_t nsockets;
+    nf_scale_t scale;
+    nf_presence_t presence;
     const nf_setting_t *settings;
     size_t nsettings;
 } nf_podspec_t;
 
-/* The spec of a built-in pod, or NULL. */
+/* Roles in launch order: index 0 .. nf_podspec_count() - 1. */
+size_t nf_podspec_count(void);
+const nf_podspec_t *nf_podspec_at(size_t i);
+
+/* The spec of a built-in role, or NULL. */
 const nf_podspec_t *nf_podspec_find(const char *uses);
 
-/* The setting called name in spec, or NULL. */
+/* The setting called name in spec ('-' and '_' are the same), or NULL. */
 const nf_setting_t *nf_podspec_setting(const nf_podspec_t *spec, const char *name);
 
-/* Check value against the setting's type and bounds; NF_EINVAL with a
-   message "KEY: expected ..., got '...'" otherwise. */
-int nf_setting_check(const nf_setting_t *setting, const char *value);
+/* The sockets of a role, in port order (its own rows in table order, then
+   the rows of every role): i in 0 .. nf_podspec_nsockets(spec) - 1. */
+size_t nf_podspec_nsockets(const nf_podspec_t *spec);
+const nf_sockspec_t *nf_podspec_socket_at(const nf_podspec_t *spec, size_t i);
 
-/* Write --help text for a pod (usage, sockets, settings with defaults). */
-void nf_podspec_help(const nf_podspec_t *spec, FILE *out);
+/* The socket of spec whose option is name, or NULL. */
+const nf_sockspec_t *nf_podspec_socket(const nf_podspec_t *spec, const char *name);
 
-/* ---- additions (helper D) ---- */
+/* Every row of the socket table (for documents and tests). */
+const nf_sockspec_t *nf_podspec_socket_table(size_t *n);
 
-/* What kind of command-line option `--name` (given without the dashes) is
-   for this pod: one of the common/instance options (name, control, errors;
-   replica for the encoder; shard, nshards, workspace for the indexer;
-   nshards for the router), a socket, a setting, or none. */
+/* "PULL", "PUSH", "ROUTER", "DEALER" (or "?"). */
+const char *nf_podspec_type_name(int type);
+
+/* The instance options of a role (name, replica, ...): i in
+   0 .. nf_podspec_noptions() - 1, filtered with nf_podspec_option_for. */
+size_t nf_podspec_noptions(void);
+const nf_option_t *nf_podspec_option_at(size_t i);
+bool nf_podspec_option_for(const nf_option_t *opt, const nf_podspec_t *spec);
+
+/* What kind of command-line option `--name` (without the dashes) is for
+   this role: an instance option, a socket, a setting, or none. */
 enum {
     NF_PODSPEC_OPT_NONE = 0,
     NF_PODSPEC_OPT_COMMON,
@@ -81,8 +167,23 @@ enum {
 };
 int nf_podspec_option(const nf_podspec_t *spec, const char *name);
 
+/* The instance option called name for spec, or NULL. */
+const nf_option_t *nf_podspec_common(const nf_podspec_t *spec, const char *name);
+
+/* The environment variable of an option: "NFLOW_" and the key in upper
+   case, '-' as '_' (timeout-ms -> NFLOW_TIMEOUT_MS).  Writes at most size
+   bytes to out (always terminated); returns out. */
+char *nf_podspec_env_name(const char *key, char *out, size_t size);
+
+/* Check value against the setting's type and bounds; NF_EINVAL with a
+   message "KEY: expected ..., got '...'" otherwise. */
+int nf_setting_check(const nf_setting_t *setting, const char *value);
+
 /* Parse a boolean as nf_setting_check accepts it (true/false, yes/no,
    on/off, 1/0, any case); NF_EINVAL (no message) otherwise. */
 int nf_setting_parse_bool(const char *value, bool *out);
+
+/* Write --help text for a pod (usage, sockets, settings with defaults). */
+void nf_podspec_help(const nf_podspec_t *spec, FILE *out);
 
 #endif

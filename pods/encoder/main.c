@@ -132,32 +132,33 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     free(bytes);
 }
 
+static int
+s_setup(nf_pod_t *pod, void *arg)
+{
+    encoder_t *self = arg;
+    self->pod = pod;
+    self->in = nf_pod_sock(pod, "in");
+    self->out = nf_pod_sock(pod, "out");
+    self->dim = (uint32_t) nf_pod_int(pod, "dim");
+    self->ngram = (int) nf_pod_int(pod, "ngram");
+    nf_pod_stats(pod)->dim = self->dim;
+    return NF_OK;
+}
+
+static void
+s_step(nf_pod_t *pod, void *arg)
+{
+    encoder_t *self = arg;
+    if (nf_pod_wait(pod, -1) <= 0 || !nf_pod_readable(pod, self->in))
+        return;
+    /* a bounded batch per wake-up so control requests are never starved */
+    nf_pod_drain(pod, self->in, 256, s_handle, self);
+}
+
 int
 main(int argc, char **argv)
 {
     encoder_t self = {0};
-    if (nf_pod_new("encoder", argc, argv, &self.pod) != NF_OK) {
-        fprintf(stderr, "nflow-encoder: %s\n", nf_error_msg());
-        return 2;
-    }
-    if (!self.pod)
-        return 0;
-    self.dim = (uint32_t) nf_pod_int(self.pod, "dim");
-    self.ngram = (int) nf_pod_int(self.pod, "ngram");
-    nf_pod_stats(self.pod)->dim = self.dim;
-    if (nf_pod_bind(self.pod, "in", ZMQ_PULL, true, &self.in) != NF_OK
-        || nf_pod_connect(self.pod, "out", ZMQ_PUSH, false, &self.out) != NF_OK
-        || nf_pod_ready(self.pod) != NF_OK) {
-        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
-        nf_pod_destroy(&self.pod);
-        return 1;
-    }
-    while (!nf_pod_stopping(self.pod)) {
-        if (nf_pod_wait(self.pod, -1) <= 0 || !nf_pod_readable(self.pod, self.in))
-            continue;
-        /* a bounded batch per wake-up so control requests are never starved */
-        nf_pod_drain(self.pod, self.in, 256, s_handle, &self);
-    }
-    nf_pod_destroy(&self.pod);
-    return 0;
+    nf_pod_hooks_t hooks = {s_setup, s_step, NULL};
+    return nf_pod_main("encoder", argc, argv, &hooks, &self);
 }

@@ -21,7 +21,7 @@
 #include "nf_sys.h"
 
 #define S_GRACE_US 100000ull
-#define S_MAX_TOP_K 10000
+#define S_MAX_TOP_K NF_TOPK_MAX
 
 typedef struct {
     uint64_t gid;
@@ -238,43 +238,47 @@ s_sweep(gateway_t *self)
     self->next_sweep = next == UINT64_MAX ? next : next > now + 10000 ? next : now + 10000;
 }
 
+static int
+s_setup(nf_pod_t *pod, void *arg)
+{
+    gateway_t *self = arg;
+    self->pod = pod;
+    self->clients = nf_pod_sock(pod, "clients");
+    self->results = nf_pod_sock(pod, "results");
+    self->out = nf_pod_sock(pod, "out");
+    self->timeout_ms = (uint32_t) nf_pod_int(pod, "timeout_ms");
+    self->max_inflight = (size_t) nf_pod_int(pod, "max_inflight");
+    self->pending = zhashx_new();
+    if (!self->pending)
+        return nf_error_set(NF_ENOMEM, "gateway: out of memory");
+    zhashx_set_destructor(self->pending, s_pending_destroy);
+    self->next_id = nf_wall_us();   /* ids of a restarted gateway do not meet old ones */
+    self->next_sweep = UINT64_MAX;
+    return NF_OK;
+}
+
+static void
+s_step(nf_pod_t *pod, void *arg)
+{
+    gateway_t *self = arg;
+    nf_pod_wait_until(pod, self->next_sweep, 1000);
+    /* results first: they free room for new requests */
+    nf_pod_drain(pod, self->results, 1024, s_from_results, self);
+    nf_pod_drain(pod, self->clients, 256, s_from_client, self);
+    s_sweep(self);
+}
+
+static void
+s_teardown(nf_pod_t *pod, void *arg)
+{
+    (void) pod;
+    zhashx_destroy(&((gateway_t *) arg)->pending);
+}
+
 int
 main(int argc, char **argv)
 {
     gateway_t self = {0};
-    if (nf_pod_new("gateway", argc, argv, &self.pod) != NF_OK) {
-        fprintf(stderr, "nflow-gateway: %s\n", nf_error_msg());
-        return 2;
-    }
-    if (!self.pod)
-        return 0;
-    self.timeout_ms = (uint32_t) nf_pod_int(self.pod, "timeout_ms");
-    self.max_inflight = (size_t) nf_pod_int(self.pod, "max_inflight");
-    self.pending = zhashx_new();
-    zhashx_set_destructor(self.pending, s_pending_destroy);
-    self.next_id = nf_wall_us();    /* ids of a restarted gateway do not meet old ones */
-    self.next_sweep = UINT64_MAX;
-    int rc = nf_pod_bind(self.pod, "clients", ZMQ_ROUTER, true, &self.clients);
-    if (rc == NF_OK)
-        rc = nf_pod_bind(self.pod, "results", ZMQ_PULL, true, &self.results);
-    if (rc == NF_OK)
-        rc = nf_pod_connect(self.pod, "out", ZMQ_PUSH, false, &self.out);
-    if (rc == NF_OK)
-        rc = nf_pod_ready(self.pod);
-    if (rc != NF_OK) {
-        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
-        goto out;
-    }
-    while (!nf_pod_stopping(self.pod)) {
-        nf_pod_wait_until(self.pod, self.next_sweep, 1000);
-        /* results first: they free room for new requests */
-        nf_pod_drain(self.pod, self.results, 1024, s_from_results, &self);
-        nf_pod_drain(self.pod, self.clients, 256, s_from_client, &self);
-        rc = NF_OK;
-        s_sweep(&self);
-    }
-out:
-    zhashx_destroy(&self.pending);
-    nf_pod_destroy(&self.pod);
-    return rc == NF_OK ? 0 : 1;
+    nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
+    return nf_pod_main("gateway", argc, argv, &hooks, &self);
 }

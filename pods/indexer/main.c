@@ -30,7 +30,7 @@
 #include "nf_payload.h"
 
 #define S_DEFAULT_K 100         /* matches per query when a search gives no top_k */
-#define S_MAX_K 10000
+#define S_MAX_K NF_TOPK_MAX
 #define S_BATCH_MSGS 1024       /* at most this many requests per wake-up ... */
 #define S_BATCH_QUERIES 4096    /* ... and this many queued search queries */
 #define S_GROUP_MSGS 256        /* index requests committed together, at most ... */
@@ -523,59 +523,62 @@ s_open_segment(indexer_t *self)
     return nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
 }
 
+static int
+s_setup(nf_pod_t *pod, void *arg)
+{
+    indexer_t *self = arg;
+    self->pod = pod;
+    self->router = nf_pod_sock(pod, "router");
+    self->reducer = nf_pod_sock(pod, "reducer");
+    self->dim = (uint32_t) nf_pod_int(pod, "dim");
+    self->shard = (uint32_t) nf_pod_int(pod, "shard");
+    /* threads 0: the shards of a flow share the machine's cores, so each
+       takes its part; more threads than cores only adds switching (a flow
+       whose shards sit on different hosts sets `threads` explicitly). */
+    self->scan.threads = (int) nf_pod_int(pod, "threads");
+    if (self->scan.threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long nshards = nf_pod_int(pod, "nshards");
+        self->scan.threads = (int) (cores / (nshards > 0 ? nshards : 1));
+        if (self->scan.threads < 1)
+            self->scan.threads = 1;
+    }
+    self->hb_us = (uint64_t) nf_pod_int(pod, "heartbeat_ms") * 1000;
+    nf_pod_stats(pod)->dim = self->dim;
+    int rc = s_open_segment(self);
+    if (rc != NF_OK)
+        return rc;
+    nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
+    return NF_OK;
+}
+
+static void
+s_step(nf_pod_t *pod, void *arg)
+{
+    indexer_t *self = arg;
+    uint64_t now = nf_now_us();
+    int wait = self->next_hb > now ? (int) ((self->next_hb - now + 999) / 1000) : 0;
+    nf_pod_wait(pod, wait);
+    if (nf_now_us() >= self->next_hb)
+        s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    if (!nf_pod_stopping(pod))
+        s_drain(self);
+}
+
+static void
+s_teardown(nf_pod_t *pod, void *arg)
+{
+    indexer_t *self = arg;
+    (void) pod;
+    s_group_free(&self->group);
+    nf_segment_destroy(&self->seg);
+}
+
 int
 main(int argc, char **argv)
 {
     indexer_t self = {0};
-    if (nf_pod_new("indexer", argc, argv, &self.pod) != NF_OK) {
-        fprintf(stderr, "nflow-indexer: %s\n", nf_error_msg());
-        return 2;
-    }
-    if (!self.pod)
-        return 0;
-    self.dim = (uint32_t) nf_pod_int(self.pod, "dim");
-    self.shard = (uint32_t) nf_pod_int(self.pod, "shard");
-    /* threads 0: the shards of a flow share the machine's cores, so each
-       takes its part; more threads than cores only adds switching (a flow
-       whose shards sit on different hosts sets `threads` explicitly). */
-    self.scan.threads = (int) nf_pod_int(self.pod, "threads");
-    if (self.scan.threads == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        long nshards = nf_pod_int(self.pod, "nshards");
-        self.scan.threads = (int) (cores / (nshards > 0 ? nshards : 1));
-        if (self.scan.threads < 1)
-            self.scan.threads = 1;
-    }
-    self.hb_us = (uint64_t) nf_pod_int(self.pod, "heartbeat_ms") * 1000;
-    nf_pod_stats(self.pod)->dim = self.dim;
-    char ident[32];
-    snprintf(ident, sizeof ident, "shard-%u", self.shard);
-    int rc = s_open_segment(&self);
-    if (rc == NF_OK)
-        rc = nf_pod_connect_as(self.pod, "router", ZMQ_DEALER, ident, true, &self.router);
-    if (rc == NF_OK)
-        rc = nf_pod_connect(self.pod, "reducer", ZMQ_PUSH, false, &self.reducer);
-    if (rc == NF_OK) {
-        nf_pod_stats(self.pod)->rows = nf_segment_count(self.seg);
-        s_heartbeat(&self, NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
-        rc = nf_pod_ready(self.pod);
-    }
-    if (rc != NF_OK) {
-        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
-        goto out;
-    }
-    while (!nf_pod_stopping(self.pod)) {
-        uint64_t now = nf_now_us();
-        int wait = self.next_hb > now ? (int) ((self.next_hb - now + 999) / 1000) : 0;
-        nf_pod_wait(self.pod, wait);
-        if (nf_now_us() >= self.next_hb)
-            s_heartbeat(&self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
-        if (!nf_pod_stopping(self.pod))
-            s_drain(&self);
-    }
-out:
-    s_group_free(&self.group);
-    nf_segment_destroy(&self.seg);
-    nf_pod_destroy(&self.pod);
-    return rc == NF_OK ? 0 : 1;
+    nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
+    return nf_pod_main("indexer", argc, argv, &hooks, &self);
 }

@@ -299,37 +299,42 @@ s_sweep(reducer_t *self)
     self->next_sweep = next > now + 10000 ? next : now + 10000;   /* at most every 10 ms */
 }
 
+static int
+s_setup(nf_pod_t *pod, void *arg)
+{
+    reducer_t *self = arg;
+    self->pod = pod;
+    self->in = nf_pod_sock(pod, "in");
+    self->out = nf_pod_sock(pod, "out");
+    self->top_k = (uint32_t) nf_pod_int(pod, "top_k");
+    self->reqs = zhashx_new();
+    if (!self->reqs)
+        return nf_error_set(NF_ENOMEM, "reducer: out of memory");
+    zhashx_set_destructor(self->reqs, s_req_destroy);
+    self->next_sweep = UINT64_MAX;
+    return NF_OK;
+}
+
+static void
+s_step(nf_pod_t *pod, void *arg)
+{
+    reducer_t *self = arg;
+    nf_pod_wait_until(pod, self->next_sweep, 1000);
+    nf_pod_drain(pod, self->in, 1024, s_handle, self);
+    s_sweep(self);
+}
+
+static void
+s_teardown(nf_pod_t *pod, void *arg)
+{
+    (void) pod;
+    zhashx_destroy(&((reducer_t *) arg)->reqs);
+}
+
 int
 main(int argc, char **argv)
 {
     reducer_t self = {0};
-    if (nf_pod_new("reducer", argc, argv, &self.pod) != NF_OK) {
-        fprintf(stderr, "nflow-reducer: %s\n", nf_error_msg());
-        return 2;
-    }
-    if (!self.pod)
-        return 0;
-    self.top_k = (uint32_t) nf_pod_int(self.pod, "top_k");
-    self.reqs = zhashx_new();
-    zhashx_set_destructor(self.reqs, s_req_destroy);
-    self.next_sweep = UINT64_MAX;
-    int rc = nf_pod_bind(self.pod, "in", ZMQ_PULL, true, &self.in);
-    if (rc == NF_OK)
-        rc = nf_pod_connect(self.pod, "out", ZMQ_PUSH, false, &self.out);
-    if (rc == NF_OK)
-        rc = nf_pod_ready(self.pod);
-    if (rc != NF_OK) {
-        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
-        goto out;
-    }
-    while (!nf_pod_stopping(self.pod)) {
-        nf_pod_wait_until(self.pod, self.next_sweep, 1000);
-        nf_pod_drain(self.pod, self.in, 1024, s_handle, &self);
-        rc = NF_OK;
-        s_sweep(&self);
-    }
-out:
-    zhashx_destroy(&self.reqs);
-    nf_pod_destroy(&self.pod);
-    return rc == NF_OK ? 0 : 1;
+    nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
+    return nf_pod_main("reducer", argc, argv, &hooks, &self);
 }

@@ -215,46 +215,47 @@ s_from_in(void *arg, nf_msg_t *msg, uint64_t recv_us)
     s_dispatch(self, msg, recv_us);
 }
 
+static int
+s_setup(nf_pod_t *pod, void *arg)
+{
+    router_t *self = arg;
+    self->pod = pod;
+    self->in = nf_pod_sock(pod, "in");
+    self->shards = nf_pod_sock(pod, "shards");
+    self->reducer = nf_pod_sock(pod, "reducer");
+    self->nshards = nf_pod_get(pod, "nshards") ? (uint32_t) nf_pod_int(pod, "nshards") : 1;
+    self->dead_after_us = (uint64_t) nf_pod_int(pod, "dead_after_ms") * 1000;
+    self->last_seen = calloc(self->nshards, sizeof *self->last_seen);
+    self->was_alive = calloc(self->nshards, sizeof *self->was_alive);
+    if (!self->last_seen || !self->was_alive)
+        return nf_error_set(NF_ENOMEM, "router: out of memory for %u shards", self->nshards);
+    return NF_OK;
+}
+
+static void
+s_step(nf_pod_t *pod, void *arg)
+{
+    router_t *self = arg;
+    nf_pod_wait(pod, (int) nf_pod_int(pod, "heartbeat_ms"));
+    /* shards first: fresh heartbeats before the requests that need them */
+    nf_pod_drain(pod, self->shards, 1024, s_from_shard, self);
+    nf_pod_drain(pod, self->in, 256, s_from_in, self);
+    s_track(self);
+}
+
+static void
+s_teardown(nf_pod_t *pod, void *arg)
+{
+    router_t *self = arg;
+    (void) pod;
+    free(self->last_seen);
+    free(self->was_alive);
+}
+
 int
 main(int argc, char **argv)
 {
     router_t self = {0};
-    if (nf_pod_new("router", argc, argv, &self.pod) != NF_OK) {
-        fprintf(stderr, "nflow-router: %s\n", nf_error_msg());
-        return 2;
-    }
-    if (!self.pod)
-        return 0;
-    self.nshards = nf_pod_get(self.pod, "nshards") ? (uint32_t) nf_pod_int(self.pod, "nshards")
-                                                    : 1;
-    self.dead_after_us = (uint64_t) nf_pod_int(self.pod, "dead_after_ms") * 1000;
-    self.last_seen = calloc(self.nshards, sizeof *self.last_seen);
-    self.was_alive = calloc(self.nshards, sizeof *self.was_alive);
-    int rc = self.last_seen && self.was_alive ? NF_OK : NF_ENOMEM;
-    if (rc == NF_OK)
-        rc = nf_pod_bind(self.pod, "in", ZMQ_PULL, true, &self.in);
-    if (rc == NF_OK && (rc = nf_pod_bind(self.pod, "shards", ZMQ_ROUTER, true, &self.shards))
-                           == NF_OK)
-        zsock_set_router_handover(self.shards, 1);  /* a restarted shard takes its name back */
-    if (rc == NF_OK)
-        rc = nf_pod_connect(self.pod, "reducer", ZMQ_PUSH, false, &self.reducer);
-    if (rc == NF_OK)
-        rc = nf_pod_ready(self.pod);
-    if (rc != NF_OK) {
-        nf_pod_log(self.pod, "cannot start: %s", nf_error_msg());
-        goto out;
-    }
-    int tick_ms = (int) nf_pod_int(self.pod, "heartbeat_ms");
-    while (!nf_pod_stopping(self.pod)) {
-        nf_pod_wait(self.pod, tick_ms);
-        /* shards first: fresh heartbeats before the requests that need them */
-        nf_pod_drain(self.pod, self.shards, 1024, s_from_shard, &self);
-        nf_pod_drain(self.pod, self.in, 256, s_from_in, &self);
-        s_track(&self);
-    }
-out:
-    free(self.last_seen);
-    free(self.was_alive);
-    nf_pod_destroy(&self.pod);
-    return rc == NF_OK ? 0 : 1;
+    nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
+    return nf_pod_main("router", argc, argv, &hooks, &self);
 }
