@@ -17,11 +17,14 @@
 #include "nflow.h"
 
 #include "nf_error.h"
+#include "nf_expand.h"
 #include "nf_msg.h"
+#include "nf_podspec.h"
+#include "nf_socket.h"
+#include "nf_limits.h"
 #include "nf_sys.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +40,7 @@
 
 #define S_MAX_DOCS 8
 #define S_EXIT_MS 2000          /* TERMINATE -> the process must be gone by then */
-#define S_READY_MS 10000        /* the first PING waits at least this long */
+#define S_MAX_SOCKS 8           /* sockets of the checked role */
 #define S_DROP_MS 300           /* how long "nothing arrived" is waited for */
 #define S_SIMILAR_MIN_DIM 16    /* below it, hashing collisions decide similarity */
 
@@ -45,8 +48,12 @@ typedef struct {
     int dim;
     int timeout_ms;             /* for every answer the pod owes */
     char *const *command;       /* the pod's argv (NULL-terminated) */
+    const nf_podspec_t *spec;   /* the role checked */
     char name[32];              /* --name given to the pod */
-    char ep_in[64], ep_out[64], ep_errors[64], ep_control[64];
+    size_t nsocks;              /* the role's sockets (nf_podspec), each played */
+    const char *opt[S_MAX_SOCKS];   /* by one socket of ours: its option, */
+    char ep[S_MAX_SOCKS][64];       /* the endpoint the pod gets, */
+    zsock_t *sock[S_MAX_SOCKS];     /* and our socket */
     pid_t pid;
     bool exited;
     int wstatus;
@@ -54,6 +61,7 @@ typedef struct {
     zsock_t *out;               /* PULL, bound: the pod's --out */
     zsock_t *errors;            /* PULL, bound: the pod's --errors */
     zsock_t *control;           /* DEALER, connected to the pod's --control */
+    uint64_t served, errors_n, malformed;   /* the last STATUS counters */
     int waited_ms;              /* the timeout of the last s_await */
     uint64_t next_id;
     int passed, failed;
@@ -125,19 +133,27 @@ s_spawn(s_check_t *c)
     extern char **environ;
     char dim[16];
     snprintf(dim, sizeof dim, "%d", c->dim);
-    const char *opts[][2] = {
-        {"name", c->name}, {"in", c->ep_in}, {"out", c->ep_out}, {"errors", c->ep_errors},
-        {"control", c->ep_control}, {"dim", dim}, {"replica", "0"},
-    };
-    enum { NOPT = sizeof opts / sizeof opts[0], NARG = NOPT - 1 };  /* replica: env only */
+    /* name, every socket of the role, dim; replica in the environment only */
+    const char *opts[S_MAX_SOCKS + 3][2] = {{"name", c->name}};
+    size_t nopt = 1;
+    for (size_t i = 0; i < c->nsocks; i++, nopt++) {
+        opts[nopt][0] = c->opt[i];
+        opts[nopt][1] = c->ep[i];
+    }
+    opts[nopt][0] = "dim";
+    opts[nopt++][1] = dim;
+    opts[nopt][0] = "replica";
+    opts[nopt++][1] = "0";
+    enum { NOPT = S_MAX_SOCKS + 3 };
+    size_t NARG = nopt - 1;
     size_t ncmd = 0, nenv = 0;
     while (c->command[ncmd])
         ncmd++;
     while (environ[nenv])
         nenv++;
     char **argv = calloc(ncmd + 2 * NARG + 1, sizeof *argv);
-    char **envp = calloc(nenv + NOPT + 1, sizeof *envp);
-    char flag[NOPT][16], var[NOPT][128];
+    char **envp = calloc(nenv + nopt + 1, sizeof *envp);
+    char flag[NOPT][32], var[NOPT][128];
     if (!argv || !envp) {
         free(argv);
         free(envp);
@@ -145,12 +161,11 @@ s_spawn(s_check_t *c)
     }
     memcpy(argv, c->command, ncmd * sizeof *argv);
     size_t k = 0;
-    for (size_t i = 0; i < NOPT; i++) {
+    for (size_t i = 0; i < nopt; i++) {
+        char name[64];
         snprintf(flag[i], sizeof flag[i], "--%s", opts[i][0]);
-        int len = snprintf(var[i], sizeof var[i], "NFLOW_");
-        for (const char *p = opts[i][0]; *p; p++)
-            var[i][len++] = (char) toupper((unsigned char) *p);
-        snprintf(var[i] + len, sizeof var[i] - (size_t) len, "=%s", opts[i][1]);
+        snprintf(var[i], sizeof var[i], "%s=%s",
+                 nf_podspec_env_name(opts[i][0], name, sizeof name), opts[i][1]);
         envp[k++] = var[i];
         if (i < NARG) {
             argv[ncmd + 2 * i] = flag[i];
@@ -159,7 +174,7 @@ s_spawn(s_check_t *c)
     }
     for (size_t e = 0; e < nenv; e++) {
         bool ours = false;
-        for (size_t i = 0; i < NOPT && !ours; i++) {
+        for (size_t i = 0; i < nopt && !ours; i++) {
             size_t name_len = (size_t) (strchr(var[i], '=') - var[i]) + 1;
             ours = !strncmp(environ[e], var[i], name_len);
         }
@@ -228,8 +243,10 @@ s_await(s_check_t *c, zsock_t *sock, uint64_t id, int timeout_ms, nf_msg_t *msg)
         if (n > 0) {
             int rc = nf_msg_recv(sock, msg);
             if (rc != NF_OK) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", nf_error_msg());
                 nf_msg_clear(msg);
-                return nf_error_set(NF_EPROTO, "the pod sent a bad frame: %s", nf_error_msg());
+                return nf_error_set(NF_EPROTO, "the pod sent a bad frame: %s", why);
             }
             if (msg->env->request_id == id)
                 return NF_OK;
@@ -451,7 +468,7 @@ static void
 s_check_ready(s_check_t *c, int arg)
 {
     /* Starting an interpreter on a loaded machine may take a while. */
-    int ready_ms = c->timeout_ms > S_READY_MS ? c->timeout_ms : S_READY_MS;
+    int ready_ms = c->timeout_ms > NF_POD_READY_MS ? c->timeout_ms : NF_POD_READY_MS;
     nf_msg_t reply;
     int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_PING, ready_ms, &reply);
     if (rc != NF_OK) {
@@ -538,14 +555,31 @@ s_check_passthrough(s_check_t *c, int arg)
     free(enc);
 }
 
-/* Is there an envelope with this id on --out (within S_DROP_MS)? */
+/* Did the pod pass request id on to --out (within S_DROP_MS)?  Read raw:
+   a forwarded envelope counts whatever its version, and so does a frame
+   that is no envelope at all (what else would it be?). */
 static bool
 s_leaked(s_check_t *c, uint64_t id)
 {
-    nf_msg_t fwd;
-    int rc = s_await(c, c->out, id, S_DROP_MS, &fwd);
-    nf_msg_clear(&fwd);
-    return rc == NF_OK;
+    uint64_t deadline = nf_now_us() + S_DROP_MS * 1000u;
+    for (;;) {
+        uint64_t now = nf_now_us();
+        if (now >= deadline)
+            return false;
+        zmq_pollitem_t item = {zsock_resolve(c->out), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, (long) ((deadline - now) / 1000u) + 1) <= 0)
+            continue;
+        zmsg_t *msg = zmsg_recv(c->out);
+        zframe_t *last = msg ? zmsg_last(msg) : NULL;
+        Nflow__Envelope *env = last ? nflow__envelope__unpack(NULL, zframe_size(last),
+                                                              zframe_data(last)) : NULL;
+        bool ours = !env || env->request_id == id;
+        if (env)
+            nflow__envelope__free_unpacked(env, NULL);
+        zmsg_destroy(&msg);
+        if (ours)
+            return true;
+    }
 }
 
 /* A request the pod must fail on --errors with code (and not forward). */
@@ -638,6 +672,18 @@ s_check_version(s_check_t *c, int arg)
     nf_msg_clear(&err);
 }
 
+/* Wait for an error answer (request id 0, a status other than OK) on the
+   control socket: what a pod owes a malformed frame sent there. */
+static bool
+s_error_answer(s_check_t *c, int timeout_ms, int *code)
+{
+    nf_msg_t reply;
+    int rc = s_await(c, c->control, 0, timeout_ms, &reply);
+    *code = rc == NF_OK && reply.env->status ? (int) reply.env->status->code : 0;
+    nf_msg_clear(&reply);
+    return rc == NF_OK && *code != NFLOW__STATUS_CODE__STATUS_OK;
+}
+
 static void
 s_check_garbage(s_check_t *c, int control)
 {
@@ -647,10 +693,173 @@ s_check_garbage(s_check_t *c, int control)
     junk[0] = 0x0f;             /* field 1 with wire type 7: never a valid protobuf */
     for (size_t i = 1; i < sizeof junk; i++)
         junk[i] = (uint8_t) (random() & 0xff);
-    zsock_send(sock, "b", junk, sizeof junk);                   /* random bytes */
-    zsock_send(sock, "b", junk, (size_t) 0);                    /* an empty frame */
-    zsock_send(sock, "bzb", junk, sizeof junk, junk, (size_t) 5); /* three frames */
+    static const char *what[] = {"random bytes", "an empty frame", "three frames"};
+    for (int k = 0; k < 3; k++) {
+        if (k == 0)
+            zsock_send(sock, "b", junk, sizeof junk);
+        else if (k == 1)
+            zsock_send(sock, "b", junk, (size_t) 0);
+        else
+            zsock_send(sock, "bzb", junk, sizeof junk, junk, (size_t) 5);
+        /* on the control socket (a ROUTER) the sender is known: it must be
+           answered, with an error status */
+        int code = 0;
+        if (control && !s_error_answer(c, c->timeout_ms, &code)) {
+            if (c->stop)
+                s_fail(c, name, "the pod died after %s on --control", what[k]);
+            else
+                s_fail(c, name, "%s on --control: %s within %d ms (a ROUTER must answer "
+                       "the sender of a malformed frame with STATUS_BAD_REQUEST)", what[k],
+                       code ? "answered with status OK" : "no error answer", c->timeout_ms);
+            return;
+        }
+    }
     if (s_still_serving(c, name))
+        s_pass(c, name);
+}
+
+/* A control request sent the way a REQ socket sends it, with an empty
+   delimiter frame before the envelope, is answered with the delimiter
+   repeated; one sent without gets an answer without. */
+static void
+s_check_delimiter(s_check_t *c, int arg)
+{
+    for (int with = 1; with >= 0; with--) {
+        Nflow__Envelope env;
+        Nflow__Control control = NFLOW__CONTROL__INIT;
+        nf_env_init(&env);
+        env.request_id = c->next_id++;
+        control.command = NFLOW__CONTROL_COMMAND__CONTROL_PING;
+        env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+        env.control = &control;
+        zmsg_t *msg = zmsg_new();
+        size_t len = nflow__envelope__get_packed_size(&env);
+        zframe_t *frame = zframe_new(NULL, len);
+        nflow__envelope__pack(&env, zframe_data(frame));
+        if (with)
+            zmsg_addmem(msg, NULL, 0);
+        zmsg_append(msg, &frame);
+        if (zmsg_send(&msg, c->control) != 0) {
+            zmsg_destroy(&msg);
+            s_fail(c, "control_delimiter", "could not send to --control");
+            return;
+        }
+        /* raw frames of the answer with this id */
+        uint64_t deadline = nf_now_us() + (uint64_t) c->timeout_ms * 1000u;
+        zmsg_t *got = NULL;
+        while (!got && nf_now_us() < deadline && !s_gone(c)) {
+            zmq_pollitem_t item = {zsock_resolve(c->control), 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&item, 1, 50) <= 0)
+                continue;
+            zmsg_t *m = zmsg_recv(c->control);
+            zframe_t *last = m ? zmsg_last(m) : NULL;
+            Nflow__Envelope *e = last ? nflow__envelope__unpack(NULL, zframe_size(last),
+                                                                zframe_data(last)) : NULL;
+            if (e && e->request_id == env.request_id)
+                got = m;
+            else
+                zmsg_destroy(&m);
+            if (e)
+                nflow__envelope__free_unpacked(e, NULL);
+        }
+        if (!got) {
+            s_fail(c, "control_delimiter", "no answer to a PING sent %s an empty delimiter "
+                   "within %d ms", with ? "with" : "without", c->timeout_ms);
+            return;
+        }
+        size_t frames = zmsg_size(got);
+        bool empty_first = zframe_size(zmsg_first(got)) == 0;
+        zmsg_destroy(&got);
+        if (with && (frames != 2 || !empty_first)) {
+            s_fail(c, "control_delimiter", "a PING sent after an empty delimiter frame was "
+                   "answered in %zu frame(s) without it (a reply repeats the delimiter: "
+                   "[identity][empty][envelope])", frames);
+            return;
+        }
+        if (!with && frames != 1) {
+            s_fail(c, "control_delimiter", "a PING sent without a delimiter was answered in %zu "
+                   "frames (expected the envelope alone)", frames);
+            return;
+        }
+    }
+    s_pass(c, "control_delimiter");
+}
+
+/* STATUS counters into c->served, ...; false (and FAIL name) when none came. */
+static bool
+s_counters(s_check_t *c, const char *name)
+{
+    nf_msg_t reply;
+    int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, c->timeout_ms, &reply);
+    if (rc != NF_OK || reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+        if (rc == NF_OK)
+            s_fail(c, name, "STATUS answered without a control body");
+        else
+            s_fail_rc(c, name, rc, "answer to STATUS");
+        nf_msg_clear(&reply);
+        return false;
+    }
+    c->served = reply.env->control->served;
+    c->errors_n = reply.env->control->errors;
+    c->malformed = reply.env->control->malformed;
+    nf_msg_clear(&reply);
+    return true;
+}
+
+/* The counters after a known sequence: two requests passed on (served
+   +2), one failed for its content (errors +1), a frame that is no envelope
+   and a version-99 envelope (malformed +2, and not errors). */
+static void
+s_check_counters(s_check_t *c, int arg)
+{
+    const char *name = "counters";
+    if (!s_counters(c, name))
+        return;
+    uint64_t s0 = c->served, e0 = c->errors_n, m0 = c->malformed;
+    static const uint8_t v[4] = {0, 0, 0x80, 0x3f};
+    s_doc_t good = {"count-1", "counted once", NULL, 0};
+    s_doc_t query = {"count-2", "counted twice", NULL, 0};
+    s_doc_t bad = {"count-3", NULL, v, sizeof v};       /* wrong dim unless dim 1 */
+    s_doc_t future = {"count-4", "from the future", NULL, 0};
+    nf_msg_t m;
+    uint64_t id = s_request(c, false, &good, 1, NF_PROTOCOL_VERSION);
+    bool ok = id && s_await(c, c->out, id, c->timeout_ms, &m) == NF_OK;
+    nf_msg_clear(&m);
+    id = ok ? s_request(c, true, &query, 1, NF_PROTOCOL_VERSION) : 0;
+    ok = id && s_await(c, c->out, id, c->timeout_ms, &m) == NF_OK;
+    nf_msg_clear(&m);
+    uint64_t want_e = c->dim == 1 ? 0 : 1;
+    if (ok && want_e) {
+        id = s_request(c, false, &bad, 1, NF_PROTOCOL_VERSION);
+        ok = id && s_await(c, c->errors, id, c->timeout_ms, &m) == NF_OK;
+        nf_msg_clear(&m);
+    }
+    if (!ok) {
+        s_fail(c, name, "the pod did not answer the counted requests within %d ms",
+               c->timeout_ms);
+        return;
+    }
+    uint8_t junk[8] = {0x0f, 1, 2, 3, 4, 5, 6, 7};
+    zsock_send(c->in, "b", junk, sizeof junk);
+    (void) s_request(c, false, &future, 1, 99);
+    /* the frames are read on --in, STATUS on --control: ask until the two
+       malformed frames show (or the time is up), then compare exactly */
+    uint64_t deadline = nf_now_us() + (uint64_t) c->timeout_ms * 1000u;
+    do {
+        if (!s_counters(c, name))
+            return;
+        if (c->malformed - m0 >= 2)
+            break;
+        zclock_sleep(20);
+    } while (nf_now_us() < deadline);
+    uint64_t ds = c->served - s0, de = c->errors_n - e0, dm = c->malformed - m0;
+    if (ds != 2 || de != want_e || dm != 2)
+        s_fail(c, name, "after 2 requests passed on, %d failed (bad dim) and 2 malformed frames "
+               "(junk, version 99), STATUS counted served +%llu, errors +%llu, malformed +%llu "
+               "(expected +2, +%d, +2: a malformed frame counts as malformed only)",
+               (int) want_e, (unsigned long long) ds, (unsigned long long) de,
+               (unsigned long long) dm, (int) want_e);
+    else
         s_pass(c, name);
 }
 
@@ -746,12 +955,16 @@ s_usage(FILE *out)
         "Prints PASS/FAIL per check; exits 0 only if every check passed.  Checks:\n"
         "ready status index_text search_text vector_passthrough bad_dim bad_dim_query\n"
         "no_text_no_vector version_99 garbage_in garbage_control malformed_counted\n"
-        "deterministic similar (skipped below dim 16) terminate\n"
+        "control_delimiter counters deterministic similar (skipped below dim 16)\n"
+        "terminate\n"
         "\n"
         "  --dim D          vector dimension the pod is given (default 256, 1..65536)\n"
         "  --role R         which contract to check: encoder (the only one so far)\n"
         "  --timeout-ms T   how long to wait for each answer (default 5000; the\n"
-        "                   first PING waits at least 10000 for the pod to start)\n");
+        "                   first PING waits at least %d for the pod to start)\n"
+        "A Python executor finds nflow_pb2 in $NFLOW_PY_PROTO_DIR, which check-pod\n"
+        "sets as `nflow up` does when it is not set (<build>/pods/python).\n",
+        NF_POD_READY_MS);
 }
 
 static bool
@@ -766,23 +979,53 @@ s_parse_int(const char *text, long min, long max, int *value)
     return true;
 }
 
-/* A socket on a free loopback port, its endpoint written to ep: bound
-   here (our PULLs) or connected to a port the pod will bind. */
-static zsock_t *
-s_socket(int type, bool bind, char *ep, size_t size)
+/* check-pod plays the peer of every socket of the role, as the socket
+   table (nf_podspec) gives them: it connects a PUSH to what the pod binds
+   as PULL and a DEALER to what it binds as ROUTER (--control), and binds a
+   PULL for what the pod connects a PUSH to (--out, --errors); every one on
+   a free loopback port, made by the socket factory. */
+static int
+s_sockets(s_check_t *c)
 {
-    zsock_t *sock = zsock_new(type);
-    int port = bind ? -1 : nf_free_port("127.0.0.1");
-    if (!sock)
-        return NULL;
-    zsock_set_linger(sock, 0);
-    zsock_set_sndtimeo(sock, 5000);
-    if (bind)
-        port = zsock_bind(sock, "tcp://127.0.0.1:*");
-    snprintf(ep, size, "tcp://127.0.0.1:%d", port);
-    if (port <= 0 || (!bind && zsock_connect(sock, "%s", ep) != 0))
-        zsock_destroy(&sock);
-    return sock;
+    size_t n = nf_podspec_nsockets(c->spec);
+    if (n > S_MAX_SOCKS)
+        return nf_error_set(NF_EINVAL, "%s has %zu sockets, check-pod plays at most %d",
+                            c->spec->uses, n, S_MAX_SOCKS);
+    for (size_t i = 0; i < n; i++) {
+        const nf_sockspec_t *row = nf_podspec_socket_at(c->spec, i);
+        int type = row->bind && row->type == NF_ZMQ_PULL ? ZMQ_PUSH
+                 : row->bind && row->type == NF_ZMQ_ROUTER ? ZMQ_DEALER
+                 : !row->bind && row->type == NF_ZMQ_PUSH ? ZMQ_PULL : -1;
+        if (type < 0)
+            return nf_error_set(NF_EINVAL, "check-pod cannot play the peer of --%s (%s %s)",
+                                row->option, nf_podspec_type_name(row->type),
+                                row->bind ? "bind" : "connect");
+        char what[64];
+        snprintf(what, sizeof what, "check-pod's peer of --%s", row->option);
+        int port = row->bind ? nf_free_port("127.0.0.1") : 0;
+        if (row->bind)
+            snprintf(c->ep[i], sizeof c->ep[i], "tcp://127.0.0.1:%d", port);
+        nf_socket_opts_t o = {
+            .type = type, .bind = !row->bind, .what = what, .linger_ms = -1, .sndtimeo_ms = 5000,
+            .endpoints = row->bind ? c->ep[i] : "tcp://127.0.0.1:*",
+        };
+        int rc = port < 0 ? nf_error_set(NF_EIO, "no free loopback port") : nf_socket_new(&o, &c->sock[i]);
+        if (rc != NF_OK)
+            return rc;
+        if (!row->bind)
+            snprintf(c->ep[i], sizeof c->ep[i], "%s", zsock_endpoint(c->sock[i]));
+        c->opt[i] = row->option;
+        c->nsocks++;
+        zsock_t **named = !strcmp(row->option, "in") ? &c->in
+                        : !strcmp(row->option, "out") ? &c->out
+                        : !strcmp(row->option, "errors") ? &c->errors
+                        : !strcmp(row->option, "control") ? &c->control : NULL;
+        if (named)
+            *named = c->sock[i];
+    }
+    if (!c->in || !c->out || !c->errors || !c->control)
+        return nf_error_set(NF_EINVAL, "check-pod needs --in, --out, --errors and --control");
+    return NF_OK;
 }
 
 int
@@ -810,7 +1053,7 @@ cmd_check_pod(int argc, char **argv)
         const char *value = argv[++i];
         bool dim = !strcmp(arg, "--dim");
         if (dim || !strcmp(arg, "--timeout-ms")) {
-            long min = dim ? 1 : 100, max = dim ? 65536 : 600000;
+            long min = dim ? 1 : 100, max = dim ? NF_DIM_MAX : NF_TIMEOUT_MAX_MS;
             if (!s_parse_int(value, min, max, dim ? &c.dim : &c.timeout_ms)) {
                 fprintf(stderr, "nflow check-pod: %s: expected %ld..%ld, got '%s'\n", arg, min,
                         max, value);
@@ -824,7 +1067,7 @@ cmd_check_pod(int argc, char **argv)
             return 2;
         }
     }
-    if (strcmp(role, "encoder") != 0) {
+    if (strcmp(role, "encoder") != 0) {        /* the checks are the encoder's contract */
         fprintf(stderr, "nflow check-pod: --role: only 'encoder' can be checked, got '%s'\n",
                 role);
         return 2;
@@ -839,21 +1082,24 @@ cmd_check_pod(int argc, char **argv)
     srandom((unsigned) getpid());
 
     int status = 1;
-    c.out = s_socket(ZMQ_PULL, true, c.ep_out, sizeof c.ep_out);
-    c.errors = s_socket(ZMQ_PULL, true, c.ep_errors, sizeof c.ep_errors);
-    c.in = s_socket(ZMQ_PUSH, false, c.ep_in, sizeof c.ep_in);
-    c.control = s_socket(ZMQ_DEALER, false, c.ep_control, sizeof c.ep_control);
-    if (!c.out || !c.errors || !c.in || !c.control) {
-        fprintf(stderr, "nflow check-pod: cannot set up loopback sockets: %s\n",
-                zmq_strerror(zmq_errno()));
+    c.spec = nf_podspec_find(role);
+    if (s_sockets(&c) != NF_OK) {
+        fprintf(stderr, "nflow check-pod: cannot set up loopback sockets: %s\n", nf_error_msg());
         goto cleanup;
     }
+    /* An executor in Python needs the binding of the protocol: found the
+       way the launcher finds it (nf_flow_py_proto_dir), unless given. */
+    char py[4096];
+    if (!getenv("NFLOW_PY_PROTO_DIR") && nf_flow_py_proto_dir(py, sizeof py) == NF_OK)
+        setenv("NFLOW_PY_PROTO_DIR", py, 0);
     if (s_spawn(&c) != NF_OK) {
         fprintf(stderr, "nflow check-pod: %s\n", nf_error_msg());
         goto cleanup;
     }
-    fprintf(stderr, "check-pod: pid %d, in %s, out %s, errors %s, control %s, dim %d\n",
-            (int) c.pid, c.ep_in, c.ep_out, c.ep_errors, c.ep_control, c.dim);
+    fprintf(stderr, "check-pod: pid %d,", (int) c.pid);
+    for (size_t k = 0; k < c.nsocks; k++)
+        fprintf(stderr, " %s %s,", c.opt[k], c.ep[k]);
+    fprintf(stderr, " dim %d\n", c.dim);
 
     static const struct {
         void (*run)(s_check_t *, int);
@@ -862,7 +1108,8 @@ cmd_check_pod(int argc, char **argv)
         {s_check_ready, 0}, {s_check_status, 0}, {s_check_encodes, 0},
         {s_check_encodes, 1}, {s_check_passthrough, 0}, {s_check_bad_input, 0},
         {s_check_version, 0}, {s_check_garbage, 0}, {s_check_garbage, 1},
-        {s_check_status, 1}, {s_check_deterministic, 0}, {s_check_similar, 0},
+        {s_check_status, 1}, {s_check_delimiter, 0}, {s_check_counters, 0},
+        {s_check_deterministic, 0}, {s_check_similar, 0},
         {s_check_terminate, 0},
     };
     for (size_t k = 0; k < sizeof checks / sizeof checks[0] && !c.stop; k++)
@@ -876,9 +1123,7 @@ cmd_check_pod(int argc, char **argv)
 
 cleanup:
     s_reap(&c);
-    zsock_destroy(&c.in);
-    zsock_destroy(&c.out);
-    zsock_destroy(&c.errors);
-    zsock_destroy(&c.control);
+    for (size_t k = 0; k < c.nsocks; k++)
+        zsock_destroy(&c.sock[k]);
     return status;
 }

@@ -13,6 +13,11 @@
 #include "nf_socket.h"
 #include "nf_sys.h"
 
+/* The socket table (nf_podspec) spells ZeroMQ's socket types by number. */
+_Static_assert(NF_ZMQ_DEALER == ZMQ_DEALER && NF_ZMQ_ROUTER == ZMQ_ROUTER
+               && NF_ZMQ_PULL == ZMQ_PULL && NF_ZMQ_PUSH == ZMQ_PUSH,
+               "nf_podspec.h's NF_ZMQ_* must be ZeroMQ's socket types");
+
 #define S_MAX_OPTS 48
 #define S_MAX_SOCKS 16
 #define S_CONTROL_BATCH 64

@@ -61,7 +61,7 @@ typedef struct {
 /* ---- sockets ---- */
 
 /* ZeroMQ socket types by ZeroMQ's own numbers (zmq.h), so this table needs
-   no messaging library; lib/wire/nf_socket.c checks they agree. */
+   no messaging library; lib/runtime/nf_pod.c checks they agree. */
 enum { NF_ZMQ_DEALER = 5, NF_ZMQ_ROUTER = 6, NF_ZMQ_PULL = 7, NF_ZMQ_PUSH = 8 };
 
 typedef struct {

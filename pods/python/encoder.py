@@ -131,9 +131,12 @@ class Encoder:
         self.counts["malformed"] += 1
         self.log("malformed frame from %s: %s" % (peer, what))
 
-    def fail(self, env, code, message):
-        """Fail a request: an envelope with only its id and a status, to the gateway."""
-        self.counts["errors"] += 1
+    def fail(self, env, code, message, count=True):
+        """Fail a request: an envelope with only its id and a status, to the gateway.
+        It counts as an error, unless the frame was already counted malformed
+        (a frame counts once: served, errors or malformed; proto/README.md)."""
+        if count:
+            self.counts["errors"] += 1
         if not env.request_id or self.errors is None:
             return
         err = pb.Envelope(version=PROTOCOL, request_id=env.request_id, deadline_us=env.deadline_us)
@@ -172,11 +175,11 @@ class Encoder:
         if env.version != PROTOCOL:
             self.malformed("--in", "protocol version %d, expected %d" % (env.version, PROTOCOL))
             return self.fail(env, pb.STATUS_BAD_VERSION, "%s speaks protocol %d, got %d"
-                             % (self.name, PROTOCOL, env.version))
+                             % (self.name, PROTOCOL, env.version), count=False)
         if body not in ("index", "delete", "search"):
             self.malformed("--in", "body '%s' on the data socket" % body)
             return self.fail(env, pb.STATUS_BAD_REQUEST, "%s: expected index, delete or search, "
-                             "got %s" % (self.name, body))
+                             "got %s" % (self.name, body), count=False)
         bad = (self.encode_docs(env.index.docs, "doc") if body == "index" else
                self.encode_docs(env.search.queries, "query") if body == "search" else None)
         if bad:

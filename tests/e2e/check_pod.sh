@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # check_pod: `nflow check-pod` drives an executor through the flow protocol.
-# The C encoder and the Python example encoder must pass every check; broken
-# pods (one that exits at once, one that cannot be run, one that answers
-# PING but drops requests, one that echoes requests without encoding them)
-# must make it fail quickly, and check-pod must not leave them running.
+# The C encoder and the Python example encoder must pass every check (the
+# Python one also without NFLOW_PY_PROTO_DIR: check-pod finds nflow_pb2 as
+# the launcher does); broken pods (one that exits at once, one that cannot
+# be run, one that answers PING but drops requests, one that echoes requests
+# without encoding them, and tests/e2e/broken_encoder.py: one that forwards
+# a version-99 envelope, one that leaves malformed control frames
+# unanswered, one that drops the empty delimiter from control replies, one
+# that miscounts) must make it fail the right check quickly, and check-pod
+# must not leave them running.
 set -euo pipefail
 
 : "${NFLOW_BIN:?}" "${NFLOW_PODS_DIR:?}" "${NFLOW_SOURCE_ROOT:?}" "${NFLOW_BUILD_ROOT:?}"
@@ -87,6 +92,12 @@ expect_pass py_encoder -- "$PYTHON" "$NFLOW_SOURCE_ROOT/pods/python/encoder.py"
 expect_pass py_encoder_dim64 --dim 64 --timeout-ms 10000 -- \
     "$PYTHON" "$NFLOW_SOURCE_ROOT/pods/python/encoder.py"
 
+# Without NFLOW_PY_PROTO_DIR (and NFLOW_PODS_DIR): check-pod finds the Python
+# binding of the protocol beside its own program, as `nflow up` does.
+(unset NFLOW_PY_PROTO_DIR NFLOW_PODS_DIR
+ expect_pass py_encoder_no_proto_dir -- "$PYTHON" "$NFLOW_SOURCE_ROOT/pods/python/encoder.py"
+ [ "$failures" = 0 ]) || fail "check-pod did not find nflow_pb2 without NFLOW_PY_PROTO_DIR"
+
 # Pods read whatever is not on their command line from NFLOW_* variables:
 # run them with the appended options dropped (sh -c keeps only "$0" "$1").
 expect_pass c_encoder_env_only -- sh -c 'exec "$0"' "$NFLOW_PODS_DIR/nflow-encoder"
@@ -153,6 +164,21 @@ expect_fail crashes 30 '^FAIL index_text: the pod exited with status 3' \
     -- "$PYTHON" "$tmp/broken.py" crash
 grep -q '^check-pod: 2 checks passed, 1 failed$' "$tmp/crashes.out" \
     || fail "crashes: check-pod went on after the pod died"
+
+# One fault each (tests/e2e/broken_encoder.py): each fails its own check.
+broken=$NFLOW_SOURCE_ROOT/tests/e2e/broken_encoder.py
+expect_fail forwards_v99 60 '^FAIL version_99: a version 99 envelope was forwarded' \
+    --timeout-ms 1000 -- "$PYTHON" "$broken" forward_v99
+expect_fail silent_control 60 '^FAIL garbage_control: .*no error answer' \
+    --timeout-ms 1000 -- "$PYTHON" "$broken" silent_control
+expect_fail drops_delimiter 60 '^FAIL control_delimiter: ' \
+    --timeout-ms 1000 -- "$PYTHON" "$broken" no_delimiter
+expect_fail miscounts 60 '^FAIL counters: .*errors \+2, malformed \+1' \
+    --timeout-ms 1000 -- "$PYTHON" "$broken" miscount
+for name in silent_control drops_delimiter miscounts; do
+    [ "$(grep -c '^FAIL' "$tmp/$name.out")" = 1 ] \
+        || fail "$name: more than the one check for its fault failed: $(grep '^FAIL' "$tmp/$name.out")"
+done
 
 # The Python encoder follows lib/nf_encoder.h's recipe: both encoders give
 # the very same bytes for the same texts, so they can replace each other.
