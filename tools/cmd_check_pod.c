@@ -958,13 +958,13 @@ s_usage(FILE *out)
         "control_delimiter counters deterministic similar (skipped below dim 16)\n"
         "terminate\n"
         "\n"
-        "  --dim D          vector dimension the pod is given (default 256, 1..65536)\n"
+        "  --dim D          vector dimension the pod is given (default 256, 1..%d)\n"
         "  --role R         which contract to check: encoder (the only one so far)\n"
         "  --timeout-ms T   how long to wait for each answer (default 5000; the\n"
         "                   first PING waits at least %d for the pod to start)\n"
         "A Python executor finds nflow_pb2 in $NFLOW_PY_PROTO_DIR, which check-pod\n"
         "sets as `nflow up` does when it is not set (<build>/pods/python).\n",
-        NF_POD_READY_MS);
+        NF_DIM_MAX, NF_POD_READY_MS);
 }
 
 static bool

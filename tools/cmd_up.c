@@ -562,8 +562,9 @@ cmd_up(int argc, char **argv)
         } else if (i + 1 < argc && !strcmp(a, "--timeout-ms")) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 3600000) {
-                fprintf(stderr, "nflow up: --timeout-ms: expected 1..3600000, got '%s'\n", argv[i]);
+            if (*end || v < 1 || v > NF_FLOW_READY_MAX_MS) {
+                fprintf(stderr, "nflow up: --timeout-ms: expected 1..%d, got '%s'\n",
+                        NF_FLOW_READY_MAX_MS, argv[i]);
                 return 2;
             }
             timeout_ms = (int) v;

@@ -13,5 +13,6 @@
                                    of every socket (lib/wire/nf_socket.c); a
                                    bigger one is dropped before it is read */
 #define NF_TIMEOUT_MAX_MS 600000 /* the longest request timeout (ms) */
+#define NF_SHARDS_MAX 65536     /* shards of one flow, as pods accept them */
 
 #endif

@@ -281,12 +281,6 @@ nf_vecio_fmt(const nf_vecio_t *self)
     return self->fmt;
 }
 
-const char *
-nf_vecio_path(const nf_vecio_t *self)
-{
-    return self->path;
-}
-
 void
 nf_vecio_progress(const nf_vecio_t *self, uint64_t *done, uint64_t *total)
 {

@@ -79,7 +79,6 @@ int nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch);
 uint32_t nf_vecio_dim(const nf_vecio_t *self);
 
 nf_vecio_fmt_t nf_vecio_fmt(const nf_vecio_t *self);
-const char *nf_vecio_path(const nf_vecio_t *self);
 
 /* Bytes consumed so far and the file's size, for progress bars. */
 void nf_vecio_progress(const nf_vecio_t *self, uint64_t *done, uint64_t *total);

@@ -27,7 +27,10 @@ typedef struct {
 
 /* Search nq queries (row-major nq x dim) for the k best rows each.
    out[q*k .. q*k+counts[q]) gets query q's hits, best first (key = row);
-   counts[q] < k only when fewer live rows exist.  opts may be NULL. */
+   counts[q] < k only when fewer live rows exist.  opts may be NULL.
+   Not reentrant: it sets OpenBLAS's process-wide thread count to 1 for
+   the scan and restores it after, so two scans must not run at once in
+   one process (the indexer runs one scan at a time). */
 int nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
                    const nf_scan_opts_t *opts, nf_hit_t *out, size_t *counts);
 

@@ -56,9 +56,10 @@ static const nf_sockspec_t s_sockets[] = {
 
 static const nf_option_t s_options[] = {
     {"name", "NAME", NULL, NF_FILL_NAME, 1, 0, "instance name for logs and STATUS, e.g. indexer/1"},
-    {"replica", "N", "encoder", NF_FILL_INDEX, 0, 65535, "replica number (default 0)"},
-    {"shard", "N", "indexer", NF_FILL_INDEX, 0, 65535, "shard number (default 0)"},
-    {"nshards", "N", "router indexer", NF_FILL_NSHARDS, 1, 65536, "number of shards (default 1)"},
+    {"replica", "N", "encoder", NF_FILL_INDEX, 0, NF_SHARDS_MAX - 1, "replica number (default 0)"},
+    {"shard", "N", "indexer", NF_FILL_INDEX, 0, NF_SHARDS_MAX - 1, "shard number (default 0)"},
+    {"nshards", "N", "router indexer", NF_FILL_NSHARDS, 1, NF_SHARDS_MAX,
+     "number of shards (default 1)"},
     {"workspace", "DIR", "indexer", NF_FILL_WORKSPACE, 1, 0,
      "the pod's directory; the segment is DIR/shard-<shard>"},
 };

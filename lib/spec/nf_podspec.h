@@ -39,6 +39,7 @@
    long `nflow up` waits by default for a whole flow to be ready. */
 #define NF_POD_READY_MS 10000
 #define NF_FLOW_READY_MS 20000
+#define NF_FLOW_READY_MAX_MS 3600000    /* the most `nflow up --timeout-ms` takes */
 
 /* ---- settings ---- */
 

@@ -50,8 +50,6 @@ int nf_msg_reply_error(zsock_t *sock, zmsg_t *routing, uint64_t request_id,
 /* Initialise a stack envelope: version set, everything else empty. */
 void nf_env_init(Nflow__Envelope *env);
 
-/* ---- additions (helper D) ---- */
-
 /* Like nf_msg_send, but the sent copy of env carries one more Hop {pod,
    recv_us, send_us = now} at the end of its route (env is not changed). */
 int nf_msg_send_hop(zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env,

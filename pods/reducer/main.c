@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_limits.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
 #include "nf_sys.h"
@@ -23,7 +24,7 @@
 
 #define S_NO_DEADLINE_US (60 * 1000000ull)   /* expiry of requests without a deadline */
 #define S_KEEP_DONE_US (5 * 1000000ull)       /* remember finished ids this long */
-#define S_MAX_SHARDS 65536
+#define S_MAX_SHARDS NF_SHARDS_MAX
 
 typedef struct {
     uint64_t id;
