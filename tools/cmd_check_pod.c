@@ -946,12 +946,17 @@ s_check_terminate(s_check_t *c, int arg)
 static void
 s_usage(FILE *out)
 {
+    const nf_podspec_t *spec = nf_podspec_find("encoder");
     fprintf(out,
         "usage: nflow check-pod [--dim D] [--role encoder] [--timeout-ms T] -- COMMAND...\n"
         "\n"
         "Start COMMAND as a pod on free loopback endpoints and drive it through the\n"
-        "flow protocol (proto/README.md).  COMMAND gets --name, --in, --out, --errors,\n"
-        "--control and --dim appended, and the same values as NFLOW_NAME, NFLOW_IN, ...\n"
+        "flow protocol (proto/README.md).  COMMAND gets --name,");
+    for (size_t i = 0; i < nf_podspec_nsockets(spec); i++)     /* the socket table's */
+        fprintf(out, " --%s", nf_podspec_socket_at(spec, i)->option);
+    fprintf(out, " and --dim\n"
+        "appended, and the same values as NFLOW_NAME, NFLOW_IN, ...  check-pod plays\n"
+        "the peer of each socket.\n"
         "Prints PASS/FAIL per check; exits 0 only if every check passed.  Checks:\n"
         "ready status index_text search_text vector_passthrough bad_dim bad_dim_query\n"
         "no_text_no_vector version_99 garbage_in garbage_control malformed_counted\n"

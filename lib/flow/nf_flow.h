@@ -1,8 +1,9 @@
 /*  nf_flow: flow files.  Loads and validates a flow YAML (libyaml's
     document API, every node keeps its line:col) into an nf_flow_t, and
-    describes how the launcher (`nflow up`, tools/cmd_up.c) expands it into
-    processes: names, hosts, endpoints and command lines, following the
-    contract in proto/README.md.  Owns nothing at run time.
+    states the rules by which a flow becomes processes (names, hosts,
+    endpoints, command lines; nf_expand.h applies them), following the
+    contract in proto/README.md.  Roles, their sockets and settings come
+    from nf_podspec's tables.  Owns nothing at run time.
 
     The flow file (version 1)
     -------------------------
@@ -56,13 +57,14 @@
     Every instance binds its sockets on tcp://HOST:PORT (numeric HOST or
     localhost; any other host name binds tcp://[*]:PORT and is reached by
     name).  `port: P` makes a pod's instances use the consecutive block
-    P, P+1, ...: instance i binds its B sockets on P + i*B + j, in this order:
+    P, P+1, ...: instance i binds its B sockets on P + i*B + j, j in the
+    order of the socket table's bound rows (nf_podspec; nf_flow_nbinds):
         gateway: clients, results, control                (B = 3)
         encoder: in, control                              (B = 2)
         router:  in, shards, control                      (B = 3)
         indexer: control                                  (B = 1)
         reducer: in, control                              (B = 2)
-    port 0 (the default) takes free ports at launch.  A flow that names more
+    (tests/test_expand.c checks these blocks.)  port 0 (the default) takes free ports at launch.  A flow that names more
     than one host must give every pod an explicit port, because launchers
     on different machines must agree on every endpoint.
 
@@ -83,7 +85,7 @@
     <workspace>/<indexer name>/nshards and refuses to start the flow on that
     workspace with another count (documents would move between shards).
     It also keeps <workspace>/flow.lock (one launcher per workspace) and
-    <workspace>/flow.state (where the running flow is; see nf_client.h). */
+    <workspace>/flow.state (where the running flow is; see nf_flowstate.h). */
 #ifndef NF_FLOW_H
 #define NF_FLOW_H
 
