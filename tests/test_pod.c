@@ -702,9 +702,61 @@ test_help_exit(void)
     close(devnull);
 }
 
+/* Sockets come from the socket table: type, bind or connect, identity.
+   The indexer's --router is a DEALER with identity shard-<shard>; --control
+   is not a data socket (nf_pod_ready makes it); one spelling of options:
+   --timeout-ms is the setting timeout_ms. */
+static void
+test_table_sockets(void)
+{
+    const char *router_ep = s_endpoint(), *reducer_ep = s_endpoint();
+    zsock_t *router = s_sock(ZMQ_ROUTER, router_ep, true);
+    zsock_t *reducer = s_sock(ZMQ_PULL, reducer_ep, true);
+    char *argv[] = {"x", "--dim", "4", "--shard", "2", "--nshards", "3", "--router",
+                    (char *) router_ep, "--reducer", (char *) reducer_ep, NULL};
+    nf_pod_t *pod = NULL;
+    CHECK_OK(nf_pod_new("indexer", 11, argv, &pod));
+    if (pod) {
+        CHECK_OK(nf_pod_open_sockets(pod));
+        zsock_t *d = nf_pod_sock(pod, "router"), *again = NULL;
+        CHECK(d && zsock_type(d) == ZMQ_DEALER);
+        CHECK(nf_pod_sock(pod, "reducer") && zsock_type(nf_pod_sock(pod, "reducer")) == ZMQ_PUSH);
+        CHECK_OK(nf_pod_socket(pod, "router", &again));
+        CHECK(again == d);                                  /* opened once */
+        CHECK(nf_pod_socket(pod, "control", &again) == NF_EINVAL);
+        CHECK(nf_pod_socket(pod, "in", &again) == NF_EINVAL);    /* not an indexer socket */
+        if (d) {
+            zsock_send(d, "s", "hello");
+            char *ident = NULL, *text = NULL;
+            CHECK(zsock_recv(router, "ss", &ident, &text) == 0);
+            CHECK(ident && !strcmp(ident, "shard-2"));
+            free(ident);
+            free(text);
+        }
+    }
+    nf_pod_destroy(&pod);
+    zsock_destroy(&router);
+    zsock_destroy(&reducer);
+
+    char *dashed[] = {"x", "--timeout-ms", "300", NULL};
+    CHECK_OK(nf_pod_new("gateway", 3, dashed, &pod));
+    if (pod)
+        CHECK(nf_pod_int(pod, "timeout_ms") == 300);
+    nf_pod_destroy(&pod);
+    char *twice[] = {"x", "--timeout-ms", "300", "--timeout_ms", "400", NULL};
+    CHECK(nf_pod_new("gateway", 5, twice, &pod) == NF_EINVAL && pod == NULL);
+    setenv("NFLOW_TIMEOUT_MS", "700", 1);
+    CHECK_OK(nf_pod_new("gateway", 1, dashed, &pod));
+    if (pod)
+        CHECK(nf_pod_int(pod, "timeout_ms") == 700);
+    nf_pod_destroy(&pod);
+    unsetenv("NFLOW_TIMEOUT_MS");
+}
+
 int
 main(void)
 {
+    test_table_sockets();
     zsys_init();
     zsys_handler_set(NULL);
     test_options();
