@@ -996,8 +996,13 @@ s_sockets(s_check_t *c)
     if (n > S_MAX_SOCKS)
         return nf_error_set(NF_EINVAL, "%s has %zu sockets, check-pod plays at most %d",
                             c->spec->uses, n, S_MAX_SOCKS);
-    for (size_t i = 0; i < n; i++) {
+    /* our binds first, then free ports for the pod's: a port we bind on
+       "*" must not be one we have just told the pod to bind */
+    for (size_t k = 0; k < 2 * n; k++) {
+        size_t i = k % n;
         const nf_sockspec_t *row = nf_podspec_socket_at(c->spec, i);
+        if (row->bind != (k >= n))
+            continue;
         int type = row->bind && row->type == NF_ZMQ_PULL ? ZMQ_PUSH
                  : row->bind && row->type == NF_ZMQ_ROUTER ? ZMQ_DEALER
                  : !row->bind && row->type == NF_ZMQ_PUSH ? ZMQ_PULL : -1;
@@ -1020,7 +1025,7 @@ s_sockets(s_check_t *c)
         if (!row->bind)
             snprintf(c->ep[i], sizeof c->ep[i], "%s", zsock_endpoint(c->sock[i]));
         c->opt[i] = row->option;
-        c->nsocks++;
+        c->nsocks = n;
         zsock_t **named = !strcmp(row->option, "in") ? &c->in
                         : !strcmp(row->option, "out") ? &c->out
                         : !strcmp(row->option, "errors") ? &c->errors
@@ -1128,7 +1133,7 @@ cmd_check_pod(int argc, char **argv)
 
 cleanup:
     s_reap(&c);
-    for (size_t k = 0; k < c.nsocks; k++)
+    for (size_t k = 0; k < S_MAX_SOCKS; k++)
         zsock_destroy(&c.sock[k]);
     return status;
 }

@@ -1,9 +1,10 @@
-/*  nflow up FLOW.yml: expand a flow into processes (the contract in
-    proto/README.md; the rules in lib/nf_flow.h), start the pods of this
-    host, wait until every pod answers PING, print `ready gateway=EP`,
-    write <workspace>/flow.state, then supervise: restart pods that die
-    (exponential backoff) and, on SIGINT/SIGTERM/SIGHUP, TERMINATE every
-    pod, SIGKILL stragglers, remove flow.state and exit 0.
+/*  nflow up FLOW.yml: the supervisor.  The flow is expanded into processes
+    by lib/flow (nf_expand: the rules in nf_flow.h, the contract in
+    proto/README.md); this command starts the pods of this host, waits until
+    every pod answers PING, prints `ready gateway=EP`, writes
+    <workspace>/flow.state (nf_flowstate), then supervises: restarts pods
+    that die (exponential backoff) and, on SIGINT/SIGTERM/SIGHUP, TERMINATEs
+    every pod, SIGKILLs stragglers, removes flow.state and exits 0.
 
     Signals are blocked and read from a signalfd, so the loop is a plain
     poll over the signalfd and the pods' control sockets.  Pods run in their

@@ -69,7 +69,10 @@ typedef struct {
     const char *role;       /* "encoder"; NULL = every role */
     const char *option;     /* "out": --out on the command line, NFLOW_OUT */
     int type;               /* NF_ZMQ_* */
-    bool bind;              /* bind (a port of the pod's block) or connect */
+    bool bind;              /* bind (a port of the pod's block) or connect;
+                               with link security the binding side will be
+                               the CURVE server, the peer column says which
+                               keys it lets in */
     const char *peer;       /* connect: the "role.option" it connects to, to
                                every instance; alternatives separated by '|',
                                the first role the flow has wins; NULL for a

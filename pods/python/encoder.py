@@ -66,7 +66,7 @@ def fnv1a64(data, h=0xcbf29ce484222325):
 
 
 def encode(text, dim, ngram):
-    """Signed feature hashing, the recipe of lib/nf_encoder.h, so that this pod
+    """Signed feature hashing, the recipe of lib/io/nf_encoder.h, so that this pod
     and the C encoder give the same vectors: words are runs of ASCII letters,
     digits and non-ASCII bytes, lowercased; each adds weight 1 at
     FNV-1a64("w" + word) % dim, and each character n-gram of " word " adds 0.5
