@@ -1,8 +1,9 @@
 /*  nf_pod: the runtime every pod program's main uses.
 
     Owns what all pods share: the command line and NFLOW_* environment
-    parsed against the pod's nf_podspec table; the sockets it binds and
-    connects (ZeroMQ, czmq); the control socket (a ROUTER bound only once
+    parsed against the pod's nf_podspec tables; the sockets of its role,
+    opened as the socket table says and made by the socket factory
+    (nf_socket); the control socket (a ROUTER bound only once
     the pod is ready) that answers PING, STATUS and TERMINATE; the --errors
     PUSH used to fail a request straight to the gateway; the counters STATUS
     reports; the poll loop that serves control requests while the pod waits
