@@ -326,12 +326,33 @@ s_parse_exec(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
     return 0;
 }
 
-/* Fill pod from a mapping node (a `pods:` item, or `gateway:` when
-   role is "gateway"). */
+/* The roles a `pods:` item may use, "encoder, router, indexer, reducer"
+   (nf_podspec's role table without the top-level ones). */
+static const char *
+s_pod_roles(char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < nf_podspec_count() && n < size; i++)
+        if (nf_podspec_at(i)->presence != NF_PRESENCE_TOP)
+            n += (size_t) snprintf(buf + n, size - n, "%s%s", n ? ", " : "", nf_podspec_at(i)->uses);
+    return buf;
+}
+
+/* True when role is configured by a top-level key (gateway:). */
+static bool
+s_top_role(const char *role)
+{
+    const nf_podspec_t *spec = nf_podspec_find(role);
+    return spec && spec->presence == NF_PRESENCE_TOP;
+}
+
+/* Fill pod from a mapping node (a `pods:` item, or the top-level key of
+   a role such as `gateway:` when role is given). */
 static int
 s_parse_pod(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map, const char *role)
 {
-    char what[160];
+    char what[160], roles[128];
     int rc;
     yaml_node_t *n;
     pod->line = (int) map->start_mark.line + 1;
@@ -351,16 +372,16 @@ s_parse_pod(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map, const char 
                           pod->name);
         snprintf(what, sizeof what, "pod '%s': uses", pod->name);
         if (!(n = s_get(cx, map, "uses")))
-            return s_fail(cx, map, "pod '%s': missing uses: (encoder, router, indexer, reducer or exec)",
-                          pod->name);
+            return s_fail(cx, map, "pod '%s': missing uses: (%s or exec)", pod->name,
+                          s_pod_roles(roles, sizeof roles));
         if ((rc = s_get_string(cx, n, what, &pod->uses)) != 0)
             return rc;
-        if (!strcmp(pod->uses, "gateway"))
-            return s_fail(cx, n, "pod '%s': the gateway is configured under the top-level gateway: key",
-                          pod->name);
+        if (s_top_role(pod->uses))
+            return s_fail(cx, n, "pod '%s': the %s is configured under the top-level %s: key",
+                          pod->name, pod->uses, pod->uses);
         if (strcmp(pod->uses, "exec") && !nf_podspec_find(pod->uses))
-            return s_fail(cx, n, "pod '%s': unknown uses '%s' (expected encoder, router, indexer, "
-                          "reducer or exec)", pod->name, pod->uses);
+            return s_fail(cx, n, "pod '%s': unknown uses '%s' (expected %s or exec)", pod->name,
+                          pod->uses, s_pod_roles(roles, sizeof roles));
     }
     if (!pod->name || !pod->uses)
         return nf_error_set(NF_ENOMEM, "out of memory");
@@ -372,9 +393,9 @@ s_parse_pod(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map, const char 
         snprintf(what, sizeof what, "pod '%s': role", pod->name);
         if ((rc = s_get_string(cx, n, what, &pod->role)) != 0)
             return rc;
-        if (!strcmp(pod->role, "gateway") || !strcmp(pod->role, "exec") || !nf_podspec_find(pod->role))
-            return s_fail(cx, n, "pod '%s': role '%s' is not one of encoder, router, indexer, reducer",
-                          pod->name, pod->role);
+        if (s_top_role(pod->role) || !nf_podspec_find(pod->role))
+            return s_fail(cx, n, "pod '%s': role '%s' is not one of %s", pod->name, pod->role,
+                          s_pod_roles(roles, sizeof roles));
     }
     pod->spec = nf_podspec_find(pod->role);
     if (!pod->spec)
@@ -499,7 +520,14 @@ static int
 s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
 {
     nf_flow_t *flow = cx->flow;
-    static const char *const top[] = {"version", "name", "workspace", "gateway", "pods", NULL};
+    /* top-level keys: these, and one per role the file configures at the
+       top (gateway:) */
+    const char *top[8 + 8] = {"version", "name", "workspace", "pods"};
+    size_t ntop = 4;
+    for (size_t i = 0; i < nf_podspec_count() && ntop + 1 < sizeof top / sizeof top[0]; i++)
+        if (nf_podspec_at(i)->presence == NF_PRESENCE_TOP)
+            top[ntop++] = nf_podspec_at(i)->uses;
+    top[ntop] = NULL;
     int rc;
     yaml_node_t *n;
     if ((rc = s_want(cx, root, YAML_MAPPING_NODE, "flow file")) || (rc = s_check_keys(cx, root, top, "flow")))
