@@ -491,7 +491,10 @@ s_cleanup(s_up_t *up)
 static int
 s_check_shards(const s_up_t *up)
 {
-    const nf_flow_pod_t *idx = nf_flow_role(up->flow, "indexer");
+    const nf_flow_pod_t *idx = NULL;      /* the sharded role (the indexer) */
+    for (size_t i = 0; i < up->flow->npods; i++)
+        if (up->flow->pods[i].spec->scale == NF_SCALE_SHARDS)
+            idx = &up->flow->pods[i];
     bool here = false;
     for (size_t i = 0; i < up->nprocs; i++)
         here |= up->procs[i].pod == idx && up->procs[i].start;
