@@ -154,7 +154,8 @@ nf_client_status(const Nflow__Envelope *reply)
         return 0;
     int rc;
     switch (reply->status->code) {
-    case NFLOW__STATUS_CODE__STATUS_BAD_REQUEST: rc = NF_EINVAL; break;
+    case NFLOW__STATUS_CODE__STATUS_BAD_REQUEST:
+    case NFLOW__STATUS_CODE__STATUS_TOO_LARGE: rc = NF_EINVAL; break;
     case NFLOW__STATUS_CODE__STATUS_BAD_VERSION: rc = NF_EVERSION; break;
     case NFLOW__STATUS_CODE__STATUS_BAD_DIM: rc = NF_EDIM; break;
     case NFLOW__STATUS_CODE__STATUS_TIMEOUT: rc = NF_ETIMEOUT; break;

@@ -11,11 +11,13 @@
     part carrying an error status makes the whole answer that error.  The
     answer is PUSHed to the gateway (--out); parts of finished requests are
     dropped.                                                               */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_limits.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
 #include "nf_sys.h"
@@ -23,7 +25,6 @@
 
 #define S_NO_DEADLINE_US (60 * 1000000ull)   /* expiry of requests without a deadline */
 #define S_KEEP_DONE_US (5 * 1000000ull)       /* remember finished ids this long */
-#define S_MAX_SHARDS 65536
 
 typedef struct {
     uint64_t id;
@@ -37,7 +38,6 @@ typedef struct {
 typedef struct {
     nf_pod_t *pod;
     zsock_t *in, *out;
-    uint32_t top_k;
     zhashx_t *reqs;                 /* "%016llx" id -> req_t */
     uint64_t next_sweep;
 } reducer_t;
@@ -100,6 +100,25 @@ s_send(reducer_t *self, req_t *r, Nflow__Envelope *out)
         nf_pod_log(self->pod, "cannot send a result to the gateway: %s", nf_error_msg());
 }
 
+/* Answer request r with an error status (it is done). */
+static void __attribute__((format(printf, 4, 5)))
+s_fail_answer(reducer_t *self, req_t *r, Nflow__StatusCode code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Nflow__Envelope out;
+    nf_env_init(&out);
+    Nflow__Status st = NFLOW__STATUS__INIT;
+    st.code = code;
+    st.message = text;
+    out.status = &st;
+    s_send(self, r, &out);
+    nf_pod_stats(self->pod)->errors++;
+}
+
 /* Merge the parts into one Result and send it; partial when shards are
    missing (timeout) or down. */
 static void
@@ -147,14 +166,35 @@ s_finish(reducer_t *self, req_t *r)
             nq = p->n_results;
     }
     res.metric = (char *) metric;
-    size_t k = plan && plan->top_k ? plan->top_k : self->top_k;
+    /* k is the one the gateway stamped (through the plan); without a plan,
+       the longest list a shard sent.  nf_msg_recv checked nq <= NF_QUERIES_MAX,
+       k <= NF_TOPK_MAX and nq x k <= NF_MATCHES_MAX on the plan, and the
+       parts' counts; check the product again, as it sizes dptr. */
+    Nflow__Matches *mats = NULL, **mptr = NULL;
+    Nflow__Document **dptr = NULL;
+    nf_hit_t *heap = NULL;
+    size_t k = plan ? nf_msg_top_k(plan->top_k) : 1;
+    for (size_t i = 0; !plan && i < r->nparts; i++) {
+        Nflow__Result *p = r->parts[i]->result;
+        for (size_t q = 0; q < p->n_results; q++)
+            if (p->results[q]->n_matches > k)
+                k = p->results[q]->n_matches;
+    }
+    if (nq > NF_QUERIES_MAX || k > NF_TOPK_MAX || nq * k > NF_MATCHES_MAX) {
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                      "reducer: %zu queries x top_k %zu is over the limits (NF_QUERIES_MAX, "
+                      "NF_TOPK_MAX, NF_MATCHES_MAX)", nq, k);
+        goto done;
+    }
     bool larger = strcmp(metric, "l2") != 0;
-    Nflow__Matches *mats = calloc(nq ? nq : 1, sizeof *mats);
-    Nflow__Matches **mptr = calloc(nq ? nq : 1, sizeof *mptr);
-    Nflow__Document **dptr = calloc(nq * k + 1, sizeof *dptr);
-    nf_hit_t *heap = malloc(k * sizeof *heap);
+    mats = calloc(nq ? nq : 1, sizeof *mats);
+    mptr = calloc(nq ? nq : 1, sizeof *mptr);
+    dptr = calloc(nq * k + 1, sizeof *dptr);
+    heap = malloc(k * sizeof *heap);
     if (!mats || !mptr || !dptr || !heap || !missing) {
         nf_pod_log(self->pod, "out of memory merging request %llu", (unsigned long long) r->id);
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                      "reducer: out of memory merging %zu queries x top_k %zu", nq, k);
         goto done;
     }
     if (plan ? plan->kind == NFLOW__ENVELOPE__BODY_SEARCH : nq > 0) {
@@ -188,6 +228,13 @@ s_finish(reducer_t *self, req_t *r)
     }
     out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
     out.result = &res;
+    size_t bytes = nflow__envelope__get_packed_size(&out);
+    if (bytes > NF_ANSWER_MAX) {
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                      "reducer: the answer would be %zu bytes, at most %u (NF_ANSWER_MAX): ask "
+                      "for fewer queries, a smaller top_k or no payload", bytes, NF_ANSWER_MAX);
+        goto done;
+    }
     s_send(self, r, &out);
     nf_pod_stats(self->pod)->served++;
 done:
@@ -228,11 +275,7 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     (void) recv_us;
     Nflow__Envelope *env = msg->env;
     if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
-        Nflow__Plan *p = env->plan;
-        if (p->n_shards > S_MAX_SHARDS || p->n_down > S_MAX_SHARDS) {
-            nf_pod_reject(self->pod, self->in, msg, "plan names too many shards");
-            return;
-        }
+        /* counts were checked against the limits by nf_msg_recv */
     }
     else if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT) {
         char why[96];
@@ -309,7 +352,6 @@ main(int argc, char **argv)
     }
     if (!self.pod)
         return 0;
-    self.top_k = (uint32_t) nf_pod_int(self.pod, "top_k");
     self.reqs = zhashx_new();
     zhashx_set_destructor(self.reqs, s_req_destroy);
     self.next_sweep = UINT64_MAX;
