@@ -452,9 +452,20 @@ cmd_index(int argc, char **argv)
             nf_vecio_batch_t in;
             rc = nf_vecio_next(reader, (size_t) batch, &in);
             for (size_t r = 0; rc == 0 && r < in.nrejects; r++) {
+                const nf_vecio_reject_t *rj = &in.rejects[r];
+                /* "FILE:LINE[:COL]: why" -> "(FILE:LINE): why", as for the flow's rejects */
+                const char *why = rj->why;
+                size_t plen = strlen(files[fi]);
+                if (!strncmp(why, files[fi], plen) && why[plen] == ':') {
+                    const char *w = why + plen;
+                    while (*w == ':' && w[1] >= '0' && w[1] <= '9')
+                        w += 1 + strspn(w + 1, "0123456789");
+                    if (w[0] == ':' && w[1] == ' ')
+                        why = w + 2;
+                }
                 s_clear_line(&run);
-                fprintf(stderr, "nflow index: rejected id '%s': %s\n",
-                        in.rejects[r].id ? in.rejects[r].id : "?", in.rejects[r].why);
+                fprintf(stderr, "nflow index: rejected id '%s' (%s:%llu): %s\n",
+                        rj->id ? rj->id : "?", files[fi], (unsigned long long) rj->line, why);
                 run.rejected++;
             }
             if (rc == 0 && in.n == 0 && in.nrejects == 0) {

@@ -137,7 +137,8 @@ s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 static int
 s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, bool top)
 {
-    uint32_t counts[8] = {0};
+    uint64_t counts[8] = {0};
+    int over = -1;              /* first field over its limit: counted to the end */
     while (p < end) {
         uint64_t key, len = 0;
         if (!s_varint(&p, end, &key))
@@ -174,10 +175,11 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                 for (const uint8_t *q = body; q < body + len; q++)
                     add += !(*q & 0x80);
             }
-            if (counts[i] + add > f->max)
-                return nf_error_set(NF_EPROTO, "%s: more than %u in one message", f->name,
-                                    f->max);
-            counts[i] += (uint32_t) add;
+            counts[i] += add;
+            if (counts[i] > f->max && over < 0)
+                over = (int) i;
+            if (over >= 0)
+                continue;       /* only counting now */
             if (f->child == &s_doc_shape && sh == &s_matches_shape
                 && ++sc->matches > NF_MATCHES_MAX)
                 return nf_error_set(NF_EPROTO, "matches per answer (NF_MATCHES_MAX): more "
@@ -189,6 +191,9 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
             }
         }
     }
+    if (over >= 0)
+        return nf_error_set(NF_EPROTO, "%s: %llu, at most %u", sh->fields[over].name,
+                            (unsigned long long) counts[over], sh->fields[over].max);
     return NF_OK;
 }
 
