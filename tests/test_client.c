@@ -242,6 +242,11 @@ test_status_names(void)
     CHECK(nf_client_status(&env) == NF_EUNAVAIL);
     st.code = NFLOW__STATUS_CODE__STATUS_BAD_REQUEST;
     CHECK(nf_client_status(&env) == NF_EINVAL);
+    /* an answer over NF_ANSWER_MAX is the request's fault: not retried */
+    st.code = NFLOW__STATUS_CODE__STATUS_TOO_LARGE;
+    st.message = "the answer would be over 419538220 bytes";
+    CHECK(nf_client_status(&env) == NF_EINVAL);
+    CHECK(!strcmp(nf_error_msg(), "STATUS_TOO_LARGE: the answer would be over 419538220 bytes"));
     CHECK(!strcmp(nf_status_name(NFLOW__STATUS_CODE__STATUS_UNAVAILABLE), "STATUS_UNAVAILABLE"));
     CHECK(!strcmp(nf_status_name(999), "STATUS_UNKNOWN"));
 }
