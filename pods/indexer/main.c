@@ -510,6 +510,7 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
                               queries + (pend[i].q0 + q) * self->dim);  /* checked before */
     }
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    self->scan.stop = &zsys_interrupted;    /* SIGTERM ends a long scan between windows */
     if (rc == NF_OK)
         rc = nf_scan_search(self->seg, queries, nq, kmax, &self->scan, hits, counts);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
@@ -683,7 +684,6 @@ main(int argc, char **argv)
             self.scan.threads = 1;
     }
     self.hb_us = (uint64_t) nf_pod_int(self.pod, "heartbeat_ms") * 1000;
-    self.scan.stop = &zsys_interrupted;     /* SIGTERM ends a long scan between windows */
     nf_pod_stats(self.pod)->dim = self.dim;
     char ident[32];
     snprintf(ident, sizeof ident, "shard-%u", self.shard);

@@ -38,6 +38,8 @@ typedef struct {
 typedef struct {
     nf_pod_t *pod;
     zsock_t *in, *out;
+    uint32_t top_k;                 /* the `top_k` setting: no longer used (the gateway
+                                       stamps every search's k; the plan carries it) */
     zhashx_t *reqs;                 /* "%016llx" id -> req_t */
     uint64_t next_sweep;
 } reducer_t;
@@ -352,6 +354,7 @@ main(int argc, char **argv)
     }
     if (!self.pod)
         return 0;
+    self.top_k = (uint32_t) nf_pod_int(self.pod, "top_k");
     self.reqs = zhashx_new();
     zhashx_set_destructor(self.reqs, s_req_destroy);
     self.next_sweep = UINT64_MAX;
