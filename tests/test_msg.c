@@ -342,6 +342,28 @@ test_limits(void)
     CHECK(msg.env == NULL && msg.request_id == 77);
     nf_msg_clear(&msg);
 
+    /* an answer of 600 queries x 20 matches x 64 empty tags: every match is
+       within NF_TAGS_MAX and the match count within NF_MATCHES_MAX, but the
+       768,000 tags (1.5 MB on the wire, ~100 MB unpacked) are over
+       NF_FRAME_TAGS_MAX */
+    dl = 0;
+    el = 0;
+    s_field(doc, &dl, 1, 2, "x", 1);
+    for (int i = 0; i < 64; i++)
+        s_field(doc, &dl, 4, 2, "", 0);
+    uint8_t mt[4096];
+    size_t ml = 0, rl = 0;
+    for (int i = 0; i < 20; i++)
+        s_field(mt, &ml, 1, 2, doc, dl);
+    for (int q = 0; q < 600; q++)
+        s_field(idx, &rl, 1, 2, mt, ml);
+    s_field(env, &el, 1, 0, NULL, 1);
+    s_field(env, &el, 14, 2, idx, rl);
+    CHECK(s_recv_raw(pull, push, env, el, &msg) == NF_EPROTO);
+    CHECK(strstr(nf_error_msg(), "tags in one frame (NF_FRAME_TAGS_MAX): more than 640000")
+          != NULL);
+    nf_msg_clear(&msg);
+
     /* a Plan with nqueries 100,000,000 (the reducer amplification) and 2^32-1 */
     uint32_t nqs[2] = {100000000u, 0xffffffffu};
     for (int i = 0; i < 2; i++) {

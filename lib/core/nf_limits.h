@@ -20,6 +20,10 @@
     - NF_TEXT_MAX 1 MiB: a long article; the 42 MB text of the issue is a
       bad request.  NF_TAGS_MAX 64 tags of NF_TAG_BYTES_MAX 1 KiB (key and
       value each): metadata, not documents.
+    - NF_FRAME_TAGS_MAX 640,000 = NF_DOCS_MAX x NF_TAGS_MAX: an empty tag
+      is 2 bytes on the wire and ~140 in memory once unpacked, so without a
+      bound per frame an answer of 262,144 matches x 64 tags would unpack
+      to 2.3 GB; 640,000 tags unpack to under 90 MiB.
     - NF_DOCS_MAX 10,000 documents (or delete ids) per request: the
       client's batches are 256 by default.
     - NF_QUERIES_MAX 1,024 queries per request, NF_TOPK_MAX 10,000 matches
@@ -39,6 +43,7 @@
 #define NF_TOPK_DEFAULT 10              /* top_k of a search that gives 0 (the gateway stamps it) */
 #define NF_TEXT_MAX (1u << 20)          /* bytes of one document's text */
 #define NF_TAGS_MAX 64                  /* tags of one document */
+#define NF_FRAME_TAGS_MAX 640000        /* tags in one frame, all documents or matches together */
 #define NF_TAG_BYTES_MAX 1024           /* bytes of one tag key, and of one tag value */
 #define NF_DOCS_MAX 10000               /* documents (or delete ids) per request */
 #define NF_QUERIES_MAX 1024             /* queries per search request */

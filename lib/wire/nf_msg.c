@@ -114,6 +114,7 @@ S_SHAPE(s_env_shape, {5, "hops (NF_HOPS_MAX)", NF_HOPS_MAX, false, NULL},
 
 typedef struct {
     uint64_t matches;           /* match documents in the whole frame */
+    uint64_t tags;              /* tags of every document in the whole frame */
     uint64_t request_id;        /* field 2 of the envelope, when seen */
 } s_scan_t;
 
@@ -180,6 +181,9 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                 over = (int) i;
             if (over >= 0)
                 continue;       /* only counting now */
+            if (sh == &s_doc_shape && ++sc->tags > NF_FRAME_TAGS_MAX)
+                return nf_error_set(NF_EPROTO, "tags in one frame (NF_FRAME_TAGS_MAX): more "
+                                    "than %d", NF_FRAME_TAGS_MAX);
             if (f->child == &s_doc_shape && sh == &s_matches_shape
                 && ++sc->matches > NF_MATCHES_MAX)
                 return nf_error_set(NF_EPROTO, "matches per answer (NF_MATCHES_MAX): more "
@@ -203,8 +207,12 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                  (size_t) (max), name)
 
 static int
-s_check_doc(const Nflow__Document *d, const char *what, size_t i)
+s_check_doc(const Nflow__Document *d, const char *what, size_t i, size_t *tags)
 {
+    *tags += d->n_tags;
+    if (*tags > NF_FRAME_TAGS_MAX)
+        return nf_error_set(NF_EPROTO, "tags in one frame: more than %d (NF_FRAME_TAGS_MAX)",
+                            NF_FRAME_TAGS_MAX);
     size_t idlen = d->id ? strlen(d->id) : 0;
     if (idlen > NF_ID_MAX)
         return nf_error_set(NF_EPROTO, "%s %zu: id bytes: %zu, at most %d (NF_ID_MAX)", what, i,
@@ -230,6 +238,7 @@ s_check_doc(const Nflow__Document *d, const char *what, size_t i)
 int
 nf_msg_check_limits(const Nflow__Envelope *env)
 {
+    size_t tags = 0;
     if (env->n_route > NF_HOPS_MAX)
         return S_OVER("hops", env->n_route, NF_HOPS_MAX, "NF_HOPS_MAX");
     switch (env->body_case) {
@@ -238,7 +247,7 @@ nf_msg_check_limits(const Nflow__Envelope *env)
             return S_OVER("documents per request", env->index->n_docs, NF_DOCS_MAX,
                           "NF_DOCS_MAX");
         for (size_t i = 0; i < env->index->n_docs; i++) {
-            int rc = s_check_doc(env->index->docs[i], "doc", i);
+            int rc = s_check_doc(env->index->docs[i], "doc", i, &tags);
             if (rc)
                 return rc;
         }
@@ -266,7 +275,7 @@ nf_msg_check_limits(const Nflow__Envelope *env)
                                 "(NF_MATCHES_MAX)", s->n_queries, k, s->n_queries * k,
                                 NF_MATCHES_MAX);
         for (size_t i = 0; i < s->n_queries; i++) {
-            int rc = s_check_doc(s->queries[i], "query", i);
+            int rc = s_check_doc(s->queries[i], "query", i, &tags);
             if (rc)
                 return rc;
         }
@@ -285,7 +294,7 @@ nf_msg_check_limits(const Nflow__Envelope *env)
                 return S_OVER("matches per query", r->results[q]->n_matches, NF_TOPK_MAX,
                               "NF_TOPK_MAX");
             for (size_t j = 0; j < r->results[q]->n_matches; j++) {
-                int rc = s_check_doc(r->results[q]->matches[j], "match", j);
+                int rc = s_check_doc(r->results[q]->matches[j], "match", j, &tags);
                 if (rc)
                     return rc;
             }

@@ -435,6 +435,17 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
             }
             first[refs[i].j] = npls - 1;
         }
+        size_t wire_tags = 0;   /* tags as sent: once per match */
+        for (size_t m = 0; m < total; m++)
+            wire_tags += pls[first[m]].ntags;
+        if (wire_tags > NF_FRAME_TAGS_MAX) {
+            free(first);
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                   "shard %u: the answer would carry %zu tags, at most %d (NF_FRAME_TAGS_MAX): "
+                   "ask for fewer queries, a smaller top_k or no payload", self->shard,
+                   wire_tags, NF_FRAME_TAGS_MAX);
+            goto done;
+        }
         if (ntags_all) {
             tagents = calloc(ntags_all, sizeof *tagents);
             tagptrs = calloc(ntags_all, sizeof *tagptrs);

@@ -26,9 +26,27 @@
 #define S_NO_DEADLINE_US (60 * 1000000ull)   /* expiry of requests without a deadline */
 #define S_KEEP_DONE_US (5 * 1000000ull)       /* remember finished ids this long */
 
+/* Memory the parts of one request may hold, estimated as their packed
+   bytes plus what unpacking added (~256 B per match, ~140 B per tag): a
+   legal part is at most NF_ANSWER_MAX packed, but a peer may send whole
+   frames, for any shard, and an empty tag is 2 bytes on the wire. */
+#define S_HOLD_MAX (8ull * NF_ANSWER_MAX)
+
+static uint64_t
+s_cost(const Nflow__Envelope *env)
+{
+    uint64_t c = nflow__envelope__get_packed_size(env);
+    const Nflow__Result *r = env->result;
+    for (size_t q = 0; r && q < r->n_results; q++)
+        for (size_t j = 0; j < r->results[q]->n_matches; j++)
+            c += 256 + 140 * (uint64_t) r->results[q]->matches[j]->n_tags;
+    return c;
+}
+
 typedef struct {
     uint64_t id;
     bool done;
+    uint64_t held;                  /* estimated memory of the parts held (s_cost) */
     Nflow__Envelope *plan;          /* owned; NULL until it arrives */
     Nflow__Envelope **parts;        /* owned */
     size_t nparts, cap;
@@ -302,6 +320,20 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     else {
         if (s_has_part(r, env->result->shard))
             return;     /* duplicate part */
+        r->held += s_cost(env);
+        if (r->held > S_HOLD_MAX) {
+            s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                          "reducer: the parts of this request take over %llu bytes, at most "
+                          "%llu (8 x NF_ANSWER_MAX): ask for fewer queries, a smaller top_k or "
+                          "no payload", (unsigned long long) r->held,
+                          (unsigned long long) S_HOLD_MAX);
+            r->done = true;
+            r->expiry = nf_now_us() + S_KEEP_DONE_US;
+            for (size_t i = 0; i < r->nparts; i++)  /* nothing more is needed of them */
+                nflow__envelope__free_unpacked(r->parts[i], NULL);
+            r->nparts = 0;
+            return;
+        }
         if (r->nparts == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 4;
             Nflow__Envelope **p = realloc(r->parts, cap * sizeof *p);
