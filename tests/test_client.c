@@ -222,6 +222,13 @@ test_control_timeout(void)
     CHECK(nf_now_us() - t0 < 5000000);
     nf_client_t *c = NULL;
     CHECK(nf_client_new("bogus://x", &c) == NF_EINVAL && c == NULL);
+    /* a client finds out within its ping timeout that nobody answers */
+    CHECK_OK(nf_client_new(ep, &c));
+    t0 = nf_now_us();
+    CHECK(nf_client_ping(c, 200) == NF_EUNAVAIL);
+    CHECK(strstr(nf_error_msg(), "no gateway answers at ") && strstr(nf_error_msg(), ep));
+    CHECK(nf_now_us() - t0 < 2000000);
+    nf_client_destroy(&c);
 }
 
 static void

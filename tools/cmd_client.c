@@ -150,25 +150,9 @@ static const char *s_common_help =
 /* ------------------------------------------------------------------ */
 /* nflow index                                                         */
 
-/* Ask the gateway whether it is there: a PING on its client socket with a
-   short timeout, so that a wrong --gateway is reported in seconds instead
-   of after every retry. */
+/* index, search and delete PING the gateway first (nf_client_ping) with
+   this timeout, so that a wrong --gateway is reported in seconds. */
 #define S_PING_MS 3000
-
-static int
-s_ping(nf_client_t *client, int timeout_ms)
-{
-    Nflow__Envelope env, *reply = NULL;
-    Nflow__Control ctl;
-    nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
-    int rc = nf_client_call(client, &env, timeout_ms, &reply);
-    if (reply)
-        nflow__envelope__free_unpacked(reply, NULL);
-    if (rc == NF_ETIMEOUT)
-        return nf_error_set(NF_EUNAVAIL, "no gateway answers at %s (no answer to PING within "
-                            "%d ms)", nf_client_endpoint(client), timeout_ms);
-    return rc;
-}
 
 /* One index request in flight (or waiting to be sent).  Each document's
    place in its file is kept so that rejects and failures name it. */
@@ -432,7 +416,7 @@ cmd_index(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
     if (rc == 0)
-        rc = s_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     while (rc == 0) {
         /* fill free slots: split documents first, then the input */
         for (long s = 0; s < inflight && rc == 0; s++) {
@@ -765,7 +749,7 @@ cmd_search(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
     if (rc == 0)
-        rc = s_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     size_t next_send = 0, next_print = 0;
     uint64_t last_answer = nf_now_us();
     while (rc == 0 && next_print < nchunks) {
@@ -892,7 +876,7 @@ cmd_delete(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
     if (rc == 0)
-        rc = s_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     uint64_t deleted = 0;
     for (int attempt = 0; rc == 0; attempt++) {
         Nflow__Envelope env, *reply = NULL;

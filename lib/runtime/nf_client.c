@@ -139,6 +139,21 @@ nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__E
     }
 }
 
+int
+nf_client_ping(nf_client_t *self, int timeout_ms)
+{
+    Nflow__Envelope env, *reply = NULL;
+    Nflow__Control ctl;
+    nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
+    int rc = nf_client_call(self, &env, timeout_ms, &reply);
+    if (reply)
+        nflow__envelope__free_unpacked(reply, NULL);
+    if (rc == NF_ETIMEOUT)
+        return nf_error_set(NF_EUNAVAIL, "no gateway answers at %s (no answer to PING within "
+                            "%d ms)", self->endpoint, timeout_ms);
+    return rc;
+}
+
 const char *
 nf_status_name(int code)
 {

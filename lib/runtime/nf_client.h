@@ -61,6 +61,13 @@ int nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply);
 int nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms,
                    Nflow__Envelope **reply);
 
+/* Ask the peer (a gateway's client socket, or any control socket) whether
+   it is there: a CONTROL_PING answered within timeout_ms.  NF_EUNAVAIL
+   with "no gateway answers at EP (no answer to PING within T ms)" when
+   nothing answered, so a client with a wrong endpoint says so in seconds
+   instead of after every retry. */
+int nf_client_ping(nf_client_t *self, int timeout_ms);
+
 /* 0 when reply->status is absent or STATUS_OK; else the matching NF_E...
    code (BAD_DIM -> NF_EDIM, TIMEOUT -> NF_ETIMEOUT, UNAVAILABLE and
    SHARD_DOWN -> NF_EUNAVAIL, BAD_VERSION -> NF_EVERSION, NOT_FOUND ->
