@@ -223,6 +223,13 @@ test_control_timeout(void)
     CHECK(nf_now_us() - t0 < 5000000);
     nf_client_t *c = NULL;
     CHECK(nf_client_new("bogus://x", &c) == NF_EINVAL && c == NULL);
+    /* a client finds out within its ping timeout that nobody answers */
+    CHECK_OK(nf_client_new(ep, &c));
+    t0 = nf_now_us();
+    CHECK(nf_client_ping(c, 200) == NF_EUNAVAIL);
+    CHECK(strstr(nf_error_msg(), "no gateway answers at ") && strstr(nf_error_msg(), ep));
+    CHECK(nf_now_us() - t0 < 2000000);
+    nf_client_destroy(&c);
 }
 
 static void
@@ -243,6 +250,11 @@ test_status_names(void)
     CHECK(nf_client_status(&env) == NF_EUNAVAIL);
     st.code = NFLOW__STATUS_CODE__STATUS_BAD_REQUEST;
     CHECK(nf_client_status(&env) == NF_EINVAL);
+    /* an answer over NF_ANSWER_MAX is the request's fault: not retried */
+    st.code = NFLOW__STATUS_CODE__STATUS_TOO_LARGE;
+    st.message = "the answer would be over 419538220 bytes";
+    CHECK(nf_client_status(&env) == NF_EINVAL);
+    CHECK(!strcmp(nf_error_msg(), "STATUS_TOO_LARGE: the answer would be over 419538220 bytes"));
     CHECK(!strcmp(nf_status_name(NFLOW__STATUS_CODE__STATUS_UNAVAILABLE), "STATUS_UNAVAILABLE"));
     CHECK(!strcmp(nf_status_name(999), "STATUS_UNKNOWN"));
 }

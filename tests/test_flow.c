@@ -43,8 +43,7 @@ static const char *s_demo =
     "    shards: 3\n"
     "    with: {dim: 64, metric: l2, warmup: true}\n"
     "  - name: reducer\n"
-    "    uses: reducer\n"
-    "    with: {top_k: 5}\n";
+    "    uses: reducer\n";
 
 static void
 test_demo(void)
@@ -214,7 +213,7 @@ test_errors(void)
     BAD("version: 1\nname: x\ngateway: {port: 1, replicas: 2}\npods: []\n", NF_EINVAL,
         "gateway: unknown key 'replicas'", NULL);
     BAD("version: 1\nname: x\npods:\n  - {name: i, uses: indexer, with: {dim: 8}}\n"
-        "  - {name: r, uses: reducer, with: {top_k: 0}}\n", NF_EINVAL, "t.yml:5:44: pod 'r': with.top_k", NULL);
+        "  - {name: r, uses: reducer, with: {top_k: 3}}\n", NF_EINVAL, "t.yml:5:37: pod 'r': with: unknown setting 'top_k'", NULL);
     BAD("version: 1\nname: x\npods:\n  - {name: i, uses: indexer, with: {dim: 8}}\n"
         "  - {name: i, uses: reducer}\n", NF_EINVAL, "t.yml:5:5: duplicate pod name 'i'", NULL);
     BAD("version: 1\nname: x\npods:\n  - {name: gateway, uses: indexer, with: {dim: 8}}\n", NF_EINVAL,

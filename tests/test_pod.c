@@ -403,6 +403,7 @@ test_indexer_pod(void)
     sr.queries = qp;
     sr.n_queries = 1;
     sr.top_k = 1;
+    sr.with_payload = true;     /* text and tags only when asked */
     env.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
     env.search = &sr;
     env.request_id = 601;
@@ -494,7 +495,7 @@ test_reducer_pod(void)
     const char *in = s_endpoint(), *out = s_endpoint(), *ctl = s_endpoint();
     zsock_t *res = s_sock(ZMQ_PULL, out, true);
     char *args[] = {NULL, "--in", (char *) in, "--out", (char *) out, "--control", (char *) ctl,
-                    "--top_k", "3", NULL};
+                    NULL};
     pid_t pid = s_spawn("nflow-reducer", args);
     CHECK(s_ready(ctl));
     zsock_t *push = s_sock(ZMQ_PUSH, in, false);
@@ -529,6 +530,7 @@ test_reducer_pod(void)
     plan.n_down = 1;
     plan.kind = NFLOW__ENVELOPE__BODY_SEARCH;
     plan.nqueries = 1;
+    plan.top_k = 3;         /* stamped by the gateway, carried by the router's plan */
     env.body_case = NFLOW__ENVELOPE__BODY_PLAN;
     env.plan = &plan;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
@@ -549,7 +551,7 @@ test_reducer_pod(void)
     CHECK(e && e->request_id == 42 && e->body_case == NFLOW__ENVELOPE__BODY_RESULT);
     if (e && e->result && e->result->n_results == 1) {
         Nflow__Matches *g = e->result->results[0];
-        CHECK(g->n_matches == 3);       /* reducer top_k 3 */
+        CHECK(g->n_matches == 3);       /* the plan's top_k 3 */
         if (g->n_matches == 3) {
             CHECK(!strcmp(g->matches[0]->id, "s0-a"));
             CHECK(!strcmp(g->matches[1]->id, "s0-b"));

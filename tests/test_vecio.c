@@ -350,6 +350,51 @@ test_jsonl_errors(void)
     nf_vecio_destroy(&r);
 }
 
+/* Skip mode (what `nflow index` uses): each bad line is reported with its
+   line, its id when it was read, and why; the good ones around it are
+   read; at most max rejects per call. */
+static void
+test_skip_bad(void)
+{
+    const char *path = s_write_text("skip.jsonl",
+        "{\"id\": \"a\", \"vector\": [1, 2]}\n"
+        "{bad\n"
+        "{\"id\": \"short\", \"vector\": [1]}\n"
+        "[1, 2]\n"
+        "{\"id\": \"b\", \"vector\": [3, 4], \"tags\": {\"k\": [1]}}\n"
+        "{\"id\": \"c\", \"vector\": [5, 6]}\n");
+    nf_vecio_t *r;
+    nf_vecio_batch_t b;
+    CHECK_OK(nf_vecio_open(path, NF_VECIO_AUTO, 0, &r));
+    nf_vecio_skip_bad(r, true);
+    CHECK_OK(nf_vecio_next(r, 10, &b));
+    CHECK(b.n == 2 && !strcmp(b.docs[0].id, "a") && !strcmp(b.docs[1].id, "c"));
+    CHECK(b.docs[1].line == 6 && b.docs[1].vector && b.docs[1].vector[1] == 6.0f);
+    CHECK(b.nrejects == 4);
+    if (b.nrejects == 4) {
+        CHECK(b.rejects[0].line == 2 && b.rejects[0].id == NULL
+              && strstr(b.rejects[0].why, "skip.jsonl:2:") && strstr(b.rejects[0].why, "bad JSON"));
+        CHECK(b.rejects[1].line == 3 && b.rejects[1].id && !strcmp(b.rejects[1].id, "short")
+              && strstr(b.rejects[1].why, "vector has 1 values, expected 2"));
+        CHECK(b.rejects[2].line == 4 && strstr(b.rejects[2].why, "expected a JSON object"));
+        CHECK(b.rejects[3].line == 5 && !strcmp(b.rejects[3].id, "b")
+              && strstr(b.rejects[3].why, "tags.k"));
+    }
+    CHECK_OK(nf_vecio_next(r, 10, &b));
+    CHECK(b.n == 0 && b.nrejects == 0);         /* the end */
+    nf_vecio_destroy(&r);
+
+    /* at most max rejects per call, then the next call goes on */
+    path = s_write_text("allbad.jsonl", "{x\n{y\n{z\n{\"id\": \"ok\"}\n");
+    CHECK_OK(nf_vecio_open(path, NF_VECIO_AUTO, 0, &r));
+    nf_vecio_skip_bad(r, true);
+    CHECK_OK(nf_vecio_next(r, 2, &b));
+    CHECK(b.n == 0 && b.nrejects == 2);
+    CHECK_OK(nf_vecio_next(r, 2, &b));
+    CHECK(b.n == 1 && b.nrejects == 1 && !strcmp(b.docs[0].id, "ok"));
+    nf_vecio_destroy(&r);
+}
+
 static void
 test_file_errors(void)
 {
@@ -512,6 +557,7 @@ main(void)
     test_many();
     test_jsonl_errors();
     test_file_errors();
+    test_skip_bad();
     test_payload();
     test_json();
     nf_test_rmdir(s_dir);

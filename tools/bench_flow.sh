@@ -227,7 +227,6 @@ pods:
     with: {dim: $d, metric: l2, vectors: $vectors, threads: $threads}
   - name: reducer
     uses: reducer
-    with: {top_k: $k}
 YML
 log "flow: nflow up"
 "$nflow" up "$work/flow.yml" --workspace "$work/ws" > "$work/up.out" 2> "$work/up.err" &
@@ -246,7 +245,7 @@ log "flow: nflow index ($n vectors, batch $batch, $inflight in flight)"
 t0=$(now)
 out=$(nf 1800 index --gateway "$gateway" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
 index_s=$(elapsed "$t0" "$(now)")
-[ "$out" = "indexed $n documents" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
+[ "$out" = "indexed $n, rejected 0, failed 0" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
 rows_now=$(nf 30 status -f "$work/flow.yml" --workspace "$work/ws" --json \
            | "$PY" -c 'import json,sys; print(sum(json.loads(l).get("rows", 0) for l in sys.stdin))')
 [ "$rows_now" = "$n" ] || { echo "bench_flow.sh: the shards hold $rows_now rows, expected $n" >&2; exit 1; }

@@ -18,6 +18,7 @@
 #include "nf_client.h"
 #include "nf_error.h"
 #include "nf_flow.h"
+#include "nf_limits.h"
 #include "nf_sys.h"
 #include "nf_results.h"
 #include "nf_vecio.h"
@@ -149,26 +150,90 @@ static const char *s_common_help =
 /* ------------------------------------------------------------------ */
 /* nflow index                                                         */
 
+/* index, search and delete PING the gateway first (nf_client_ping) with
+   this timeout, so that a wrong --gateway is reported in seconds. */
+#define S_PING_MS 3000
+
+/* One index request in flight (or waiting to be sent).  Each document's
+   place in its file is kept so that rejects and failures name it. */
 typedef struct {
     nf_request_t *req;          /* NULL = free slot */
+    const char *file;
+    uint64_t *lines;            /* per document: JSONL line, 0 for binary formats */
+    uint64_t *records;          /* per document: record number */
     char where[160];            /* "docs.jsonl records 0..255" */
     uint64_t id;                /* request id in flight, 0 = none */
     uint64_t sent_us, retry_at_us;
     int attempts;
 } s_batch_t;
 
+static void
+s_batch_clear(s_batch_t *b)
+{
+    nf_request_destroy(&b->req);
+    free(b->lines);
+    free(b->records);
+    memset(b, 0, sizeof *b);
+}
+
 static int
 s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, const char *path, int timeout_ms)
 {
     memset(b, 0, sizeof *b);
-    int rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    b->file = path;
+    b->lines = malloc(in->n * sizeof *b->lines);
+    b->records = malloc(in->n * sizeof *b->records);
+    int rc = b->lines && b->records ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
     for (size_t i = 0; rc == 0 && i < in->n; i++) {
         const nf_vecio_doc_t *d = &in->docs[i];
+        b->lines[i] = d->line;
+        b->records[i] = d->record;
         rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
     }
     snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
              (unsigned long long) in->docs[0].record, (unsigned long long) in->docs[in->n - 1].record);
     return rc;
+}
+
+/* A batch of one: document i of src (to find which document of a refused
+   batch is bad). */
+static int
+s_batch_single(s_batch_t *b, const s_batch_t *src, size_t i, int timeout_ms)
+{
+    memset(b, 0, sizeof *b);
+    const Nflow__Document *d = nf_request_env(src->req)->index->docs[i];
+    b->file = src->file;
+    b->lines = malloc(sizeof *b->lines);
+    b->records = malloc(sizeof *b->records);
+    nf_tag_t *tags = calloc(d->n_tags ? d->n_tags : 1, sizeof *tags);
+    int rc = b->lines && b->records && tags ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
+    for (size_t t = 0; rc == 0 && t < d->n_tags; t++)
+        tags[t] = (nf_tag_t){d->tags[t]->key, d->tags[t]->value};
+    if (rc == 0)
+        rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    if (rc == 0)   /* the vector bytes are host float32 (nf_request_add wrote them) */
+        rc = nf_request_add(b->req, d->id, d->text, (const float *) (void *) d->vector.data,
+                            (uint32_t) (d->vector.len / 4), tags, d->n_tags);
+    free(tags);
+    if (rc == 0) {
+        b->lines[0] = src->lines[i];
+        b->records[0] = src->records[i];
+        snprintf(b->where, sizeof b->where, "%s record %llu", src->file,
+                 (unsigned long long) src->records[i]);
+    }
+    return rc;
+}
+
+/* "FILE:LINE" or "FILE record N" of document i of b. */
+static void
+s_doc_place(const s_batch_t *b, size_t i, char *buf, size_t size)
+{
+    if (b->lines[i])
+        snprintf(buf, size, "%s:%llu", b->file, (unsigned long long) b->lines[i]);
+    else
+        snprintf(buf, size, "%s record %llu", b->file, (unsigned long long) b->records[i]);
 }
 
 static bool
@@ -199,6 +264,84 @@ s_progress(bool tty, uint64_t done, uint64_t total, uint64_t docs, bool final)
             30 - bar, "", pct, (unsigned long long) docs, final ? "\n" : "");
 }
 
+typedef struct {
+    uint64_t indexed, rejected, failed;
+    bool stop_on_error;
+    bool tty;
+    uint32_t nshards;           /* from the flow file; 0 = unknown (--gateway) */
+} s_index_run_t;
+
+static void
+s_clear_line(const s_index_run_t *run)
+{
+    if (run->tty)
+        fprintf(stderr, "\r%60s\r", "");
+}
+
+/* Settle batch b after its final answer or last attempt: st is NF_OK, or
+   the error (message in nf_error_msg()); res the result when there is
+   one.  Refused batches of several documents are split (*split set: the
+   caller queues one batch per document); single ones are rejected. */
+static void
+s_settle(s_index_run_t *run, s_batch_t *b, int st, const Nflow__Result *res, bool *split)
+{
+    size_t n = nf_request_size(b->req);
+    const Nflow__IndexRequest *ir = nf_request_env(b->req)->index;
+    char place[300];
+    *split = false;
+    if (st == 0 && !res->partial) {
+        run->indexed += res->indexed;
+        return;
+    }
+    if (st == 0) {              /* partial after the retries: shards did not answer */
+        char missing[256];
+        s_missing(res, missing, sizeof missing);
+        run->indexed += res->indexed;
+        s_clear_line(run);
+        if (!run->nshards)      /* which shard holds which id is not known here */
+            run->failed += n > res->indexed ? n - res->indexed : 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *id = ir->docs[i]->id;
+            bool lost = true;
+            if (run->nshards) {
+                uint32_t sh = nf_msg_shard_of(id, strlen(id), run->nshards);
+                lost = false;
+                for (size_t m = 0; m < res->n_missing_shards; m++)
+                    lost |= res->missing_shards[m] == sh;
+            }
+            if (!lost)
+                continue;
+            run->failed += run->nshards ? 1 : 0;
+            s_doc_place(b, i, place, sizeof place);
+            fprintf(stderr, "nflow index: failed id '%s' (%s): shard%s %s did not answer%s\n",
+                    id, place, res->n_missing_shards > 1 ? "s" : "", missing,
+                    run->nshards ? "" : " (its batch; re-running stores what is missing)");
+        }
+        return;
+    }
+    if (s_retryable(st)) {      /* no answer, or no shard: the whole batch failed */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", nf_error_msg());
+        s_clear_line(run);
+        for (size_t i = 0; i < n; i++) {
+            s_doc_place(b, i, place, sizeof place);
+            fprintf(stderr, "nflow index: failed id '%s' (%s): %s\n", ir->docs[i]->id, place,
+                    msg);
+        }
+        run->failed += n;
+        return;
+    }
+    if (n > 1 && !run->stop_on_error) {     /* which of them is bad? one by one */
+        *split = true;
+        return;
+    }
+    s_clear_line(run);
+    s_doc_place(b, 0, place, sizeof place);
+    fprintf(stderr, "nflow index: rejected id '%s' (%s): %s\n", n ? ir->docs[0]->id : "?",
+            place, nf_error_msg());
+    run->rejected += n;
+}
+
 int
 cmd_index(int argc, char **argv)
 {
@@ -206,6 +349,7 @@ cmd_index(int argc, char **argv)
     const char *files[256];
     size_t nfiles = 0;
     long batch = 256, inflight = 8, retries = 4;
+    s_index_run_t run = {0};
     for (int i = 1; i < argc; i++) {
         int c = s_common_opt(&t, argc, argv, &i);
         if (c < 0)
@@ -214,15 +358,20 @@ cmd_index(int argc, char **argv)
             continue;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: nflow index (-f FLOW.yml | --gateway EP) [--batch N] [--inflight N] "
-                   "[--retries N] FILE...\n  Index JSONL or .fvecs documents (upserts by id).\n%s"
-                   "  --batch N          documents per request (default 256)\n"
+                   "[--retries N] [--stop-on-error] FILE...\n"
+                   "  Index JSONL or .fvecs documents (upserts by id).  A bad document is\n"
+                   "  reported (file:line, id, why) and skipped; documents whose shard did\n"
+                   "  not answer are listed by id (re-running stores exactly them).  Ends\n"
+                   "  with `indexed N, rejected M, failed K`; exit status 1 when M or K > 0.\n%s"
+                   "  --batch N          documents per request (default 256, at most 10000)\n"
                    "  --inflight N       requests in flight (default 8)\n"
-                   "  --retries N        retries of a failed or partial batch (default 4)\n",
+                   "  --retries N        retries of a failed or partial batch (default 4)\n"
+                   "  --stop-on-error    stop at the first bad document or failed batch\n",
                    s_common_help);
             return 0;
         }
         if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
-            if (s_parse_uint("index", "--batch", argv[++i], 1, 100000, &batch))
+            if (s_parse_uint("index", "--batch", argv[++i], 1, NF_DOCS_MAX, &batch))
                 return 2;
         } else if (i + 1 < argc && !strcmp(argv[i], "--inflight")) {
             if (s_parse_uint("index", "--inflight", argv[++i], 1, 256, &inflight))
@@ -230,6 +379,8 @@ cmd_index(int argc, char **argv)
         } else if (i + 1 < argc && !strcmp(argv[i], "--retries")) {
             if (s_parse_uint("index", "--retries", argv[++i], 0, 100, &retries))
                 return 2;
+        } else if (!strcmp(argv[i], "--stop-on-error")) {
+            run.stop_on_error = true;
         } else if (argv[i][0] != '-' && nfiles < 256) {
             files[nfiles++] = argv[i];
         } else {
@@ -243,11 +394,17 @@ cmd_index(int argc, char **argv)
     }
     s_quiet_signals();
     int rc = s_resolve(&t, false);
+    if (rc == 0 && t.flow) {
+        const nf_flow_pod_t *ix = nf_flow_role(t.flow, "indexer");
+        run.nshards = ix ? ix->count : 0;
+    }
     nf_client_t *client = NULL;
     nf_vecio_t *reader = NULL;
     s_batch_t *slots = calloc((size_t) inflight, sizeof *slots);
-    uint64_t total_bytes = 0, done_bytes = 0, indexed = 0, sent_docs = 0;
-    bool tty = isatty(STDERR_FILENO);
+    s_batch_t *queue = NULL;            /* single-document batches waiting for a slot */
+    size_t nqueue = 0, queue_cap = 0;
+    uint64_t total_bytes = 0, done_bytes = 0, sent_docs = 0;
+    run.tty = isatty(STDERR_FILENO);
     size_t fi = 0;
     if (!slots)
         rc = nf_error_set(NF_ENOMEM, "out of memory");
@@ -258,23 +415,53 @@ cmd_index(int argc, char **argv)
     }
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
+    if (rc == 0)
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     while (rc == 0) {
-        /* fill free slots from the input */
+        /* fill free slots: split documents first, then the input */
         for (long s = 0; s < inflight && rc == 0; s++) {
             if (slots[s].req)
                 continue;
-            while (!reader && fi < nfiles && rc == 0)
+            if (nqueue) {
+                slots[s] = queue[--nqueue];
+                continue;
+            }
+            while (!reader && fi < nfiles && rc == 0) {
                 rc = nf_vecio_open(files[fi], NF_VECIO_AUTO, 0, &reader);
+                if (rc == 0)
+                    nf_vecio_skip_bad(reader, !run.stop_on_error);
+            }
             if (!reader || rc)
                 break;
             nf_vecio_batch_t in;
             rc = nf_vecio_next(reader, (size_t) batch, &in);
-            if (rc == 0 && in.n == 0) {
+            for (size_t r = 0; rc == 0 && r < in.nrejects; r++) {
+                const nf_vecio_reject_t *rj = &in.rejects[r];
+                /* "FILE:LINE[:COL]: why" -> "(FILE:LINE): why", as for the flow's rejects */
+                const char *why = rj->why;
+                size_t plen = strlen(files[fi]);
+                if (!strncmp(why, files[fi], plen) && why[plen] == ':') {
+                    const char *w = why + plen;
+                    while (*w == ':' && w[1] >= '0' && w[1] <= '9')
+                        w += 1 + strspn(w + 1, "0123456789");
+                    if (w[0] == ':' && w[1] == ' ')
+                        why = w + 2;
+                }
+                s_clear_line(&run);
+                fprintf(stderr, "nflow index: rejected id '%s' (%s:%llu): %s\n",
+                        rj->id ? rj->id : "?", files[fi], (unsigned long long) rj->line, why);
+                run.rejected++;
+            }
+            if (rc == 0 && in.n == 0 && in.nrejects == 0) {
                 uint64_t d, tot;
                 nf_vecio_progress(reader, &d, &tot);
                 done_bytes += tot;
                 nf_vecio_destroy(&reader);
                 fi++;
+                s--;
+                continue;
+            }
+            if (rc == 0 && in.n == 0) {
                 s--;
                 continue;
             }
@@ -293,9 +480,16 @@ cmd_index(int argc, char **argv)
             busy++;
             if (b->id && now - b->sent_us > (uint64_t) t.wait_ms * 1000u) {
                 b->id = 0;  /* lost: the gateway never answered */
-                if (++b->attempts > retries)
-                    rc = nf_error_set(NF_ETIMEOUT, "%s: no answer from the gateway %s within %d ms",
-                                      b->where, t.endpoint, t.wait_ms);
+                if (++b->attempts > retries) {
+                    bool split;
+                    nf_error_set(NF_ETIMEOUT, "no answer from the gateway %s within %d ms "
+                                 "(gave up after %ld retries)", t.endpoint, t.wait_ms, retries);
+                    s_settle(&run, b, NF_ETIMEOUT, NULL, &split);
+                    s_batch_clear(b);
+                    if (run.stop_on_error)
+                        rc = nf_error_set(NF_ETIMEOUT, "stopped at the first failed batch");
+                    continue;
+                }
                 b->retry_at_us = now;
             }
             if (rc == 0 && !b->id && b->retry_at_us <= now) {
@@ -305,12 +499,12 @@ cmd_index(int argc, char **argv)
                     sent_docs += nf_request_size(b->req);
             }
         }
-        if (rc || !busy)
+        if (rc || (!busy && !nqueue))
             break;
         uint64_t d = 0, tot = 0;
         if (reader)
             nf_vecio_progress(reader, &d, &tot);
-        s_progress(tty, done_bytes + d, total_bytes, sent_docs, false);
+        s_progress(run.tty, done_bytes + d, total_bytes, sent_docs, false);
         Nflow__Envelope *reply = NULL;
         int r = nf_client_recv(client, 50, &reply);
         if (r == NF_ETIMEOUT)
@@ -326,45 +520,69 @@ cmd_index(int argc, char **argv)
         if (b) {
             int st = nf_client_status(reply);
             const Nflow__Result *res = reply->body_case == NFLOW__ENVELOPE__BODY_RESULT ? reply->result : NULL;
-            char missing[256] = "";
             if (st == 0 && !res)
                 st = nf_error_set(NF_EPROTO, "the gateway answered without a result");
-            else if (st == 0 && res->partial) {
-                s_missing(res, missing, sizeof missing);
-                st = nf_error_set(NF_EUNAVAIL, "partial: shards %s missing", missing);
-            }
             b->id = 0;
-            if (st == 0) {
-                indexed += res->indexed;
-                nf_request_destroy(&b->req);
-            } else if (s_retryable(st) && b->attempts < retries) {
+            bool again = (s_retryable(st) || (st == 0 && res->partial)) && b->attempts < retries;
+            if (again) {
                 unsigned delay = 250u << b->attempts++;
                 b->retry_at_us = nf_now_us() + (uint64_t) delay * 1000u;
-                if (!tty)
-                    fprintf(stderr, "nflow index: %s: %s; retrying in %u ms\n", b->where,
-                            nf_error_msg(), delay);
+                if (!run.tty) {
+                    char missing[256] = "";
+                    if (st == 0)
+                        s_missing(res, missing, sizeof missing);
+                    fprintf(stderr, "nflow index: %s: %s%s; retrying in %u ms\n", b->where,
+                            st ? nf_error_msg() : "partial: shards missing: ", missing, delay);
+                }
             } else {
-                char msg[512];
-                snprintf(msg, sizeof msg, "%s", nf_error_msg());
-                rc = nf_error_set(st, "%s: %s%s", b->where, msg,
-                                  s_retryable(st) ? " (gave up after retries)" : "");
+                bool split = false;
+                uint64_t before = run.rejected + run.failed;
+                s_settle(&run, b, st, res, &split);
+                if (split) {
+                    size_t n = nf_request_size(b->req);
+                    if (nqueue + n > queue_cap) {
+                        size_t cap = queue_cap ? queue_cap : 64;
+                        while (cap < nqueue + n)
+                            cap *= 2;
+                        s_batch_t *q = realloc(queue, cap * sizeof *q);
+                        if (!q)
+                            rc = nf_error_set(NF_ENOMEM, "out of memory");
+                        else {
+                            queue = q;
+                            queue_cap = cap;
+                        }
+                    }
+                    for (size_t i = n; rc == 0 && i-- > 0;)     /* popped in file order */
+                        if ((rc = s_batch_single(&queue[nqueue], b, i, t.timeout_ms)) == 0)
+                            nqueue++;
+                }
+                s_batch_clear(b);
+                if (rc == 0 && run.stop_on_error && run.rejected + run.failed > before)
+                    rc = nf_error_set(NF_EINVAL, "stopped at the first %s (--stop-on-error)",
+                                      run.rejected ? "rejected document" : "failed batch");
             }
         }
         nflow__envelope__free_unpacked(reply, NULL);
     }
-    s_progress(tty, total_bytes, total_bytes, sent_docs, true);
+    s_progress(run.tty, total_bytes, total_bytes, sent_docs, true);
     for (long s = 0; slots && s < inflight; s++)
-        nf_request_destroy(&slots[s].req);
+        s_batch_clear(&slots[s]);
+    while (nqueue)
+        s_batch_clear(&queue[--nqueue]);
+    free(queue);
     free(slots);
     nf_vecio_destroy(&reader);
     nf_client_destroy(&client);
     s_target_clear(&t);
     if (rc) {
         fprintf(stderr, "nflow index: %s\n", nf_error_msg());
+        printf("indexed %llu, rejected %llu, failed %llu\n", (unsigned long long) run.indexed,
+               (unsigned long long) run.rejected, (unsigned long long) run.failed);
         return 1;
     }
-    printf("indexed %llu documents\n", (unsigned long long) indexed);
-    return 0;
+    printf("indexed %llu, rejected %llu, failed %llu\n", (unsigned long long) run.indexed,
+           (unsigned long long) run.rejected, (unsigned long long) run.failed);
+    return run.rejected || run.failed ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,7 +656,8 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
 /* Add a query to the last request of reqs, starting a new one every per. */
 static int
 s_add_query(nf_request_t ***reqs, size_t *n, size_t per, uint32_t k, uint32_t timeout_ms,
-            const char *id, const char *text, const float *vector, uint32_t dim)
+            bool with_payload, const char *id, const char *text, const float *vector,
+            uint32_t dim)
 {
     if (!*n || nf_request_size((*reqs)[*n - 1]) >= per) {
         nf_request_t **grown = realloc(*reqs, (*n + 1) * sizeof **reqs);
@@ -449,6 +668,7 @@ s_add_query(nf_request_t ***reqs, size_t *n, size_t per, uint32_t k, uint32_t ti
         int rc = nf_request_new(NFLOW__ENVELOPE__BODY_SEARCH, k, timeout_ms, &grown[*n - 1]);
         if (rc)
             return rc;
+        nf_request_env(grown[*n - 1])->search->with_payload = with_payload;
     }
     return nf_request_add((*reqs)[*n - 1], id, text, vector, dim, NULL, 0);
 }
@@ -460,6 +680,7 @@ cmd_search(int argc, char **argv)
     const char *texts[256], *queries = NULL;
     size_t ntexts = 0;
     long k = 10, per = 64, inflight = 4;
+    bool ids_only = false, partial = false;
     for (int i = 1; i < argc; i++) {
         int c = s_common_opt(&t, argc, argv, &i);
         if (c < 0)
@@ -474,7 +695,11 @@ cmd_search(int argc, char **argv)
                    "  -k K               matches per query (default 10)\n"
                    "  --json             one JSON line per query: {\"query\", \"matches\", "
                    "\"partial\", \"missing_shards\"}\n"
-                   "  --batch N          queries per request (default 64)\n", s_common_help);
+                   "  --batch N          queries per request (default 64, at most 1024)\n"
+                   "  --ids-only         matches without text and tags (smaller answers)\n"
+                   "  Exit status: 0 complete answers, 1 an error, 2 usage, 3 some answer was\n"
+                   "  partial (shards did not answer; the matches printed are from the others).\n",
+                   s_common_help);
             return 0;
         }
         if (i + 1 < argc && !strcmp(argv[i], "--text") && ntexts < 256)
@@ -482,11 +707,13 @@ cmd_search(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--queries"))
             queries = argv[++i];
         else if (i + 1 < argc && (!strcmp(argv[i], "-k") || !strcmp(argv[i], "--top-k"))) {
-            if (s_parse_uint("search", "-k", argv[++i], 1, 10000, &k))
+            if (s_parse_uint("search", "-k", argv[++i], 1, NF_TOPK_MAX, &k))
                 return 2;
         } else if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
-            if (s_parse_uint("search", "--batch", argv[++i], 1, 10000, &per))
+            if (s_parse_uint("search", "--batch", argv[++i], 1, NF_QUERIES_MAX, &per))
                 return 2;
+        } else if (!strcmp(argv[i], "--ids-only")) {
+            ids_only = true;
         } else {
             fprintf(stderr, "nflow search: unexpected argument '%s' (see nflow search --help)\n", argv[i]);
             return 2;
@@ -507,12 +734,12 @@ cmd_search(int argc, char **argv)
         while (rc == 0 && (rc = nf_vecio_next(r, 1024, &b)) == 0 && b.n)
             for (size_t i = 0; i < b.n && rc == 0; i++)
                 rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
-                                 b.docs[i].id, b.docs[i].text, b.docs[i].vector, b.dim);
+                                 !ids_only, b.docs[i].id, b.docs[i].text, b.docs[i].vector, b.dim);
         nf_vecio_destroy(&r);
     }
     for (size_t i = 0; rc == 0 && i < ntexts; i++)
-        rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms, NULL,
-                         texts[i], NULL, 0);
+        rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
+                         !ids_only, NULL, texts[i], NULL, 0);
     /* `inflight` requests at a time, answers printed in query order */
     Nflow__Envelope **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
     uint64_t *ids = calloc(nchunks ? nchunks : 1, sizeof *ids);
@@ -521,6 +748,8 @@ cmd_search(int argc, char **argv)
         rc = nf_error_set(NF_ENOMEM, "out of memory");
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
+    if (rc == 0)
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     size_t next_send = 0, next_print = 0;
     uint64_t last_answer = nf_now_us();
     while (rc == 0 && next_print < nchunks) {
@@ -541,10 +770,10 @@ cmd_search(int argc, char **argv)
             break;
         }
         last_answer = nf_now_us();
-        for (size_t c = next_print; c < next_send; c++)
+        for (size_t c = next_print; reply && c < next_send; c++)
             if (ids[c] == reply->request_id && !replies[c]) {
                 replies[c] = reply;
-                reply = NULL;
+                reply = NULL;   /* the loop stops: reply is no longer ours */
             }
         if (reply)
             nflow__envelope__free_unpacked(reply, NULL);
@@ -558,8 +787,10 @@ cmd_search(int argc, char **argv)
                 const Nflow__Matches *m = j < e->result->n_results ? e->result->results[j] : NULL;
                 s_print_matches(&t, next_print * (size_t) per + j, sr->queries[j]->text, m, e->result);
             }
-            if (rc == 0 && e->result->partial)
+            if (rc == 0 && e->result->partial) {
+                partial = true;
                 fprintf(stderr, "nflow search: warning: partial answer (shards did not answer)\n");
+            }
             nflow__envelope__free_unpacked(e, NULL);
             replies[next_print++] = NULL;
         }
@@ -579,7 +810,7 @@ cmd_search(int argc, char **argv)
         fprintf(stderr, "nflow search: %s\n", nf_error_msg());
         return 1;
     }
-    return 0;
+    return partial ? 3 : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -611,7 +842,7 @@ cmd_delete(int argc, char **argv)
         if (!strcmp(argv[i], "--")) {
             while (++i < argc)
                 ids[nids++] = argv[i];
-        } else if (argv[i][0] != '-') {
+        } else if (argv[i][0] != '-' || !argv[i][0]) {
             ids[nids++] = argv[i];
         } else {
             fprintf(stderr, "nflow delete: unexpected argument '%s' (see nflow delete --help)\n", argv[i]);
@@ -624,11 +855,28 @@ cmd_delete(int argc, char **argv)
         free(ids);
         return 2;
     }
+    if (nids > NF_DOCS_MAX) {
+        fprintf(stderr, "nflow delete: %zu ids, at most %d per request (NF_DOCS_MAX)\n", nids,
+                NF_DOCS_MAX);
+        free(ids);
+        return 2;
+    }
+    for (size_t i = 0; i < nids; i++) {
+        size_t len = strlen(ids[i]);
+        if (len == 0 || len > NF_ID_MAX) {
+            fprintf(stderr, "nflow delete: id %zu: ids have 1..%d bytes, this one has %zu\n",
+                    i + 1, NF_ID_MAX, len);
+            free(ids);
+            return 2;
+        }
+    }
     s_quiet_signals();
     nf_client_t *client = NULL;
     int rc = s_resolve(&t, false);
     if (rc == 0)
         rc = nf_client_new(t.endpoint, &client);
+    if (rc == 0)
+        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     uint64_t deleted = 0;
     for (int attempt = 0; rc == 0; attempt++) {
         Nflow__Envelope env, *reply = NULL;
@@ -697,7 +945,8 @@ cmd_status(int argc, char **argv)
             printf("usage: nflow status (-f FLOW.yml | --gateway EP) [--json]\n"
                    "  Per pod: up/down, pid, requests served, errors, malformed frames, rows\n"
                    "  (indexers) and resident memory, from each pod's control socket.\n"
-                   "  With --gateway only the gateway is asked.\n%s"
+                   "  With --gateway only the gateway is asked.  --timeout-ms bounds the\n"
+                   "  wait for the answers (default 1500).  Exit status 1 when any pod is down.\n%s"
                    "  --json             one JSON object per pod and line\n", s_common_help);
             return 0;
         }
@@ -723,7 +972,9 @@ cmd_status(int argc, char **argv)
         if (nf_client_new(t.state ? t.state->pods[i].control : t.endpoint, &cl[i]) == 0)
             (void) nf_client_send(cl[i], &env, NULL);
     }
-    uint64_t deadline = nf_now_us() + 1500000u;
+    /* --timeout-ms bounds the whole status call (default 1500 ms) */
+    uint64_t deadline = nf_now_us() + (uint64_t) (t.timeout_ms ? t.timeout_ms : 1500) * 1000u;
+    bool any_down = false;
     for (size_t i = 0; i < n; i++) {
         while (cl[i] && !rep[i]) {
             uint64_t now = nf_now_us();
@@ -743,6 +994,7 @@ cmd_status(int argc, char **argv)
         const nf_flowstate_pod_t *p = t.state ? &t.state->pods[i] : NULL;
         const char *name = p ? p->name : "gateway";
         const Nflow__Control *c = rep[i] ? rep[i]->control : NULL;
+        any_down |= c == NULL;
         int pid = c && c->pid ? (int) c->pid : p ? p->pid : 0;
         bool indexer = p ? !strcmp(p->role, "indexer") : false;
         if (t.json) {
@@ -783,5 +1035,9 @@ cmd_status(int argc, char **argv)
     free(cl);
     free(rep);
     s_target_clear(&t);
-    return 0;
+    if (n == 0) {
+        fprintf(stderr, "nflow status: out of memory\n");
+        return 1;
+    }
+    return any_down ? 1 : 0;
 }

@@ -4,7 +4,7 @@
 #
 #   tools/demo.sh [BUILD_DIR]        (tools/bootstrap.sh demo calls it)
 #
-# Environment: NFLOW_DEMO_DOCS (how many fortunes to index, default 5000),
+# Environment: NFLOW_DEMO_DOCS (how many fortunes to index, default 0 = the whole corpus),
 # NFLOW_FORTUNES (corpus directory, default /usr/share/games/fortunes),
 # NFLOW_DEMO_WORKSPACE (keep the workspace there instead of a temp dir).
 set -euo pipefail
@@ -49,7 +49,7 @@ grep -q '^ready ' "$tmp/up.out" || { cat "$tmp/up.log" >&2; echo "demo: flow not
 cat "$tmp/up.out"
 
 step "turning $corpus into JSONL"
-"$py" - "$corpus" "${NFLOW_DEMO_DOCS:-5000}" "$tmp/fortunes.jsonl" <<'PY'
+"$py" - "$corpus" "${NFLOW_DEMO_DOCS:-0}" "$tmp/fortunes.jsonl" <<'PY'
 import json, os, sys
 corpus, limit, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 files = sorted(f for f in os.listdir(corpus)
@@ -71,7 +71,7 @@ total = sum(len(t) for t in texts.values())
 n = 0
 with open(out, "w") as f:
     for name in files:
-        share = max(1, len(texts[name]) * limit // max(total, 1))
+        share = max(1, len(texts[name]) * limit // max(total, 1)) if limit else len(texts[name])
         for i, t in enumerate(texts[name][:share]):
             f.write(json.dumps({"id": f"fortunes/{name}/{i}", "text": t,
                                 "tags": {"file": name}}) + "\n")
@@ -80,7 +80,20 @@ print(f"{n} fortunes from {len(files)} files")
 PY
 
 step "indexing: nflow index -f flows/demo.yml fortunes.jsonl"
-"$nflow" index -f "$flow" --workspace "$ws" "$tmp/fortunes.jsonl"
+# A bad fortune is reported (file:line, id, why) and skipped; the exit
+# status is 1 when any was rejected, so read the counts instead.
+index_rc=0
+"$nflow" index -f "$flow" --workspace "$ws" "$tmp/fortunes.jsonl" \
+  >"$tmp/index.out" 2>"$tmp/index.err" || index_rc=$?
+cat "$tmp/index.err" >&2
+cat "$tmp/index.out"
+if ! grep -Eq '^indexed [0-9]+, rejected [0-9]+, failed 0$' "$tmp/index.out"; then
+  echo "demo: nflow index failed (exit status $index_rc)" >&2
+  exit 1
+fi
+nrej=$(grep -c '^nflow index: rejected ' "$tmp/index.err" || true)
+echo "rejected: $nrej document(s)"
+grep '^nflow index: rejected ' "$tmp/index.err" | sed 's/^nflow index: /  /' || true
 
 for q in "computers are only as smart as their programmers" \
          "love and marriage" \

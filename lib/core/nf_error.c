@@ -2,6 +2,7 @@
 #include "nf_error.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *s_text[] = {
     [0] = "success",
@@ -31,13 +32,19 @@ nf_strerror(int code)
     return s_text[-code];
 }
 
+/* Formatted into a temporary first, then copied: an argument may be the
+   thread's own message (nf_error_set(code, "%s: %s", where, nf_error_msg())
+   is the usual way to add context), and vsnprintf into the buffer it reads
+   from is undefined (it printed "DIR: row 0: DIR: row 0: ..."). */
 int
 nf_error_set(int code, const char *fmt, ...)
 {
+    char tmp[sizeof s_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s_msg, sizeof s_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(s_msg, tmp, sizeof s_msg);
     return code;
 }
 

@@ -119,7 +119,46 @@ struct nf_vecio {
     s_arena_t arena;
     char *linebuf;
     size_t linecap;
+    bool skip;              /* skip bad records (nf_vecio_skip_bad) */
+    nf_vecio_reject_t *rejects;
+    size_t nrejects, rejects_cap;
 };
+
+void
+nf_vecio_skip_bad(nf_vecio_t *self, bool skip)
+{
+    self->skip = skip;
+}
+
+/* Skip mode: keep the record that just failed (its message is failmsg) in
+   the rejects and clear the failure.  Returns the failing code when the
+   record cannot be skipped (not skip mode, or an error of the file). */
+static int
+s_reject(nf_vecio_t *self, int rc, const nf_vecio_doc_t *doc)
+{
+    if (!self->skip || (rc != NF_EPARSE && rc != NF_EINVAL && rc != NF_EDIM))
+        return rc;
+    if (self->nrejects == self->rejects_cap) {
+        size_t cap = self->rejects_cap ? 2 * self->rejects_cap : 16;
+        nf_vecio_reject_t *r = realloc(self->rejects, cap * sizeof *r);
+        if (!r)
+            return rc;
+        self->rejects = r;
+        self->rejects_cap = cap;
+    }
+    nf_vecio_reject_t *r = &self->rejects[self->nrejects];
+    const char *why = self->failmsg ? self->failmsg : "bad record";
+    r->record = self->record;
+    r->line = self->line;
+    r->id = doc && doc->id ? doc->id : NULL;
+    r->why = s_arena_strdup(&self->arena, why, strlen(why));
+    if (!r->why)
+        return rc;
+    self->nrejects++;
+    self->failed = 0;
+    self->record++;
+    return 0;
+}
 
 int
 nf_vecio_fmt_parse(const char *name, nf_vecio_fmt_t *fmt)
@@ -302,6 +341,7 @@ nf_vecio_destroy(nf_vecio_t **self_p)
     free(self->docs);
     free(self->vecs);
     free(self->linebuf);
+    free(self->rejects);
     free(self->failmsg);
     free(self->path);
     free(self);
@@ -642,15 +682,25 @@ s_next_jsonl(nf_vecio_t *self, size_t max, size_t *n, bool *all_vectors)
 
         json_error_t jerr;
         json_t *obj = json_loadb(s, (size_t) len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!obj)
-            return s_fail(self, NF_EPARSE, "%s:%" PRIu64 ":%d: bad JSON: %s", self->path,
-                          self->line, jerr.column, jerr.text);
         int rc = 0;
+        if (!obj) {
+            rc = s_fail(self, NF_EPARSE, "%s:%" PRIu64 ":%d: bad JSON: %s", self->path,
+                        self->line, jerr.column, jerr.text);
+            if ((rc = s_reject(self, rc, NULL)) != 0)
+                return rc;
+            if (self->nrejects >= max)
+                break;
+            continue;
+        }
         if (!json_is_object(obj)) {
             rc = s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": expected a JSON object, got %s",
                         self->path, self->line, s_json_type(obj));
             json_decref(obj);
-            return rc;
+            if ((rc = s_reject(self, rc, NULL)) != 0)
+                return rc;
+            if (self->nrejects >= max)
+                break;
+            continue;
         }
         nf_vecio_doc_t *doc = &self->docs[*n];
         memset(doc, 0, sizeof *doc);
@@ -663,8 +713,13 @@ s_next_jsonl(nf_vecio_t *self, size_t max, size_t *n, bool *all_vectors)
         if (!rc)
             rc = s_jsonl_fields(self, obj, doc);
         json_decref(obj);
-        if (rc)
-            return rc;
+        if (rc) {
+            if ((rc = s_reject(self, rc, doc)) != 0)
+                return rc;
+            if (self->nrejects >= max)
+                break;
+            continue;
+        }
         if (!has)
             *all_vectors = false;
         self->record++;
@@ -682,6 +737,7 @@ nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch)
     if (max == 0)
         return nf_error_set(NF_EINVAL, "%s: batch size 0", self->path);
     s_arena_reset(&self->arena);
+    self->nrejects = 0;
     int rc = s_reserve(self, max);
     if (rc)
         return rc;
@@ -699,6 +755,8 @@ nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch)
     }
     if (n == 0 && self->record == 0)
         return s_fail(self, NF_EINVAL, "%s: no documents in the file", self->path);
+    batch->rejects = self->rejects;
+    batch->nrejects = self->nrejects;
     batch->docs = self->docs;
     batch->n = n;
     batch->dim = self->dim;

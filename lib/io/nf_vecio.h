@@ -41,7 +41,17 @@ typedef struct {
     uint64_t line;          /* 1-based line number (JSONL); 0 for binary formats */
 } nf_vecio_doc_t;
 
+/* A record skipped by a reader in skip mode (nf_vecio_skip_bad). */
 typedef struct {
+    uint64_t record;        /* 0-based record number (as a good one would have had) */
+    uint64_t line;          /* 1-based line number (JSONL) */
+    const char *id;         /* its id when that much was read, else NULL */
+    const char *why;        /* "FILE:LINE: what was wrong" */
+} nf_vecio_reject_t;
+
+typedef struct {
+    const nf_vecio_reject_t *rejects;   /* skip mode: records skipped by this call */
+    size_t nrejects;
     const nf_vecio_doc_t *docs;
     size_t n;
     uint32_t dim;           /* vector dim of the file (0 while no vector was seen) */
@@ -68,7 +78,14 @@ int nf_vecio_open(const char *path, nf_vecio_fmt_t fmt, uint32_t dim_hint, nf_ve
    an error naming file:line (use for queries and for segment building). */
 void nf_vecio_require_vectors(nf_vecio_t *self, bool require);
 
-/* Read up to max (>= 1) documents into *batch.  Returns 0 with batch->n == 0
+/* Skip bad records instead of failing: a JSONL line that is not JSON or
+   whose id, vector, text or tags are bad is reported in the batch's
+   rejects and the reader goes on with the next line.  Errors of the file
+   itself (I/O, a truncated binary file) still fail. */
+void nf_vecio_skip_bad(nf_vecio_t *self, bool skip);
+
+/* Read up to max (>= 1) documents into *batch (in skip mode, also stop
+   after max rejects).  Returns 0 with batch->n == 0 and no rejects
    at the end of the file (an input with no document at all is an error).
    On error returns a negative NF_E... code with the message naming the
    place; the reader stays at the failing record (further calls fail again). */

@@ -136,6 +136,21 @@ nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__E
     }
 }
 
+int
+nf_client_ping(nf_client_t *self, int timeout_ms)
+{
+    Nflow__Envelope env, *reply = NULL;
+    Nflow__Control ctl;
+    nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
+    int rc = nf_client_call(self, &env, timeout_ms, &reply);
+    if (reply)
+        nflow__envelope__free_unpacked(reply, NULL);
+    if (rc == NF_ETIMEOUT)
+        return nf_error_set(NF_EUNAVAIL, "no gateway answers at %s (no answer to PING within "
+                            "%d ms)", self->endpoint, timeout_ms);
+    return rc;
+}
+
 const char *
 nf_status_name(int code)
 {
@@ -151,7 +166,8 @@ nf_client_status(const Nflow__Envelope *reply)
         return 0;
     int rc;
     switch (reply->status->code) {
-    case NFLOW__STATUS_CODE__STATUS_BAD_REQUEST: rc = NF_EINVAL; break;
+    case NFLOW__STATUS_CODE__STATUS_BAD_REQUEST:
+    case NFLOW__STATUS_CODE__STATUS_TOO_LARGE: rc = NF_EINVAL; break;
     case NFLOW__STATUS_CODE__STATUS_BAD_VERSION: rc = NF_EVERSION; break;
     case NFLOW__STATUS_CODE__STATUS_BAD_DIM: rc = NF_EDIM; break;
     case NFLOW__STATUS_CODE__STATUS_TIMEOUT: rc = NF_ETIMEOUT; break;

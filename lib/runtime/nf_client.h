@@ -54,10 +54,17 @@ int nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply);
 int nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms,
                    Nflow__Envelope **reply);
 
+/* Ask the peer (a gateway's client socket, or any control socket) whether
+   it is there: a CONTROL_PING answered within timeout_ms.  NF_EUNAVAIL
+   with "no gateway answers at EP (no answer to PING within T ms)" when
+   nothing answered, so a client with a wrong endpoint says so in seconds
+   instead of after every retry. */
+int nf_client_ping(nf_client_t *self, int timeout_ms);
+
 /* 0 when reply->status is absent or STATUS_OK; else the matching NF_E...
    code (BAD_DIM -> NF_EDIM, TIMEOUT -> NF_ETIMEOUT, UNAVAILABLE and
    SHARD_DOWN -> NF_EUNAVAIL, BAD_VERSION -> NF_EVERSION, NOT_FOUND ->
-   NF_ENOTFOUND, BAD_REQUEST -> NF_EINVAL, else NF_EIO) with the message
+   NF_ENOTFOUND, BAD_REQUEST and TOO_LARGE -> NF_EINVAL, else NF_EIO) with the message
    "STATUS_NAME: the pod's message". */
 int nf_client_status(const Nflow__Envelope *reply);
 
@@ -70,7 +77,8 @@ const char *nf_status_name(int code);
 typedef struct nf_request nf_request_t;
 
 /* New empty request: body is NFLOW__ENVELOPE__BODY_INDEX, _DELETE or
-   _SEARCH; top_k is used by searches (0 = the reducer's default);
+   _SEARCH; top_k is used by searches (0 = NF_TOPK_DEFAULT, stamped by
+   the gateway);
    timeout_ms 0 = the gateway's default. */
 int nf_request_new(Nflow__Envelope__BodyCase body, uint32_t top_k, uint32_t timeout_ms,
                    nf_request_t **out);

@@ -91,6 +91,7 @@ typedef struct {
     size_t qblock;              /* QB */
     const float *qaux;          /* per query: l2 ||q||^2, cosine 1/|q| (0 if |q| = 0) */
     const uint64_t *tomb;       /* NULL when nothing is deleted */
+    const volatile int *stop;   /* opts->stop */
     const float *qpad;          /* few queries: nq x dpad zero-padded copy, else NULL */
     size_t dpad;
     s_dots_fn dots;             /* few queries: the dot kernel */
@@ -108,6 +109,7 @@ typedef struct {
     pthread_t tid;
     bool started;
     bool failed;                /* the segment returned no rows for a window */
+    bool stopped;               /* the stop flag was set between windows */
 } s_worker_t;
 
 /* 16 floats: GCC vector extensions, lowered to one zmm, two ymm or four
@@ -504,6 +506,10 @@ s_worker_run(void *arg)
     s_worker_t *w = arg;
     const s_job_t *job = w->job;
     for (uint64_t win = w->w0; win < w->w1; win++) {
+        if (job->stop && *job->stop) {
+            w->stopped = true;
+            return NULL;
+        }
         uint64_t row0 = win * job->window;
         size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
         const float *X = nf_segment_vectors(job->seg, row0, wn);
@@ -600,6 +606,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         .tomb = nf_segment_deleted(seg) ? nf_segment_tombstones(seg) : NULL,
     };
     job.larger_better = job.metric != NF_METRIC_L2;
+    job.stop = opts ? opts->stop : NULL;
     s_grid(nq, job.dim, opts ? opts->window_rows : 0, &job.qblock, &job.window);
     uint64_t windows = (rows + job.window - 1) / job.window;
     int nt = s_threads(opts ? opts->threads : 0, windows);
@@ -662,6 +669,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
             s_worker_run(&workers[i]);  /* could not start: do its share here */
     }
     openblas_set_num_threads(blas_threads);
+    for (int i = 0; i < nt; i++)
+        if (workers[i].stopped) {
+            rc = nf_error_set(NF_ETIMEOUT, "nf_scan_search: stopped (the stop flag was set)");
+            goto done;
+        }
     for (int i = 0; i < nt; i++)
         if (workers[i].failed) {
             rc = nf_error_set(NF_ECORRUPT, "nf_scan_search: segment %s has no rows where its "

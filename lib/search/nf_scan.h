@@ -23,6 +23,10 @@
 typedef struct {
     int threads;            /* 0 = number of online cores */
     uint64_t window_rows;   /* rows per sgemm window; 0 = automatic */
+    const volatile int *stop;   /* looked at between windows; when it is non-zero the
+                                   search ends with NF_ETIMEOUT ("stopped").  NULL =
+                                   never.  A pod passes &zsys_interrupted (set by
+                                   SIGTERM / SIGINT) so it exits in time. */
 } nf_scan_opts_t;
 
 /* Search nq queries (row-major nq x dim) for the k best rows each.

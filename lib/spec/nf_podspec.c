@@ -92,10 +92,6 @@ static const nf_setting_t s_indexer_settings[] = {
     {"threads", NF_SET_INT, 0, 1024, NULL, "0", "scan threads (0 = cores / nshards, at least 1)"},
     {"heartbeat_ms", NF_SET_INT, 10, 60000, NULL, "250", "heartbeat interval to the router (ms)"},
 };
-static const nf_setting_t s_reducer_settings[] = {
-    {"top_k", NF_SET_INT, 1, NF_TOPK_MAX, NULL, "10",
-     "matches per query (a search's own top_k wins)"},
-};
 
 /* ------------------------------------------------------------------ */
 /* Roles, in launch order                                               */
@@ -112,8 +108,8 @@ static const nf_podspec_t s_specs[] = {
          NF_SCALE_ONE, NF_PRESENCE_IMPLICIT, s_router_settings),
     ROLE("indexer", "one shard: a memory-mapped segment, shared-scan searches",
          NF_SCALE_SHARDS, NF_PRESENCE_REQUIRED, s_indexer_settings),
-    ROLE("reducer", "merges shard parts into one result per request",
-         NF_SCALE_ONE, NF_PRESENCE_IMPLICIT, s_reducer_settings),
+    {"reducer", "nflow-reducer", "merges shard parts into one result per request",
+     NF_SCALE_ONE, NF_PRESENCE_IMPLICIT, NULL, 0},   /* no settings: k comes with the plan */
 };
 
 size_t

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "nf_error.h"
 #include "nf_hash.h"
+#include "nf_limits.h"
 #include "nf_sys.h"
 
 void
@@ -63,6 +66,336 @@ s_peer_name(nf_msg_t *msg, zframe_t *any, zframe_t *identity)
         snprintf(msg->peer, sizeof msg->peer, "unknown peer");
 }
 
+/* ------------------------------------------------------------------ */
+/* Limits, before unpacking: protobuf-c allocates one struct per element
+   of a repeated field (an empty tag is 2 bytes on the wire and ~80 in
+   memory), so the counts a frame holds are checked on its bytes first.
+   The shapes below are the repeated fields of nflow.proto; anything not
+   listed is skipped.  A count over its limit is NF_EPROTO naming the limit
+   and the value. */
+
+typedef struct s_shape s_shape_t;
+
+typedef struct {
+    uint32_t field;
+    const char *name;           /* the limit, for the error message */
+    uint32_t max;               /* occurrences in one message (0 = not counted) */
+    bool packed;                /* repeated uint32: count the varints */
+    const s_shape_t *child;     /* embedded message to walk, or NULL */
+} s_field_t;
+
+struct s_shape {
+    const s_field_t *fields;
+    size_t n;
+};
+
+#define S_SHAPE(name, ...)                                                     \
+    static const s_field_t name##_fields[] = {__VA_ARGS__};                   \
+    static const s_shape_t name = {name##_fields,                             \
+                                   sizeof name##_fields / sizeof name##_fields[0]}
+
+S_SHAPE(s_doc_shape, {4, "tags per document (NF_TAGS_MAX)", NF_TAGS_MAX, false, NULL});
+S_SHAPE(s_matches_shape, {1, "matches per query (NF_TOPK_MAX)", NF_TOPK_MAX, false, &s_doc_shape});
+S_SHAPE(s_index_shape, {1, "documents per request (NF_DOCS_MAX)", NF_DOCS_MAX, false, &s_doc_shape});
+S_SHAPE(s_delete_shape, {1, "ids per request (NF_DOCS_MAX)", NF_DOCS_MAX, false, NULL});
+S_SHAPE(s_search_shape, {1, "queries per request (NF_QUERIES_MAX)", NF_QUERIES_MAX, false,
+                         &s_doc_shape});
+S_SHAPE(s_result_shape,
+        {1, "queries per request (NF_QUERIES_MAX)", NF_QUERIES_MAX, false, &s_matches_shape},
+        {5, "missing shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL});
+S_SHAPE(s_plan_shape, {1, "shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL},
+        {2, "down shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL});
+S_SHAPE(s_env_shape, {5, "hops (NF_HOPS_MAX)", NF_HOPS_MAX, false, NULL},
+        {10, "index bodies", 1, false, &s_index_shape},
+        {11, "delete bodies", 1, false, &s_delete_shape},
+        {12, "search bodies", 1, false, &s_search_shape},
+        {14, "result bodies", 1, false, &s_result_shape},
+        {15, "plan bodies", 1, false, &s_plan_shape});
+
+typedef struct {
+    uint64_t matches;           /* match documents in the whole frame */
+    uint64_t tags;              /* tags of every document in the whole frame */
+    uint64_t request_id;        /* field 2 of the envelope, when seen */
+} s_scan_t;
+
+static bool
+s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Walk one message of shape sh in [p, end).  Bytes that are not protobuf
+   are left to the unpacker to refuse (it allocates nothing sized by them). */
+static int
+s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, bool top)
+{
+    uint64_t counts[8] = {0};
+    int over = -1;              /* first field over its limit: counted to the end */
+    while (p < end) {
+        uint64_t key, len = 0;
+        if (!s_varint(&p, end, &key))
+            return NF_OK;
+        uint32_t field = (uint32_t) (key >> 3), wire = (uint32_t) (key & 7);
+        const uint8_t *body = p;
+        if (wire == 0) {
+            uint64_t v;
+            if (!s_varint(&p, end, &v))
+                return NF_OK;
+            if (top && field == 2)
+                sc->request_id = v;
+        } else if (wire == 1) {
+            p += 8;
+        } else if (wire == 5) {
+            p += 4;
+        } else if (wire == 2) {
+            if (!s_varint(&p, end, &len) || len > (uint64_t) (end - p))
+                return NF_OK;
+            body = p;
+            p += len;
+        } else {
+            return NF_OK;
+        }
+        if (p > end)
+            return NF_OK;
+        for (size_t i = 0; i < sh->n; i++) {
+            const s_field_t *f = &sh->fields[i];
+            if (f->field != field)
+                continue;
+            uint64_t add = 1;
+            if (f->packed && wire == 2) {       /* count the varints of a packed run */
+                add = 0;
+                for (const uint8_t *q = body; q < body + len; q++)
+                    add += !(*q & 0x80);
+            }
+            counts[i] += add;
+            if (counts[i] > f->max && over < 0)
+                over = (int) i;
+            if (over >= 0)
+                continue;       /* only counting now */
+            if (sh == &s_doc_shape && ++sc->tags > NF_FRAME_TAGS_MAX)
+                return nf_error_set(NF_EPROTO, "tags in one frame (NF_FRAME_TAGS_MAX): more "
+                                    "than %d", NF_FRAME_TAGS_MAX);
+            if (f->child == &s_doc_shape && sh == &s_matches_shape
+                && ++sc->matches > NF_MATCHES_MAX)
+                return nf_error_set(NF_EPROTO, "matches per answer (NF_MATCHES_MAX): more "
+                                    "than %d", NF_MATCHES_MAX);
+            if (f->child && wire == 2) {
+                int rc = s_walk(body, body + len, f->child, sc, false);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    if (over >= 0)
+        return nf_error_set(NF_EPROTO, "%s: %llu, at most %u", sh->fields[over].name,
+                            (unsigned long long) counts[over], sh->fields[over].max);
+    return NF_OK;
+}
+
+/* Over a limit: "what: got, at most max (NAME)". */
+#define S_OVER(what, got, max, name)                                           \
+    nf_error_set(NF_EPROTO, "%s: %zu, at most %zu (%s)", what, (size_t) (got), \
+                 (size_t) (max), name)
+
+static int
+s_check_doc(const Nflow__Document *d, const char *what, size_t i, size_t *tags)
+{
+    *tags += d->n_tags;
+    if (*tags > NF_FRAME_TAGS_MAX)
+        return nf_error_set(NF_EPROTO, "tags in one frame: more than %d (NF_FRAME_TAGS_MAX)",
+                            NF_FRAME_TAGS_MAX);
+    size_t idlen = d->id ? strlen(d->id) : 0;
+    if (idlen > NF_ID_MAX)
+        return nf_error_set(NF_EPROTO, "%s %zu: id bytes: %zu, at most %d (NF_ID_MAX)", what, i,
+                            idlen, NF_ID_MAX);
+    if (d->vector.len > (size_t) NF_DIM_MAX * 4)
+        return nf_error_set(NF_EPROTO, "%s %zu: vector bytes: %zu, at most %zu (NF_DIM_MAX "
+                            "values)", what, i, d->vector.len, (size_t) NF_DIM_MAX * 4);
+    size_t tlen = d->text ? strlen(d->text) : 0;
+    if (tlen > NF_TEXT_MAX)
+        return nf_error_set(NF_EPROTO, "%s %zu: text bytes: %zu, at most %u (NF_TEXT_MAX)", what,
+                            i, tlen, NF_TEXT_MAX);
+    for (size_t t = 0; t < d->n_tags; t++) {
+        size_t kl = d->tags[t]->key ? strlen(d->tags[t]->key) : 0;
+        size_t vl = d->tags[t]->value ? strlen(d->tags[t]->value) : 0;
+        if (kl > NF_TAG_BYTES_MAX || vl > NF_TAG_BYTES_MAX)
+            return nf_error_set(NF_EPROTO, "%s %zu: tag %zu bytes: %zu, at most %d "
+                                "(NF_TAG_BYTES_MAX)", what, i, t, kl > vl ? kl : vl,
+                                NF_TAG_BYTES_MAX);
+    }
+    return NF_OK;
+}
+
+int
+nf_msg_check_limits(const Nflow__Envelope *env)
+{
+    size_t tags = 0;
+    if (env->n_route > NF_HOPS_MAX)
+        return S_OVER("hops", env->n_route, NF_HOPS_MAX, "NF_HOPS_MAX");
+    switch (env->body_case) {
+    case NFLOW__ENVELOPE__BODY_INDEX:
+        if (env->index->n_docs > NF_DOCS_MAX)
+            return S_OVER("documents per request", env->index->n_docs, NF_DOCS_MAX,
+                          "NF_DOCS_MAX");
+        for (size_t i = 0; i < env->index->n_docs; i++) {
+            int rc = s_check_doc(env->index->docs[i], "doc", i, &tags);
+            if (rc)
+                return rc;
+        }
+        return NF_OK;
+    case NFLOW__ENVELOPE__BODY_DELETE:
+        if (env->delete_->n_ids > NF_DOCS_MAX)
+            return S_OVER("ids per request", env->delete_->n_ids, NF_DOCS_MAX, "NF_DOCS_MAX");
+        for (size_t i = 0; i < env->delete_->n_ids; i++) {
+            size_t len = env->delete_->ids[i] ? strlen(env->delete_->ids[i]) : 0;
+            if (len > NF_ID_MAX)
+                return nf_error_set(NF_EPROTO, "id %zu: id bytes: %zu, at most %d (NF_ID_MAX)",
+                                    i, len, NF_ID_MAX);
+        }
+        return NF_OK;
+    case NFLOW__ENVELOPE__BODY_SEARCH: {
+        const Nflow__SearchRequest *s = env->search;
+        if (s->n_queries > NF_QUERIES_MAX)
+            return S_OVER("queries per request", s->n_queries, NF_QUERIES_MAX,
+                          "NF_QUERIES_MAX");
+        if (s->top_k > NF_TOPK_MAX)
+            return S_OVER("top_k", s->top_k, NF_TOPK_MAX, "NF_TOPK_MAX");
+        size_t k = s->top_k ? s->top_k : NF_TOPK_DEFAULT;
+        if (s->n_queries * k > NF_MATCHES_MAX)
+            return nf_error_set(NF_EPROTO, "queries x top_k: %zu x %zu = %zu, at most %d "
+                                "(NF_MATCHES_MAX)", s->n_queries, k, s->n_queries * k,
+                                NF_MATCHES_MAX);
+        for (size_t i = 0; i < s->n_queries; i++) {
+            int rc = s_check_doc(s->queries[i], "query", i, &tags);
+            if (rc)
+                return rc;
+        }
+        return NF_OK;
+    }
+    case NFLOW__ENVELOPE__BODY_RESULT: {
+        const Nflow__Result *r = env->result;
+        if (r->n_results > NF_QUERIES_MAX)
+            return S_OVER("results per answer", r->n_results, NF_QUERIES_MAX, "NF_QUERIES_MAX");
+        if (r->n_missing_shards > NF_SHARDS_MAX)
+            return S_OVER("missing shards", r->n_missing_shards, NF_SHARDS_MAX, "NF_SHARDS_MAX");
+        if (r->shard >= NF_SHARDS_MAX)
+            return S_OVER("shard", r->shard, NF_SHARDS_MAX - 1, "NF_SHARDS_MAX - 1");
+        for (size_t q = 0; q < r->n_results; q++) {
+            if (r->results[q]->n_matches > NF_TOPK_MAX)
+                return S_OVER("matches per query", r->results[q]->n_matches, NF_TOPK_MAX,
+                              "NF_TOPK_MAX");
+            for (size_t j = 0; j < r->results[q]->n_matches; j++) {
+                int rc = s_check_doc(r->results[q]->matches[j], "match", j, &tags);
+                if (rc)
+                    return rc;
+            }
+        }
+        return NF_OK;
+    }
+    case NFLOW__ENVELOPE__BODY_PLAN: {
+        const Nflow__Plan *p = env->plan;
+        if (p->n_shards > NF_SHARDS_MAX || p->n_down > NF_SHARDS_MAX)
+            return S_OVER("plan shards", p->n_shards > p->n_down ? p->n_shards : p->n_down,
+                          NF_SHARDS_MAX, "NF_SHARDS_MAX");
+        for (size_t i = 0; i < p->n_shards; i++)
+            if (p->shards[i] >= NF_SHARDS_MAX)
+                return S_OVER("plan shard", p->shards[i], NF_SHARDS_MAX - 1, "NF_SHARDS_MAX - 1");
+        for (size_t i = 0; i < p->n_down; i++)
+            if (p->down[i] >= NF_SHARDS_MAX)
+                return S_OVER("plan down shard", p->down[i], NF_SHARDS_MAX - 1,
+                              "NF_SHARDS_MAX - 1");
+        if (p->nqueries > NF_QUERIES_MAX)
+            return S_OVER("plan nqueries", p->nqueries, NF_QUERIES_MAX, "NF_QUERIES_MAX");
+        if (p->top_k > NF_TOPK_MAX)
+            return S_OVER("plan top_k", p->top_k, NF_TOPK_MAX, "NF_TOPK_MAX");
+        if (p->kind == NFLOW__ENVELOPE__BODY_SEARCH
+            && (size_t) p->nqueries * (p->top_k ? p->top_k : NF_TOPK_DEFAULT) > NF_MATCHES_MAX)
+            return nf_error_set(NF_EPROTO, "plan nqueries x top_k: %u x %u, at most %d "
+                                "(NF_MATCHES_MAX)", p->nqueries, p->top_k, NF_MATCHES_MAX);
+        return NF_OK;
+    }
+    default:
+        return NF_OK;
+    }
+}
+
+uint32_t
+nf_msg_top_k(uint32_t top_k)
+{
+    return top_k == 0 ? NF_TOPK_DEFAULT : top_k > NF_TOPK_MAX ? NF_TOPK_MAX : top_k;
+}
+
+int
+nf_msg_check_request(const Nflow__Envelope *env)
+{
+    int rc = nf_msg_check_limits(env);
+    if (rc)
+        return nf_error_set(NF_EINVAL, "%s", nf_error_msg());
+    switch (env->body_case) {
+    case NFLOW__ENVELOPE__BODY_INDEX:
+        if (env->index->n_docs == 0)
+            return nf_error_set(NF_EINVAL, "index request without documents");
+        for (size_t i = 0; i < env->index->n_docs; i++) {
+            const Nflow__Document *d = env->index->docs[i];
+            size_t len = d->id ? strlen(d->id) : 0;
+            if (len == 0)
+                return nf_error_set(NF_EINVAL, "doc %zu: empty id (ids have 1..%d bytes)", i,
+                                    NF_ID_MAX);
+            if (nf_vec_check(&d->vector) != NF_OK)
+                return nf_error_set(NF_EINVAL, "doc '%s': %s", d->id, nf_error_msg());
+        }
+        return NF_OK;
+    case NFLOW__ENVELOPE__BODY_DELETE:
+        if (env->delete_->n_ids == 0)
+            return nf_error_set(NF_EINVAL, "delete request without ids");
+        for (size_t i = 0; i < env->delete_->n_ids; i++)
+            if (!env->delete_->ids[i] || !*env->delete_->ids[i])
+                return nf_error_set(NF_EINVAL, "id %zu: empty id (ids have 1..%d bytes)", i,
+                                    NF_ID_MAX);
+        return NF_OK;
+    case NFLOW__ENVELOPE__BODY_SEARCH:
+        if (env->search->n_queries == 0)
+            return nf_error_set(NF_EINVAL, "search request without queries");
+        for (size_t i = 0; i < env->search->n_queries; i++)
+            if (nf_vec_check(&env->search->queries[i]->vector) != NF_OK)
+                return nf_error_set(NF_EINVAL, "query %zu: %s", i, nf_error_msg());
+        return NF_OK;
+    default:
+        return nf_error_set(NF_EINVAL, "not a request: %s",
+                            env->body_case ? nf_msg_body_name(env->body_case) : "status only");
+    }
+}
+
+int
+nf_vec_check(const ProtobufCBinaryData *bytes)
+{
+    size_t len = bytes ? bytes->len : 0;
+    if (len % 4)
+        return nf_error_set(NF_EDIM, "vector has %zu bytes, not a whole number of float32 "
+                            "values", len);
+    for (size_t i = 0; i < len / 4; i++) {
+        uint32_t u;
+        u = (uint32_t) bytes->data[4 * i] | (uint32_t) bytes->data[4 * i + 1] << 8
+            | (uint32_t) bytes->data[4 * i + 2] << 16 | (uint32_t) bytes->data[4 * i + 3] << 24;
+        if ((u & 0x7f800000u) == 0x7f800000u) {
+            float f;
+            memcpy(&f, &u, 4);
+            return nf_error_set(NF_EINVAL, "vector[%zu] is %s: values must be finite", i,
+                                isnan(f) ? "NaN" : "infinite");
+        }
+    }
+    return NF_OK;
+}
+
 int
 nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
 {
@@ -108,6 +441,17 @@ nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
         rc = nf_error_set(NF_EPROTO, "empty envelope frame");
         goto done;
     }
+    if (size > NF_FRAME_MAX) {
+        rc = nf_error_set(NF_EPROTO, "frame bytes: %zu, at most %u (NF_FRAME_MAX)", size,
+                          NF_FRAME_MAX);
+        goto done;
+    }
+    s_scan_t scan = {0};
+    rc = s_walk(zframe_data(frame), zframe_data(frame) + size, &s_env_shape, &scan, true);
+    if (rc) {
+        msg->request_id = scan.request_id;  /* so the sender can be answered */
+        goto done;
+    }
     Nflow__Envelope *env = nflow__envelope__unpack(NULL, size, zframe_data(frame));
     if (!env) {
         rc = nf_error_set(NF_EPROTO, "frame of %zu bytes is not a protobuf nflow.Envelope",
@@ -119,6 +463,10 @@ nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
         msg->env = env;
         rc = nf_error_set(NF_EVERSION, "protocol version %u, this pod speaks %d",
                           env->version, NF_PROTOCOL_VERSION);
+        goto done;
+    }
+    if ((rc = nf_msg_check_limits(env)) != NF_OK) {
+        nflow__envelope__free_unpacked(env, NULL);
         goto done;
     }
     bool error_only = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
@@ -230,6 +578,10 @@ int
 nf_vec_from_bytes(const ProtobufCBinaryData *bytes, uint32_t dim, float *out)
 {
     size_t len = bytes ? bytes->len : 0;
+    if (len % 4)
+        return nf_error_set(NF_EDIM, "vector has %zu bytes, not a whole number of float32 "
+                            "values (expected %u values, %zu bytes)", len, dim,
+                            (size_t) dim * 4);
     if (len != (size_t) dim * 4)
         return nf_error_set(NF_EDIM, "vector has %zu values, expected %u", len / 4, dim);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

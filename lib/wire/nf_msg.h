@@ -59,9 +59,36 @@ int nf_msg_send_hop(zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env,
 const char *nf_msg_body_name(int body_case);
 
 /* Copy a wire vector (float32 little-endian) into out[dim].  NF_EDIM with a
-   message "vector has N values, expected DIM" when the length is not dim*4
-   (a length that is not a multiple of 4 counts as N = len/4 rounded down). */
+   message "vector has N values, expected DIM" when the length is not dim*4,
+   or "vector has N bytes, not a whole number of float32 values" when it is
+   not a multiple of 4. */
 int nf_vec_from_bytes(const ProtobufCBinaryData *bytes, uint32_t dim, float *out);
+
+/* Every count and size of env against lib/core/nf_limits.h (documents,
+   ids, queries, top_k, queries x top_k, tags, id / text / tag / vector
+   bytes, results, matches, shards, Plan.nqueries / top_k, hops).
+   nf_msg_recv runs it on everything it receives (after checking the
+   frame's bytes and the counts they hold, before unpacking), so a pod
+   never sizes anything from an unchecked count.  NF_EPROTO with a message
+   naming the limit and the value ("top_k: 20000, at most 10000
+   (NF_TOPK_MAX)"). */
+int nf_msg_check_limits(const Nflow__Envelope *env);
+
+/* What the gateway asks of a client request, beyond nf_msg_check_limits:
+   a body of index, delete or search, at least one document / id / query,
+   ids of at least 1 byte, vectors of whole, finite float32 values.
+   NF_EINVAL with a message naming what and where. */
+int nf_msg_check_request(const Nflow__Envelope *env);
+
+/* A wire vector holds whole, finite float32 values: NF_EDIM ("vector has
+   3 bytes, not a whole number of float32 values") or NF_EINVAL ("vector[2]
+   is NaN"). */
+int nf_vec_check(const ProtobufCBinaryData *bytes);
+
+/* The effective top_k of a search: NF_TOPK_DEFAULT for 0, at most
+   NF_TOPK_MAX.  Decided once, by the gateway, which stamps it in the
+   request; the indexer and the reducer use what they get. */
+uint32_t nf_msg_top_k(uint32_t top_k);
 
 /* The wire form of v[dim]: written into buf (dim*4 bytes, the caller's);
    the returned descriptor points at buf. */

@@ -49,9 +49,12 @@ s_encode(encoder_t *self, uint64_t request_id, Nflow__Document **docs, size_t n,
             snprintf(label, sizeof label, "%s %zu", what, i);
         if (d->vector.len > 0) {
             if (d->vector.len != vbytes) {
+                /* "3 bytes, not a whole number of float32 values", or "N values" */
+                float one;
+                ProtobufCBinaryData v = d->vector;
+                nf_vec_from_bytes(&v, self->dim, &one);   /* only the message: len != dim*4 */
                 nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
-                            "%s: vector has %zu values, expected %u", label,
-                            d->vector.len / 4, self->dim);
+                            "%s: %s", label, nf_error_msg());
                 ok = false;
             }
         }

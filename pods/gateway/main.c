@@ -21,7 +21,6 @@
 #include "nf_sys.h"
 
 #define S_GRACE_US 100000ull
-#define S_MAX_TOP_K NF_TOPK_MAX
 
 typedef struct {
     uint64_t gid;
@@ -59,41 +58,17 @@ s_key(char *key, size_t size, uint64_t id)
     snprintf(key, size, "%016llx", (unsigned long long) id);
 }
 
-/* What is wrong with a client request, or NULL. */
+/* What is wrong with a client request, or NULL: the limits (already
+   checked by nf_msg_recv, again here for the record), then what only a
+   client request must satisfy (nf_msg_check_request: ids not empty,
+   vectors finite, ...).  The message names the limit and the value. */
 static const char *
 s_check(const Nflow__Envelope *env, char *why, size_t size)
 {
-    switch (env->body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX:
-        if (env->index->n_docs == 0)
-            return "index request without documents";
-        for (size_t i = 0; i < env->index->n_docs; i++) {
-            size_t len = strlen(env->index->docs[i]->id);
-            if (len == 0 || len > NF_ID_MAX) {
-                snprintf(why, size, "doc %zu: id must have 1..%d bytes, has %zu", i,
-                         NF_ID_MAX, len);
-                return why;
-            }
-        }
+    if (nf_msg_check_request(env) == NF_OK)
         return NULL;
-    case NFLOW__ENVELOPE__BODY_DELETE:
-        if (env->delete_->n_ids == 0)
-            return "delete request without ids";
-        return NULL;
-    case NFLOW__ENVELOPE__BODY_SEARCH:
-        if (env->search->n_queries == 0)
-            return "search request without queries";
-        if (env->search->top_k > S_MAX_TOP_K) {
-            snprintf(why, size, "top_k %u: expected at most %d", env->search->top_k,
-                     S_MAX_TOP_K);
-            return why;
-        }
-        return NULL;
-    default:
-        snprintf(why, size, "wrong body for the gateway's client socket: %s",
-                 env->body_case ? nf_msg_body_name(env->body_case) : "status only");
-        return why;
-    }
+    snprintf(why, size, "gateway: %s", nf_error_msg());
+    return why;
 }
 
 static void
@@ -149,6 +124,8 @@ s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
     fwd.deadline_us = nf_wall_us() + (uint64_t) timeout * 1000;
     fwd.timeout_ms = timeout;
     fwd.status = NULL;
+    if (env->body_case == NFLOW__ENVELOPE__BODY_SEARCH)
+        env->search->top_k = nf_msg_top_k(env->search->top_k);   /* the one place k is decided */
     if (nf_msg_send_hop(self->out, NULL, &fwd, nf_pod_name(self->pod), recv_us, ZMQ_DONTWAIT)
         != NF_OK) {
         free(p);

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "nf_error.h"
+#include "nf_limits.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
 #include "nf_scan.h"
@@ -29,8 +30,6 @@
 #include "nf_sys.h"
 #include "nf_payload.h"
 
-#define S_DEFAULT_K 100         /* matches per query when a search gives no top_k */
-#define S_MAX_K NF_TOPK_MAX
 #define S_BATCH_MSGS 1024       /* at most this many requests per wake-up ... */
 #define S_BATCH_QUERIES 4096    /* ... and this many queued search queries */
 #define S_GROUP_MSGS 256        /* index requests committed together, at most ... */
@@ -112,6 +111,27 @@ s_fail(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, Nflow__Sta
     s_part(self, env, &res, &st, recv_us);
 }
 
+/* Fail a request after the segment refused it with rc: bad input
+   (NF_EINVAL, NF_EDIM) is the client's and its message goes back; other
+   errors carry file paths of this host, so the full message is logged
+   here and the client gets the shard and the operation only. */
+static void
+s_fail_store(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, int rc,
+             const char *what)
+{
+    if (rc == NF_EINVAL || rc == NF_EDIM) {
+        s_fail(self, env, recv_us, rc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
+                                                 : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+               "%s", nf_error_msg());
+        return;
+    }
+    nf_pod_log(self->pod, "request %llu: %s failed: %s", (unsigned long long) env->request_id,
+               what, nf_error_msg());
+    s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+           "shard %u: %s failed: %s (details in the shard's log)", self->shard, what,
+           nf_strerror(rc));
+}
+
 static void
 s_heartbeat(indexer_t *self, Nflow__ControlCommand command)
 {
@@ -168,9 +188,7 @@ s_group_answer(indexer_t *self, s_wreq_t *reqs, size_t n, int rc)
     for (size_t i = 0; i < n; i++) {
         const Nflow__Envelope *env = reqs[i].msg.env;
         if (rc != NF_OK) {
-            s_fail(self, env, reqs[i].recv_us, rc == NF_EINVAL
-                       ? NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
-                       : NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+            s_fail_store(self, env, reqs[i].recv_us, rc, "index");
             continue;
         }
         Nflow__Result res = NFLOW__RESULT__INIT;
@@ -217,6 +235,13 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
     const Nflow__Envelope *env = msg->env;
     Nflow__IndexRequest *req = env->index;
     size_t n = req->n_docs;
+    if (env->deadline_us && nf_wall_us() > env->deadline_us) {
+        /* its client was answered TIMEOUT already: a write that arrives
+           late is never applied (re-running the client stores it) */
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_TIMEOUT,
+               "shard %u: the index request expired before it was applied", self->shard);
+        return false;
+    }
     if (g->nreqs == S_GROUP_MSGS || (g->ndocs && g->ndocs + n > S_GROUP_DOCS))
         s_group_commit(self, g);
     if (s_group_reserve(self, g, n) != NF_OK) {
@@ -237,6 +262,13 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
         if (d->vector.len == 0) {
             s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
                    "doc '%s': no vector (a flow without an encoder needs vectors)", d->id);
+            goto undo;
+        }
+        int vrc = nf_vec_check(&d->vector);
+        if (vrc != NF_OK) {
+            s_fail(self, env, recv_us, vrc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
+                                                      : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc '%s': %s", d->id, nf_error_msg());
             goto undo;
         }
         if (nf_vec_from_bytes(&d->vector, self->dim, g->vecs + (d0 + i) * self->dim) != NF_OK) {
@@ -282,10 +314,23 @@ static void
 s_delete(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us)
 {
     size_t deleted = 0;
+    if (env->deadline_us && nf_wall_us() > env->deadline_us) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_TIMEOUT,
+               "shard %u: the delete request expired before it was applied", self->shard);
+        return;
+    }
+    for (size_t i = 0; i < env->delete_->n_ids; i++) {
+        size_t len = env->delete_->ids[i] ? strlen(env->delete_->ids[i]) : 0;
+        if (len == 0 || len > NF_ID_MAX) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "id %zu: id must have 1..%d bytes, has %zu", i, NF_ID_MAX, len);
+            return;
+        }
+    }
     int rc = nf_segment_delete(self->seg, (const char *const *) env->delete_->ids,
                                env->delete_->n_ids, &deleted);
     if (rc != NF_OK) {
-        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+        s_fail_store(self, env, recv_us, rc, "delete");
         return;
     }
     Nflow__Result res = NFLOW__RESULT__INIT;
@@ -295,28 +340,49 @@ s_delete(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us)
     nf_pod_stats(self->pod)->rows = nf_segment_count(self->seg);
 }
 
-/* Answer one search from the shared scan's hits (row keys). */
+/* A row of the answer whose payload is decoded once, however many
+   queries of the request match it. */
+typedef struct {
+    uint64_t row;
+    size_t j;                   /* first match of it, in answer order */
+} s_rowref_t;
+
+static int
+s_cmp_rowref(const void *a, const void *b)
+{
+    const s_rowref_t *x = a, *y = b;
+    return x->row < y->row ? -1 : x->row > y->row ? 1 : x->j < y->j ? -1 : x->j > y->j;
+}
+
+/* Answer one search from the shared scan's hits (row keys).  Text and
+   tags only when the request asks (with_payload), each distinct row's
+   payload decoded once; the part's bytes are counted as it is built and
+   the request is answered STATUS_TOO_LARGE before anything past
+   NF_ANSWER_MAX is decoded. */
 static void
 s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t *counts,
          size_t kmax)
 {
     const Nflow__Envelope *env = p->msg.env;
+    bool with_payload = env->search->with_payload;
     size_t total = 0;
     for (size_t q = 0; q < p->nq; q++)
         total += counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
+    /* total <= nq x k <= NF_MATCHES_MAX: checked on the request by nf_msg_recv */
     Nflow__Matches *matches = calloc(p->nq ? p->nq : 1, sizeof *matches);
     Nflow__Matches **mptr = calloc(p->nq ? p->nq : 1, sizeof *mptr);
     Nflow__Document *docs = calloc(total ? total : 1, sizeof *docs);
     Nflow__Document **dptr = calloc(total ? total : 1, sizeof *dptr);
-    nf_payload_t *pls = calloc(total ? total : 1, sizeof *pls);
+    s_rowref_t *refs = with_payload ? calloc(total ? total : 1, sizeof *refs) : NULL;
+    nf_payload_t *pls = with_payload ? calloc(total ? total : 1, sizeof *pls) : NULL;
+    size_t npls = 0;
     Nflow__Document__TagsEntry **tagptrs = NULL;
     Nflow__Document__TagsEntry *tagents = NULL;
-    size_t ntags_all = 0;
-    if (!matches || !mptr || !docs || !dptr || !pls) {
+    if (!matches || !mptr || !docs || !dptr || (with_payload && (!refs || !pls))) {
         s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
         goto done;
     }
-    size_t j = 0;
+    size_t bytes = 16 * p->nq, j = 0;      /* an upper bound of the packed part */
     for (size_t q = 0; q < p->nq; q++) {
         size_t c = counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
         Nflow__Matches init = NFLOW__MATCHES__INIT;
@@ -328,28 +394,78 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
             const nf_hit_t *h = &hits[(p->q0 + q) * kmax + r];
             Nflow__Document dinit = NFLOW__DOCUMENT__INIT;
             docs[j] = dinit;
-            docs[j].id = (char *) nf_segment_id(self->seg, h->key, NULL);
+            size_t idlen = 0;
+            docs[j].id = (char *) nf_segment_id(self->seg, h->key, &idlen);
             docs[j].score = h->score;
-            size_t plen = 0;
-            const void *pl = nf_segment_payload(self->seg, h->key, &plen);
-            if (nf_payload_decode(pl, plen, &pls[j]) == NF_OK) {
-                docs[j].text = (char *) pls[j].text;
-                ntags_all += pls[j].ntags;
-            }
+            bytes += idlen + 16;
             dptr[j] = &docs[j];
+            if (refs)
+                refs[j] = (s_rowref_t){h->key, j};
         }
     }
-    if (ntags_all) {
-        tagents = calloc(ntags_all, sizeof *tagents);
-        tagptrs = calloc(ntags_all, sizeof *tagptrs);
-        if (!tagents || !tagptrs) {
+    if (with_payload && total) {
+        /* count every match's payload bytes before decoding any */
+        qsort(refs, total, sizeof *refs, s_cmp_rowref);
+        for (size_t i = 0; i < total; i++) {
+            size_t plen = 0;
+            nf_segment_payload(self->seg, refs[i].row, &plen);
+            bytes += plen + 16;
+        }
+        if (bytes > NF_ANSWER_MAX) {
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                   "shard %u: the answer would be over %zu bytes, at most %u (NF_ANSWER_MAX): "
+                   "ask for fewer queries, a smaller top_k or no payload", self->shard, bytes,
+                   NF_ANSWER_MAX);
+            goto done;
+        }
+        size_t ntags_all = 0;
+        size_t *first = malloc(total * sizeof *first);  /* payload index of each match */
+        if (!first) {
             s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
             goto done;
         }
+        for (size_t i = 0; i < total; i++) {
+            if (i == 0 || refs[i].row != refs[i - 1].row) {
+                size_t plen = 0;
+                const void *pl = nf_segment_payload(self->seg, refs[i].row, &plen);
+                if (nf_payload_decode(pl, plen, &pls[npls]) != NF_OK)
+                    memset(&pls[npls], 0, sizeof pls[npls]);   /* damaged: id and score only */
+                ntags_all += pls[npls].ntags;
+                npls++;
+            }
+            first[refs[i].j] = npls - 1;
+        }
+        size_t wire_tags = 0;   /* tags as sent: once per match */
+        for (size_t m = 0; m < total; m++)
+            wire_tags += pls[first[m]].ntags;
+        if (wire_tags > NF_FRAME_TAGS_MAX) {
+            free(first);
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                   "shard %u: the answer would carry %zu tags, at most %d (NF_FRAME_TAGS_MAX): "
+                   "ask for fewer queries, a smaller top_k or no payload", self->shard,
+                   wire_tags, NF_FRAME_TAGS_MAX);
+            goto done;
+        }
+        if (ntags_all) {
+            tagents = calloc(ntags_all, sizeof *tagents);
+            tagptrs = calloc(ntags_all, sizeof *tagptrs);
+            if (!tagents || !tagptrs) {
+                free(first);
+                s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                       "out of memory");
+                goto done;
+            }
+        }
+        /* one tag array per distinct row, shared by its matches */
         size_t t = 0;
-        for (size_t d = 0; d < total; d++) {
-            docs[d].tags = tagptrs + t;
-            docs[d].n_tags = pls[d].ntags;
+        size_t *tag0 = malloc((npls ? npls : 1) * sizeof *tag0);
+        if (!tag0) {
+            free(first);
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
+            goto done;
+        }
+        for (size_t d = 0; d < npls; d++) {
+            tag0[d] = t;
             for (size_t u = 0; u < pls[d].ntags; u++, t++) {
                 Nflow__Document__TagsEntry e = NFLOW__DOCUMENT__TAGS_ENTRY__INIT;
                 e.key = (char *) pls[d].tags[u].key;
@@ -358,6 +474,14 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
                 tagptrs[t] = &tagents[t];
             }
         }
+        for (size_t m = 0; m < total; m++) {
+            const nf_payload_t *pl = &pls[first[m]];
+            docs[m].text = (char *) (pl->text ? pl->text : "");
+            docs[m].tags = pl->ntags ? tagptrs + tag0[first[m]] : NULL;
+            docs[m].n_tags = pl->ntags;
+        }
+        free(tag0);
+        free(first);
     }
     Nflow__Result res = NFLOW__RESULT__INIT;
     res.results = mptr;
@@ -365,11 +489,12 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
     s_part(self, env, &res, NULL, p->recv_us);
     nf_pod_stats(self->pod)->served++;
 done:
-    for (size_t d = 0; pls && d < total; d++)
+    for (size_t d = 0; pls && d < npls; d++)
         nf_payload_clear(&pls[d]);
     free(tagents);
     free(tagptrs);
     free(pls);
+    free(refs);
     free(dptr);
     free(docs);
     free(mptr);
@@ -396,6 +521,7 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
                               queries + (pend[i].q0 + q) * self->dim);  /* checked before */
     }
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    self->scan.stop = &zsys_interrupted;    /* SIGTERM ends a long scan between windows */
     if (rc == NF_OK)
         rc = nf_scan_search(self->seg, queries, nq, kmax, &self->scan, hits, counts);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
@@ -403,8 +529,7 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
         if (rc == NF_OK)
             s_answer(self, &pend[i], hits, counts, kmax);
         else
-            s_fail(self, pend[i].msg.env, pend[i].recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL,
-                   "search: %s", nf_error_msg());
+            s_fail_store(self, pend[i].msg.env, pend[i].recv_us, rc, "search");
     }
     free(queries);
     free(hits);
@@ -420,19 +545,25 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
     Nflow__SearchRequest *s = env->search;
     if (env->deadline_us && nf_wall_us() > env->deadline_us)
         return false;   /* answered as timed out already: not worth a scan */
-    for (size_t q = 0; q < s->n_queries; q++)
-        if (s->queries[q]->vector.len != (size_t) self->dim * 4) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
-                   "query %zu: vector has %zu values, expected %u", q,
-                   s->queries[q]->vector.len / 4, self->dim);
+    /* counts and sizes were checked against the limits by nf_msg_recv */
+    for (size_t q = 0; q < s->n_queries; q++) {
+        int rc = nf_vec_check(&s->queries[q]->vector);
+        if (rc == NF_OK && s->queries[q]->vector.len != (size_t) self->dim * 4)
+            rc = nf_error_set(NF_EDIM, "vector has %zu values, expected %u",
+                              s->queries[q]->vector.len / 4, self->dim);
+        if (rc != NF_OK) {
+            s_fail(self, env, recv_us, rc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
+                                                     : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "query %zu: %s", q, nf_error_msg());
             return false;
         }
+    }
     pending_t *p = &pend[(*npend)++];
     p->msg = *msg;
     p->recv_us = recv_us;
     p->q0 = *nq;
     p->nq = s->n_queries;
-    p->k = s->top_k ? (s->top_k < S_MAX_K ? s->top_k : S_MAX_K) : S_DEFAULT_K;
+    p->k = nf_msg_top_k(s->top_k);     /* stamped by the gateway; 0 only from a bad peer */
     *nq += p->nq;
     return true;
 }
@@ -444,7 +575,7 @@ static void
 s_drain(indexer_t *self)
 {
     pending_t pend[S_BATCH_MSGS];
-    size_t npend = 0, nq = 0;
+    size_t npend = 0, nq = 0, kmax = 1;
     for (int i = 0; i < S_BATCH_MSGS && nq < S_BATCH_QUERIES
                     && (zsock_events(self->router) & ZMQ_POLLIN); i++) {
         nf_msg_t msg;
@@ -461,8 +592,25 @@ s_drain(indexer_t *self)
             s_group_commit(self, &self->group);
             s_delete(self, msg.env, recv_us);
         }
-        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_SEARCH)
+        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_SEARCH) {
+            /* the shared scan holds nq x max k hits: keep it within
+               NF_MATCHES_MAX (one request alone always fits) */
+            size_t k = nf_msg_top_k(msg.env->search->top_k);
+            size_t kb = k > kmax ? k : kmax;
+            if (npend && (nq + msg.env->search->n_queries) * kb > NF_MATCHES_MAX) {
+                s_group_commit(self, &self->group);
+                s_search_batch(self, pend, npend, nq);
+                for (size_t j = 0; j < npend; j++)
+                    nf_msg_clear(&pend[j].msg);
+                npend = 0;
+                nq = 0;
+                kmax = 1;
+                kb = k;
+            }
             kept = s_queue_search(self, &msg, recv_us, pend, &npend, &nq);
+            if (kept)
+                kmax = kb;
+        }
         else if (msg.env->body_case != NFLOW__ENVELOPE__BODY__NOT_SET) {
             char why[96];
             snprintf(why, sizeof why, "wrong body for a shard: %s",

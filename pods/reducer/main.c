@@ -11,6 +11,7 @@
     part carrying an error status makes the whole answer that error.  The
     answer is PUSHed to the gateway (--out); parts of finished requests are
     dropped.                                                               */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,28 @@
 
 #define S_NO_DEADLINE_US (60 * 1000000ull)   /* expiry of requests without a deadline */
 #define S_KEEP_DONE_US (5 * 1000000ull)       /* remember finished ids this long */
-#define S_MAX_SHARDS NF_SHARDS_MAX
+
+/* Memory the parts of one request may hold, estimated as their packed
+   bytes plus what unpacking added (~256 B per match, ~140 B per tag): a
+   legal part is at most NF_ANSWER_MAX packed, but a peer may send whole
+   frames, for any shard, and an empty tag is 2 bytes on the wire. */
+#define S_HOLD_MAX (8ull * NF_ANSWER_MAX)
+
+static uint64_t
+s_cost(const Nflow__Envelope *env)
+{
+    uint64_t c = nflow__envelope__get_packed_size(env);
+    const Nflow__Result *r = env->result;
+    for (size_t q = 0; r && q < r->n_results; q++)
+        for (size_t j = 0; j < r->results[q]->n_matches; j++)
+            c += 256 + 140 * (uint64_t) r->results[q]->matches[j]->n_tags;
+    return c;
+}
 
 typedef struct {
     uint64_t id;
     bool done;
+    uint64_t held;                  /* estimated memory of the parts held (s_cost) */
     Nflow__Envelope *plan;          /* owned; NULL until it arrives */
     Nflow__Envelope **parts;        /* owned */
     size_t nparts, cap;
@@ -38,7 +56,6 @@ typedef struct {
 typedef struct {
     nf_pod_t *pod;
     zsock_t *in, *out;
-    uint32_t top_k;
     zhashx_t *reqs;                 /* "%016llx" id -> req_t */
     uint64_t next_sweep;
 } reducer_t;
@@ -101,6 +118,25 @@ s_send(reducer_t *self, req_t *r, Nflow__Envelope *out)
         nf_pod_log(self->pod, "cannot send a result to the gateway: %s", nf_error_msg());
 }
 
+/* Answer request r with an error status (it is done). */
+static void __attribute__((format(printf, 4, 5)))
+s_fail_answer(reducer_t *self, req_t *r, Nflow__StatusCode code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Nflow__Envelope out;
+    nf_env_init(&out);
+    Nflow__Status st = NFLOW__STATUS__INIT;
+    st.code = code;
+    st.message = text;
+    out.status = &st;
+    s_send(self, r, &out);
+    nf_pod_stats(self->pod)->errors++;
+}
+
 /* Merge the parts into one Result and send it; partial when shards are
    missing (timeout) or down. */
 static void
@@ -148,14 +184,35 @@ s_finish(reducer_t *self, req_t *r)
             nq = p->n_results;
     }
     res.metric = (char *) metric;
-    size_t k = plan && plan->top_k ? plan->top_k : self->top_k;
+    /* k is the one the gateway stamped (through the plan); without a plan,
+       the longest list a shard sent.  nf_msg_recv checked nq <= NF_QUERIES_MAX,
+       k <= NF_TOPK_MAX and nq x k <= NF_MATCHES_MAX on the plan, and the
+       parts' counts; check the product again, as it sizes dptr. */
+    Nflow__Matches *mats = NULL, **mptr = NULL;
+    Nflow__Document **dptr = NULL;
+    nf_hit_t *heap = NULL;
+    size_t k = plan ? nf_msg_top_k(plan->top_k) : 1;
+    for (size_t i = 0; !plan && i < r->nparts; i++) {
+        Nflow__Result *p = r->parts[i]->result;
+        for (size_t q = 0; q < p->n_results; q++)
+            if (p->results[q]->n_matches > k)
+                k = p->results[q]->n_matches;
+    }
+    if (nq > NF_QUERIES_MAX || k > NF_TOPK_MAX || nq * k > NF_MATCHES_MAX) {
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                      "reducer: %zu queries x top_k %zu is over the limits (NF_QUERIES_MAX, "
+                      "NF_TOPK_MAX, NF_MATCHES_MAX)", nq, k);
+        goto done;
+    }
     bool larger = strcmp(metric, "l2") != 0;
-    Nflow__Matches *mats = calloc(nq ? nq : 1, sizeof *mats);
-    Nflow__Matches **mptr = calloc(nq ? nq : 1, sizeof *mptr);
-    Nflow__Document **dptr = calloc(nq * k + 1, sizeof *dptr);
-    nf_hit_t *heap = malloc(k * sizeof *heap);
+    mats = calloc(nq ? nq : 1, sizeof *mats);
+    mptr = calloc(nq ? nq : 1, sizeof *mptr);
+    dptr = calloc(nq * k + 1, sizeof *dptr);
+    heap = malloc(k * sizeof *heap);
     if (!mats || !mptr || !dptr || !heap || !missing) {
         nf_pod_log(self->pod, "out of memory merging request %llu", (unsigned long long) r->id);
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                      "reducer: out of memory merging %zu queries x top_k %zu", nq, k);
         goto done;
     }
     if (plan ? plan->kind == NFLOW__ENVELOPE__BODY_SEARCH : nq > 0) {
@@ -189,6 +246,13 @@ s_finish(reducer_t *self, req_t *r)
     }
     out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
     out.result = &res;
+    size_t bytes = nflow__envelope__get_packed_size(&out);
+    if (bytes > NF_ANSWER_MAX) {
+        s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                      "reducer: the answer would be %zu bytes, at most %u (NF_ANSWER_MAX): ask "
+                      "for fewer queries, a smaller top_k or no payload", bytes, NF_ANSWER_MAX);
+        goto done;
+    }
     s_send(self, r, &out);
     nf_pod_stats(self->pod)->served++;
 done:
@@ -229,11 +293,7 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     (void) recv_us;
     Nflow__Envelope *env = msg->env;
     if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
-        Nflow__Plan *p = env->plan;
-        if (p->n_shards > S_MAX_SHARDS || p->n_down > S_MAX_SHARDS) {
-            nf_pod_reject(self->pod, self->in, msg, "plan names too many shards");
-            return;
-        }
+        /* counts were checked against the limits by nf_msg_recv */
     }
     else if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT) {
         char why[96];
@@ -258,6 +318,20 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     else {
         if (s_has_part(r, env->result->shard))
             return;     /* duplicate part */
+        r->held += s_cost(env);
+        if (r->held > S_HOLD_MAX) {
+            s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                          "reducer: the parts of this request take over %llu bytes, at most "
+                          "%llu (8 x NF_ANSWER_MAX): ask for fewer queries, a smaller top_k or "
+                          "no payload", (unsigned long long) r->held,
+                          (unsigned long long) S_HOLD_MAX);
+            r->done = true;
+            r->expiry = nf_now_us() + S_KEEP_DONE_US;
+            for (size_t i = 0; i < r->nparts; i++)  /* nothing more is needed of them */
+                nflow__envelope__free_unpacked(r->parts[i], NULL);
+            r->nparts = 0;
+            return;
+        }
         if (r->nparts == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 4;
             Nflow__Envelope **p = realloc(r->parts, cap * sizeof *p);
@@ -307,7 +381,6 @@ s_setup(nf_pod_t *pod, void *arg)
     self->pod = pod;
     self->in = nf_pod_sock(pod, "in");
     self->out = nf_pod_sock(pod, "out");
-    self->top_k = (uint32_t) nf_pod_int(pod, "top_k");
     self->reqs = zhashx_new();
     if (!self->reqs)
         return nf_error_set(NF_ENOMEM, "reducer: out of memory");

@@ -26,7 +26,7 @@ with open(sys.argv[1], "w") as f:
                             "tags": {"k": str(i % 5)}}) + "\n")
 PY
 out=$(nf index "${F[@]}" "$TMP/docs.jsonl")
-[ "$out" = "indexed 200 documents" ] || fail "index printed '$out'"
+[ "$out" = "indexed 200, rejected 0, failed 0" ] || fail "index printed '$out'"
 
 nf search "${F[@]}" --text "sharded vector search indexes" -k 5 --json >"$TMP/res.jsonl"
 "$PY" - "$TMP/res.jsonl" <<'PY'

@@ -42,7 +42,7 @@ start_flow "$TMP/flow.yml"
 F=(-f "$TMP/flow.yml" --workspace "$WS")
 
 out=$(nf index "${F[@]}" "$TMP/docs.jsonl")
-[ "$out" = "indexed 2000 documents" ] || fail "index printed '$out'"
+[ "$out" = "indexed 2000, rejected 0, failed 0" ] || fail "index printed '$out'"
 
 check() {  # check RESULTS.jsonl DELETED_IDS...: compare with numpy over the live docs
   "$PY" - "$TMP" "$@" <<'PY'
@@ -101,7 +101,7 @@ with open(f"{tmp}/old7.jsonl", "w") as f:
     f.write(json.dumps({"id": "q", "vector": [float(x) for x in old]}) + "\n")
 PY
 out=$(nf index "${F[@]}" "$TMP/again.jsonl")
-[ "$out" = "indexed 1 documents" ] || fail "re-index printed '$out'"
+[ "$out" = "indexed 1, rejected 0, failed 0" ] || fail "re-index printed '$out'"
 nf search "${F[@]}" --queries "$TMP/queries.fvecs" -k 1 --json | head -n 1 >"$TMP/r3.jsonl"
 "$PY" - "$TMP/r3.jsonl" <<'PY' || fail "re-indexed doc-7 is not query 0's best match"
 import json, sys
