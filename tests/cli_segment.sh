@@ -136,7 +136,7 @@ EOF
 # --- info, and appending again (upsert by id: the old rows are tombstoned) ---
 "$NFLOW" segment info seg-l2 >info.txt
 for want in "^dim: +24$" "^metric: +l2$" "^rows: +2000$" "^deleted: +0$" "^live: +2000$" \
-            "^version: +1$" "^file: +vectors.nfv +[0-9]+ bytes$"; do
+            "^version: +2$" "^file: +vectors.nfv +[0-9]+ bytes$"; do
     grep -qE "$want" info.txt || { cat info.txt >&2; fail "info lacks /$want/"; }
 done
 "$NFLOW" segment build seg-l2 base.fvecs >/dev/null    # metric taken from the segment
