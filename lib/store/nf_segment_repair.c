@@ -270,10 +270,13 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
         if (id && !nf_segment_is_deleted(s, r) && nf_segment_get(s, id, &live) == 0 && live == r)
             delids[applied++] = id;
     }
-    if (ndocs && (rc = nf_segment_append(s, docs, ndocs)))
-        goto done_ids;
+    /* deletes first: delids point into the mapped ids, which an append may
+       move; a kept batch is one commit, so its deletes never name its own
+       rows' ids and the order does not change the result */
     size_t deleted = 0;
     if (applied && (rc = nf_segment_delete(s, delids, applied, &deleted)))
+        goto done_ids;
+    if (ndocs && (rc = nf_segment_append(s, docs, ndocs)))
         goto done_ids;
     fprintf(out, "%s: after commit seq %llu (%llu rows): %llu whole rows kept aside; "
             "re-committed %llu, %llu superseded by later writes of their ids (dropped), "
