@@ -508,8 +508,10 @@ s_search(int argc, char **argv)
     if ((rc = nf_scan_search(seg, queries, nq, k, &scan, hits, counts)))
         goto done;
     double secs = s_seconds_since(t0);
-    for (size_t q = 0; q < nq && rc == 0; q++)
+    for (size_t q = 0; q < nq && rc == 0; q++) {
         rc = s_print_query(seg, q, hits + q * k, counts[q], json, matches, payloads);
+        nf_segment_release_lookups(seg);    /* ids and payloads do not pile up */
+    }
     if (rc == 0 && fflush(stdout) != 0)
         rc = nf_error_set(NF_EIO, "writing results: %s", strerror(errno));
     if (rc == 0 && !json)

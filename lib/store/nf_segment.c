@@ -1132,18 +1132,21 @@ nf_segment_norms(nf_segment_t *s, uint64_t row0, uint64_t n)
     return (const float *) (s->f[S_NORM].map + S_SMALL_HDR) + row0;
 }
 
-/* Drop the pages covering [lo, hi) from this process, rounding outward:
-   the mappings are read-only views of the files, so a page dropped while a
-   neighbouring window still needs it is simply faulted in again from the
-   page cache.  Rounding inward would leave one page per window resident
-   (the norms start after a 64-byte header) and let RSS grow with rows. */
+/* Drop the whole 2 MiB blocks (in file offsets, from the mapping's base)
+   that [lo, hi) of a mapping finishes: from the block holding lo (its part
+   before lo belongs to the window before, already scanned) up to the last
+   block that ends by hi, or to hi itself when hi is the end of the data.
+   A block shared with the next window is left for that window to drop, so
+   it is never dropped and faulted back in (with its neighbourhood) twice,
+   and the page cache can keep serving it as one large folio. */
 static void
-s_dontneed(const char *lo, const char *hi)
+s_release_blocks(const char *base, uint64_t lo, uint64_t hi, bool last)
 {
-    uintptr_t a = (uintptr_t) lo & ~(uintptr_t) (S_PAGE - 1);
-    uintptr_t b = ((uintptr_t) hi + S_PAGE - 1) & ~(uintptr_t) (S_PAGE - 1);
+    uint64_t a = lo & ~(uint64_t) (S_BLOCK - 1);
+    uint64_t b = last ? (hi + S_PAGE - 1) & ~(uint64_t) (S_PAGE - 1)
+                      : hi & ~(uint64_t) (S_BLOCK - 1);
     if (b > a)
-        madvise((void *) a, b - a, MADV_DONTNEED);
+        madvise((void *) (base + a), b - a, MADV_DONTNEED);
 }
 
 void
@@ -1153,11 +1156,22 @@ nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
         return;
     if (n > s->rows - row0)
         n = s->rows - row0;
-    const char *v = s->f[S_VEC].map + S_VEC_HDR;
-    const char *nm = s->f[S_NORM].map + S_SMALL_HDR;
+    bool last = row0 + n == s->rows;
     uint64_t vb = (uint64_t) s->dim * sizeof(float);
-    s_dontneed(v + row0 * vb, v + (row0 + n) * vb);
-    s_dontneed(nm + row0 * sizeof(float), nm + (row0 + n) * sizeof(float));
+    s_release_blocks(s->f[S_VEC].map, S_VEC_HDR + row0 * vb, S_VEC_HDR + (row0 + n) * vb, last);
+    s_release_blocks(s->f[S_NORM].map, S_SMALL_HDR + row0 * sizeof(float),
+                     S_SMALL_HDR + (row0 + n) * sizeof(float), last);
+}
+
+void
+nf_segment_release_lookups(nf_segment_t *s)
+{
+    static const int kinds[] = {S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF};
+    for (size_t i = 0; s && i < sizeof kinds / sizeof kinds[0]; i++) {
+        const s_file_t *f = &s->f[kinds[i]];
+        if (f->map && nf_seg_mapped(s, kinds[i]))
+            madvise(f->map, f->map_len, MADV_DONTNEED);
+    }
 }
 
 bool

@@ -148,8 +148,19 @@ const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
 
 /* Hint that rows [row0, row0+n) were scanned and may leave this process's
    resident memory (madvise MADV_DONTNEED under the mmap policy; no-op under
-   memory).  Keeps the scan's resident memory constant as the segment grows. */
+   memory).  Keeps the scan's resident memory constant as the segment grows.
+   Drops whole 2 MiB blocks of vectors and norms: the block holding row0
+   and those ending by row0+n (all of them when row0+n is the last row), so
+   windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
+
+/* Hint that the ids and payloads read through nf_segment_id /
+   nf_segment_payload (and the id table's lookups) may leave resident
+   memory: drops the mapped pages of ids.dat, ids.off, payload.dat and
+   payload.off (mmap policy), so answering many queries over a large
+   segment does not keep more and more of them mapped.  Pointers returned
+   before stay valid (the pages fault back in from the page cache). */
+void nf_segment_release_lookups(nf_segment_t *self);
 
 /* True when row is deleted (or row >= nf_segment_rows()). */
 bool nf_segment_is_deleted(const nf_segment_t *self, uint64_t row);

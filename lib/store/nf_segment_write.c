@@ -172,6 +172,16 @@ nf_seg_grow_tomb(nf_segment_t *s, uint64_t rows)
     uint64_t need = s_words(rows) + 1, old = s->tomb_cap;
     if (need <= old && s->tomb)
         return 0;
+    if (!s->tomb) {
+        /* calloc: a large bitmap stays untouched (not resident) until a
+           row in it is deleted */
+        uint64_t cap = need + need / 8 + 16;
+        if (!(s->tomb = calloc(cap, sizeof(uint64_t))))
+            return nf_error_set(NF_ENOMEM, "%s: out of memory for a %llu-row bitmap", s->dir,
+                                (unsigned long long) rows);
+        s->tomb_cap = cap;
+        return 0;
+    }
     int rc = s_grow((void **) &s->tomb, &s->tomb_cap, need, sizeof(uint64_t));
     if (!rc)
         memset(s->tomb + old, 0, (s->tomb_cap - old) * sizeof(uint64_t));
