@@ -730,9 +730,24 @@ test_partial_dir(const char *good)
         nf_test_rmdir(d);
         free(d);
     }
+    /* what an interrupted create leaves (files holding only their header,
+       no vectors.nfv) holds nothing: open says "not a segment", and
+       open_or_create creates over it */
+    char *ic = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    for (size_t k = 1; k < NFILES; k++) {
+        s_copy_file(s_join(good, s_files[k]), s_join(ic, s_files[k]));
+        CHECK(truncate(s_join(ic, s_files[k]), 64) == 0);
+    }
+    s_expect_open_error(ic, true, NF_ENOTFOUND, "vectors.nfv", "not a segment");
+    CHECK_OK(nf_segment_open_or_create(ic, DIM, NF_METRIC_L2, NULL, &seg));
+    CHECK(seg && nf_segment_rows(seg) == 0);
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(ic);
+    free(ic);
+
     /* foreign files: not a segment, not created over */
     char *d = nf_test_tmpdir();
-    nf_segment_t *seg = NULL;
     s_copy_file(s_join(good, "norms.nfn"), s_join(d, "notes.txt"));
     CHECK(nf_segment_open_or_create(d, DIM, NF_METRIC_L2, NULL, &seg) == NF_EEXIST && !seg);
     CHECK(strstr(nf_error_msg(), "notes.txt") != NULL);

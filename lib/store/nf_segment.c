@@ -705,6 +705,8 @@ s_warmup(nf_segment_t *s)
     (void) sink;
 }
 
+static int s_check_empty(const char *dir);
+
 /* Open dir.  check: verify the last commit's chunks (nf_segment_verify
    opens without and checks all of them). */
 static int
@@ -744,7 +746,9 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
     char present[512], missing[512];
     s_presence(s->dir, present, missing, sizeof present);
     if (strstr(missing, s_kinds[S_VEC].name) == missing) {
-        if (present[0])
+        /* header-only files left by an interrupted create hold nothing:
+           not a segment yet (open_or_create and build create over them) */
+        if (present[0] && s_check_empty(s->dir) != 0)
             rc = nf_error_set(NF_ECORRUPT, "%s: incomplete segment: vectors.nfv is missing "
                               "(present: %s); refusing to open or create a segment over it",
                               s->dir, present);

@@ -69,7 +69,8 @@ int nf_segment_create(const char *dir, uint32_t dim, nf_metric_t metric, nf_segm
 /* Open an existing segment.  opts may be NULL (defaults: mmap, no warm-up,
    writable).  Fails with a message naming the file and the problem on wrong
    magic, a missing file (NF_ECORRUPT naming it; NF_ENOTFOUND when the
-   directory holds no segment file at all), truncated or corrupt files, a
+   directory holds no segment file, or only the header-only files of an
+   interrupted create), truncated or corrupt files, a
    chunk written by the last commit failing its checksum (NF_ECORRUPT naming
    file, chunk and rows), another format version (NF_EVERSION naming the
    version found and the one spoken), or NF_ELOCKED when another writer
