@@ -84,6 +84,30 @@ nf_seg_mapped(const nf_segment_t *s, int kind)
     return kind == S_IDDAT || kind == S_IDOFF;
 }
 
+/* Map len bytes of fd at a 2 MiB-aligned address, so file offsets and
+   addresses agree modulo 2 MiB and the page cache's large folios of the
+   2 MiB-aligned vectors body can be mapped whole. */
+static void *
+s_map_aligned(int fd, size_t len)
+{
+    size_t span = (len + S_PAGE - 1) & ~(size_t) (S_PAGE - 1);
+    char *r = mmap(NULL, span + S_BLOCK, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (r == MAP_FAILED)
+        return MAP_FAILED;
+    char *a = (char *) (((uintptr_t) r + S_BLOCK - 1) & ~(uintptr_t) (S_BLOCK - 1));
+    void *p = mmap(a, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        munmap(r, span + S_BLOCK);
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t) (a - r));
+    if (r + span + S_BLOCK > a + span)
+        munmap(a + span, (size_t) (r + span + S_BLOCK - (a + span)));
+    return p;
+}
+
 int
 nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
 {
@@ -93,6 +117,8 @@ nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
         return 0;
     if (f->map)
         p = mremap(f->map, f->map_len, len, MREMAP_MAYMOVE);
+    else if (kind == S_VEC || kind == S_NORM)
+        p = s_map_aligned(f->fd, len);
     else
         p = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, 0);
     if (p == MAP_FAILED)
