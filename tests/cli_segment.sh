@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# nflow segment build|search|info: segments built from .fvecs, .f32 and JSONL
-# give the exact numpy top-k for every metric; info reports what was built;
-# bad input (missing file, wrong dim queries, corrupt segment, bad usage)
+# nflow segment build|search|info|verify|repair: segments built from .fvecs,
+# .f32 and JSONL give the exact numpy top-k for every metric; info reports
+# what was built; verify names the chunk and rows of a flipped byte; a
+# damaged commit slot is reported and repair puts the rows back; bad input
+# (missing file, wrong dim queries, corrupt or partial segment, bad usage)
 # gives a clear message and exit status 1 or 2, never a crash.
 set -euo pipefail
 
@@ -136,7 +138,8 @@ EOF
 # --- info, and appending again (upsert by id: the old rows are tombstoned) ---
 "$NFLOW" segment info seg-l2 >info.txt
 for want in "^dim: +24$" "^metric: +l2$" "^rows: +2000$" "^deleted: +0$" "^live: +2000$" \
-            "^version: +1$" "^file: +vectors.nfv +[0-9]+ bytes$"; do
+            "^version: +2$" "^commit: +[0-9]+$" "^notice: +none$" \
+            "^file: +vectors.nfv +[0-9]+ bytes" "^file: +deletes.nfd " "^file: +checksums.nfc "; do
     grep -qE "$want" info.txt || { cat info.txt >&2; fail "info lacks /$want/"; }
 done
 "$NFLOW" segment build seg-l2 base.fvecs >/dev/null    # metric taken from the segment
@@ -145,6 +148,60 @@ grep -qE "^rows: +4000$" info2.txt && grep -qE "^deleted: +2000$" info2.txt &&
     grep -qE "^live: +2000$" info2.txt || { cat info2.txt >&2; fail "info after re-build"; }
 "$NFLOW" segment search seg-l2 --queries queries.fvecs -k 10 --json >res-again.json
 "$PY" check.py res-again.json l2 10 ""
+
+# --- verify: every chunk; a flipped byte is named by file, chunk and rows -----
+"$NFLOW" segment verify seg-l2 >verify.txt
+grep -qE "^verified seg-l2: [0-9]+ bytes, every chunk matches" verify.txt ||
+    { cat verify.txt >&2; fail "verify of a good segment"; }
+cp -r seg-ip seg-flip
+"$PY" - <<'EOF'
+with open("seg-flip/vectors.nfv", "r+b") as f:
+    f.seek((2 << 20) + 96 * 1500 + 5)      # row 1500 of 2000 x 24 float32
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x40]))
+EOF
+expect 1 "nflow segment verify: .*vectors\.nfv: chunk 0 \(body bytes 0\.\.192000, rows 0\.\.1999\) fails its checksum" \
+    "$NFLOW" segment verify seg-flip
+expect 1 "nflow segment search: .*vectors\.nfv: chunk 0 .*fails its checksum" \
+    "$NFLOW" segment search seg-flip --queries queries.fvecs -k 3
+
+# --- a flipped byte in the current commit slot: reported, kept, repaired -----
+cp -r seg-l2 seg-slot
+"$PY" - <<'EOF'
+import struct
+with open("seg-slot/vectors.nfv", "r+b") as f:
+    page = f.read(4096)
+    seq0, seq1 = struct.unpack_from("<Q", page, 24)[0], struct.unpack_from("<Q", page, 2048 + 24)[0]
+    off = 0 if seq0 > seq1 else 2048
+    f.seek(off + 40)
+    f.write(bytes([page[off + 40] ^ 0x01]))
+EOF
+"$NFLOW" segment info seg-slot >info3.txt 2>info3.err
+grep -qE "^rows: +2000$" info3.txt && grep -qE "^notice: .*commit slot [01] failed its check" info3.txt &&
+    grep -qE "notice: .*2000 rows .* lie beyond it" info3.err ||
+    { cat info3.txt info3.err >&2; fail "info on a damaged slot"; }
+"$NFLOW" segment repair seg-slot >repair.txt
+grep -qE "copied to .*recovered/seq-" repair.txt && grep -qE "re-committed 2000," repair.txt &&
+    grep -qE "^removed .*recovered; the segment has 4000 rows, 2000 live$" repair.txt ||
+    { cat repair.txt >&2; fail "repair"; }
+[ ! -e seg-slot/recovered ] || fail "repair left recovered/"
+"$NFLOW" segment info seg-slot >info4.txt
+grep -qE "^rows: +4000$" info4.txt && grep -qE "^notice: +none$" info4.txt ||
+    { cat info4.txt >&2; fail "info after repair"; }
+"$NFLOW" segment verify seg-slot >/dev/null
+"$NFLOW" segment search seg-slot --queries queries.fvecs -k 10 --json >res-repaired.json
+"$PY" check.py res-repaired.json l2 10 ""
+"$NFLOW" segment repair seg-slot | grep -q "nothing to repair" || fail "repair with nothing to do"
+
+# --- a directory holding part of a segment is refused, nothing truncated -----
+cp -r seg-l2 seg-partial
+rm seg-partial/vectors.nfv
+ls -l seg-partial >before.txt
+expect 1 "nflow segment build: .*vectors\.nfv is missing" "$NFLOW" segment build seg-partial base.fvecs
+expect 1 "nflow segment info: .*vectors\.nfv is missing" "$NFLOW" segment info seg-partial
+ls -l seg-partial >after.txt
+cmp -s before.txt after.txt || fail "a partial segment was changed"
 
 # --- errors: clear message, status 1 (runtime) or 2 (usage), no crash ---------
 expect 1 "nflow segment build: .*nosuch\.fvecs" "$NFLOW" segment build seg-x nosuch.fvecs
@@ -192,7 +249,9 @@ expect 2 "-k 'x'" "$NFLOW" segment search seg-l2 --queries queries.fvecs -k x
 expect 2 "--vectors 'disk'" "$NFLOW" segment search seg-l2 --queries queries.fvecs --vectors disk
 expect 2 "needs a value" "$NFLOW" segment search seg-l2 --queries
 expect 2 "expected one DIR" "$NFLOW" segment info
-for sub in build search info; do
+expect 2 "expected one DIR" "$NFLOW" segment verify
+expect 2 "expected one DIR" "$NFLOW" segment repair a b
+for sub in build search info verify repair; do
     "$NFLOW" segment "$sub" --help | grep -q "usage: nflow segment $sub" || fail "$sub --help"
 done
 [ ! -e s ] || fail "a usage error created a segment"

@@ -1,8 +1,12 @@
-/*  nflow segment build|search|info: work on one segment directory without a
-    flow.  build reads documents (nf_vecio) and appends them (nf_segment);
-    search runs the exact scan (nf_scan) for a file of queries; info prints
-    the header figures and file sizes.  Exit status: 0 ok, 1 runtime error
-    (the nf_error_msg text after "nflow segment CMD: "), 2 usage error.    */
+/*  nflow segment build|search|info|verify|repair: work on one segment
+    directory without a flow.  build reads documents (nf_vecio) and appends
+    them (nf_segment); search runs the exact scan (nf_scan) for a file of
+    queries; info prints the commit figures and file sizes; verify checks
+    every body chunk against its checksum; repair re-commits what an open
+    kept in recovered/.  Every command that opens a segment prints its
+    notice (nf_segment_notice) to stderr.  Exit status: 0 ok, 1 runtime
+    error (the nf_error_msg text after "nflow segment CMD: "), 2 usage
+    error.                                                                 */
 #include "nflow.h"
 
 #include "nf_error.h"
@@ -63,13 +67,32 @@ static const char s_search_usage[] =
 static const char s_info_usage[] =
     "usage: nflow segment info DIR\n"
     "\n"
-    "Print the segment's rows, deleted and live counts, dim, metric, format version\n"
-    "and the size of each of its files.\n";
+    "Print the segment's format version, commit, rows, deleted and live counts, dim,\n"
+    "metric, the size of each of its files, and anything the open found worth saying.\n";
+
+static const char s_verify_usage[] =
+    "usage: nflow segment verify DIR\n"
+    "\n"
+    "Check every 1 MiB chunk of every file of the segment DIR against its XXH3\n"
+    "checksum (an open checks only the chunks of the last commit).  Exit 0 when all\n"
+    "match; 1 naming, for each damaged file, its first bad chunk and the rows in it.\n";
+
+static const char s_repair_usage[] =
+    "usage: nflow segment repair DIR\n"
+    "\n"
+    "When an open found a commit slot failing its check, a writable open kept the\n"
+    "bytes beyond the commit it used in DIR/recovered/.  repair re-commits the rows\n"
+    "found there that are whole, consistent across the files and pass their checksums\n"
+    "(and whose ids were not written again since), re-applies their deletes, says what\n"
+    "it kept and what it dropped, and removes DIR/recovered/.  Needs the writer lock\n"
+    "(stop the indexer using DIR first).\n";
 
 static const char s_usage[] =
     "usage: nflow segment build DIR FILE [--dim D] [--metric M] [--batch N]\n"
     "       nflow segment search DIR --queries FILE [-k K] [--json] ...\n"
     "       nflow segment info DIR\n"
+    "       nflow segment verify DIR\n"
+    "       nflow segment repair DIR\n"
     "\n"
     "`nflow segment SUBCOMMAND --help` shows its options.\n";
 
@@ -97,6 +120,15 @@ s_fail(const char *cmd, int rc)
     const char *msg = nf_error_msg();
     fprintf(stderr, "nflow segment %s: %s\n", cmd, *msg ? msg : nf_strerror(rc));
     return 1;
+}
+
+/* Print what the open of seg found worth saying (nf_segment_notice). */
+static void
+s_notice(const char *cmd, const nf_segment_t *seg)
+{
+    const char *n = seg ? nf_segment_notice(seg) : NULL;
+    if (n)
+        fprintf(stderr, "nflow segment %s: notice: %s\n", cmd, n);
 }
 
 static bool
@@ -247,6 +279,7 @@ s_build(int argc, char **argv)
     uint8_t **bufs = NULL;
     uint64_t total_docs = 0;
     int rc = nf_segment_open(dir, NULL, &seg);
+    s_notice(cmd, seg);
     if (rc == NF_ENOTFOUND) {
         seg = NULL;         /* no segment yet: created once the dim is known */
         rc = 0;
@@ -451,6 +484,7 @@ s_search(int argc, char **argv)
     int rc = nf_segment_open(dir, &sopts, &seg);
     if (rc)
         goto done;
+    s_notice(cmd, seg);
     uint32_t dim = nf_segment_dim(seg);
     nf_vecio_fmt_t eff = fmt != NF_VECIO_AUTO ? fmt : nf_vecio_fmt_guess(qfile);
     rc = nf_vecio_read_all(qfile, fmt, eff == NF_VECIO_F32 ? dim : 0, &queries, &nq, &qdim);
@@ -474,8 +508,10 @@ s_search(int argc, char **argv)
     if ((rc = nf_scan_search(seg, queries, nq, k, &scan, hits, counts)))
         goto done;
     double secs = s_seconds_since(t0);
-    for (size_t q = 0; q < nq && rc == 0; q++)
+    for (size_t q = 0; q < nq && rc == 0; q++) {
         rc = s_print_query(seg, q, hits + q * k, counts[q], json, matches, payloads);
+        nf_segment_release_lookups(seg);    /* ids and payloads do not pile up */
+    }
     if (rc == 0 && fflush(stdout) != 0)
         rc = nf_error_set(NF_EIO, "writing results: %s", strerror(errno));
     if (rc == 0 && !json)
@@ -521,12 +557,14 @@ s_info(int argc, char **argv)
     int rc = nf_segment_open(dir, &opts, &seg);
     if (rc)
         return s_fail(cmd, rc);
+    s_notice(cmd, seg);
     nf_segment_file_t files[16];
     size_t nfiles = 0;
     rc = nf_segment_files(seg, files, sizeof files / sizeof files[0], &nfiles);
     if (rc == 0) {
         printf("segment:  %s\n", dir);
         printf("version:  %d\n", NF_SEGMENT_VERSION);
+        printf("commit:   %" PRIu64 "\n", nf_segment_seq(seg));
         printf("dim:      %" PRIu32 "\n", nf_segment_dim(seg));
         printf("metric:   %s\n", nf_metric_name(nf_segment_metric(seg)));
         printf("rows:     %" PRIu64 "\n", nf_segment_rows(seg));
@@ -534,12 +572,72 @@ s_info(int argc, char **argv)
         printf("live:     %" PRIu64 "\n", nf_segment_count(seg));
         uint64_t sum = 0;
         for (size_t i = 0; i < nfiles; i++) {
-            printf("file:     %-16s %12" PRIu64 " bytes\n", files[i].name, files[i].bytes);
+            printf("file:     %-16s %12" PRIu64 " bytes (%" PRIu64 " committed)\n",
+                   files[i].name, files[i].bytes, files[i].used);
             sum += files[i].bytes;
         }
         printf("total:    %" PRIu64 " bytes\n", sum);
+        printf("notice:   %s\n", nf_segment_notice(seg) ? nf_segment_notice(seg) : "none");
     }
     nf_segment_destroy(&seg);
+    return rc ? s_fail(cmd, rc) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* verify, repair                                                      */
+
+/* Parse `nflow segment CMD DIR` (only --help); *dir or a return status. */
+static int
+s_dir_only(const char *cmd, const char *usage, int argc, char **argv, const char **dir)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        return s_option_error(cmd, usage, c, argv);
+    }
+    if (argc - optind != 1)
+        return s_usage_error(cmd, usage, "expected one DIR, got %d arguments", argc - optind);
+    *dir = argv[optind];
+    return -1;
+}
+
+static int
+s_verify(int argc, char **argv)
+{
+    const char *cmd = "verify", *dir = NULL;
+    int st = s_dir_only(cmd, s_verify_usage, argc, argv, &dir);
+    if (st >= 0)
+        return st;
+    uint64_t bytes = 0, t0 = nf_now_us();
+    int rc = nf_segment_verify(dir, &bytes);
+    double secs = s_seconds_since(t0);
+    if (rc)
+        return s_fail(cmd, rc);
+    printf("verified %s: %" PRIu64 " bytes, every chunk matches its checksum (%.3f s, "
+           "%.2f GB/s)\n", dir, bytes, secs, secs > 0 ? (double) bytes / 1e9 / secs : 0.0);
+    return 0;
+}
+
+static int
+s_repair(int argc, char **argv)
+{
+    const char *cmd = "repair", *dir = NULL;
+    int st = s_dir_only(cmd, s_repair_usage, argc, argv, &dir);
+    if (st >= 0)
+        return st;
+    char *report = NULL;
+    int rc = nf_segment_repair(dir, &report);
+    if (report)
+        fputs(report, stdout);
+    free(report);
     return rc ? s_fail(cmd, rc) : 0;
 }
 
@@ -561,6 +659,10 @@ cmd_segment(int argc, char **argv)
         return s_search(argc - 1, argv + 1);
     if (!strcmp(sub, "info"))
         return s_info(argc - 1, argv + 1);
+    if (!strcmp(sub, "verify"))
+        return s_verify(argc - 1, argv + 1);
+    if (!strcmp(sub, "repair"))
+        return s_repair(argc - 1, argv + 1);
     fprintf(stderr, "nflow segment: unknown subcommand '%s'\n%s", sub, s_usage);
     return 2;
 }

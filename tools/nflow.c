@@ -14,7 +14,7 @@ static const struct {
     {"search", cmd_search, "search -f FLOW.yml --text T | --queries F -k K [--json]"},
     {"delete", cmd_delete, "delete -f FLOW.yml ID...           delete documents by id"},
     {"status", cmd_status, "status -f FLOW.yml                 per-pod status"},
-    {"segment", cmd_segment, "segment build|search|info ...      work on one segment directory"},
+    {"segment", cmd_segment, "segment build|search|info|verify|repair ... one segment directory"},
     {"check-pod", cmd_check_pod, "check-pod [--dim D] -- COMMAND...   drive an executor through the protocol"},
     {"bench", cmd_bench, "bench limits|scan|flow ...         measure this machine, the scan, the flow"},
 };

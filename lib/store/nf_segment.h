@@ -1,16 +1,20 @@
 /*  nf_segment: one shard's on-disk vector store, a directory of files.
 
-    Owns: the float32 vector rows (dim fixed at creation, page-aligned body,
-    versioned checksummed header holding the committed row count), the row
-    norms (||x||^2, computed once at append), the document ids with an
-    id-to-row map, the per-row payload bytes (opaque to the store) and the
-    tombstone bitmap.  The format is described at the top of nf_segment.c.
+    Owns: the float32 vector rows (dim fixed at creation, 2 MiB-aligned
+    body, two checksummed commit slots with a table of every file's
+    committed bytes), the row norms (||x||^2, computed once at append), the
+    document ids with an id-to-row map, the per-row payload bytes (encoded
+    by nf_payload.h, opaque to this module), the delete log (replayed into a
+    bitmap at open) and the chunk checksums of every file's body.  The
+    format (version 2) is described at the top of nf_segment.c.
 
     Durability: nf_segment_append and nf_segment_delete return only after
-    their data and the header are synced; a crash at any instant leaves a
-    segment that opens to exactly the acknowledged rows (plus, possibly, the
-    batch in flight, whole; a delete in flight may be applied to some of its
-    ids).
+    their data and the commit slot are synced; a crash at any instant leaves
+    a segment that opens to exactly the acknowledged operations (plus,
+    possibly, the one in flight, whole: an upsert and the delete of the row
+    it replaces are one commit, as are all ids of one delete).  Nothing is
+    ever written in place and a damaged commit is reported, never silently
+    dropped (nf_segment_notice, recovered/, nf_segment_repair).
 
     One writer per directory (an exclusive file lock); any number of
     read-only openers.  A handle is not thread-safe: the caller serialises
@@ -41,7 +45,8 @@ typedef struct {
                                    after scanning; memory: read into RAM at open */
     nf_mempolicy_t payloads;
     bool warmup;                /* touch every page at open */
-    bool readonly;              /* no lock taken; append/delete fail */
+    bool readonly;              /* no lock taken; append/delete fail; nothing on
+                                   disk changes */
 } nf_segment_opts_t;
 
 typedef struct nf_segment nf_segment_t;
@@ -55,15 +60,25 @@ typedef struct {
     size_t payload_len;
 } nf_doc_t;
 
-/* Create a new empty segment in dir (created if missing; must not already
-   hold a segment) and open it for writing.  On success *out is the handle. */
+/* Create a new empty segment in dir (created if missing; must be empty:
+   NF_EEXIST when it holds a segment or other files, NF_ECORRUPT naming the
+   file when it holds part of a segment) and open it for writing.  On
+   success *out is the handle. */
 int nf_segment_create(const char *dir, uint32_t dim, nf_metric_t metric, nf_segment_t **out);
 
 /* Open an existing segment.  opts may be NULL (defaults: mmap, no warm-up,
    writable).  Fails with a message naming the file and the problem on wrong
-   magic / version, truncated or corrupt files, or NF_ELOCKED when another
-   writer holds it.  Trailing uncommitted data from a crash is ignored (and
-   trimmed when opened writable). */
+   magic, a missing file (NF_ECORRUPT naming it; NF_ENOTFOUND when the
+   directory holds no segment file, or only the header-only files of an
+   interrupted create), truncated or corrupt files, a
+   chunk written by the last commit failing its checksum (NF_ECORRUPT naming
+   file, chunk and rows), another format version (NF_EVERSION naming the
+   version found and the one spoken), or NF_ELOCKED when another writer
+   holds it.  Trailing uncommitted data from a crash is ignored (and
+   trimmed when opened writable).  When a commit slot failed its check the
+   open succeeds on the other one and says so in nf_segment_notice; a
+   writable open then first copies the bytes beyond that commit into
+   DIR/recovered/ (see nf_segment_repair). */
 int nf_segment_open(const char *dir, const nf_segment_opts_t *opts, nf_segment_t **out);
 
 /* Open dir if it holds a segment, else create one; an existing segment must
@@ -75,18 +90,16 @@ int nf_segment_open_or_create(const char *dir, uint32_t dim, nf_metric_t metric,
 void nf_segment_destroy(nf_segment_t **self_p);
 
 /* Append n documents with upsert semantics: a document whose id is already
-   live replaces it (the old row is tombstoned); an id repeated within the
-   batch keeps only its last occurrence.  The whole batch is validated first
-   (id length, vector non-NULL and finite, payload) and refused with
-   NF_EINVAL naming the doc index and id.  Durable on return.  On error
-   nothing of the batch is visible after reopen (exception: an I/O error
-   after the commit point, while tombstoning replaced rows, returns NF_EIO
-   with the batch durable; the next writable open finishes the upsert).
-   NF_EINVAL on a read-only handle. */
+   live replaces it (the old row goes to the delete log in the same
+   commit); an id repeated within the batch keeps only its last occurrence.
+   The whole batch is validated first (id length, vector non-NULL and
+   finite, payload) and refused with NF_EINVAL naming the doc index and id.
+   Durable on return.  On error nothing of the batch is visible after
+   reopen.  NF_EINVAL on a read-only handle. */
 int nf_segment_append(nf_segment_t *self, const nf_doc_t *docs, size_t n);
 
 /* Delete by id; ids not present are skipped.  *deleted (may be NULL) gets
-   how many were removed.  Durable on return.  NF_EINVAL on a read-only
+   how many were removed.  Durable and whole (one commit) on return.  NF_EINVAL on a read-only
    handle or a NULL / empty / too long id (checked before any change). */
 int nf_segment_delete(nf_segment_t *self, const char *const *ids, size_t n, size_t *deleted);
 
@@ -97,9 +110,33 @@ int nf_segment_get(nf_segment_t *self, const char *id, uint64_t *row);
 uint32_t nf_segment_dim(const nf_segment_t *self);
 nf_metric_t nf_segment_metric(const nf_segment_t *self);
 uint64_t nf_segment_rows(const nf_segment_t *self);     /* committed rows, deleted included */
-uint64_t nf_segment_deleted(const nf_segment_t *self);  /* tombstoned rows */
+uint64_t nf_segment_deleted(const nf_segment_t *self);  /* deleted rows */
 uint64_t nf_segment_count(const nf_segment_t *self);    /* live rows = rows - deleted */
 const char *nf_segment_dir(const nf_segment_t *self);
+uint64_t nf_segment_seq(const nf_segment_t *self);      /* sequence number of the commit */
+
+/* What the open found that the user should hear about, or NULL: a commit
+   slot that failed its check (which slot, the commit seq opened, the rows
+   and bytes beyond it, where a writable open kept them), or a recovered/
+   directory waiting for nf_segment_repair.  Owned by the handle.  Library
+   code never prints: the CLI and the indexer pod log it. */
+const char *nf_segment_notice(const nf_segment_t *self);
+
+/* Check every chunk of every file of the segment in dir against its
+   checksum (opening it read-only; no lock).  0 when all pass; NF_ECORRUPT
+   naming, for each bad file, its first bad chunk and the rows it holds;
+   other codes as nf_segment_open.  *bytes_checked (may be NULL) gets the
+   body bytes read. */
+int nf_segment_verify(const char *dir, uint64_t *bytes_checked);
+
+/* Re-commit what an open kept aside in dir/recovered/ and remove it.  For
+   each kept batch (oldest first): the rows that are whole in every file,
+   consistent (offsets, norms, finite vectors, valid ids) and, where the
+   kept checksums cover them, pass them, are appended again (upsert by id);
+   the kept delete-log entries of rows still live are applied; everything
+   else is dropped.  Takes the writer lock.  *report (may be NULL; caller
+   frees) gets a text saying, per batch, what was kept and what dropped. */
+int nf_segment_repair(const char *dir, char **report);
 
 /* --- access for the scan (nf_scan) and for answering results --- */
 
@@ -112,13 +149,25 @@ const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
 
 /* Hint that rows [row0, row0+n) were scanned and may leave this process's
    resident memory (madvise MADV_DONTNEED under the mmap policy; no-op under
-   memory).  Keeps the scan's resident memory constant as the segment grows. */
+   memory).  Keeps the scan's resident memory constant as the segment grows.
+   Drops whole 2 MiB blocks of vectors and norms: the block holding row0
+   and those ending by row0+n (all of them when row0+n is the last row), so
+   windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
 
-/* True when row is tombstoned (or row >= nf_segment_rows()). */
+/* Hint that the ids and payloads read through nf_segment_id /
+   nf_segment_payload (and the id table's lookups) may leave resident
+   memory: drops the mapped pages of ids.dat, ids.off, payload.dat and
+   payload.off (mmap policy), so answering many queries over a large
+   segment does not keep more and more of them mapped.  Pointers returned
+   before stay valid (the pages fault back in from the page cache). */
+void nf_segment_release_lookups(nf_segment_t *self);
+
+/* True when row is deleted (or row >= nf_segment_rows()). */
 bool nf_segment_is_deleted(const nf_segment_t *self, uint64_t row);
 
-/* Tombstone bitmap (bit r of word r/64), covering nf_segment_rows() rows. */
+/* Deleted-row bitmap (bit r of word r/64), covering nf_segment_rows() rows;
+   in RAM, rebuilt from the delete log at open. */
 const uint64_t *nf_segment_tombstones(const nf_segment_t *self);
 
 /* Id of a row (NUL-terminated, valid while no write); *len may be NULL.
@@ -130,7 +179,7 @@ const char *nf_segment_id(nf_segment_t *self, uint64_t row, size_t *len);
 const void *nf_segment_payload(nf_segment_t *self, uint64_t row, size_t *len);
 
 /* Format version written by this build. */
-#define NF_SEGMENT_VERSION 1
+#define NF_SEGMENT_VERSION 2
 
 /* Sizes of the segment's files, for `nflow segment info`. */
 typedef struct {
@@ -140,7 +189,7 @@ typedef struct {
 } nf_segment_file_t;
 
 /* How many files nf_segment_files reports. */
-#define NF_SEGMENT_NFILES 7
+#define NF_SEGMENT_NFILES 8
 
 /* Fill files[0 .. min(max, NF_SEGMENT_NFILES)) with each data file's name
    (static string) and sizes; *n (may be NULL) gets how many were filled. */

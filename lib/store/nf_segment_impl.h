@@ -1,16 +1,18 @@
-/*  nf_segment_impl.h: PRIVATE to the nf_segment module.  Only nf_segment.c
-    and nf_segment_write.c include it; everything else uses nf_segment.h.
+/*  nf_segment_impl.h: PRIVATE to the nf_segment module.  Only the
+    nf_segment*.c files include it; everything else uses nf_segment.h.
 
-    Holds what the module's two files share: the file-kind table, the
-    on-disk header slot, the handle struct, a few small inline helpers
-    (s_ names, file-local in each includer) and the internal functions one
-    file defines for the other (nf_seg_ names; not part of the API, may
-    change at any time).  The on-disk format is described at the top of
-    nf_segment.c.
+    Holds what the module's files share: the file-kind table, the on-disk
+    commit slot with its file table, the handle struct, a few small inline
+    helpers (s_ names, file-local in each includer) and the internal
+    functions one file defines for another (nf_seg_ names; not part of the
+    API, may change at any time).  The on-disk format is described at the
+    top of nf_segment.c.
 
-    Split of the module: nf_segment.c opens, creates, closes and reads a
-    segment; nf_segment_write.c grows and commits it, keeps the id -> row
-    table and implements append and delete.                                */
+    Split of the module: nf_segment.c opens, creates, closes, reads and
+    verifies a segment (and keeps bytes beyond a damaged commit aside);
+    nf_segment_write.c grows and commits it, keeps the id -> row table and
+    implements append and delete; nf_segment_repair.c re-commits what an
+    open kept aside in recovered/.                                         */
 #ifndef NF_SEGMENT_IMPL_H
 #define NF_SEGMENT_IMPL_H
 
@@ -23,17 +25,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <xxhash.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "nf_segment's on-disk format is little-endian; add byte swapping for this host");
 
 #define S_PAGE 4096u
+#define S_BLOCK (2u << 20)          /* 2 MiB: vectors body alignment and write unit */
+#define S_VEC_HDR S_BLOCK           /* vectors.nfv header region (sparse) */
+#define S_SLOT_SIZE 2048u
 #define S_SLOT1_OFF 2048u
 #define S_SMALL_HDR 64u
+#define S_CHUNK_LOG2 20u
+#define S_CHUNK (1u << S_CHUNK_LOG2)    /* body checksum chunk: 1 MiB */
+#define S_TABLE_MAX 64              /* file-table entries in a slot */
+#define S_CK_ENTRY 24u              /* checksums.nfc entry: u32 file, u32 0, u64 chunk, u64 hash */
 #define S_ROWS_MAX (1ull << 40)
 #define S_BYTES_MAX (1ull << 56)
 
-enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_TOMB, S_NFILES };
+/* File-table index of each file; 8 is reserved for a field schema and
+   9..63 for field columns (a later format revision, same version). */
+enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_DEL, S_CK, S_NFILES };
 
 static const struct {
     const char *name, *magic, *what;
@@ -44,17 +56,37 @@ static const struct {
     [S_IDOFF] = {"ids.off", "NFSEGIDO", "id offsets"},
     [S_PLDAT] = {"payload.dat", "NFSEGPLD", "payloads"},
     [S_PLOFF] = {"payload.off", "NFSEGPLO", "payload offsets"},
-    [S_TOMB] = {"tombstones.nft", "NFSEGTMB", "tombstones"},
+    [S_DEL] = {"deletes.nfd", "NFSEGDEL", "delete log"},
+    [S_CK] = {"checksums.nfc", "NFSEGCKS", "checksums"},
 };
 
+/* One file-table entry: committed body bytes, body bytes at the previous
+   commit, XXH3-64 of the body's trailing partial chunk (checksums.nfc: of
+   its whole body). */
 typedef struct {
-    char magic[8];
-    uint32_t version, dim, metric, flags;
-    uint64_t seq, rows, deleted, ids_bytes, pl_bytes;
-    uint8_t reserved[56];
-    uint64_t checksum;
+    uint64_t bytes, prev, tail;
+} s_fent_t;
+
+typedef struct {
+    char magic[8];                  /*    0 "NFLOWSEG" */
+    uint32_t version;               /*    8 NF_SEGMENT_VERSION */
+    uint32_t dim;                   /*   12 */
+    uint32_t metric;                /*   16 */
+    uint32_t nfiles;                /*   20 file-table entries in use (8 today) */
+    uint64_t seq;                   /*   24 */
+    uint64_t rows;                  /*   32 */
+    uint64_t deleted;               /*   40 = delete-log entries */
+    uint32_t chunk_log2;            /*   48 body checksum chunk = 1 << this */
+    uint32_t incompat;              /*   52 features a reader must know (0 today) */
+    uint32_t compat;                /*   56 features a reader may ignore (0 today) */
+    uint8_t reserved[68];           /*   60 zero */
+    s_fent_t file[S_TABLE_MAX];     /*  128 */
+    uint8_t pad[376];               /* 1664 zero */
+    uint64_t checksum;              /* 2040 XXH3-64 of bytes 0..2039 */
 } s_slot_t;
-_Static_assert(sizeof(s_slot_t) == 128, "header slot is 128 bytes");
+_Static_assert(sizeof(s_slot_t) == S_SLOT_SIZE, "commit slot is 2048 bytes");
+_Static_assert(offsetof(s_slot_t, file) == 128 && offsetof(s_slot_t, checksum) == 2040,
+               "slot layout");
 
 typedef struct {
     int fd;
@@ -73,9 +105,19 @@ struct nf_segment {
     nf_segment_opts_t opts;
     uint32_t dim;
     nf_metric_t metric;
-    uint64_t seq, rows, deleted, ids_bytes, pl_bytes;
+    uint64_t seq, rows, deleted;
+    uint64_t bytes[S_NFILES];       /* committed body bytes per file */
+    uint64_t prev[S_NFILES];        /* body bytes at the commit before */
+    uint64_t tail[S_NFILES];        /* tail hashes of the current commit */
+    XXH3_state_t *st[S_NFILES];     /* writer: hash state of each tail chunk */
+    XXH3_state_t *st2[S_NFILES];    /* writer: scratch for a commit */
+    uint64_t *ck[S_NFILES];         /* hashes of each file's full chunks */
+    uint64_t nck[S_NFILES];
     s_file_t f[S_NFILES];
     int lock_fd;
+    uint64_t *tomb;                 /* deleted-row bitmap (from the delete log) */
+    uint64_t tomb_cap;              /* words */
+    char *notice;                   /* what the open found worth saying, or NULL */
     float *mvec, *mnorm;    /* memory policy: vectors and norms in RAM */
     uint64_t mvec_cap;      /* rows */
     char *mpl;              /* memory policy: payload bytes and offsets */
@@ -116,10 +158,11 @@ s_words(uint64_t rows)
     return (rows + 63) / 64;
 }
 
-static inline uint64_t *
-s_tomb_words(const nf_segment_t *s)
+/* Header bytes before file `kind`'s body. */
+static inline uint64_t
+s_hdr(int kind)
 {
-    return (uint64_t *) (s->f[S_TOMB].map + S_SMALL_HDR);
+    return kind == S_VEC ? S_VEC_HDR : S_SMALL_HDR;
 }
 
 static inline const uint64_t *
@@ -130,12 +173,28 @@ s_off(const nf_segment_t *s, int kind)
     return (const uint64_t *) (s->f[kind].map + S_SMALL_HDR);
 }
 
+/* XXH3-64 of a slot's first 2040 bytes. */
+static inline uint64_t
+s_slot_hash(const s_slot_t *slot)
+{
+    return XXH3_64bits(slot, offsetof(s_slot_t, checksum));
+}
+
 /* ------------------------------------- defined in nf_segment.c */
 
 /* Start/end of a row's record in a .dat body (offkind S_IDOFF or S_PLOFF);
    false when the offsets are corrupt. */
 bool nf_seg_extent(const nf_segment_t *s, int offkind, uint64_t row, uint64_t *start,
                    uint64_t *end);
+
+/* Bytes read (short only at end of file) or -1. */
+ssize_t nf_seg_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+/* "dir/name" into buf, or NULL when too long. */
+const char *nf_seg_path(const char *dir, const char *name, char *buf, size_t size);
+
+/* fsync a directory (its entries); errors ignored. */
+void nf_seg_sync_dir(const char *dir);
 
 /* -------------------------------- defined in nf_segment_write.c */
 
@@ -152,12 +211,27 @@ int nf_seg_map(nf_segment_t *s, int kind, uint64_t len);
    bytes (no-op under mmap). */
 int nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb);
 
-/* Write header seq+1 with these counts into the other slot and sync it. */
-int nf_seg_commit(nf_segment_t *s, uint64_t rows, uint64_t deleted, uint64_t idb,
-                  uint64_t plb);
+/* Grow the deleted-row bitmap to cover `rows` rows (zero-filled). */
+int nf_seg_grow_tomb(nf_segment_t *s, uint64_t rows);
+
+/* What one commit appends: per file, bytes to add at its committed end. */
+typedef struct {
+    const void *buf[S_NFILES];
+    uint64_t len[S_NFILES];
+} nf_seg_batch_t;
+
+/* Append the batch to the files, extend the chunk checksums, sync, and
+   write slot seq+1 with rows/deleted into the other slot and sync it.  The
+   handle's byte counts and hash states move only on success.  With b NULL
+   writes only a slot for the current state (create). */
+int nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted);
+
+/* Allocate the writer's hash states (st, st2). */
+int nf_seg_states(nf_segment_t *s);
 
 /* Check every id record and build the id -> row table over live rows;
-   with repair, tombstone (on disk) the earlier row of an id live twice. */
+   with repair (writer) an id live twice (only possible after damage) has
+   its earlier row deleted through the delete log. */
 int nf_seg_build(nf_segment_t *s, bool repair);
 
 /* Table entry of a live id (len bytes, hash h = s_fnv1a of it), or NULL. */

@@ -3,9 +3,12 @@
     nf_segment.c; shared internals in nf_segment_impl.h).
 
     Owns: growing and mapping the segment files (and the memory-policy RAM
-    copies), the two-slot header commit, the id -> row hash table (built at
-    open, kept current by append and delete; the build also repairs an id
-    left live twice by a crash mid-upsert), and append (upsert) and delete. */
+    copies), the commit (data appended to every file, chunk checksums
+    extended, all synced, then one slot written and synced), the id -> row
+    table (built at open, kept current by append and delete) and append
+    (upsert) and delete.  Deletes and the rows an upsert replaces go to the
+    append-only delete log in the same commit as the rows: nothing is ever
+    written in place.                                                       */
 #include "nf_segment_impl.h"
 #include "nf_error.h"
 
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -48,6 +52,28 @@ nf_seg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Write a then b at off in one call when the kernel takes it whole. */
+static int
+s_pwrite2(int fd, const void *a, size_t alen, const void *b, size_t blen, uint64_t off)
+{
+    struct iovec iov[2] = {{(void *) a, alen}, {(void *) b, blen}};
+    ssize_t w;
+    do
+        w = pwritev(fd, iov, 2, (off_t) off);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return -1;
+    size_t done = (size_t) w;
+    if (done < alen) {
+        if (nf_seg_pwrite_all(fd, (const char *) a + done, alen - done, off + done))
+            return -1;
+        done = alen;
+    }
+    size_t bd = done - alen;
+    return bd < blen ? nf_seg_pwrite_all(fd, (const char *) b + bd, blen - bd, off + alen + bd)
+                     : 0;
+}
+
 bool
 nf_seg_mapped(const nf_segment_t *s, int kind)
 {
@@ -55,21 +81,46 @@ nf_seg_mapped(const nf_segment_t *s, int kind)
         return s->opts.vectors == NF_MEM_MMAP;
     if (kind == S_PLDAT || kind == S_PLOFF)
         return s->opts.payloads == NF_MEM_MMAP;
-    return true;
+    return kind == S_IDDAT || kind == S_IDOFF;
+}
+
+/* Map len bytes of fd at a 2 MiB-aligned address, so file offsets and
+   addresses agree modulo 2 MiB and the page cache's large folios of the
+   2 MiB-aligned vectors body can be mapped whole. */
+static void *
+s_map_aligned(int fd, size_t len)
+{
+    size_t span = (len + S_PAGE - 1) & ~(size_t) (S_PAGE - 1);
+    char *r = mmap(NULL, span + S_BLOCK, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (r == MAP_FAILED)
+        return MAP_FAILED;
+    char *a = (char *) (((uintptr_t) r + S_BLOCK - 1) & ~(uintptr_t) (S_BLOCK - 1));
+    void *p = mmap(a, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        munmap(r, span + S_BLOCK);
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t) (a - r));
+    if (r + span + S_BLOCK > a + span)
+        munmap(a + span, (size_t) (r + span + S_BLOCK - (a + span)));
+    return p;
 }
 
 int
 nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
 {
     s_file_t *f = &s->f[kind];
-    int prot = PROT_READ | (kind == S_TOMB && !s->opts.readonly ? PROT_WRITE : 0);
     void *p;
     if (f->map && f->map_len == len)
         return 0;
     if (f->map)
         p = mremap(f->map, f->map_len, len, MREMAP_MAYMOVE);
+    else if (kind == S_VEC || kind == S_NORM)
+        p = s_map_aligned(f->fd, len);
     else
-        p = mmap(NULL, len, prot, MAP_SHARED, f->fd, 0);
+        p = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, 0);
     if (p == MAP_FAILED)
         return s_ferr(s->dir, kind, NF_EIO, "mmap of %llu bytes: %s",
                       (unsigned long long) len, strerror(errno));
@@ -78,21 +129,21 @@ nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
     return 0;
 }
 
-/* Make file `kind` at least `need` bytes, growing in chunks; *grew set when
-   its size changed (the new size must be synced before a commit needs it). */
+/* Make file `kind` at least `need` bytes, growing in chunks (vectors in
+   whole 2 MiB blocks). */
 static int
-s_reserve(nf_segment_t *s, int kind, uint64_t need, bool *grew)
+s_reserve(nf_segment_t *s, int kind, uint64_t need)
 {
     s_file_t *f = &s->f[kind];
     if (need <= f->cap)
         return 0;
-    uint64_t step = f->cap / 4;
+    uint64_t step = f->cap / 4, align = kind == S_VEC ? S_BLOCK : S_PAGE;
     if (step < (64u << 10))
         step = 64u << 10;
     if (step > (256ull << 20))
         step = 256ull << 20;
     uint64_t ncap = f->cap + step > need ? f->cap + step : need;
-    ncap = (ncap + S_PAGE - 1) & ~(uint64_t) (S_PAGE - 1);
+    ncap = (ncap + align - 1) & ~(uint64_t) (align - 1);
     if (fallocate(f->fd, 0, (off_t) f->cap, (off_t) (ncap - f->cap)) != 0) {
         if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
             return s_ferr(s->dir, kind, NF_EIO, "cannot grow to %llu bytes: %s",
@@ -102,8 +153,6 @@ s_reserve(nf_segment_t *s, int kind, uint64_t need, bool *grew)
                           (unsigned long long) ncap, strerror(errno));
     }
     f->cap = ncap;
-    if (grew)
-        *grew = true;
     return nf_seg_mapped(s, kind) ? nf_seg_map(s, kind, ncap) : 0;
 }
 
@@ -125,8 +174,6 @@ s_grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
     return 0;
 }
 
-/* Grow the memory-policy copies so they can take `rows` rows and `plb`
-   payload bytes. */
 int
 nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb)
 {
@@ -145,6 +192,34 @@ nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb)
     return 0;
 }
 
+int
+nf_seg_grow_tomb(nf_segment_t *s, uint64_t rows)
+{
+    uint64_t need = s_words(rows) + 1, old = s->tomb_cap;
+    if (need <= old && s->tomb)
+        return 0;
+    if (!s->tomb) {
+        /* calloc: a large bitmap stays untouched (not resident) until a
+           row in it is deleted */
+        uint64_t cap = need + need / 8 + 16;
+        if (!(s->tomb = calloc(cap, sizeof(uint64_t))))
+            return nf_error_set(NF_ENOMEM, "%s: out of memory for a %llu-row bitmap", s->dir,
+                                (unsigned long long) rows);
+        s->tomb_cap = cap;
+        return 0;
+    }
+    int rc = s_grow((void **) &s->tomb, &s->tomb_cap, need, sizeof(uint64_t));
+    if (!rc)
+        memset(s->tomb + old, 0, (s->tomb_cap - old) * sizeof(uint64_t));
+    return rc;
+}
+
+static inline bool
+s_bit(const uint64_t *t, uint64_t r)
+{
+    return t[r / 64] >> (r % 64) & 1;
+}
+
 /* Id of a row already validated (by the hash build or append). */
 static const char *
 s_id_raw(const nf_segment_t *s, uint64_t row, size_t *len)
@@ -155,37 +230,141 @@ s_id_raw(const nf_segment_t *s, uint64_t row, size_t *len)
     return s->f[S_IDDAT].map + S_SMALL_HDR + start;
 }
 
-static void
-s_tomb_msync(nf_segment_t *s, uint64_t w0, uint64_t w1, int *rc)
+int
+nf_seg_states(nf_segment_t *s)
 {
-    uintptr_t a = (uintptr_t) (s->f[S_TOMB].map + S_SMALL_HDR + w0 * 8);
-    uintptr_t b = (uintptr_t) (s->f[S_TOMB].map + S_SMALL_HDR + (w1 + 1) * 8);
-    a &= ~(uintptr_t) (S_PAGE - 1);
-    if (msync((void *) a, b - a, MS_SYNC) != 0 && *rc == 0)
-        *rc = s_ferr(s->dir, S_TOMB, NF_EIO, "msync: %s", strerror(errno));
+    for (int k = 0; k < S_NFILES; k++) {
+        if (!s->st[k] && (s->st[k] = XXH3_createState()))
+            XXH3_64bits_reset(s->st[k]);
+        if (!s->st2[k])
+            s->st2[k] = XXH3_createState();
+        if (!s->st[k] || !s->st2[k])
+            return nf_error_set(NF_ENOMEM, "%s: out of memory for hash states", s->dir);
+    }
+    return 0;
 }
 
-/* Write header seq+1 into the other slot and sync it. */
-int
-nf_seg_commit(nf_segment_t *s, uint64_t rows, uint64_t deleted, uint64_t idb, uint64_t plb)
+/* ------------------------------------------------------------ commit */
+
+/* Write file k's new bytes at its committed end.  Vectors: when the end is
+   inside a 2 MiB block and the new bytes are at least as long as the part
+   of the block already written, that part is written again with them so
+   the write starts on a 2 MiB boundary (the page cache can then hold the
+   body in large folios); the bytes rewritten are the same bytes. */
+static int
+s_write_file(nf_segment_t *s, int k, const void *buf, uint64_t len)
 {
+    uint64_t off = s_hdr(k) + s->bytes[k];
+    int fd = s->f[k].fd;
+    uint64_t pre = k == S_VEC ? off % S_BLOCK : 0;
+    int rc = 0;
+    if (pre && pre <= len && off - pre >= S_VEC_HDR) {
+        char *head = malloc(pre);
+        if (!head)
+            return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
+        ssize_t got = nf_seg_pread_all(fd, head, pre, off - pre);
+        if (got == (ssize_t) pre)
+            rc = s_pwrite2(fd, head, pre, buf, len, off - pre);
+        else
+            rc = nf_seg_pwrite_all(fd, buf, len, off);
+        free(head);
+    } else {
+        rc = nf_seg_pwrite_all(fd, buf, len, off);
+    }
+    if (rc)
+        return s_ferr(s->dir, k, NF_EIO, "write: %s", strerror(errno));
+    return 0;
+}
+
+int
+nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
+{
+    uint64_t nb[S_NFILES], tail[S_NFILES];
+    bool wrote[S_NFILES] = {false};
+    size_t maxce = 0, nce = 0;
+    int rc = 0;
+    for (int k = 0; b && k < S_CK; k++)
+        maxce += (size_t) ((s->bytes[k] % S_CHUNK + b->len[k]) / S_CHUNK);
+    unsigned char *ckbuf = malloc(maxce * S_CK_ENTRY + 1);
+    if (!ckbuf)
+        return nf_error_set(NF_ENOMEM, "%s: out of memory for checksums", s->dir);
+    /* hash the new bytes: full chunks go to checksums.nfc, the tail to the slot */
+    for (int k = 0; k < S_CK; k++) {
+        uint64_t len = b ? b->len[k] : 0;
+        nb[k] = s->bytes[k] + len;
+        tail[k] = s->tail[k];
+        if (!len)
+            continue;
+        XXH3_copyState(s->st2[k], s->st[k]);
+        const unsigned char *p = b->buf[k];
+        uint64_t pos = s->bytes[k];
+        while (len) {
+            uint64_t take = S_CHUNK - pos % S_CHUNK;
+            take = take < len ? take : len;
+            XXH3_64bits_update(s->st2[k], p, (size_t) take);
+            p += take;
+            pos += take;
+            len -= take;
+            if (pos % S_CHUNK == 0) {
+                uint32_t fk[2] = {(uint32_t) k, 0};
+                uint64_t e[2] = {pos / S_CHUNK - 1, XXH3_64bits_digest(s->st2[k])};
+                memcpy(ckbuf + nce * S_CK_ENTRY, fk, 8);
+                memcpy(ckbuf + nce * S_CK_ENTRY + 8, e, 16);
+                nce++;
+                XXH3_64bits_reset(s->st2[k]);
+            }
+        }
+        tail[k] = XXH3_64bits_digest(s->st2[k]);
+        wrote[k] = true;
+    }
+    nb[S_CK] = s->bytes[S_CK] + nce * S_CK_ENTRY;
+    tail[S_CK] = s->tail[S_CK];
+    if (nce) {
+        XXH3_copyState(s->st2[S_CK], s->st[S_CK]);
+        XXH3_64bits_update(s->st2[S_CK], ckbuf, nce * S_CK_ENTRY);
+        tail[S_CK] = XXH3_64bits_digest(s->st2[S_CK]);
+        wrote[S_CK] = true;
+    }
+    for (int k = 0; k < S_NFILES && !rc; k++)
+        if (wrote[k] && !(rc = s_reserve(s, k, s_hdr(k) + nb[k])))
+            rc = s_write_file(s, k, k == S_CK ? ckbuf : b->buf[k], nb[k] - s->bytes[k]);
+    for (int k = 0; k < S_NFILES && !rc; k++)
+        if (wrote[k] && fdatasync(s->f[k].fd) != 0)
+            rc = s_ferr(s->dir, k, NF_EIO, "fdatasync: %s", strerror(errno));
+    free(ckbuf);
+    if (rc)
+        return rc;
+
+    /* the commit point: one slot, then sync */
     s_slot_t slot;
     memset(&slot, 0, sizeof slot);
     memcpy(slot.magic, s_kinds[S_VEC].magic, 8);
     slot.version = NF_SEGMENT_VERSION;
     slot.dim = s->dim;
     slot.metric = (uint32_t) s->metric;
+    slot.nfiles = S_NFILES;
     slot.seq = s->seq + 1;
     slot.rows = rows;
     slot.deleted = deleted;
-    slot.ids_bytes = idb;
-    slot.pl_bytes = plb;
-    slot.checksum = s_fnv1a(&slot, offsetof(s_slot_t, checksum));
+    slot.chunk_log2 = S_CHUNK_LOG2;
+    for (int k = 0; k < S_NFILES; k++)
+        slot.file[k] = (s_fent_t) {nb[k], s->bytes[k], tail[k]};
+    slot.checksum = s_slot_hash(&slot);
     uint64_t off = (slot.seq & 1) ? S_SLOT1_OFF : 0;
     if (nf_seg_pwrite_all(s->f[S_VEC].fd, &slot, sizeof slot, off) != 0
         || fdatasync(s->f[S_VEC].fd) != 0)
-        return s_ferr(s->dir, S_VEC, NF_EIO, "writing header: %s", strerror(errno));
+        return s_ferr(s->dir, S_VEC, NF_EIO, "writing commit slot: %s", strerror(errno));
     s->seq = slot.seq;
+    for (int k = 0; k < S_NFILES; k++) {
+        s->prev[k] = s->bytes[k];
+        s->bytes[k] = nb[k];
+        s->tail[k] = tail[k];
+        if (wrote[k]) {
+            XXH3_state_t *t = s->st[k];
+            s->st[k] = s->st2[k];
+            s->st2[k] = t;
+        }
+    }
     return 0;
 }
 
@@ -272,15 +451,32 @@ s_tab_remove(nf_segment_t *s, uint64_t i)
     s->tab_used--;
 }
 
-/* Check every row's id record and build the table over live rows.  When an
-   id is live twice the later row wins; with repair (writer) the earlier one
-   is tombstoned on disk. */
+/* Append rows to the delete log in one commit and mark them deleted (rows
+   distinct, live). */
+static int
+s_log_deletes(nf_segment_t *s, const uint64_t *rows, uint64_t n)
+{
+    nf_seg_batch_t b = {.buf = {[S_DEL] = rows}, .len = {[S_DEL] = n * 8}};
+    if (!n)
+        return 0;
+    int rc = nf_seg_commit(s, &b, s->rows, s->deleted + n);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < n; i++)
+        s->tomb[rows[i] / 64] |= 1ull << (rows[i] % 64);
+    s->deleted += n;
+    return 0;
+}
+
+/* Check every row's id record and build the table over live rows.  An id
+   live twice cannot come from a crash (an upsert's delete is in its
+   commit); after damage the later row wins and the earlier is deleted (in
+   the delete log when repair, else in this handle only). */
 int
 nf_seg_build(nf_segment_t *s, bool repair)
 {
     const char *data = s->f[S_IDDAT].map + S_SMALL_HDR;
-    uint64_t *tomb = s_tomb_words(s);
-    uint64_t dups = 0, w0 = UINT64_MAX, w1 = 0;
+    uint64_t *dups = NULL, ndups = 0, dcap = 0;
     free(s->tab);
     s->tab = NULL;
     int rc = s_tab_resize(s, s->rows - s->deleted + 16);
@@ -291,35 +487,42 @@ nf_seg_build(nf_segment_t *s, bool repair)
         uint64_t start, end;
         if (!nf_seg_extent(s, S_IDOFF, r, &start, &end) || end - start < 2
             || end - start - 1 > NF_ID_MAX || data[end - 1] != '\0'
-            || memchr(data + start, 0, end - start - 1))
+            || memchr(data + start, 0, end - start - 1)) {
+            free(dups);
             return s_ferr(s->dir, S_IDOFF, NF_ECORRUPT,
                           "row %llu: bad id record (offsets %llu..%llu of %llu bytes)",
                           (unsigned long long) r, (unsigned long long) start,
-                          (unsigned long long) end, (unsigned long long) s->ids_bytes);
-        if (tomb[r / 64] >> (r % 64) & 1)
+                          (unsigned long long) end, (unsigned long long) s->bytes[S_IDDAT]);
+        }
+        if (s_bit(s->tomb, r))
             continue;
         size_t len = end - start - 1;
         uint64_t h = s_fnv1a(data + start, len);
         s_entry_t *e = (s_entry_t *) nf_seg_tab_find(s, data + start, len, h);
         if (!e) {
-            if ((rc = s_tab_insert(s, h, r)))
+            if ((rc = s_tab_insert(s, h, r))) {
+                free(dups);
                 return rc;
+            }
             continue;
         }
         uint64_t old = e->row1 - 1;
         e->row1 = r + 1;
-        if (repair) {
-            tomb[old / 64] |= 1ull << (old % 64);
-            w0 = old / 64 < w0 ? old / 64 : w0;
-            w1 = old / 64 > w1 ? old / 64 : w1;
-            dups++;
+        if ((rc = s_grow((void **) &dups, &dcap, ndups + 1, sizeof *dups))) {
+            free(dups);
+            return rc;
         }
+        dups[ndups++] = old;
     }
     s->tab_built = true;
-    if (dups) {
-        s_tomb_msync(s, w0, w1, &rc);
-        s->deleted += dups;
+    if (ndups && repair) {
+        rc = s_log_deletes(s, dups, ndups);
+    } else {
+        for (uint64_t i = 0; i < ndups; i++)
+            s->tomb[dups[i] / 64] |= 1ull << (dups[i] % 64);
+        s->deleted += ndups;
     }
+    free(dups);
     return rc;
 }
 
@@ -397,28 +600,6 @@ s_dedupe(const nf_doc_t *docs, size_t n, const uint64_t *hash, unsigned char *ke
     return 0;
 }
 
-/* Mark rows deleted in the bitmap and the table, sync the bitmap, commit
-   the new deleted count. */
-static int
-s_tombstone(nf_segment_t *s, const uint64_t *rows, uint64_t n)
-{
-    uint64_t *tomb = s_tomb_words(s), w0 = UINT64_MAX, w1 = 0;
-    int rc = 0;
-    if (!n)
-        return 0;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t w = rows[i] / 64;
-        tomb[w] |= 1ull << (rows[i] % 64);
-        w0 = w < w0 ? w : w0;
-        w1 = w > w1 ? w : w1;
-    }
-    s->deleted += n;
-    s_tomb_msync(s, w0, w1, &rc);
-    if (!rc)
-        rc = nf_seg_commit(s, s->rows, s->deleted, s->ids_bytes, s->pl_bytes);
-    return rc;
-}
-
 int
 nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
 {
@@ -434,6 +615,7 @@ nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
             return rc;
 
     const size_t vbytes = (size_t) s->dim * sizeof(float);
+    const uint64_t ids0 = s->bytes[S_IDDAT], pl0 = s->bytes[S_PLDAT], row0 = s->rows;
     uint64_t *hash = malloc(n * sizeof *hash);
     unsigned char *keep = malloc(n);
     uint64_t *replaced = malloc(n * sizeof *replaced), nrep = 0, m = 0, idb = 0, plb = 0;
@@ -478,64 +660,40 @@ nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
         norm[j] = (float) acc;
         memcpy(ids + ib, d->id, len);
         ib += len;
-        idoff[j] = s->ids_bytes + ib;
+        idoff[j] = ids0 + ib;
         if (d->payload_len)
             memcpy(pl + pb, d->payload, d->payload_len);
         pb += d->payload_len;
-        ploff[j] = s->pl_bytes + pb;
+        ploff[j] = pl0 + pb;
         const s_entry_t *e = nf_seg_tab_find(s, d->id, len - 1, hash[i]);
         if (e)
             replaced[nrep++] = e->row1 - 1;
         j++;
     }
-    const struct {
-        int kind;
-        const void *buf;
-        uint64_t len, off;
-    } w[] = {
-        {S_VEC, vec, m * vbytes, S_PAGE + s->rows * vbytes},
-        {S_NORM, norm, m * sizeof(float), S_SMALL_HDR + s->rows * sizeof(float)},
-        {S_IDDAT, ids, idb, S_SMALL_HDR + s->ids_bytes},
-        {S_IDOFF, idoff, m * 8, S_SMALL_HDR + s->rows * 8},
-        {S_PLDAT, pl, plb, S_SMALL_HDR + s->pl_bytes},
-        {S_PLOFF, ploff, m * 8, S_SMALL_HDR + s->rows * 8},
+    /* rows, and the delete-log entries of the rows they replace: one commit */
+    nf_seg_batch_t b = {
+        .buf = {[S_VEC] = vec, [S_NORM] = norm, [S_IDDAT] = ids, [S_IDOFF] = idoff,
+                [S_PLDAT] = pl, [S_PLOFF] = ploff, [S_DEL] = replaced},
+        .len = {[S_VEC] = m * vbytes, [S_NORM] = m * sizeof(float), [S_IDDAT] = idb,
+                [S_IDOFF] = m * 8, [S_PLDAT] = plb, [S_PLOFF] = m * 8, [S_DEL] = nrep * 8},
     };
-    const size_t nw = sizeof w / sizeof w[0];
-    bool tomb_grew = false;
-    if ((rc = nf_seg_grow_ram(s, s->rows + m, s->pl_bytes + plb))
-        || (rc = s_reserve(s, S_TOMB, S_SMALL_HDR + s_words(s->rows + m) * 8, &tomb_grew)))
-        goto done;
-    for (size_t k = 0; k < nw; k++)
-        if ((rc = s_reserve(s, w[k].kind, w[k].off + w[k].len, NULL)))
-            goto done;
-    for (size_t k = 0; k < nw; k++)
-        if (w[k].len && nf_seg_pwrite_all(s->f[w[k].kind].fd, w[k].buf, w[k].len, w[k].off) != 0) {
-            rc = s_ferr(s->dir, w[k].kind, NF_EIO, "write: %s", strerror(errno));
-            goto done;
-        }
-    for (size_t k = 0; k <= nw; k++) {
-        int kind = k < nw ? w[k].kind : S_TOMB;
-        if ((k < nw ? w[k].len > 0 : tomb_grew) && fdatasync(s->f[kind].fd) != 0) {
-            rc = s_ferr(s->dir, kind, NF_EIO, "fdatasync: %s", strerror(errno));
-            goto done;
-        }
-    }
-    if ((rc = nf_seg_commit(s, s->rows + m, s->deleted, s->ids_bytes + idb, s->pl_bytes + plb)))
+    if ((rc = nf_seg_grow_ram(s, row0 + m, pl0 + plb)) || (rc = nf_seg_grow_tomb(s, row0 + m))
+        || (rc = nf_seg_commit(s, &b, row0 + m, s->deleted + nrep)))
         goto done;
 
-    /* committed: bring the handle up to date, then retire replaced rows */
-    uint64_t row0 = s->rows;
+    /* committed: bring the handle up to date */
     if (s->opts.vectors == NF_MEM_MEMORY) {
         memcpy((char *) s->mvec + row0 * vbytes, vec, m * vbytes);
         memcpy(s->mnorm + row0, norm, m * sizeof(float));
     }
     if (s->opts.payloads == NF_MEM_MEMORY) {
-        memcpy(s->mpl + s->pl_bytes, pl, plb);
+        memcpy(s->mpl + pl0, pl, plb);
         memcpy(s->mploff + row0, ploff, m * 8);
     }
     s->rows += m;
-    s->ids_bytes += idb;
-    s->pl_bytes += plb;
+    for (uint64_t i = 0; i < nrep; i++)
+        s->tomb[replaced[i] / 64] |= 1ull << (replaced[i] % 64);
+    s->deleted += nrep;
     j = 0;
     for (size_t i = 0; i < n; i++) {
         if (!keep[i])
@@ -547,7 +705,6 @@ nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
             goto done;
         j++;
     }
-    rc = s_tombstone(s, replaced, nrep);
 done:
     free(hash);
     free(keep);
@@ -580,12 +737,21 @@ nf_segment_delete(nf_segment_t *s, const char *const *ids, size_t n, size_t *del
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(ids[i]);
         const s_entry_t *e = nf_seg_tab_find(s, ids[i], len, s_fnv1a(ids[i], len));
-        if (!e)
-            continue;
-        rows[m++] = e->row1 - 1;
-        s_tab_remove(s, (uint64_t) (e - s->tab));
+        if (!e || s_bit(s->tomb, e->row1 - 1))
+            continue;                       /* absent, or repeated in this call */
+        rows[m] = e->row1 - 1;
+        s->tomb[rows[m] / 64] |= 1ull << (rows[m] % 64);    /* marks it taken */
+        m++;
     }
-    rc = s_tombstone(s, rows, m);
+    for (uint64_t i = 0; i < m; i++)
+        s->tomb[rows[i] / 64] &= ~(1ull << (rows[i] % 64));
+    rc = s_log_deletes(s, rows, m);
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t len = strlen(ids[i]);
+        const s_entry_t *e = nf_seg_tab_find(s, ids[i], len, s_fnv1a(ids[i], len));
+        if (e && s_bit(s->tomb, e->row1 - 1))
+            s_tab_remove(s, (uint64_t) (e - s->tab));
+    }
     free(rows);
     if (deleted && !rc)
         *deleted = m;

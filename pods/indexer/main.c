@@ -668,7 +668,10 @@ s_open_segment(indexer_t *self)
     opts.payloads = !strcmp(nf_pod_get(self->pod, "payloads"), "memory") ? NF_MEM_MEMORY
                                                                          : NF_MEM_MMAP;
     opts.warmup = nf_pod_bool(self->pod, "warmup");
-    return nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
+    rc = nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
+    if (rc == NF_OK && nf_segment_notice(self->seg))    /* a damaged commit, recovered/ */
+        nf_pod_log(self->pod, "segment: %s", nf_segment_notice(self->seg));
+    return rc;
 }
 
 static int
