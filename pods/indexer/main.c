@@ -531,6 +531,7 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
         else
             s_fail_store(self, pend[i].msg.env, pend[i].recv_us, rc, "search");
     }
+    nf_segment_release_lookups(self->seg);     /* ids and payloads read for the answers */
     free(queries);
     free(hits);
     free(counts);
