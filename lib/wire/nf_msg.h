@@ -24,6 +24,8 @@ typedef struct {
     char peer[96];              /* sender, for logs: "tcp://1.2.3.4:5678" or identity hex */
     uint64_t request_id;        /* the envelope's request id whenever it unpacked (also
                                    on NF_EPROTO for a body-less envelope), else 0 */
+    char user[72];              /* CURVE: the name of the key the sender authenticated
+                                   with (ZAP User-Id, nf_keys.h); "" on plain links */
 } nf_msg_t;
 
 /* Receive one message from sock (blocking: poll first).  On NF_OK msg->env

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_keys.h"
 #include "nf_limits.h"
 
 int
@@ -62,10 +63,21 @@ nf_socket_new(const nf_socket_opts_t *o, zsock_t **out)
                                        replica gets no work, a send with no peer fails */
     if (o->identity)
         zsock_set_identity(s, o->identity);
-    /* Link security goes here, before the first bind or connect (issue 9):
-       CurveZMQ server/client keys (zcert_apply, zsock_set_curve_server,
-       zsock_set_curve_serverkey) and ZMTP heartbeats
-       (zsock_set_heartbeat_ivl / _timeout / _ttl). */
+    if (o->heartbeat_ms >= 0) {
+        int ivl = o->heartbeat_ms ? o->heartbeat_ms : NF_SOCKET_HEARTBEAT_MS;
+        int timeout = o->heartbeat_ms ? 4 * ivl : NF_SOCKET_HEARTBEAT_TIMEOUT_MS;
+        zsock_set_heartbeat_ivl(s, ivl);
+        zsock_set_heartbeat_timeout(s, timeout);
+        zsock_set_heartbeat_ttl(s, timeout);
+    }
+    /* Link security, before the first bind or connect. */
+    if (o->keys) {
+        int rc = nf_keys_apply(o->keys, s, o->bind, o->allow, o->server_key, what);
+        if (rc != NF_OK) {
+            zsock_destroy(&s);
+            return rc;
+        }
+    }
     if (o->endpoints) {
         int rc = nf_socket_attach(s, what, o->endpoints, o->bind);
         if (rc != NF_OK) {
