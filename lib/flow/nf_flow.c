@@ -516,8 +516,19 @@ s_role_index(const char *role)
     return -1;
 }
 
+/* localhost, 127.0.0.0/8 or ::1, by spelling alone (the same answer on
+   every host, unlike nf_flow_host_is_local). */
+static bool
+s_loopback(const char *host)
+{
+    struct in_addr a4;
+    return !strcasecmp(host, "localhost") || !strcmp(host, "::1")
+           || (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+}
+
 /* security: none | {keys: DIR}; absent = CURVE with keys/<name> when the
-   flow runs on several hosts, plain on one. */
+   flow runs on several hosts that are not all loopback addresses, plain
+   otherwise. */
 static int
 s_parse_security(s_ctx_t *cx, yaml_node_t *root)
 {
@@ -525,7 +536,11 @@ s_parse_security(s_ctx_t *cx, yaml_node_t *root)
     yaml_node_t *n = s_get(cx, root, "security");
     int rc;
     if (!n || s_is_null(n)) {
-        flow->curve = flow->multihost;
+        bool loopback = true;
+        for (size_t i = 0; i < flow->npods; i++)
+            for (unsigned j = 0; j < flow->pods[i].count; j++)
+                loopback &= s_loopback(flow->pods[i].hosts[j]);
+        flow->curve = flow->multihost && !loopback;
         if (flow->curve && asprintf(&flow->keys, "keys/%s", flow->name) < 0) {
             flow->keys = NULL;
             return nf_error_set(NF_ENOMEM, "out of memory");

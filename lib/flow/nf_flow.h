@@ -76,8 +76,9 @@
                                     # FLOW.yml` makes them (nf_keys.h)
         security: none              # plain TCP, even across hosts: every
                                     # launcher warns
-    Without `security:` a flow on one host is plain TCP and a flow on
-    several hosts uses CURVE with the keys in keys/<name>.
+    Without `security:` a flow on one host (or only on loopback addresses)
+    is plain TCP and a flow on several hosts uses CURVE with the keys in
+    keys/<name>.
 
     Multi-host
     ----------

@@ -19,6 +19,13 @@ struct nf_client {
 int
 nf_client_new(const char *endpoint, nf_client_t **out)
 {
+    return nf_client_new_keyed(endpoint, NULL, NULL, out);
+}
+
+int
+nf_client_new_keyed(const char *endpoint, const nf_keys_t *keys, const char *server_key,
+                    nf_client_t **out)
+{
     *out = NULL;
     nf_client_t *self = calloc(1, sizeof *self);
     if (!self || !(self->endpoint = strdup(endpoint))) {
@@ -26,7 +33,8 @@ nf_client_new(const char *endpoint, nf_client_t **out)
         return nf_error_set(NF_ENOMEM, "out of memory");
     }
     nf_socket_opts_t o = {.type = ZMQ_DEALER, .endpoints = endpoint, .what = "client",
-                          .linger_ms = -1, .sndtimeo_ms = -1};
+                          .linger_ms = -1, .sndtimeo_ms = -1, .keys = keys,
+                          .server_key = server_key ? server_key : "pod"};
     int rc = nf_socket_new(&o, &self->sock);
     if (rc != NF_OK) {
         char why[512];
