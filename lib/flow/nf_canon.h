@@ -22,20 +22,12 @@
 #include <stdint.h>
 
 #include "nf_flow.h"
+#include "nf_fprint.h"      /* nf_canon_fingerprint, nf_canon_diff */
 
 /* The canonical text of flow, malloc'd into *text.  NF_ENOMEM only. */
 int nf_canon_text(const nf_flow_t *flow, char **text);
 
-/* FNV-1a 64 of a canonical text. */
-uint64_t nf_canon_fingerprint(const char *text);
-
 /* The fingerprint of flow (0 when out of memory). */
 uint64_t nf_flow_fingerprint(const nf_flow_t *flow);
-
-/* Compare two canonical texts.  false when they hold the same lines; else
-   true with what = "KEY: MINE here, THEIRS there" for the first key (in
-   sort order) whose value differs or that only one of them has ("absent"
-   for the other). */
-bool nf_canon_diff(const char *mine, const char *theirs, char *what, size_t size);
 
 #endif
