@@ -575,6 +575,7 @@ cmd_search(int argc, char **argv)
             if (ids[c] == reply->request_id && !replies[c]) {
                 replies[c] = reply;
                 reply = NULL;
+                break;          /* (reply is gone: no further comparison) */
             }
         if (reply)
             nflow__envelope__free_unpacked(reply, NULL);

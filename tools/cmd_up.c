@@ -429,7 +429,7 @@ s_wait_ready(s_up_t *up, int timeout_ms)
         }
         for (size_t i = 0; i < up->nprocs; i++) {
             Nflow__Envelope *reply = NULL;
-            while (nf_client_recv(cl[i], 0, &reply) == 0) {
+            while (rc == 0 && nf_client_recv(cl[i], 0, &reply) == 0) {
                 if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && rc == 0)
                     rc = s_check_flow(up, i, reply->control);
                 if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && reply->control->ready

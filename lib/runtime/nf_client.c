@@ -101,20 +101,22 @@ nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply)
             return nf_error_set(NF_EIO, "%s: interrupted", self->endpoint);
         if (n < 0)
             return nf_error_set(NF_EIO, "%s: poll: %s", self->endpoint, zmq_strerror(zmq_errno()));
-        if (n > 0)
-            break;
+        if (n > 0) {
+            nf_msg_t msg;
+            memset(&msg, 0, sizeof msg);
+            int rc = nf_msg_recv(self->sock, &msg);
+            bool nothing = rc == NF_EIO && zmq_errno() == EAGAIN;   /* a spurious wake-up */
+            if (rc == 0) {
+                *reply = msg.env;
+                msg.env = NULL;
+            }
+            nf_msg_clear(&msg);
+            if (!nothing)
+                return rc;
+        }
         if (nf_now_us() >= deadline)
             return nf_error_set(NF_ETIMEOUT, "%s: no answer within %d ms", self->endpoint, timeout_ms);
     }
-    nf_msg_t msg;
-    memset(&msg, 0, sizeof msg);
-    int rc = nf_msg_recv(self->sock, &msg);
-    if (rc == 0) {
-        *reply = msg.env;
-        msg.env = NULL;
-    }
-    nf_msg_clear(&msg);
-    return rc;
 }
 
 int

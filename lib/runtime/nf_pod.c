@@ -703,6 +703,8 @@ nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, 
         else if (rc != NF_EIO)
             nf_pod_malformed(self, sock, &msg, rc);
         nf_msg_clear(&msg);
+        if (rc == NF_EIO)
+            break;          /* nothing there after all (nf_msg_recv) */
         n++;
     }
     return n;

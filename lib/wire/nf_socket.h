@@ -12,11 +12,15 @@
       - IMMEDIATE on connecting PUSH sockets (work goes only to peers that
         are connected: a dead replica gets none),
       - the socket identity (a shard's DEALER),
+      - a receive timeout of 0: a receive never blocks (poll first; libzmq
+        4.3 may wake a poll on a CURVE socket with nothing to read),
       - ZMTP heartbeats (ZMQ_HEARTBEAT_IVL / TIMEOUT / TTL) on every
         socket: a peer that goes silent (a host that dies, a cut link) is
         disconnected within NF_SOCKET_HEARTBEAT_TIMEOUT_MS, so nothing
         queued for it waits in a stalled TCP connection to be delivered
-        late, and a reconnect starts at once when the link heals,
+        late, and a reconnect starts at once when the link heals (connects
+        time out after NF_SOCKET_CONNECT_TIMEOUT_MS and are retried, rather
+        than waiting for TCP's own SYN backoff),
       - link security: with opts->keys, CurveZMQ (nf_keys): a bound socket
         is a CURVE server that lets in only the key classes of its ZAP
         domain (opts->allow), a connecting one a CURVE client of the
@@ -57,6 +61,7 @@ typedef struct {
 #define NF_SOCKET_HWM 100000        /* messages queued per peer, each way */
 #define NF_SOCKET_HEARTBEAT_MS 200          /* ZMTP PING this often on a quiet link */
 #define NF_SOCKET_HEARTBEAT_TIMEOUT_MS 800  /* no traffic this long: disconnect */
+#define NF_SOCKET_CONNECT_TIMEOUT_MS 500    /* a TCP connect gives up (and is retried) */
 
 /* Create a socket with the project's options and bind or connect it to
    every endpoint of opts->endpoints.  On success *out is the socket (the

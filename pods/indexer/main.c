@@ -447,7 +447,7 @@ s_router_ping(indexer_t *self, const Nflow__Control *c)
 {
     uint64_t now = nf_now_us();
     if (!self->router_seen || now - self->router_seen > 4 * self->hb_us)
-        nf_pod_log(self->pod, "router %s heard%s", c->pod ? c->pod : "?",
+        nf_pod_log(self->pod, "the router (%s) is heard%s", c->pod ? c->pod : "?",
                    c->fingerprint && c->fingerprint != nf_pod_fingerprint(self->pod)
                        ? " (it runs a different flow: it refuses this shard)" : "");
     self->router_seen = now;

@@ -34,7 +34,8 @@ typedef struct {
     uint64_t dead_after_us;
     uint64_t *last_seen;        /* monotonic us of the last word from each shard, 0 = never */
     bool *was_alive;            /* for logging state changes */
-    bool *refused;              /* its last word was refused (logged once) */
+    bool *refused;              /* its last word was refused */
+    uint64_t *refused_why;      /* hash of the reason last logged (log each reason once) */
     uint64_t hb_us, next_ping;
 } router_t;
 
@@ -113,9 +114,11 @@ s_admit(router_t *self, uint32_t shard, const nf_msg_t *msg)
         return true;
     }
     nf_pod_stats(self->pod)->malformed++;
-    if (!self->refused[shard])
+    uint64_t h = nf_canon_fingerprint(why);
+    if (!self->refused[shard] || self->refused_why[shard] != h)
         nf_pod_log(self->pod, "shard %u refused (%s): %s", shard, msg->peer, why);
     self->refused[shard] = true;
+    self->refused_why[shard] = h;
     return false;
 }
 
@@ -323,8 +326,9 @@ s_setup(nf_pod_t *pod, void *arg)
     self->last_seen = calloc(self->nshards, sizeof *self->last_seen);
     self->was_alive = calloc(self->nshards, sizeof *self->was_alive);
     self->refused = calloc(self->nshards, sizeof *self->refused);
+    self->refused_why = calloc(self->nshards, sizeof *self->refused_why);
     self->hb_us = (uint64_t) nf_pod_int(pod, "heartbeat_ms") * 1000;
-    if (!self->last_seen || !self->was_alive || !self->refused)
+    if (!self->last_seen || !self->was_alive || !self->refused || !self->refused_why)
         return nf_error_set(NF_ENOMEM, "router: out of memory for %u shards", self->nshards);
     return NF_OK;
 }
@@ -351,6 +355,7 @@ s_teardown(nf_pod_t *pod, void *arg)
     free(self->last_seen);
     free(self->was_alive);
     free(self->refused);
+    free(self->refused_why);
 }
 
 int
