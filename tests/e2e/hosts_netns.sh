@@ -188,7 +188,7 @@ echo "recall@1 over 3 hosts with CURVE: $r"
 [ "$r" = "1.000" ] || fail "recall $r: $(head -c 600 "$TMP/r1.jsonl") $(head -c 600 "$TMP/r1.jsonl.err")"
 
 # ---- the intruder (h4): no key, or a key of its own ----
-int_cli() { (cd "$TMP/h4" && ip netns exec "${NS[3]}" timeout 20 "$NFLOW_BIN" "$@"); }
+int_cli() { (cd "$TMP/h4" && ip netns exec "${NS[3]}" timeout 4 "$NFLOW_BIN" "$@"); }   # refused = no answer
 attempts=0; refused=0
 try_refused() {   # try_refused WHAT CMD...: the command must fail
   attempts=$((attempts + 1))
