@@ -8,23 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *s_base =
-    "version: 1\n"
-    "name: fp\n"
-    "workspace: %s\n"
-    "security: {keys: %s}\n"
-    "gateway: {host: 10.0.0.1, port: 7000}\n"
-    "pods:\n"
-    "  - {name: router, uses: router, host: 10.0.0.1, port: 7020}\n"
-    "  - {name: indexer, uses: indexer, shards: %d, hosts: [%s], port: 7100,\n"
-    "     with: {dim: 16, metric: %s}}\n"
-    "  - {name: reducer, uses: reducer, host: 10.0.0.1, port: 7030}\n";
+#define S_BASE \
+    "version: 1\n" \
+    "name: fp\n" \
+    "workspace: %s\n" \
+    "security: {keys: %s}\n" \
+    "gateway: {host: 10.0.0.1, port: 7000}\n" \
+    "pods:\n" \
+    "  - {name: router, uses: router, host: 10.0.0.1, port: 7020}\n" \
+    "  - {name: indexer, uses: indexer, shards: %d, hosts: [%s], port: 7100,\n" \
+    "     with: {dim: 16, metric: %s}}\n" \
+    "  - {name: reducer, uses: reducer, host: 10.0.0.1, port: 7030}\n"
 
 static char *
 s_text(const char *ws, const char *keys, int shards, const char *hosts, const char *metric)
 {
     char yaml[2048];
-    snprintf(yaml, sizeof yaml, s_base, ws, keys, shards, hosts, metric);
+    snprintf(yaml, sizeof yaml, S_BASE, ws, keys, shards, hosts, metric);
     nf_flow_t *f = NULL;
     char *text = NULL;
     CHECK_OK(nf_flow_load_string("fp.yml", yaml, &f));
