@@ -192,7 +192,10 @@ class Encoder:
         self.fingerprint = int(opts.get("fingerprint", "0"), 16)
 
     def log(self, what):
-        print("[%s] %s" % (self.name, what), file=sys.stderr, flush=True)
+        # ISO 8601 UTC with milliseconds, as the C pods: logs of several hosts line up
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (now % 1 * 1000)
+        print("%s [%s] %s" % (stamp, self.name, what), file=sys.stderr, flush=True)
 
     def malformed(self, peer, what):
         self.counts["malformed"] += 1

@@ -393,6 +393,16 @@ while time.time() - t < 1.0:
     try: s.send(hello.SerializeToString(), zmq.NOBLOCK)
     except zmq.Again: pass
     time.sleep(0.1)
+# an authenticated peer sending garbage into the router's and reducer's
+# inputs: malformed input, counted, nothing more
+for port in (7020, 7030):
+    p = zmq.Context.instance().socket(zmq.PUSH)
+    p.linger = 1000
+    p.curve_publickey, p.curve_secretkey, p.curve_serverkey = pub, sec, srv
+    p.connect(f"tcp://{sys.argv[1]}:{port}")
+    for junk in (b"\xff" * 64, b"", b"\x08\x63" + b"garbage" * 10):
+        p.send(junk)
+    p.close()
 PY
 ) || fail "the pod-key impostor script failed"
 grep -q "shard 1 refused .*holds key 'pod'" "$TMP/h1/up.err" || fail "the router did not refuse the pod key as shard-1"
@@ -426,6 +436,15 @@ echo "h3 restarted: complete answers $back ms after its launcher was ready"
 r=$(recall r3.jsonl)
 echo "recall@1 after the cut, the kill and the restart: $r"
 [ "$r" = "1.000" ] || fail "recall $r"
+(cd "$TMP/h2" && inns 1 timeout 30 "$NFLOW_BIN" status -f flow.yml --workspace nows --json) >"$TMP/status2.jsonl" \
+  || fail "status at the end"
+[ "$(grep -c '"up":true' "$TMP/status2.jsonl")" -eq 6 ] || fail "a pod is down at the end: $(cat "$TMP/status2.jsonl")"
+"$PY" - "$TMP/status2.jsonl" <<'PY' || fail "garbage from an authenticated peer was not counted as malformed"
+import json, sys
+m = {l["pod"]: l["malformed"] for l in map(json.loads, open(sys.argv[1]))}
+print("malformed frames counted (authenticated garbage, the refused impostors):", m)
+assert m["router"] >= 1 and m["reducer"] >= 1
+PY
 grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z \[router\]' "$TMP/h1/up.err" \
   || fail "pod log lines carry no ISO 8601 time"
 echo "hosts_netns: ok in $(ms_since "$T_START") ms"
