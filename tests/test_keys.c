@@ -86,12 +86,13 @@ s_try(const char *dir, const char *domain, const char *as, char *user, size_t si
                           .what = "in", .keys = srv, .allow = domain};
     CHECK_OK(nf_socket_new(&o, &pull));
     bool got = false;
-    if (pull) {
-        o = (nf_socket_opts_t){.type = ZMQ_PUSH, .endpoints = zsock_last_endpoint(pull),
-                               .what = "out", .keys = cli, .server_key = "pod",
-                               .linger_ms = -1};
+    char *ep = pull ? zsock_last_endpoint(pull) : NULL;   /* ours to free */
+    if (ep) {
+        o = (nf_socket_opts_t){.type = ZMQ_PUSH, .endpoints = ep, .what = "out", .keys = cli,
+                               .server_key = "pod", .linger_ms = -1};
         CHECK_OK(nf_socket_new(&o, &push));
     }
+    free(ep);
     if (push) {
         zsock_set_sndtimeo(push, 0);
         /* IMMEDIATE: the send waits for a connection that passed the handshake */
@@ -142,9 +143,11 @@ test_curve(const char *dir)
     nf_socket_opts_t o = {.type = ZMQ_PULL, .bind = true, .endpoints = "tcp://127.0.0.1:*",
                           .what = "in", .keys = srv, .allow = "clients"};
     CHECK_OK(nf_socket_new(&o, &pull));
-    o = (nf_socket_opts_t){.type = ZMQ_PUSH, .endpoints = zsock_last_endpoint(pull),
+    char *ep = pull ? zsock_last_endpoint(pull) : NULL;
+    o = (nf_socket_opts_t){.type = ZMQ_PUSH, .endpoints = ep ? ep : "tcp://127.0.0.1:9",
                            .what = "out", .keys = cli, .server_key = "pod", .linger_ms = -1};
     CHECK_OK(nf_socket_new(&o, &push));
+    free(ep);
     zsock_set_sndtimeo(push, 0);
     uint64_t t0 = zclock_mono();
     bool sent = false;
@@ -169,6 +172,7 @@ main(void)
     test_names();
     test_files(keys);
     test_curve(keys);
+    nf_zap_stop();
     nf_test_rmdir(dir);
     free(dir);
     return nf_test_done("keys");
