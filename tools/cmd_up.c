@@ -618,7 +618,7 @@ s_print_plan(const s_up_t *up)
 /* The flow's key directory made absolute, and the operator key the
    launcher PINGs and TERMINATEs with. */
 static int
-s_keys(s_up_t *up)
+s_keys(s_up_t *up, bool open_key)
 {
     const char *k = up->flow->keys;
     char cwd[PATH_MAX] = "";
@@ -629,6 +629,8 @@ s_keys(s_up_t *up)
         up->keydir = NULL;
         return s_oom();
     }
+    if (!open_key)
+        return 0;       /* --dry-run: the pods' --keys only */
     int rc = nf_keys_open(up->keydir, "operator", &up->keys);
     if (rc != 0) {
         char why[900];
@@ -724,7 +726,7 @@ cmd_up(int argc, char **argv)
     if (rc == 0 && !dry && zsys_dir_create("%s", up.workspace) != 0)
         rc = nf_error_set(NF_EIO, "cannot create the workspace %s: %s", up.workspace, strerror(errno));
     if (rc == 0 && up.flow->curve)
-        rc = s_keys(&up);
+        rc = s_keys(&up, !dry);
     if (rc == 0)
         rc = nf_canon_text(up.flow, &up.canon);
     if (rc == 0) {
@@ -733,7 +735,7 @@ cmd_up(int argc, char **argv)
     }
     if (rc == 0)
         rc = s_expand(&up, host);
-    if (rc == 0 && up.flow->curve)
+    if (rc == 0 && up.flow->curve && !dry)
         rc = s_check_secrets(&up);
     /* Programs first: finding them sets NFLOW_PY_PROTO_DIR, which the
        environment of exec pods must carry. */
