@@ -171,8 +171,14 @@ s_from_shard(void *arg, nf_msg_t *msg, uint64_t recv_us)
             self->last_seen[shard] = nf_now_us();
         return;
     }
+    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+        && env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE) {
+        nf_pod_reject(self->pod, self->shards, msg,
+                      "TERMINATE is only served on the control socket");
+        return;
+    }
     if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
-        nf_pod_control(self->pod, self->shards, msg->routing, env);
+        nf_pod_control(self->pod, self->shards, msg->routing, env);     /* PING, STATUS */
         return;
     }
     if (!env->body_case)
