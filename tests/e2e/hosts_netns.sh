@@ -393,6 +393,9 @@ while time.time() - t < 1.0:
     try: s.send(hello.SerializeToString(), zmq.NOBLOCK)
     except zmq.Again: pass
     time.sleep(0.1)
+term = pb.Envelope(version=1, request_id=3, control=pb.Control(command=pb.CONTROL_TERMINATE))
+s.send(term.SerializeToString(), zmq.NOBLOCK)       # not served on --shards
+time.sleep(0.2)
 # an authenticated peer sending garbage into the router's and reducer's
 # inputs: malformed input, counted, nothing more
 for port in (7020, 7030):
@@ -406,6 +409,7 @@ for port in (7020, 7030):
 PY
 ) || fail "the pod-key impostor script failed"
 grep -q "shard 1 refused .*holds key 'pod'" "$TMP/h1/up.err" || fail "the router did not refuse the pod key as shard-1"
+grep -q "\[router\] terminating" "$TMP/h1/up.err" && fail "a TERMINATE on the router's --shards stopped it"
 read -r kind ms <<<"$(search1 "zebracorn secret 9")"
 [ "$kind" = partial ] || fail "with shard 1 dead and a pod key posing as it, a search is $kind"
 echo "impostor: the flow's pod key claiming shard-1 is refused by the router; searches stay partial"
