@@ -161,7 +161,15 @@ test_sockets(void)
     const nf_sockspec_t *d = nf_podspec_socket(nf_podspec_find("indexer"), "router");
     CHECK(d && d->type == NF_ZMQ_DEALER && !strcmp(d->identity, "shard-")
           && !strcmp(d->identity_of, "shard") && d->poll);
-    CHECK(nf_podspec_socket(nf_podspec_find("router"), "shards")->handover);
+    /* no handover: a second connection claiming a live shard never takes its route */
+    CHECK(!nf_podspec_socket(nf_podspec_find("router"), "shards")->handover);
+    /* every bound socket says which keys it lets in; control only operators */
+    size_t nrows;
+    const nf_sockspec_t *rows = nf_podspec_socket_table(&nrows);
+    for (size_t i = 0; i < nrows; i++)
+        CHECK(!rows[i].bind == !rows[i].allow);
+    CHECK(!strcmp(nf_podspec_socket(nf_podspec_find("gateway"), "control")->allow, "operators"));
+    CHECK(!strcmp(nf_podspec_socket(nf_podspec_find("gateway"), "clients")->allow, "clients"));
     CHECK(!strcmp(nf_podspec_type_name(NF_ZMQ_PUSH), "PUSH"));
     char var[32];
     CHECK(!strcmp(nf_podspec_env_name("timeout-ms", var, sizeof var), "NFLOW_TIMEOUT_MS"));
@@ -186,11 +194,13 @@ s_socket_row(const nf_sockspec_t *s, char *out, size_t size)
         p = strchr(p, '|');
         p = p ? p + 1 : NULL;
     }
-    char notes[128] = "";
+    char notes[128] = "", allow[48] = "";
     size_t k = 0;
+    if (s->allow)
+        snprintf(allow, sizeof allow, "lets in %s", s->allow);
     const char *parts[] = {s->poll ? "polled" : NULL, s->at_ready ? "at ready" : NULL,
-                           s->handover ? "handover" : NULL};
-    for (size_t i = 0; i < 3; i++)
+                           s->handover ? "handover" : NULL, s->allow ? allow : NULL};
+    for (size_t i = 0; i < 4; i++)
         if (parts[i])
             k += (size_t) snprintf(notes + k, sizeof notes - k, "%s%s", k ? "; " : "", parts[i]);
     if (s->identity)

@@ -26,6 +26,11 @@ test_options(void)
         CHECK(zsock_sndtimeo(s) == NF_SOCKET_SNDTIMEO_MS);
         CHECK(zsock_sndhwm(s) == NF_SOCKET_HWM && zsock_rcvhwm(s) == NF_SOCKET_HWM);
         CHECK(zsock_endpoint(s) && strncmp(zsock_endpoint(s), "tcp://127.0.0.1:", 16) == 0);
+        /* ZMTP heartbeats on every socket; receives never block */
+        CHECK(zsock_heartbeat_ivl(s) == NF_SOCKET_HEARTBEAT_MS);
+        CHECK(zsock_heartbeat_timeout(s) == NF_SOCKET_HEARTBEAT_TIMEOUT_MS);
+        CHECK(zsock_rcvtimeo(s) == 0);
+        CHECK(!zsock_curve_server(s));       /* no keys: plain */
     }
     zsock_destroy(&s);
 
@@ -39,6 +44,19 @@ test_options(void)
         CHECK(id && !strcmp(id, "shard-7"));
         free(id);
     }
+    zsock_destroy(&s);
+
+    /* a connecting socket gives up a TCP connect after a while and retries */
+    o = (nf_socket_opts_t){.type = ZMQ_PUSH, .what = "out", .endpoints = "tcp://127.0.0.1:9"};
+    CHECK_OK(nf_socket_new(&o, &s));
+    if (s)
+        CHECK(zsock_connect_timeout(s) == NF_SOCKET_CONNECT_TIMEOUT_MS);
+    zsock_destroy(&s);
+
+    o = (nf_socket_opts_t){.type = ZMQ_PULL, .bind = true, .what = "in", .heartbeat_ms = -1};
+    CHECK_OK(nf_socket_new(&o, &s));
+    if (s)
+        CHECK(zsock_heartbeat_ivl(s) == 0);  /* heartbeats off when asked */
     zsock_destroy(&s);
 
     /* a PULL never blocks on send: no send timeout is set */

@@ -7,6 +7,7 @@
 #   tools/bench_flow.sh [--quick] [--keep] [--nflow BIN] [--pods DIR]
 #                       [--anchors DIR] [--rows N] [--clients C] [--batch B]
 #                       [--inflight I] [--vectors mmap|memory] [--threads T]
+#                       [--curve]
 #
 #   --quick      50,000 rows, 50 queries: a smoke test (< 30 s)
 #   --keep       keep the scratch directory
@@ -23,6 +24,9 @@
 #   --inflight I index requests in flight (default 8)
 #   --vectors P  the indexers' vector memory policy, and the in-process
 #                searches' (default mmap, the indexer's default)
+#   --curve      CurveZMQ on every link of the flow (`security: {keys: ...}`,
+#                keys made by `nflow keys`; the clients use the client key), to
+#                measure what encryption and authentication cost
 #   --threads T  scan threads of each indexer shard (default: cores / 2, at
 #                least 1, so the 2 shards of this one host share the cores
 #                without oversubscribing them; 0 = the pod's own default, all
@@ -72,11 +76,13 @@ batch=10000
 inflight=8
 vectors=mmap
 threads=
+curve=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --keep) keep=1 ;;
+        --curve) curve=1 ;;
         --nflow) nflow=${2:?--nflow needs a value}; shift ;;
         --pods) pods=${2:?--pods needs a value}; shift ;;
         --anchors) anchors=${2:?--anchors needs a value}; shift ;;
@@ -215,10 +221,17 @@ scan_one=$(nf 600 bench scan "$work/seg" --queries "$work/q1.f32" -q 1 -k "$k" -
 echo "$scan_one" >&2
 
 # --- 3. the flow ---------------------------------------------------------------
+security=
+keyopt=()
+if [ "$curve" = 1 ]; then
+    security="security: {keys: $work/keys}"
+    keyopt=(--key "$work/keys/client.key")
+fi
 cat > "$work/flow.yml" <<YML
 # written by tools/bench_flow.sh
 version: 1
 name: benchflow
+$security
 gateway: {host: 127.0.0.1, port: 0, with: {timeout_ms: 60000}}
 pods:
   - name: indexer
@@ -228,6 +241,10 @@ pods:
   - name: reducer
     uses: reducer
 YML
+if [ "$curve" = 1 ]; then
+    log "flow: CurveZMQ on every link (nflow keys)"
+    nf 60 keys "$work/flow.yml" >/dev/null
+fi
 log "flow: nflow up"
 "$nflow" up "$work/flow.yml" --workspace "$work/ws" > "$work/up.out" 2> "$work/up.err" &
 up_pid=$!
@@ -243,7 +260,7 @@ log "flow ready: gateway $gateway"
 
 log "flow: nflow index ($n vectors, batch $batch, $inflight in flight)"
 t0=$(now)
-out=$(nf 1800 index --gateway "$gateway" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
+out=$(nf 1800 index --gateway "$gateway" "${keyopt[@]}" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
 index_s=$(elapsed "$t0" "$(now)")
 [ "$out" = "indexed $n, rejected 0, failed 0" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
 rows_now=$(nf 30 status -f "$work/flow.yml" --workspace "$work/ws" --json \
@@ -262,12 +279,12 @@ for r in $(seq "$rounds"); do
     echo "$line" >&2
     printf 'inproc\t%s\n' "$line" | head -1 >> "$work/rounds.txt"
     log "round $r/$rounds: flow, 1 client, $((q1 / rounds)) queries"
-    line=$(nf 900 bench flow --gateway "$gateway" --queries "$work/q.f32" --dim "$d" \
+    line=$(nf 900 bench flow --gateway "$gateway" "${keyopt[@]}" --queries "$work/q.f32" --dim "$d" \
            -n $((q1 / rounds)) -c 1 -k "$k" --warmup "$warm" --truth "$work/truth.ivecs")
     echo "$line" >&2
     printf 'flow1\t%s\n' "$(echo "$line" | head -1)" "$(echo "$line" | sed -n 2p)" >> "$work/rounds.txt"
     log "round $r/$rounds: flow, $clients clients, $((q8 / rounds)) queries"
-    line=$(nf 900 bench flow --gateway "$gateway" --queries "$work/q.f32" --dim "$d" \
+    line=$(nf 900 bench flow --gateway "$gateway" "${keyopt[@]}" --queries "$work/q.f32" --dim "$d" \
            -n $((q8 / rounds)) -c "$clients" -k "$k" --warmup "$warm" --truth "$work/truth.ivecs")
     echo "$line" >&2
     printf 'flowc\t%s\n' "$(echo "$line" | head -1)" "$(echo "$line" | sed -n 2p)" >> "$work/rounds.txt"
@@ -284,7 +301,8 @@ echo "$shard0" >&2
 
 # --- 5. the table --------------------------------------------------------------
 "$PY" - "$n" "$d" "$k" "$clients" "$batch" "$inflight" "$build_s" "$index_s" \
-      "$work/rounds.txt" "$scan_one" "$scan_all" "$(nproc)" "$repeat" "$vectors" "$threads" "$shard0" <<'PY'
+      "$work/rounds.txt" "$scan_one" "$scan_all" "$(nproc)" "$repeat" "$vectors" "$threads" "$shard0" \
+      "$curve" <<'PY'
 import statistics, sys
 n, d, k, c, batch, inflight = map(int, sys.argv[1:7])
 build_s, index_s = float(sys.argv[7]), float(sys.argv[8])
@@ -313,7 +331,8 @@ def median_route(kind):
     # the route line of the round whose p50 is the median one
     order = sorted(range(len(runs[kind])), key=lambda i: float(runs[kind][i]["p50_ms"]))
     return routes[kind][order[len(order) // 2]] if routes[kind] else "-"
-print(f"nflow flow benchmark: {n} x {d} float32, l2, k={k}; flow = gateway -> router -> "
+print(("links: CurveZMQ (security: keys)\n" if sys.argv[17] == "1" else "links: plain TCP\n") +
+      f"nflow flow benchmark: {n} x {d} float32, l2, k={k}; flow = gateway -> router -> "
       f"2 indexer shards -> reducer (no encoder); vectors: {vectors}; {cores} cores;\n"
       f"scan threads: {threads if threads != '0' else 'all cores'} per shard in the flow, all cores "
       f"in-process; searches: median of {rounds} interleaved rounds")

@@ -49,6 +49,7 @@
 
 #include "nf_client.h"
 #include "nf_error.h"
+#include "nf_keys.h"
 #include "nf_limits.h"
 #include "nf_scan.h"
 #include "nf_segment.h"
@@ -65,6 +66,8 @@ typedef struct {
     const char *gateway, *segment, *queries, *truth, *policy;
     long dim, n, clients, k, warmup, timeout_ms, max_seconds, threads;
     bool json;
+    const char *key_file;       /* --key: CurveZMQ client key; NULL = plain */
+    nf_keys_t *keys;
 } s_opts_t;
 
 /* What a run measured. */
@@ -472,7 +475,7 @@ s_flow(const s_opts_t *o, const float *qv, size_t nq, uint32_t dim, const s_trut
             rc = nf_request_add(f.reqs[i], NULL, NULL, qv + i * dim, dim, NULL, 0);
     }
     for (long i = 0; rc == 0 && i < o->clients; i++, f.nslots++)
-        rc = nf_client_new(o->gateway, &f.slots[i].cl);
+        rc = nf_client_new_keyed(o->gateway, o->keys, "pod", &f.slots[i].cl);
 
     /* the gateway must answer before the clock starts: a PING through it */
     for (size_t i = 0; rc == 0 && i < f.nslots; i++) {
@@ -582,7 +585,7 @@ s_usage(FILE *out)
     fprintf(out,
             "usage: nflow bench flow --gateway EP --queries FILE [--dim D] [-n N] [-c CLIENTS]\n"
             "                        [-k K] [--warmup W] [--timeout-ms T] [--max-seconds S]\n"
-            "                        [--truth FILE.ivecs] [--json]\n"
+            "                        [--truth FILE.ivecs] [--key FILE] [--json]\n"
             "       nflow bench flow --segment DIR --queries FILE [-n N] [-k K] [--warmup W]\n"
             "                        [--threads T] [--policy mmap|memory] [--truth FILE.ivecs]\n"
             "                        [--json]\n"
@@ -590,7 +593,8 @@ s_usage(FILE *out)
             "  flow's gateway (or in this process over a segment); prints latency percentiles\n"
             "  and queries/s.  --queries: .fvecs, .f32 (with --dim; the segment's dim in\n"
             "  --segment mode) or JSONL with vectors; used in turn.  Defaults: -n 200 -c 1\n"
-            "  -k 10 --warmup 10 --timeout-ms 10000 --max-seconds 600 --threads 0.\n");
+            "  -k 10 --warmup 10 --timeout-ms 10000 --max-seconds 600 --threads 0.\n"
+            "  --key FILE: CurveZMQ to a flow with keys (a client key from `nflow keys`).\n");
 }
 
 int
@@ -621,6 +625,8 @@ cmd_bench_flow(int argc, char **argv)
             o.truth = v;
         else if (!strcmp(a, "--policy"))
             o.policy = v;
+        else if (!strcmp(a, "--key"))
+            o.key_file = v;
         else if (!strcmp(a, "--dim"))
             bad = s_parse_long(a, v, 1, 65536, &o.dim);
         else if (!strcmp(a, "-n"))
@@ -687,6 +693,8 @@ cmd_bench_flow(int argc, char **argv)
         rc = nf_error_set(NF_EINVAL, "%s: no query", o.queries);
     if (rc == 0 && o.truth)
         rc = s_truth_read(o.truth, &truth);
+    if (rc == 0 && o.key_file)
+        rc = nf_keys_open_file(o.key_file, &o.keys);
     int status = 1;
     if (rc)
         fprintf(stderr, "nflow bench flow: %s\n", nf_error_msg());
@@ -696,6 +704,7 @@ cmd_bench_flow(int argc, char **argv)
         status = s_flow(&o, qv, nq, dim, o.truth ? &truth : NULL);
     free(qv);
     free(truth.rows);
+    nf_keys_destroy(&o.keys);
     nf_segment_destroy(&seg);
     return status;
 }

@@ -242,6 +242,10 @@ s_await(s_check_t *c, zsock_t *sock, uint64_t id, int timeout_ms, nf_msg_t *msg)
         int n = zmq_poll(&item, 1, wait_ms > 50 ? 50 : wait_ms);
         if (n > 0) {
             int rc = nf_msg_recv(sock, msg);
+            if (rc == NF_EIO && zmq_errno() == EAGAIN) {    /* nothing after all */
+                nf_msg_clear(msg);
+                continue;
+            }
             if (rc != NF_OK) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", nf_error_msg());

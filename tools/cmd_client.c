@@ -17,8 +17,10 @@
 
 #include "nf_client.h"
 #include "nf_error.h"
+#include "nf_expand.h"
 #include "nf_flow.h"
 #include "nf_limits.h"
+#include "nf_keys.h"
 #include "nf_sys.h"
 #include "nf_results.h"
 #include "nf_vecio.h"
@@ -39,6 +41,9 @@ typedef struct {
     nf_flowstate_t *state;
     char *endpoint;             /* resolved gateway endpoint */
     int wait_ms;                /* how long to wait for one answer */
+    const char *key_file;       /* --key FILE */
+    nf_keys_t *keys;            /* CURVE: our key (--key, else the flow's
+                                   client or operator key); NULL = plain */
 } s_target_t;
 
 /* Consume a common option at argv[*i]; returns 1 when taken, 0 when not
@@ -54,6 +59,8 @@ s_common_opt(s_target_t *t, int argc, char **argv, int *i)
         t->workspace = argv[++*i];
     else if (!strcmp(a, "--gateway") && has)
         t->gateway = argv[++*i];
+    else if (!strcmp(a, "--key") && has)
+        t->key_file = argv[++*i];
     else if (!strcmp(a, "--json"))
         t->json = true;
     else if (!strcmp(a, "--timeout-ms") && has) {
@@ -80,6 +87,26 @@ s_parse_uint(const char *cmd, const char *opt, const char *v, long min, long max
         return -1;
     }
     *out = x;
+    return 0;
+}
+
+/* Our CurveZMQ key: --key FILE, else, when the flow uses CURVE, its
+   directory's client key (operator for status). */
+static int
+s_load_keys(s_target_t *t)
+{
+    int rc = 0;
+    if (t->key_file)
+        rc = nf_keys_open_file(t->key_file, &t->keys);
+    else if (t->flow && t->flow->curve)
+        rc = nf_keys_open(t->flow->keys, strcmp(t->cmd, "status") ? "client" : "operator",
+                          &t->keys);
+    if (rc) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", nf_error_msg());
+        return nf_error_set(rc, "%s%s", why, t->key_file ? "" : " (flow with CurveZMQ keys: "
+                            "give your key with --key FILE)");
+    }
     return 0;
 }
 
@@ -123,7 +150,7 @@ s_resolve(s_target_t *t, bool need_state)
     if (!t->endpoint)
         return nf_error_set(NF_ENOMEM, "out of memory");
     t->wait_ms = (t->timeout_ms ? t->timeout_ms : gw_timeout) + S_GRACE_MS;
-    return 0;
+    return s_load_keys(t);
 }
 
 static void
@@ -132,6 +159,7 @@ s_target_clear(s_target_t *t)
     nf_flow_destroy(&t->flow);
     nf_flowstate_destroy(&t->state);
     free(t->endpoint);
+    nf_keys_destroy(&t->keys);
 }
 
 static void
@@ -145,6 +173,8 @@ static const char *s_common_help =
     "  -f FLOW.yml        the flow (finds it through <workspace>/flow.state)\n"
     "  --workspace DIR    the workspace the flow was started with (default: the flow's)\n"
     "  --gateway EP       talk to this gateway endpoint instead (tcp://HOST:PORT)\n"
+    "  --key FILE         CurveZMQ: our secret key (DIR/NAME.key from `nflow keys`; default\n"
+    "                     with a flow that has keys: its client key, operator for status)\n"
     "  --timeout-ms T     deadline per request (default: the gateway's timeout_ms)\n";
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +444,7 @@ cmd_index(int argc, char **argv)
             total_bytes += (uint64_t) st.st_size;
     }
     if (rc == 0)
-        rc = nf_client_new(t.endpoint, &client);
+        rc = nf_client_new_keyed(t.endpoint, t.keys, "pod", &client);
     if (rc == 0)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     while (rc == 0) {
@@ -747,7 +777,7 @@ cmd_search(int argc, char **argv)
     if (rc == 0 && (!replies || !ids))
         rc = nf_error_set(NF_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = nf_client_new(t.endpoint, &client);
+        rc = nf_client_new_keyed(t.endpoint, t.keys, "pod", &client);
     if (rc == 0)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     size_t next_send = 0, next_print = 0;
@@ -874,7 +904,7 @@ cmd_delete(int argc, char **argv)
     nf_client_t *client = NULL;
     int rc = s_resolve(&t, false);
     if (rc == 0)
-        rc = nf_client_new(t.endpoint, &client);
+        rc = nf_client_new_keyed(t.endpoint, t.keys, "pod", &client);
     if (rc == 0)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     uint64_t deleted = 0;
@@ -931,6 +961,14 @@ s_bytes(uint64_t b, char *buf, size_t size)
         snprintf(buf, size, "%.1f MiB", (double) b / (double) (1ull << 20));
 }
 
+/* Status from another machine starts nothing: no host is local. */
+static bool
+s_nowhere(const char *host)
+{
+    (void) host;
+    return false;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -942,9 +980,11 @@ cmd_status(int argc, char **argv)
         if (c)
             continue;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nflow status (-f FLOW.yml | --gateway EP) [--json]\n"
+            printf("usage: nflow status (-f FLOW.yml | --gateway EP) [--key FILE] [--json]\n"
                    "  Per pod: up/down, pid, requests served, errors, malformed frames, rows\n"
-                   "  (indexers) and resident memory, from each pod's control socket.\n"
+                   "  (indexers), resident memory and host, from each pod's control socket.\n"
+                   "  Where the flow was not started (no flow.state), every pod of every host\n"
+                   "  is asked at the flow file's explicit ports (an operator key with CURVE).\n"
                    "  With --gateway only the gateway is asked.  --timeout-ms bounds the\n"
                    "  wait for the answers (default 1500).  Exit status 1 when any pod is down.\n%s"
                    "  --json             one JSON object per pod and line\n", s_common_help);
@@ -954,13 +994,20 @@ cmd_status(int argc, char **argv)
         return 2;
     }
     s_quiet_signals();
-    int rc = s_resolve(&t, !t.gateway);
+    /* every pod of the flow: from this host's flow.state, else (another
+       machine) from the flow file's explicit ports */
+    int rc = s_resolve(&t, false);
+    nf_plan_t *plan = NULL;
+    if (rc == 0 && !t.state && t.flow && !t.gateway) {
+        nf_expand_opts_t eo = {.only_host = "", .is_local = s_nowhere};
+        rc = nf_flow_expand(t.flow, &eo, &plan);
+    }
     if (rc) {
         fprintf(stderr, "nflow status: %s\n", nf_error_msg());
         s_target_clear(&t);
         return 1;
     }
-    size_t n = t.state ? t.state->npods : 1;
+    size_t n = t.state ? t.state->npods : plan ? plan->nprocs : 1;
     nf_client_t **cl = calloc(n + 1, sizeof *cl);
     Nflow__Envelope **rep = calloc(n + 1, sizeof *rep);
     if (!cl || !rep)
@@ -969,7 +1016,19 @@ cmd_status(int argc, char **argv)
         Nflow__Envelope env;
         Nflow__Control ctl;
         nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_STATUS);
-        if (nf_client_new(t.state ? t.state->pods[i].control : t.endpoint, &cl[i]) == 0)
+        const char *ep = t.state ? t.state->pods[i].control : plan ? plan->procs[i].control
+                                                                    : t.endpoint;
+        char key[NF_KEY_NAME_MAX + 1] = "pod";
+        const char *role = t.state ? t.state->pods[i].role : plan ? plan->procs[i].pod->role : "";
+        unsigned index = 0;
+        if (t.state && sscanf(t.state->pods[i].name, "%*[^/]/%u", &index) != 1)
+            index = 0;
+        if (plan)
+            index = plan->procs[i].index;
+        const nf_podspec_t *spec = nf_podspec_find(role);
+        if (spec && spec->scale == NF_SCALE_SHARDS)
+            nf_keys_shard_name(index, key, sizeof key);
+        if (nf_client_new_keyed(ep, t.keys, key, &cl[i]) == 0)
             (void) nf_client_send(cl[i], &env, NULL);
     }
     /* --timeout-ms bounds the whole status call (default 1500 ms) */
@@ -988,15 +1047,17 @@ cmd_status(int argc, char **argv)
         }
     }
     if (!t.json)
-        printf("%-16s %-5s %8s %10s %8s %10s %10s %10s\n", "POD", "STATE", "PID", "SERVED", "ERRORS",
-               "MALFORMED", "ROWS", "RSS");
+        printf("%-16s %-5s %8s %10s %8s %10s %10s %10s %s\n", "POD", "STATE", "PID", "SERVED",
+               "ERRORS", "MALFORMED", "ROWS", "RSS", "HOST");
     for (size_t i = 0; i < n; i++) {
         const nf_flowstate_pod_t *p = t.state ? &t.state->pods[i] : NULL;
-        const char *name = p ? p->name : "gateway";
+        const nf_proc_t *q = plan ? &plan->procs[i] : NULL;
+        const char *name = p ? p->name : q ? q->name : "gateway";
+        const char *host = p ? p->host : q ? q->host : "-";
         const Nflow__Control *c = rep[i] ? rep[i]->control : NULL;
         any_down |= c == NULL;
         int pid = c && c->pid ? (int) c->pid : p ? p->pid : 0;
-        bool indexer = p ? !strcmp(p->role, "indexer") : false;
+        bool indexer = p ? !strcmp(p->role, "indexer") : q ? !strcmp(q->pod->role, "indexer") : false;
         if (t.json) {
             json_t *o = json_pack("{s:s, s:b, s:i}", "pod", name, "up", c != NULL, "pid", pid);
             if (o && c) {
@@ -1006,7 +1067,10 @@ cmd_status(int argc, char **argv)
                 json_object_set_new(o, "rss_bytes", json_integer((json_int_t) c->rss_bytes));
                 if (indexer)
                     json_object_set_new(o, "rows", json_integer((json_int_t) c->rows));
+                json_object_set_new(o, "denied", json_integer((json_int_t) c->denied));
             }
+            if (o)
+                json_object_set_new(o, "host", json_string(host));
             if (o)
                 nf_results_write(stdout, o);
             json_decref(o);
@@ -1016,16 +1080,16 @@ cmd_status(int argc, char **argv)
         if (pid)
             snprintf(pidbuf, sizeof pidbuf, "%d", pid);
         if (!c) {
-            printf("%-16s %-5s %8s %10s %8s %10s %10s %10s\n", name, "down", pidbuf, "-", "-", "-",
-                   "-", "-");
+            printf("%-16s %-5s %8s %10s %8s %10s %10s %10s %s\n", name, "down", pidbuf, "-", "-",
+                   "-", "-", "-", host);
             continue;
         }
         if (indexer)
             snprintf(rows, sizeof rows, "%llu", (unsigned long long) c->rows);
         s_bytes(c->rss_bytes, rss, sizeof rss);
-        printf("%-16s %-5s %8s %10llu %8llu %10llu %10s %10s\n", name, "up", pidbuf,
+        printf("%-16s %-5s %8s %10llu %8llu %10llu %10s %10s %s\n", name, "up", pidbuf,
                (unsigned long long) c->served, (unsigned long long) c->errors,
-               (unsigned long long) c->malformed, rows, rss);
+               (unsigned long long) c->malformed, rows, rss, host);
     }
     for (size_t i = 0; i < n; i++) {
         nf_client_destroy(&cl[i]);
@@ -1034,6 +1098,7 @@ cmd_status(int argc, char **argv)
     }
     free(cl);
     free(rep);
+    nf_plan_destroy(&plan);
     s_target_clear(&t);
     if (n == 0) {
         fprintf(stderr, "nflow status: out of memory\n");

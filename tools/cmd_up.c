@@ -14,6 +14,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -28,9 +29,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nf_canon.h"
 #include "nf_client.h"
 #include "nf_error.h"
 #include "nf_expand.h"
+#include "nf_keys.h"
 #include "nf_flow.h"
 #include "nf_flowstate.h"
 #include "nf_sys.h"
@@ -40,6 +43,7 @@
 #define S_STABLE_US (10u * 1000000u)   /* up this long: backoff resets */
 #define S_SHUTDOWN_TERM_MS 700         /* TERMINATE unanswered: SIGTERM */
 #define S_SHUTDOWN_KILL_MS 1500        /* still alive: SIGKILL */
+#define S_WAITING_EVERY_US (5u * 1000000u)  /* "waiting for ..." this often */
 
 extern char **environ;
 
@@ -72,7 +76,47 @@ typedef struct {
     sigset_t oldmask;
     int sigfd;
     int lockfd;
+    char *keydir;               /* absolute key directory; NULL = plain TCP */
+    nf_keys_t *keys;            /* the operator key (PING, TERMINATE) */
+    char *canon;                /* the flow's canonical text (nf_canon) */
+    uint64_t fingerprint;
 } s_up_t;
+
+/* One line of the launcher's log on stderr, with an ISO 8601 time. */
+static void
+s_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+s_log(const char *fmt, ...)
+{
+    char line[2048], now[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s nflow up: %s\n", nf_iso_now(now, sizeof now), line);
+}
+
+/* The key name a process's server sockets use: shard-<s> for the sharded
+   role's instances, "pod" for every other pod. */
+static const char *
+s_server_key(const nf_proc_t *q, char *buf, size_t size)
+{
+    if (q->pod->spec->scale == NF_SCALE_SHARDS)
+        return nf_keys_shard_name(q->index, buf, size);
+    snprintf(buf, size, "pod");
+    return buf;
+}
+
+/* A control client of process i (CURVE with the operator key when the
+   flow has keys). */
+static int
+s_control_client(const s_up_t *up, size_t i, nf_client_t **out)
+{
+    char key[NF_KEY_NAME_MAX + 1];
+    return nf_client_new_keyed(up->procs[i].control, up->keys,
+                               s_server_key(up->procs[i].plan, key, sizeof key), out);
+}
 
 static int
 s_oom(void)
@@ -100,7 +144,8 @@ s_push(char ***arr, size_t *n, char *s)
 static int
 s_expand(s_up_t *up, const char *only_host)
 {
-    nf_expand_opts_t o = {.workspace = up->workspace, .only_host = only_host};
+    nf_expand_opts_t o = {.workspace = up->workspace, .only_host = only_host,
+                          .keys = up->keydir};
     int rc = nf_flow_expand(up->flow, &o, &up->plan);
     if (rc != 0)
         return rc;
@@ -267,7 +312,7 @@ s_reap(s_up_t *up, bool restart)
             uint64_t now = nf_now_us();
             if (now - p->started_us >= S_STABLE_US)
                 p->backoff_ms = S_BACKOFF_MIN_MS;
-            fprintf(stderr, "pod %s exited (%s); restarting in %u ms\n", p->name, how, p->backoff_ms);
+            s_log("pod %s exited (%s); restarting in %u ms", p->name, how, p->backoff_ms);
             p->restart_at_us = now + (uint64_t) p->backoff_ms * 1000u;
             p->backoff_ms = p->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : p->backoff_ms * 2;
         }
@@ -290,8 +335,27 @@ s_signals(s_up_t *up, bool *child)
     return term;
 }
 
-/* Wait until every process answers PING, or a started one dies, or
-   timeout_ms passes, or a signal asks us to stop. */
+/* A PING answer from process i: NF_EINVAL naming the first differing key
+   and the host when it runs another flow. */
+static int
+s_check_flow(const s_up_t *up, size_t i, const Nflow__Control *c)
+{
+    if (!c->fingerprint || c->fingerprint == up->fingerprint)
+        return 0;
+    char what[600] = "";
+    if (!c->canonical || !*c->canonical || !nf_canon_diff(up->canon, c->canonical, what, sizeof what))
+        snprintf(what, sizeof what, "fingerprint %016llx here, %016llx there",
+                 (unsigned long long) up->fingerprint, (unsigned long long) c->fingerprint);
+    return nf_error_set(NF_EINVAL, "pod %s on host %s runs a different flow: %s; refused "
+                        "(every host must start the same flow file)", up->procs[i].name,
+                        up->procs[i].host, what);
+}
+
+/* Wait until every process answers PING, or a started one dies, or one
+   runs a different flow, or a signal asks us to stop; pods started here
+   must answer within NF_FLOW_READY_MS, the others as long as they take
+   (every few seconds a line says who we wait for), both bounded by
+   timeout_ms when it is not 0. */
 static int
 s_wait_ready(s_up_t *up, int timeout_ms)
 {
@@ -300,10 +364,11 @@ s_wait_ready(s_up_t *up, int timeout_ms)
     uint64_t *sent = calloc(up->nprocs + 1, sizeof *sent);
     int rc = cl && items && sent ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
     for (size_t i = 0; i < up->nprocs && rc == 0; i++) {
-        rc = nf_client_new(up->procs[i].control, &cl[i]);
+        rc = s_control_client(up, i, &cl[i]);
         sent[i] = 0;
     }
-    uint64_t deadline = nf_now_us() + (uint64_t) timeout_ms * 1000u;
+    uint64_t t0 = nf_now_us(), said = t0;
+    uint64_t deadline = t0 + (uint64_t) (timeout_ms ? timeout_ms : NF_FLOW_READY_MS) * 1000u;
     while (rc == 0) {
         size_t waiting = 0;
         uint64_t now = nf_now_us();
@@ -322,22 +387,34 @@ s_wait_ready(s_up_t *up, int timeout_ms)
         }
         if (!waiting)
             break;
+        if (now - said >= S_WAITING_EVERY_US) {
+            char who[1024];
+            size_t n = 0;
+            for (size_t i = 0; i < up->nprocs && n + 80 < sizeof who; i++)
+                if (!up->procs[i].ready)
+                    n += (size_t) snprintf(who + n, sizeof who - n, "%s%s on %s", n ? ", " : "",
+                                           up->procs[i].name, up->procs[i].host);
+            s_log("waiting %.0f s for %s", (double) (now - t0) / 1e6, who);
+            said = now;
+        }
         if (now >= deadline) {
             for (size_t i = 0; i < up->nprocs; i++) {
                 s_proc_t *p = &up->procs[i];
-                if (p->ready)
-                    continue;
+                if (p->ready || (!timeout_ms && !p->start))
+                    continue;   /* others' pods: as long as they take, unless bounded */
+                int ms = timeout_ms ? timeout_ms : NF_FLOW_READY_MS;
                 if (p->start)
                     rc = nf_error_set(NF_ETIMEOUT, "pod %s is not ready after %d ms (pid %d is "
                                       "running but does not answer PING on %s)", p->name,
-                                      timeout_ms, (int) p->pid, p->control);
+                                      ms, (int) p->pid, p->control);
                 else
                     rc = nf_error_set(NF_ETIMEOUT, "pod %s on %s is not ready after %d ms (no "
                                       "answer to PING on %s; is its launcher running there?)",
-                                      p->name, p->host, timeout_ms, p->control);
+                                      p->name, p->host, ms, p->control);
                 break;
             }
-            break;
+            if (rc)
+                break;
         }
         items[up->nprocs] = (zmq_pollitem_t){.fd = up->sigfd, .events = ZMQ_POLLIN};
         if (zmq_poll(items, (int) up->nprocs + 1, 100) < 0 && zmq_errno() != EINTR) {
@@ -352,8 +429,11 @@ s_wait_ready(s_up_t *up, int timeout_ms)
         }
         for (size_t i = 0; i < up->nprocs; i++) {
             Nflow__Envelope *reply = NULL;
-            while (nf_client_recv(cl[i], 0, &reply) == 0) {
-                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && reply->control->ready)
+            while (rc == 0 && nf_client_recv(cl[i], 0, &reply) == 0) {
+                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && rc == 0)
+                    rc = s_check_flow(up, i, reply->control);
+                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && reply->control->ready
+                    && rc == 0)
                     up->procs[i].ready = true;
                 nflow__envelope__free_unpacked(reply, NULL);
                 reply = NULL;
@@ -394,7 +474,7 @@ s_stop_all(s_up_t *up)
         Nflow__Envelope env;
         Nflow__Control ctl;
         nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE);
-        if (nf_client_new(p->control, &cl[i]) == 0)
+        if (s_control_client(up, i, &cl[i]) == 0)
             (void) nf_client_send(cl[i], &env, NULL);
     }
     uint64_t t0 = nf_now_us();
@@ -410,7 +490,7 @@ s_stop_all(s_up_t *up)
         if (ms >= S_SHUTDOWN_KILL_MS) {
             for (size_t i = 0; i < up->nprocs; i++)
                 if (up->procs[i].pid > 0) {
-                    fprintf(stderr, "nflow up: pod %s did not stop; killing it\n", up->procs[i].name);
+                    s_log("pod %s did not stop; killing it", up->procs[i].name);
                     kill(-up->procs[i].pid, SIGKILL);  /* its process group */
                     waitpid(up->procs[i].pid, NULL, 0);
                     up->procs[i].pid = 0;
@@ -444,10 +524,10 @@ s_supervise(s_up_t *up)
                 continue;
             if (p->restart_at_us <= now) {
                 if (s_spawn(up, p) != 0) {
-                    fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+                    s_log("%s", nf_error_msg());
                     p->restart_at_us = now + (uint64_t) p->backoff_ms * 1000u;
                 } else if (s_write_state(up) != 0) {
-                    fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+                    s_log("%s", nf_error_msg());
                 }
             }
             if (p->restart_at_us && (!next || p->restart_at_us < next))
@@ -478,6 +558,9 @@ s_cleanup(s_up_t *up)
     nf_plan_destroy(&up->plan);
     free(up->workspace);
     free(up->state_path);
+    nf_keys_destroy(&up->keys);
+    free(up->keydir);
+    free(up->canon);
     nf_flow_destroy(&up->flow);
     if (up->sigfd >= 0)
         close(up->sigfd);
@@ -532,6 +615,52 @@ s_print_plan(const s_up_t *up)
     }
 }
 
+/* The flow's key directory made absolute, and the operator key the
+   launcher PINGs and TERMINATEs with. */
+static int
+s_keys(s_up_t *up, bool open_key)
+{
+    const char *k = up->flow->keys;
+    char cwd[PATH_MAX] = "";
+    if (k[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return nf_error_set(NF_EIO, "getcwd: %s", strerror(errno));
+    if (asprintf(&up->keydir, "%s%s%s", k[0] == '/' ? "" : cwd, k[0] == '/' || !*cwd ? "" : "/",
+                 k) < 0) {
+        up->keydir = NULL;
+        return s_oom();
+    }
+    if (!open_key)
+        return 0;       /* --dry-run: the pods' --keys only */
+    int rc = nf_keys_open(up->keydir, "operator", &up->keys);
+    if (rc != 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", nf_error_msg());
+        return nf_error_set(rc, "flow %s uses CurveZMQ: %s (a launcher needs the operator key; "
+                            "`nflow keys %s` makes the keys)", up->flow->name, why, up->flow->path);
+    }
+    return 0;
+}
+
+/* Every pod started here has its secret key, private to this user. */
+static int
+s_check_secrets(const s_up_t *up)
+{
+    for (size_t i = 0; i < up->nprocs; i++) {
+        if (!up->procs[i].start)
+            continue;
+        char key[NF_KEY_NAME_MAX + 1], path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s.key", up->keydir,
+                 s_server_key(up->procs[i].plan, key, sizeof key));
+        int rc = nf_keys_check_secret(path);
+        if (rc != 0) {
+            char why[900];
+            snprintf(why, sizeof why, "%s", nf_error_msg());
+            return nf_error_set(rc, "pod %s: %s", up->procs[i].name, why);
+        }
+    }
+    return 0;
+}
+
 static void
 s_usage(FILE *out)
 {
@@ -541,7 +670,8 @@ s_usage(FILE *out)
             "  pod answers.  SIGINT/SIGTERM stop it.\n"
             "  --workspace DIR   override the flow's workspace (flow.state and shards live there)\n"
             "  --host H          start only the pods placed on host H (multi-host flows)\n"
-            "  --timeout-ms T    how long to wait for every pod to be ready (default %d)\n"
+            "  --timeout-ms T    bound the wait for every pod to be ready (default: %d ms for\n"
+            "                    the pods started here, no bound for other hosts' pods)\n"
             "  --dry-run         print the processes and their command lines, start nothing\n",
             NF_FLOW_READY_MS);
 }
@@ -550,7 +680,7 @@ int
 cmd_up(int argc, char **argv)
 {
     const char *path = NULL, *workspace = NULL, *host = NULL;
-    int timeout_ms = NF_FLOW_READY_MS;
+    int timeout_ms = 0;
     bool dry = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -595,8 +725,18 @@ cmd_up(int argc, char **argv)
         rc = s_oom();
     if (rc == 0 && !dry && zsys_dir_create("%s", up.workspace) != 0)
         rc = nf_error_set(NF_EIO, "cannot create the workspace %s: %s", up.workspace, strerror(errno));
+    if (rc == 0 && up.flow->curve)
+        rc = s_keys(&up, !dry);
+    if (rc == 0)
+        rc = nf_canon_text(up.flow, &up.canon);
+    if (rc == 0) {
+        up.fingerprint = nf_canon_fingerprint(up.canon);
+        setenv("NFLOW_CANON", up.canon, 1);  /* the pods report it (nf_pod_canon) */
+    }
     if (rc == 0)
         rc = s_expand(&up, host);
+    if (rc == 0 && up.flow->curve && !dry)
+        rc = s_check_secrets(&up);
     /* Programs first: finding them sets NFLOW_PY_PROTO_DIR, which the
        environment of exec pods must carry. */
     if (rc == 0)
@@ -619,10 +759,13 @@ cmd_up(int argc, char **argv)
             rc = s_check_shards(&up);
     }
     if (rc) {
-        fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+        s_log("%s", nf_error_msg());
         s_cleanup(&up);
         return 1;
     }
+    if (up.flow->insecure && up.flow->multihost)
+        s_log("WARNING: flow %s runs on several hosts with `security: none`: every link is "
+              "plain TCP, readable and writable by anyone on the network", up.flow->name);
 
     /* signals: blocked here (and so in czmq's threads), read via signalfd */
     zsys_handler_set(NULL);
@@ -648,7 +791,7 @@ cmd_up(int argc, char **argv)
     if (rc == 0)
         rc = s_write_state(&up);
     if (rc) {
-        fprintf(stderr, "nflow up: %s\n", nf_error_msg());
+        s_log("%s", nf_error_msg());
         s_stop_all(&up);
         unlink(up.state_path);
         s_cleanup(&up);
@@ -657,7 +800,7 @@ cmd_up(int argc, char **argv)
     printf("ready gateway=%s\n", up.gateway);
     fflush(stdout);
     int sig = s_supervise(&up);
-    fprintf(stderr, "nflow up: %s: stopping flow %s\n", strsignal(sig), up.flow->name);
+    s_log("%s: stopping flow %s", strsignal(sig), up.flow->name);
     s_stop_all(&up);
     unlink(up.state_path);
     s_cleanup(&up);

@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } s_commands[] = {
     {"up", cmd_up, "up FLOW.yml [--workspace DIR]     start a flow and stay in the foreground"},
+    {"keys", cmd_keys, "keys FLOW.yml [--dir DIR]          make the flow's CurveZMQ keys"},
     {"index", cmd_index, "index -f FLOW.yml FILE...          index JSONL or .fvecs documents"},
     {"search", cmd_search, "search -f FLOW.yml --text T | --queries F -k K [--json]"},
     {"delete", cmd_delete, "delete -f FLOW.yml ID...           delete documents by id"},

@@ -8,6 +8,7 @@ int cmd_segment(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_flow(int argc, char **argv);    /* nflow bench flow (argv[0] "flow") */
 int cmd_up(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_delete(int argc, char **argv);

@@ -24,6 +24,11 @@ uint64_t nf_now_us(void);
 /* Wall clock (unix epoch) in microseconds; used for deadlines on the wire. */
 uint64_t nf_wall_us(void);
 
+/* The wall clock now as ISO 8601 UTC with milliseconds,
+   "2026-11-30T10:41:49.123Z", for log lines (hosts' logs line up); writes
+   at most size bytes (25 suffice); returns buf. */
+char *nf_iso_now(char *buf, size_t size);
+
 /* Current resident set size of this process in bytes (0 if unknown). */
 uint64_t nf_rss_bytes(void);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nf_canon.h"
 #include "nf_error.h"
 #include "nf_sys.h"
 
@@ -211,8 +212,16 @@ s_command(const nf_plan_t *plan, const nf_expand_opts_t *o, nf_proc_t *p)
         case NF_FILL_WORKSPACE:
             snprintf(value, sizeof value, "%s/%s", o->workspace ? o->workspace : ".", pod->name);
             break;
+        case NF_FILL_KEYS:          /* only when the flow's links use CURVE */
+            snprintf(value, sizeof value, "%s",
+                     !plan->flow->curve ? "" : o->keys ? o->keys : plan->flow->keys);
+            break;
+        case NF_FILL_FINGERPRINT:
+            snprintf(value, sizeof value, "%016llx", (unsigned long long) plan->fingerprint);
+            break;
         }
-        rc = s_opt(p, opt->name, value);
+        if (*value)
+            rc = s_opt(p, opt->name, value);
     }
     /* sockets: what it binds, and its peers' endpoints for what it connects */
     for (size_t i = 0; i < nf_podspec_nsockets(pod->spec) && rc == NF_OK; i++) {
@@ -255,6 +264,9 @@ nf_flow_expand(const nf_flow_t *flow, const nf_expand_opts_t *opts, nf_plan_t **
         return s_oom();
     }
     int rc = NF_OK;
+    plan->flow = flow;
+    if (!(plan->fingerprint = nf_flow_fingerprint(flow)))
+        rc = s_oom();
     for (size_t i = 0; i < flow->npods && rc == NF_OK; i++)
         for (unsigned k = 0; k < flow->pods[i].count && rc == NF_OK; k++)
             rc = s_place(plan, o, flow, &flow->pods[i], k);

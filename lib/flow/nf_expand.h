@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nf_flow.h"
 #include "nf_podspec.h"
@@ -60,6 +61,8 @@ typedef struct {
     nf_proc_t *procs;               /* in launch order */
     size_t nprocs;
     const char *gateway;            /* the gateway's client endpoint */
+    const nf_flow_t *flow;
+    uint64_t fingerprint;           /* of the flow (nf_canon), passed to every pod */
 } nf_plan_t;
 
 /* Find a free TCP port on addr (an IPv4 address, "0.0.0.0" for any). */
@@ -68,6 +71,8 @@ typedef int (nf_port_fn)(void *arg, const char *addr, unsigned *port);
 typedef struct {
     const char *workspace;          /* the flow's workspace (absolute, or as the
                                        pods should see it) */
+    const char *keys;               /* the key directory as the pods should see it
+                                       (absolute); NULL = the flow's as written */
     const char *only_host;          /* start only the pods placed on this host;
                                        NULL = those whose host is this machine */
     bool (*is_local)(const char *host);  /* NULL = nf_flow_host_is_local */

@@ -517,14 +517,70 @@ s_role_index(const char *role)
     return -1;
 }
 
+/* localhost, 127.0.0.0/8 or ::1, by spelling alone (the same answer on
+   every host, unlike nf_flow_host_is_local). */
+static bool
+s_loopback(const char *host)
+{
+    struct in_addr a4;
+    return !strcasecmp(host, "localhost") || !strcmp(host, "::1")
+           || (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+}
+
+/* security: none | {keys: DIR}; absent = CURVE with keys/<name> when the
+   flow runs on several hosts that are not all loopback addresses, plain
+   otherwise. */
+static int
+s_parse_security(s_ctx_t *cx, yaml_node_t *root)
+{
+    nf_flow_t *flow = cx->flow;
+    yaml_node_t *n = s_get(cx, root, "security");
+    int rc;
+    if (!n || s_is_null(n)) {
+        bool loopback = true;
+        for (size_t i = 0; i < flow->npods; i++)
+            for (unsigned j = 0; j < flow->pods[i].count; j++)
+                loopback &= s_loopback(flow->pods[i].hosts[j]);
+        flow->curve = flow->multihost && !loopback;
+        if (flow->curve && asprintf(&flow->keys, "keys/%s", flow->name) < 0) {
+            flow->keys = NULL;
+            return nf_error_set(NF_ENOMEM, "out of memory");
+        }
+        return 0;
+    }
+    if (n->type == YAML_SCALAR_NODE) {
+        char *v = NULL;
+        if ((rc = s_get_string(cx, n, "security", &v)) != 0)
+            return rc;
+        bool none = !strcmp(v, "none");
+        free(v);
+        if (!none)
+            return s_fail(cx, n, "security: expected none or a mapping {keys: DIR}");
+        flow->insecure = true;
+        return 0;
+    }
+    static const char *keys[] = {"keys", NULL};
+    if ((rc = s_want(cx, n, YAML_MAPPING_NODE, "security")) || (rc = s_check_keys(cx, n, keys, "security")))
+        return rc;
+    yaml_node_t *k = s_get(cx, n, "keys");
+    if (!k)
+        return s_fail(cx, n, "security: missing keys: DIR (the directory `nflow keys` fills)");
+    if ((rc = s_get_string(cx, k, "security.keys", &flow->keys)) != 0)
+        return rc;
+    if (!*flow->keys)
+        return s_fail(cx, k, "security.keys: empty directory name");
+    flow->curve = true;
+    return 0;
+}
+
 static int
 s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
 {
     nf_flow_t *flow = cx->flow;
     /* top-level keys: these, and one per role the file configures at the
        top (gateway:) */
-    const char *top[8 + 8] = {"version", "name", "workspace", "pods"};
-    size_t ntop = 4;
+    const char *top[8 + 8] = {"version", "name", "workspace", "pods", "security"};
+    size_t ntop = 5;
     for (size_t i = 0; i < nf_podspec_count() && ntop + 1 < sizeof top / sizeof top[0]; i++)
         if (nf_podspec_at(i)->presence == NF_PRESENCE_TOP)
             top[ntop++] = nf_podspec_at(i)->uses;
@@ -673,6 +729,8 @@ s_parse_flow(s_ctx_t *cx, yaml_node_t *root)
                                 p->line ? p->col : 1, p->name,
                                 p->line ? "" : " (it is implicit: list it under pods: with a port)");
     }
+    if ((rc = s_parse_security(cx, root)) != 0)
+        return rc;
     for (size_t i = 0; i < flow->npods; i++) {
         const nf_flow_pod_t *p = &flow->pods[i];
         unsigned need = p->count * (unsigned) nf_flow_nbinds(p->spec);
@@ -818,6 +876,7 @@ nf_flow_destroy(nf_flow_t **self_p)
     free(self->path);
     free(self->name);
     free(self->workspace);
+    free(self->keys);
     free(self);
     *self_p = NULL;
 }

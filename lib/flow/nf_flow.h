@@ -68,6 +68,18 @@
     than one host must give every pod an explicit port, because launchers
     on different machines must agree on every endpoint.
 
+    Security
+    --------
+        security: {keys: keys/demo} # CurveZMQ on every TCP link, keys in this
+                                    # directory (relative to the current
+                                    # directory, like workspace); `nflow keys
+                                    # FLOW.yml` makes them (nf_keys.h)
+        security: none              # plain TCP, even across hosts: every
+                                    # launcher warns
+    Without `security:` a flow on one host (or only on loopback addresses)
+    is plain TCP and a flow on several hosts uses CURVE with the keys in
+    keys/<name>.
+
     Multi-host
     ----------
     `nflow up FLOW.yml` starts the pods whose host is an address of this
@@ -140,6 +152,10 @@ typedef struct {
                                    indexer, reducer */
     size_t npods;
     bool multihost;             /* more than one distinct host */
+    bool curve;                 /* CurveZMQ on every TCP link (see "Security") */
+    bool insecure;              /* `security: none` written: plain even across hosts */
+    char *keys;                 /* key directory as written (or the default); NULL
+                                   when !curve */
 } nf_flow_t;
 
 /* Load and validate path.  On failure returns NF_ENOTFOUND (missing file),

@@ -19,6 +19,13 @@ struct nf_client {
 int
 nf_client_new(const char *endpoint, nf_client_t **out)
 {
+    return nf_client_new_keyed(endpoint, NULL, NULL, out);
+}
+
+int
+nf_client_new_keyed(const char *endpoint, const nf_keys_t *keys, const char *server_key,
+                    nf_client_t **out)
+{
     *out = NULL;
     nf_client_t *self = calloc(1, sizeof *self);
     if (!self || !(self->endpoint = strdup(endpoint))) {
@@ -26,7 +33,8 @@ nf_client_new(const char *endpoint, nf_client_t **out)
         return nf_error_set(NF_ENOMEM, "out of memory");
     }
     nf_socket_opts_t o = {.type = ZMQ_DEALER, .endpoints = endpoint, .what = "client",
-                          .linger_ms = -1, .sndtimeo_ms = -1};
+                          .linger_ms = -1, .sndtimeo_ms = -1, .keys = keys,
+                          .server_key = server_key ? server_key : "pod"};
     int rc = nf_socket_new(&o, &self->sock);
     if (rc != NF_OK) {
         char why[512];
@@ -93,20 +101,22 @@ nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply)
             return nf_error_set(NF_EIO, "%s: interrupted", self->endpoint);
         if (n < 0)
             return nf_error_set(NF_EIO, "%s: poll: %s", self->endpoint, zmq_strerror(zmq_errno()));
-        if (n > 0)
-            break;
+        if (n > 0) {
+            nf_msg_t msg;
+            memset(&msg, 0, sizeof msg);
+            int rc = nf_msg_recv(self->sock, &msg);
+            bool nothing = rc == NF_EIO && zmq_errno() == EAGAIN;   /* a spurious wake-up */
+            if (rc == 0) {
+                *reply = msg.env;
+                msg.env = NULL;
+            }
+            nf_msg_clear(&msg);
+            if (!nothing)
+                return rc;
+        }
         if (nf_now_us() >= deadline)
             return nf_error_set(NF_ETIMEOUT, "%s: no answer within %d ms", self->endpoint, timeout_ms);
     }
-    nf_msg_t msg;
-    memset(&msg, 0, sizeof msg);
-    int rc = nf_msg_recv(self->sock, &msg);
-    if (rc == 0) {
-        *reply = msg.env;
-        msg.env = NULL;
-    }
-    nf_msg_clear(&msg);
-    return rc;
 }
 
 int

@@ -28,6 +28,14 @@ typedef struct nf_client nf_client_t;
    queue until it is up.  On success *out is the client. */
 int nf_client_new(const char *endpoint, nf_client_t **out);
 
+/* Same, over CurveZMQ: keys holds the client's own key pair (nf_keys) and
+   server_key names the server's public key ("pod", "shard-2"; NULL =
+   "pod").  keys NULL = plain TCP (nf_client_new).  keys must outlive the
+   client. */
+typedef struct nf_keys nf_keys_t;
+int nf_client_new_keyed(const char *endpoint, const nf_keys_t *keys, const char *server_key,
+                        nf_client_t **out);
+
 /* Close (linger 0) and free; accepts NULL and *self_p == NULL; sets *self_p
    to NULL. */
 void nf_client_destroy(nf_client_t **self_p);

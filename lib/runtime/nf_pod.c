@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "nf_error.h"
+#include "nf_keys.h"
 #include "nf_socket.h"
 #include "nf_sys.h"
 
@@ -38,6 +39,9 @@ struct nf_pod {
     zsock_t *control;
     zsock_t *errors;
     bool stopping;
+    nf_keys_t *ring;            /* --keys: CURVE on every socket; NULL = plain */
+    uint64_t fingerprint;       /* --fingerprint, 0 = none */
+    const char *canon;          /* NFLOW_CANON: the flow's canonical text, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -248,6 +252,31 @@ nf_pod_new(const char *uses, int argc, char **argv, nf_pod_t **out)
     else
         snprintf(self->name, sizeof self->name, "%s", uses);
     self->stats.shard = (uint32_t) nf_pod_int(self, "shard");
+    const char *fp = nf_pod_get(self, "fingerprint");
+    if (fp) {
+        char *end = NULL;
+        self->fingerprint = strtoull(fp, &end, 16);
+        if (!*fp || *end || strlen(fp) > 16) {
+            rc = nf_error_set(NF_EINVAL, "--fingerprint: expected up to 16 hex digits, got '%s'", fp);
+            nf_pod_destroy(&self);
+            return rc;
+        }
+    }
+    self->canon = getenv("NFLOW_CANON");
+    const char *keydir = nf_pod_get(self, "keys");
+    if (keydir) {
+        /* own key: a shard's shard-<shard>, every other pod's "pod" */
+        char own[NF_KEY_NAME_MAX + 1] = "pod";
+        if (nf_podspec_option(spec, "shard") == NF_PODSPEC_OPT_COMMON)
+            nf_keys_shard_name((unsigned) nf_pod_int(self, "shard"), own, sizeof own);
+        rc = nf_keys_open(keydir, own, &self->ring);
+        if (rc != NF_OK) {
+            char why[900];
+            snprintf(why, sizeof why, "%s", nf_error_msg());
+            nf_pod_destroy(&self);
+            return nf_error_set(rc, "--keys: %s", why);
+        }
+    }
     /* flush what is queued when a socket closes, but never wait long */
     zsys_set_linger(NF_SOCKET_LINGER_MS);
     *out = self;
@@ -264,6 +293,10 @@ nf_pod_destroy(nf_pod_t **self_p)
         zsock_destroy(&self->socks[i]);
     zsock_destroy(&self->control);
     zsock_destroy(&self->errors);
+    if (self->ring) {
+        nf_keys_destroy(&self->ring);
+        nf_zap_stop();
+    }
     for (size_t i = 0; i < self->nopts; i++) {
         free(self->keys[i]);
         free(self->vals[i]);
@@ -329,9 +362,12 @@ s_open_row(nf_pod_t *self, const nf_sockspec_t *row, zsock_t **sock)
     if (row->identity)      /* "shard-" and the number of --shard (0 when absent) */
         snprintf(identity, sizeof identity, "%s%ld", row->identity,
                  nf_pod_int(self, row->identity_of));
+    /* with keys: a bound socket lets in the classes of row->allow; a
+       connecting one expects its peer (never a shard) to hold "pod" */
     nf_socket_opts_t o = {
         .type = row->type, .bind = row->bind, .endpoints = ep, .what = what,
         .identity = row->identity ? identity : NULL, .handover = row->handover,
+        .keys = self->ring, .allow = row->allow, .server_key = "pod",
     };
     return nf_socket_new(&o, sock);
 }
@@ -451,6 +487,9 @@ nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const Nflow__Enve
     c.pid = (uint32_t) getpid();
     c.shard = self->stats.shard;
     c.dim = self->stats.dim;
+    c.fingerprint = self->fingerprint;
+    if (in->command == NFLOW__CONTROL_COMMAND__CONTROL_PING && self->canon)
+        c.canonical = (char *) self->canon;
     switch (in->command) {
     case NFLOW__CONTROL_COMMAND__CONTROL_PING:
     case NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE:
@@ -461,6 +500,7 @@ nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const Nflow__Enve
         c.malformed = self->stats.malformed;
         c.rows = self->stats.rows;
         c.rss_bytes = nf_rss_bytes();
+        c.denied = nf_zap_denied();
         break;
     default: {
         char what[96];
@@ -540,7 +580,8 @@ nf_pod_log(const nf_pod_t *self, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[%s] %s\n", self->name, line);
+    char now[32];
+    fprintf(stderr, "%s [%s] %s\n", nf_iso_now(now, sizeof now), self->name, line);
 }
 
 /* ------------------------------------------------------------------ */
@@ -662,6 +703,8 @@ nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, 
         else if (rc != NF_EIO)
             nf_pod_malformed(self, sock, &msg, rc);
         nf_msg_clear(&msg);
+        if (rc == NF_EIO)
+            break;          /* nothing there after all (nf_msg_recv) */
         n++;
     }
     return n;
@@ -674,6 +717,24 @@ nf_pod_readable(const nf_pod_t *self, zsock_t *sock)
         if (self->socks[i] == sock)
             return self->readable[i];
     return false;
+}
+
+const nf_keys_t *
+nf_pod_keys(const nf_pod_t *self)
+{
+    return self->ring;
+}
+
+uint64_t
+nf_pod_fingerprint(const nf_pod_t *self)
+{
+    return self->fingerprint;
+}
+
+const char *
+nf_pod_canon(const nf_pod_t *self)
+{
+    return self->canon;
 }
 
 bool

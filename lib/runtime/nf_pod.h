@@ -7,7 +7,9 @@
     the pod is ready) that answers PING, STATUS and TERMINATE; the --errors
     PUSH used to fail a request straight to the gateway; the counters STATUS
     reports; the poll loop that serves control requests while the pod waits
-    for data; logging with the `[name] ` prefix on stderr; and a clean stop
+    for data; the pod's CurveZMQ keys (--keys, nf_keys) applied to every
+    socket it makes; the flow fingerprint it reports; logging with an ISO
+    8601 time and the `[name] ` prefix on stderr; and a clean stop
     on TERMINATE, SIGTERM or SIGINT (czmq's zsys_interrupted).
 
     Every pod's main is nf_pod_main with three hooks:
@@ -128,6 +130,14 @@ int nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *hand
 /* True when sock had input at the last nf_pod_wait. */
 bool nf_pod_readable(const nf_pod_t *self, zsock_t *sock);
 
+/* The pod's keys (--keys; NULL = plain TCP), the flow fingerprint it was
+   given (--fingerprint; 0 = none) and the flow's canonical text
+   (NFLOW_CANON in its environment; NULL = none). */
+typedef struct nf_keys nf_keys_t;
+const nf_keys_t *nf_pod_keys(const nf_pod_t *self);
+uint64_t nf_pod_fingerprint(const nf_pod_t *self);
+const char *nf_pod_canon(const nf_pod_t *self);
+
 /* True when the pod must stop: TERMINATE was answered, or SIGTERM/SIGINT. */
 bool nf_pod_stopping(const nf_pod_t *self);
 
@@ -165,7 +175,8 @@ typedef struct {
 int nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks,
                 void *arg);
 
-/* Log one line "[name] ..." on stderr. */
+/* Log one line "2026-11-30T10:41:49.123Z [name] ..." on stderr (UTC,
+   milliseconds: the logs of several hosts line up). */
 void nf_pod_log(const nf_pod_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -21,20 +21,20 @@
 static const nf_sockspec_t s_sockets[] = {
     /* role      option     type          bind   peer (connect)          poll  ready */
     {"gateway", "clients", NF_ZMQ_ROUTER, true, NULL, true, false, NULL, NULL, false,
-     "clients' DEALER sockets connect here"},
+     "clients' DEALER sockets connect here", "clients"},
     {"gateway", "results", NF_ZMQ_PULL, true, NULL, true, false, NULL, NULL, false,
-     "reducer results and pod errors arrive here"},
+     "reducer results and pod errors arrive here", "pods"},
     {"gateway", "out", NF_ZMQ_PUSH, false, "encoder.in|router.in", false, false, NULL, NULL,
      false, "every encoder replica's --in, or the router's --in (comma-separated)"},
     {"encoder", "in", NF_ZMQ_PULL, true, NULL, true, false, NULL, NULL, false,
-     "requests from the gateway"},
+     "requests from the gateway", "pods"},
     {"encoder", "out", NF_ZMQ_PUSH, false, "router.in", false, false, NULL, NULL, false,
      "the router's --in"},
     {"router", "in", NF_ZMQ_PULL, true, NULL, true, false, NULL, NULL, false,
-     "requests from the encoders (or the gateway)"},
-    {"router", "shards", NF_ZMQ_ROUTER, true, NULL, true, false, NULL, NULL, true,
-     "indexer shards' DEALERs connect here (identity shard-N; a restarted shard takes "
-     "its route back)"},
+     "requests from the encoders (or the gateway)", "pods"},
+    {"router", "shards", NF_ZMQ_ROUTER, true, NULL, true, false, NULL, NULL, false,
+     "indexer shards' DEALERs connect here (identity shard-N, bound to key shard-N "
+     "with CURVE; a second connection never takes a live shard's route)", "pods"},
     {"router", "reducer", NF_ZMQ_PUSH, false, "reducer.in", false, false, NULL, NULL, false,
      "the reducer's --in (plans)"},
     {"indexer", "router", NF_ZMQ_DEALER, false, "router.shards", true, false, "shard-",
@@ -42,11 +42,11 @@ static const nf_sockspec_t s_sockets[] = {
     {"indexer", "reducer", NF_ZMQ_PUSH, false, "reducer.in", false, false, NULL, NULL, false,
      "the reducer's --in (result parts)"},
     {"reducer", "in", NF_ZMQ_PULL, true, NULL, true, false, NULL, NULL, false,
-     "plans from the router and parts from the shards"},
+     "plans from the router and parts from the shards", "pods"},
     {"reducer", "out", NF_ZMQ_PUSH, false, "gateway.results", false, false, NULL, NULL, false,
      "the gateway's --results"},
     {NULL, "control", NF_ZMQ_ROUTER, true, NULL, false, true, NULL, NULL, false,
-     "bound once the pod can serve; answers PING, STATUS, TERMINATE"},
+     "bound once the pod can serve; answers PING, STATUS, TERMINATE", "operators"},
     {NULL, "errors", NF_ZMQ_PUSH, false, "gateway.results", false, true, NULL, NULL, false,
      "fail a request straight to the gateway"},
 };
@@ -62,6 +62,11 @@ static const nf_option_t s_options[] = {
      "number of shards (default 1)"},
     {"workspace", "DIR", "indexer", NF_FILL_WORKSPACE, 1, 0,
      "the pod's directory; the segment is DIR/shard-<shard>"},
+    {"keys", "DIR", NULL, NF_FILL_KEYS, 1, 0,
+     "CurveZMQ on every socket with the flow's key directory (own key DIR/pod.key, "
+     "a shard's DIR/shard-<shard>.key); absent = plain TCP"},
+    {"fingerprint", "HEX", NULL, NF_FILL_FINGERPRINT, 1, 0,
+     "the flow's fingerprint (nf_canon), reported in PING/STATUS, HELLO and HEARTBEAT"},
 };
 
 /* ------------------------------------------------------------------ */

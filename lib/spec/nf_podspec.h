@@ -70,9 +70,8 @@ typedef struct {
     const char *option;     /* "out": --out on the command line, NFLOW_OUT */
     int type;               /* NF_ZMQ_* */
     bool bind;              /* bind (a port of the pod's block) or connect;
-                               with link security the binding side will be
-                               the CURVE server, the peer column says which
-                               keys it lets in */
+                               with CURVE the binding side is the server and
+                               `allow` says which keys it lets in */
     const char *peer;       /* connect: the "role.option" it connects to, to
                                every instance; alternatives separated by '|',
                                the first role the flow has wins; NULL for a
@@ -86,6 +85,9 @@ typedef struct {
     bool handover;          /* ROUTER: a peer reconnecting with a known
                                identity takes the route over */
     const char *help;
+    const char *allow;      /* bind: with CURVE, the key classes it lets in,
+                               as a ZAP domain: "pods", "clients" (clients
+                               and operators) or "operators" (nf_keys.h) */
 } nf_sockspec_t;
 
 /* ---- instance options ---- */
@@ -95,6 +97,8 @@ typedef enum {
     NF_FILL_INDEX,          /* the instance number: replica r, shard s */
     NF_FILL_NSHARDS,        /* the instance count of the sharded role */
     NF_FILL_WORKSPACE,      /* <workspace>/<pod name> */
+    NF_FILL_KEYS,           /* the flow's key directory; only with CURVE */
+    NF_FILL_FINGERPRINT,    /* the flow's fingerprint, 16 hex digits */
 } nf_fill_t;
 
 typedef struct {

@@ -407,6 +407,10 @@ nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
                             zsock_type_str(sock), zmq_strerror(zmq_errno()));
     }
     bool router = zsock_type(sock) == ZMQ_ROUTER;
+    /* the key a CURVE peer authenticated with (nf_keys: its name) */
+    const char *user = zmsg_last(zm) ? zframe_meta(zmsg_last(zm), "User-Id") : NULL;
+    if (user)
+        snprintf(msg->user, sizeof msg->user, "%s", user);
 
     if (router) {
         /* identity, then an optional empty delimiter (REQ peers) */

@@ -24,10 +24,13 @@ typedef struct {
     char peer[96];              /* sender, for logs: "tcp://1.2.3.4:5678" or identity hex */
     uint64_t request_id;        /* the envelope's request id whenever it unpacked (also
                                    on NF_EPROTO for a body-less envelope), else 0 */
+    char user[72];              /* CURVE: the name of the key the sender authenticated
+                                   with (ZAP User-Id, nf_keys.h); "" on plain links */
 } nf_msg_t;
 
-/* Receive one message from sock (blocking: poll first).  On NF_OK msg->env
-   is set.  On NF_EVERSION msg->env is set too (so the caller can answer
+/* Receive one message from sock (poll first: sockets from nf_socket never
+   block, and NF_EIO with zmq_errno() == EAGAIN means there was nothing to
+   read after all).  On NF_OK msg->env is set.  On NF_EVERSION msg->env is set too (so the caller can answer
    with the request id).  On NF_EPROTO msg->env is NULL.  In every case the
    caller calls nf_msg_clear(msg) afterwards. */
 int nf_msg_recv(zsock_t *sock, nf_msg_t *msg);

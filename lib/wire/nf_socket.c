@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_keys.h"
 #include "nf_limits.h"
 
 int
@@ -49,6 +50,10 @@ nf_socket_new(const nf_socket_opts_t *o, zsock_t **out)
     zsock_set_sndhwm(s, NF_SOCKET_HWM);
     zsock_set_rcvhwm(s, NF_SOCKET_HWM);
     zsock_set_maxmsgsize(s, NF_FRAME_MAX > INT32_MAX ? INT32_MAX : (int) NF_FRAME_MAX);
+    /* a receive never blocks: libzmq 4.3 reports input on a CURVE socket
+       whose handshake just completed, with nothing to read (callers poll
+       first, and treat "nothing" as such: nf_msg_recv) */
+    zsock_set_rcvtimeo(s, 0);
     bool may_block = o->type == ZMQ_PUSH || o->type == ZMQ_ROUTER || o->type == ZMQ_DEALER;
     if (may_block && o->sndtimeo_ms >= 0)
         zsock_set_sndtimeo(s, o->sndtimeo_ms ? o->sndtimeo_ms : NF_SOCKET_SNDTIMEO_MS);
@@ -62,10 +67,24 @@ nf_socket_new(const nf_socket_opts_t *o, zsock_t **out)
                                        replica gets no work, a send with no peer fails */
     if (o->identity)
         zsock_set_identity(s, o->identity);
-    /* Link security goes here, before the first bind or connect (issue 9):
-       CurveZMQ server/client keys (zcert_apply, zsock_set_curve_server,
-       zsock_set_curve_serverkey) and ZMTP heartbeats
-       (zsock_set_heartbeat_ivl / _timeout / _ttl). */
+    if (o->heartbeat_ms >= 0) {
+        int ivl = o->heartbeat_ms ? o->heartbeat_ms : NF_SOCKET_HEARTBEAT_MS;
+        int timeout = o->heartbeat_ms ? 4 * ivl : NF_SOCKET_HEARTBEAT_TIMEOUT_MS;
+        zsock_set_heartbeat_ivl(s, ivl);
+        zsock_set_heartbeat_timeout(s, timeout);
+        zsock_set_heartbeat_ttl(s, timeout);
+    }
+    if (!o->bind)   /* a SYN into a cut link is retried in 0.5 s, not by TCP's backoff
+                       (1, 2, 4, 8 s...): the link is used again soon after it heals */
+        zsock_set_connect_timeout(s, NF_SOCKET_CONNECT_TIMEOUT_MS);
+    /* Link security, before the first bind or connect. */
+    if (o->keys) {
+        int rc = nf_keys_apply(o->keys, s, o->bind, o->allow, o->server_key, what);
+        if (rc != NF_OK) {
+            zsock_destroy(&s);
+            return rc;
+        }
+    }
     if (o->endpoints) {
         int rc = nf_socket_attach(s, what, o->endpoints, o->bind);
         if (rc != NF_OK) {

@@ -11,17 +11,28 @@
         of vanishing), ROUTER_HANDOVER when asked,
       - IMMEDIATE on connecting PUSH sockets (work goes only to peers that
         are connected: a dead replica gets none),
-      - the socket identity (a shard's DEALER).
-    Link security plugs in here and nowhere else: CurveZMQ keys (server or
-    client side) and ZMTP heartbeats are applied in nf_socket_new, see the
-    marked place in nf_socket.c; their settings will be fields of
-    nf_socket_opts_t.                                                     */
+      - the socket identity (a shard's DEALER),
+      - a receive timeout of 0: a receive never blocks (poll first; libzmq
+        4.3 may wake a poll on a CURVE socket with nothing to read),
+      - ZMTP heartbeats (ZMQ_HEARTBEAT_IVL / TIMEOUT / TTL) on every
+        socket: a peer that goes silent (a host that dies, a cut link) is
+        disconnected within NF_SOCKET_HEARTBEAT_TIMEOUT_MS, so nothing
+        queued for it waits in a stalled TCP connection to be delivered
+        late, and a reconnect starts at once when the link heals (connects
+        time out after NF_SOCKET_CONNECT_TIMEOUT_MS and are retried, rather
+        than waiting for TCP's own SYN backoff),
+      - link security: with opts->keys, CurveZMQ (nf_keys): a bound socket
+        is a CURVE server that lets in only the key classes of its ZAP
+        domain (opts->allow), a connecting one a CURVE client of the
+        server key opts->server_key.  Keys are applied here and nowhere
+        else.                                                             */
 #ifndef NF_SOCKET_H
 #define NF_SOCKET_H
 
 #include <stdbool.h>
 
 typedef struct _zsock_t zsock_t;     /* czmq */
+typedef struct nf_keys nf_keys_t;    /* nf_keys.h */
 
 typedef struct {
     int type;               /* ZMQ_PULL, ZMQ_PUSH, ZMQ_ROUTER, ZMQ_DEALER */
@@ -35,12 +46,22 @@ typedef struct {
     int linger_ms;          /* 0 = NF_SOCKET_LINGER_MS; < 0 = drop at close */
     int sndtimeo_ms;        /* 0 = NF_SOCKET_SNDTIMEO_MS where sends can
                                block (PUSH, ROUTER, DEALER); < 0 = none */
-    /* later (issue 9): CURVE keys and ZMTP heartbeats go here */
+    int heartbeat_ms;       /* ZMTP heartbeat interval: 0 = NF_SOCKET_HEARTBEAT_MS
+                               (the timeout is NF_SOCKET_HEARTBEAT_TIMEOUT_MS);
+                               < 0 = none */
+    const nf_keys_t *keys;  /* CURVE with these keys; NULL = plain TCP */
+    const char *allow;      /* bind with keys: the ZAP domain ("pods",
+                               "clients", "operators"; nf_keys.h) */
+    const char *server_key; /* connect with keys: the name of the server's
+                               public key ("pod", "shard-2") */
 } nf_socket_opts_t;
 
 #define NF_SOCKET_LINGER_MS 200     /* flush what is queued at close, but never wait long */
 #define NF_SOCKET_SNDTIMEO_MS 1000  /* a blocking send gives up after this */
 #define NF_SOCKET_HWM 100000        /* messages queued per peer, each way */
+#define NF_SOCKET_HEARTBEAT_MS 200          /* ZMTP PING this often on a quiet link */
+#define NF_SOCKET_HEARTBEAT_TIMEOUT_MS 800  /* no traffic this long: disconnect */
+#define NF_SOCKET_CONNECT_TIMEOUT_MS 500    /* a TCP connect gives up (and is retried) */
 
 /* Create a socket with the project's options and bind or connect it to
    every endpoint of opts->endpoints.  On success *out is the socket (the

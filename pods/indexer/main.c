@@ -62,6 +62,7 @@ typedef struct {
     nf_metric_t metric;
     nf_scan_opts_t scan;
     uint64_t hb_us, next_hb;
+    uint64_t router_seen;       /* monotonic us of the router's last ping, 0 = never */
     s_group_t group;            /* index requests of the current drain */
 } indexer_t;
 
@@ -143,6 +144,8 @@ s_heartbeat(indexer_t *self, Nflow__ControlCommand command)
     c.shard = self->shard;
     c.dim = self->dim;
     c.ready = true;
+    c.fingerprint = nf_pod_fingerprint(self->pod);      /* the router refuses another flow */
+    c.canonical = (char *) nf_pod_canon(self->pod);     /* ... naming the key that differs */
     env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
     env.control = &c;
     nf_msg_send(self->router, NULL, &env, ZMQ_DONTWAIT);     /* best effort */
@@ -569,6 +572,19 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
     return true;
 }
 
+/* The router's ping: log when the router comes back after silence, or
+   runs another flow. */
+static void
+s_router_ping(indexer_t *self, const Nflow__Control *c)
+{
+    uint64_t now = nf_now_us();
+    if (!self->router_seen || now - self->router_seen > 4 * self->hb_us)
+        nf_pod_log(self->pod, "the router (%s) is heard%s", c->pod ? c->pod : "?",
+                   c->fingerprint && c->fingerprint != nf_pod_fingerprint(self->pod)
+                       ? " (it runs a different flow: it refuses this shard)" : "");
+    self->router_seen = now;
+}
+
 /* Drain the DEALER: index requests into one group commit, deletes in
    order (after committing the group before them), searches into one
    shared scan after the writes. */
@@ -612,6 +628,9 @@ s_drain(indexer_t *self)
             if (kept)
                 kmax = kb;
         }
+        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+                 && msg.env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT)
+            s_router_ping(self, msg.env->control);
         else if (msg.env->body_case != NFLOW__ENVELOPE__BODY__NOT_SET) {
             char why[96];
             snprintf(why, sizeof why, "wrong body for a shard: %s",

@@ -9,6 +9,11 @@ Debian's python3-zmq and python3-protobuf:
   --errors EP   PUSH, connected: failed requests, straight to the gateway
   --control EP  ROUTER, bound once we can serve: PING, STATUS, TERMINATE
   --name NAME, --dim D (default 256), --ngram N (default 3, 0 = words only)
+  --keys DIR    CurveZMQ on every socket with the flow's keys (`nflow keys`):
+                our key pair DIR/pod.key (mode 0600, refused otherwise), the
+                server key DIR/pod.pub; --in lets in the flow's pod and shard
+                keys (DIR/pod.pub, DIR/shard-N.pub), --control operator keys
+  --fingerprint HEX  the flow's fingerprint, reported in PING and STATUS
 
 Every option may instead come from the environment as NFLOW_<NAME>
 (NFLOW_IN, NFLOW_DIM, ...); the command line wins; other --key value pairs
@@ -50,7 +55,7 @@ def options(argv):
             sys.exit("encoder.py: expected --key value, got '%s'" % argv[i])
         opts[argv[i][2:].replace("-", "_")] = argv[i + 1]
         i += 2
-    for key in ("in", "out", "errors", "control", "name", "dim", "ngram"):
+    for key in ("in", "out", "errors", "control", "name", "dim", "ngram", "keys", "fingerprint"):
         if key not in opts and os.environ.get("NFLOW_" + key.upper()):
             opts[key] = os.environ["NFLOW_" + key.upper()]
     for key in ("in", "out", "control"):
@@ -102,8 +107,69 @@ def setting(opts, key, default, low, high):
     return int(text)
 
 
-def socket(kind, how, endpoint):
+# Key classes by name (lib/wire/nf_keys.h) and which a server socket's ZAP
+# domain lets in.
+def key_class(name):
+    if name == "pod" or re.fullmatch(r"shard-[0-9]+", name):
+        return "pods"
+    if name == "client" or name.startswith("client-"):
+        return "clients"
+    if name == "operator" or name.startswith("operator-"):
+        return "operators"
+    return None
+
+
+DOMAIN_ALLOWS = {"pods": {"pods"}, "clients": {"clients", "operators"}, "operators": {"operators"}}
+
+
+class Keys:
+    """The flow's key directory: our key pair, the server key, a ZAP handler."""
+    def __init__(self, keydir):
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+        secret = os.path.join(keydir, "pod.key")
+        try:
+            mode = os.stat(secret).st_mode
+        except OSError as e:
+            sys.exit("encoder.py: --keys: %s" % e)
+        if mode & 0o077:
+            sys.exit("encoder.py: --keys: secret key %s: mode %04o lets others read it; refused "
+                     "(chmod 600 %s)" % (secret, mode & 0o7777, secret))
+        self.public, self.secret = zmq.auth.load_certificate(secret)
+        self.server, _ = zmq.auth.load_certificate(os.path.join(keydir, "pod.pub"))
+        self.classes = {}
+        for f in os.listdir(keydir):
+            if f.endswith(".pub") and key_class(f[:-4]):
+                pub, _ = zmq.auth.load_certificate(os.path.join(keydir, f))
+                self.classes[pub] = key_class(f[:-4])
+        self.auth = ThreadAuthenticator(zmq.Context.instance())
+        self.auth.start()
+        for domain in DOMAIN_ALLOWS:
+            self.auth.configure_curve_callback(domain, credentials_provider=self)
+
+    def callback(self, domain, key):        # pyzmq's ZAP question: may key in?
+        return self.classes.get(key) in DOMAIN_ALLOWS.get(domain, ())
+
+    def apply(self, sock, server, domain):
+        sock.curve_publickey, sock.curve_secretkey = self.public, self.secret
+        if server:
+            sock.zap_domain = domain.encode()
+            sock.curve_server = True
+        else:
+            sock.curve_serverkey = self.server
+
+
+KEYS = None
+
+
+def socket(kind, how, endpoint, domain="pods"):
     sock = zmq.Context.instance().socket(kind)
+    # ZMTP heartbeats, as the C pods (lib/wire/nf_socket.h)
+    sock.heartbeat_ivl, sock.heartbeat_timeout, sock.heartbeat_ttl = 200, 800, 800
+    if how == "connect":
+        sock.connect_timeout = 500
+    if KEYS:
+        KEYS.apply(sock, how == "bind", domain)
     try:
         getattr(sock, how)(endpoint)
     except zmq.ZMQError as e:
@@ -122,10 +188,14 @@ class Encoder:
         self.out = socket(zmq.PUSH, "connect", opts["out"])
         self.errors = socket(zmq.PUSH, "connect", opts["errors"]) if opts.get("errors") else None
         # Bound last: an answer on the control socket means "ready to serve".
-        self.control = socket(zmq.ROUTER, "bind", opts["control"])
+        self.control = socket(zmq.ROUTER, "bind", opts["control"], "operators")
+        self.fingerprint = int(opts.get("fingerprint", "0"), 16)
 
     def log(self, what):
-        print("[%s] %s" % (self.name, what), file=sys.stderr, flush=True)
+        # ISO 8601 UTC with milliseconds, as the C pods: logs of several hosts line up
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (now % 1 * 1000)
+        print("%s [%s] %s" % (stamp, self.name, what), file=sys.stderr, flush=True)
 
     def malformed(self, peer, what):
         self.counts["malformed"] += 1
@@ -219,6 +289,9 @@ class Encoder:
             return self.control.send_multipart(routing + [reply.SerializeToString()])
         c = reply.control
         c.command, c.ready, c.pod, c.pid, c.dim = cmd, True, self.name, os.getpid(), self.dim
+        c.fingerprint = self.fingerprint
+        if cmd == pb.CONTROL_PING and os.environ.get("NFLOW_CANON"):
+            c.canonical = os.environ["NFLOW_CANON"]
         if cmd == pb.CONTROL_STATUS:
             c.served, c.errors, c.malformed = (self.counts[k] for k in ("served", "errors",
                                                                          "malformed"))
@@ -234,16 +307,25 @@ class Encoder:
         poller.register(self.control, zmq.POLLIN)
         while self.running:
             for sock, _ in poller.poll(100):   # wake up now and then to see SIGTERM
-                frames = sock.recv_multipart()
+                try:                            # (a CURVE socket may wake with nothing)
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
                 (self.on_request if sock is self.pull else self.on_control)(frames)
         for sock in (self.pull, self.out, self.errors, self.control):
             if sock is not None:
                 sock.close(linger=500)          # let queued answers and results go out
+        if KEYS:
+            KEYS.auth.stop()
         zmq.Context.instance().term()
 
 
 def main():
-    pod = Encoder(options(sys.argv[1:]))
+    global KEYS
+    opts = options(sys.argv[1:])
+    if opts.get("keys"):
+        KEYS = Keys(opts["keys"])
+    pod = Encoder(opts)
 
     def stop(signum, frame):
         pod.running = False

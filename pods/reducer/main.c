@@ -7,7 +7,10 @@
     cosine: larger; ties by shard then rank), indexed / deleted counts are
     summed, and a plan naming down shards makes the answer partial with
     those in missing_shards.  At the request's deadline it answers with
-    what it has, partial, naming the planned shards that did not answer.  A
+    what it has, partial, naming the planned shards that did not answer;
+    when the router says a shard is down (a Result {shard} with status
+    SHARD_DOWN and request id 0), every request still waiting for that
+    shard is answered at once, partial, without it.  A
     part carrying an error status makes the whole answer that error.  The
     answer is PUSHed to the gateway (--out); parts of finished requests are
     dropped.                                                               */
@@ -47,6 +50,7 @@ typedef struct {
     uint64_t id;
     bool done;
     uint64_t held;                  /* estimated memory of the parts held (s_cost) */
+    uint8_t given_up[(NF_SHARDS_MAX + 7) / 8];   /* shards reported down meanwhile */
     Nflow__Envelope *plan;          /* owned; NULL until it arrives */
     Nflow__Envelope **parts;        /* owned */
     size_t nparts, cap;
@@ -85,12 +89,19 @@ s_has_part(const req_t *r, uint32_t shard)
 }
 
 static bool
+s_given_up(const req_t *r, uint32_t shard)
+{
+    return shard < NF_SHARDS_MAX && (r->given_up[shard / 8] >> (shard % 8) & 1);
+}
+
+/* Every planned shard answered, or was reported down since. */
+static bool
 s_complete(const req_t *r)
 {
     if (!r->plan)
         return false;
     for (size_t i = 0; i < r->plan->plan->n_shards; i++)
-        if (!s_has_part(r, r->plan->plan->shards[i]))
+        if (!s_has_part(r, r->plan->plan->shards[i]) && !s_given_up(r, r->plan->plan->shards[i]))
             return false;
     return true;
 }
@@ -286,12 +297,40 @@ s_lookup(reducer_t *self, uint64_t id, uint64_t deadline_us)
     return r;
 }
 
+/* The router says shard is down: stop waiting for it. */
+static void
+s_shard_down(reducer_t *self, uint32_t shard)
+{
+    if (shard >= NF_SHARDS_MAX)
+        return;
+    zlist_t *finish = zlist_new();
+    for (req_t *r = zhashx_first(self->reqs); r && finish; r = zhashx_next(self->reqs)) {
+        if (r->done || s_has_part(r, shard))
+            continue;
+        r->given_up[shard / 8] |= (uint8_t) (1u << (shard % 8));
+        if (s_complete(r))
+            zlist_append(finish, r);
+    }
+    size_t n = finish ? zlist_size(finish) : 0;
+    for (req_t *r = finish ? zlist_first(finish) : NULL; r; r = zlist_next(finish))
+        s_finish(self, r);
+    zlist_destroy(&finish);
+    nf_pod_log(self->pod, "shard %u is down: %zu request%s answered without it", shard, n,
+               n == 1 ? "" : "s");
+}
+
 static void
 s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     reducer_t *self = arg;
     (void) recv_us;
     Nflow__Envelope *env = msg->env;
+    if (env->request_id == 0 && env->status
+        && env->status->code == NFLOW__STATUS_CODE__STATUS_SHARD_DOWN
+        && env->body_case == NFLOW__ENVELOPE__BODY_RESULT) {
+        s_shard_down(self, env->result->shard);
+        return;
+    }
     if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
         /* counts were checked against the limits by nf_msg_recv */
     }

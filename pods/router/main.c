@@ -5,7 +5,15 @@
     searches go to every shard.  Shards are the DEALERs connected to the
     ROUTER --shards with identity "shard-N"; they say HELLO and send a
     HEARTBEAT every heartbeat_ms, and a shard silent for dead_after_ms is
-    down.  After dispatching, the router PUSHes the reducer a Plan naming
+    down.  The router pings every shard with a HEARTBEAT of its own at the
+    same interval (liveness both ways; ZMTP heartbeats drop a dead
+    connection under it).  With CURVE (--keys) a shard's messages count
+    only when they come from the key of that shard (User-Id shard-N); a
+    shard whose flow fingerprint differs from the router's is refused,
+    naming the first differing key.  When a shard goes down, the reducer
+    is told at once (a Result {shard} with status SHARD_DOWN, request id 0)
+    so that requests in flight to it are answered partial now, not at
+    their deadline.  After dispatching, the router PUSHes the reducer a Plan naming
     the shards that got a part and those that are down (a send that fails
     marks that shard down too).  When no shard at all can take the request
     it is failed with UNAVAILABLE via --errors.                            */
@@ -13,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nf_fprint.h"
 #include "nf_error.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
@@ -25,7 +34,93 @@ typedef struct {
     uint64_t dead_after_us;
     uint64_t *last_seen;        /* monotonic us of the last word from each shard, 0 = never */
     bool *was_alive;            /* for logging state changes */
+    bool *refused;              /* its last word was refused */
+    uint64_t *refused_why;      /* hash of the reason last logged (log each reason once) */
+    uint64_t hb_us, next_ping;
 } router_t;
+
+/* Tell the reducer that shard went down: it stops waiting for it. */
+static void
+s_tell_down(router_t *self, uint32_t shard)
+{
+    Nflow__Envelope env;
+    nf_env_init(&env);
+    Nflow__Status st = NFLOW__STATUS__INIT;
+    st.code = NFLOW__STATUS_CODE__STATUS_SHARD_DOWN;
+    char text[64];
+    snprintf(text, sizeof text, "shard %u is down", shard);
+    st.message = text;
+    env.status = &st;
+    Nflow__Result res = NFLOW__RESULT__INIT;
+    res.shard = shard;
+    res.partial = true;
+    env.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    env.result = &res;
+    nf_msg_send(self->reducer, NULL, &env, ZMQ_DONTWAIT);   /* best effort: the deadline
+                                                               still answers */
+}
+
+/* Ping every shard (liveness both ways): a HEARTBEAT with our fingerprint. */
+static void
+s_ping(router_t *self)
+{
+    uint64_t now = nf_now_us();
+    if (now < self->next_ping)
+        return;
+    self->next_ping = now + self->hb_us;
+    Nflow__Envelope env;
+    nf_env_init(&env);
+    Nflow__Control c = NFLOW__CONTROL__INIT;
+    c.command = NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT;
+    c.pod = (char *) nf_pod_name(self->pod);
+    c.ready = true;
+    c.fingerprint = nf_pod_fingerprint(self->pod);
+    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.control = &c;
+    for (uint32_t s = 0; s < self->nshards; s++) {
+        char ident[32];
+        snprintf(ident, sizeof ident, "shard-%u", s);
+        zmsg_t *routing = zmsg_new();
+        zmsg_addstr(routing, ident);
+        (void) nf_msg_send(self->shards, routing, &env, ZMQ_DONTWAIT);  /* unconnected: fails */
+        zmsg_destroy(&routing);
+    }
+}
+
+/* May this HELLO/HEARTBEAT of shard count?  Logs a refusal once. */
+static bool
+s_admit(router_t *self, uint32_t shard, const nf_msg_t *msg)
+{
+    const Nflow__Control *c = msg->env->control;
+    char why[700] = "";
+    char want[32];
+    snprintf(want, sizeof want, "shard-%u", shard);
+    if (nf_pod_keys(self->pod) && strcmp(msg->user, want))
+        snprintf(why, sizeof why, "it claims %s but holds key '%s'", want, msg->user);
+    else if (c->fingerprint && nf_pod_fingerprint(self->pod)
+             && c->fingerprint != nf_pod_fingerprint(self->pod)) {
+        char diff[600] = "";
+        if (!nf_pod_canon(self->pod) || !c->canonical || !*c->canonical
+            || !nf_canon_diff(nf_pod_canon(self->pod), c->canonical, diff, sizeof diff))
+            snprintf(diff, sizeof diff, "fingerprint %016llx here, %016llx there",
+                     (unsigned long long) nf_pod_fingerprint(self->pod),
+                     (unsigned long long) c->fingerprint);
+        snprintf(why, sizeof why, "it runs a different flow: %s", diff);
+    }
+    if (!*why) {
+        if (self->refused[shard])
+            nf_pod_log(self->pod, "shard %u from %s admitted", shard, msg->peer);
+        self->refused[shard] = false;
+        return true;
+    }
+    nf_pod_stats(self->pod)->malformed++;
+    uint64_t h = nf_canon_fingerprint(why);
+    if (!self->refused[shard] || self->refused_why[shard] != h)
+        nf_pod_log(self->pod, "shard %u refused (%s): %s", shard, msg->peer, why);
+    self->refused[shard] = true;
+    self->refused_why[shard] = h;
+    return false;
+}
 
 static bool
 s_alive(router_t *self, uint32_t shard, uint64_t now)
@@ -42,6 +137,8 @@ s_track(router_t *self)
         bool alive = s_alive(self, s, now);
         if (alive != self->was_alive[s])
             nf_pod_log(self->pod, "shard %u is %s", s, alive ? "up" : "down");
+        if (!alive && self->was_alive[s])
+            s_tell_down(self, s);
         self->was_alive[s] = alive;
     }
 }
@@ -70,11 +167,18 @@ s_from_shard(void *arg, nf_msg_t *msg, uint64_t recv_us)
     if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
         && (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HELLO
             || env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT)) {
-        self->last_seen[shard] = nf_now_us();
+        if (s_admit(self, shard, msg))
+            self->last_seen[shard] = nf_now_us();
+        return;
+    }
+    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+        && env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE) {
+        nf_pod_reject(self->pod, self->shards, msg,
+                      "TERMINATE is only served on the control socket");
         return;
     }
     if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
-        nf_pod_control(self->pod, self->shards, msg->routing, env);
+        nf_pod_control(self->pod, self->shards, msg->routing, env);     /* PING, STATUS */
         return;
     }
     if (!env->body_case)
@@ -227,7 +331,10 @@ s_setup(nf_pod_t *pod, void *arg)
     self->dead_after_us = (uint64_t) nf_pod_int(pod, "dead_after_ms") * 1000;
     self->last_seen = calloc(self->nshards, sizeof *self->last_seen);
     self->was_alive = calloc(self->nshards, sizeof *self->was_alive);
-    if (!self->last_seen || !self->was_alive)
+    self->refused = calloc(self->nshards, sizeof *self->refused);
+    self->refused_why = calloc(self->nshards, sizeof *self->refused_why);
+    self->hb_us = (uint64_t) nf_pod_int(pod, "heartbeat_ms") * 1000;
+    if (!self->last_seen || !self->was_alive || !self->refused || !self->refused_why)
         return nf_error_set(NF_ENOMEM, "router: out of memory for %u shards", self->nshards);
     return NF_OK;
 }
@@ -236,11 +343,14 @@ static void
 s_step(nf_pod_t *pod, void *arg)
 {
     router_t *self = arg;
-    nf_pod_wait(pod, (int) nf_pod_int(pod, "heartbeat_ms"));
+    long hb = nf_pod_int(pod, "heartbeat_ms");
+    nf_pod_wait(pod, hb < 100 ? (int) hb : 100);    /* a silent shard is seen within 0.1 s */
     /* shards first: fresh heartbeats before the requests that need them */
     nf_pod_drain(pod, self->shards, 1024, s_from_shard, self);
+    s_track(self);      /* a shard that went silent is down before new work plans for it */
     nf_pod_drain(pod, self->in, 256, s_from_in, self);
     s_track(self);
+    s_ping(self);
 }
 
 static void
@@ -250,6 +360,8 @@ s_teardown(nf_pod_t *pod, void *arg)
     (void) pod;
     free(self->last_seen);
     free(self->was_alive);
+    free(self->refused);
+    free(self->refused_why);
 }
 
 int
