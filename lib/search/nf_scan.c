@@ -262,7 +262,14 @@ typedef float s_v4 __attribute__((vector_size(16)));
 typedef int32_t s_vi4 __attribute__((vector_size(16)));
 
 #define S_INLINE static inline __attribute__((always_inline))
+/* Lanes of a and b picked by constant indices (0.. a, L.. b): clang and
+   GCC >= 12 spell it __builtin_shufflevector, older GCC __builtin_shuffle
+   with an index vector of type vi. */
+#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+#define S_SHUF(vi, a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
 #define S_SHUF(vi, a, b, ...) __builtin_shuffle((a), (b), (vi) {__VA_ARGS__})
+#endif
 #define S_HALVES(vi, a, b, lo, hi) (S_SHUF(vi, a, b, lo) + S_SHUF(vi, a, b, hi))
 
 /* Tree stages: lanes of a pair of vectors folded in halves of 8, 4, 2, 1. */
@@ -446,7 +453,7 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
         s_body_##SFX(Qp, m, dpad, X, D, wn, S, lds);                            \
     }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__)       /* GCC and clang */
 #define S_X86 1
 S_DEF_KERNEL(z, __attribute__((target("avx512f,avx2,fma"))), s_vf, 16, s_reduce16, 4, 2)
 S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 2, 2)
