@@ -2,6 +2,7 @@
     (see args.h). */
 #include "args.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -175,6 +176,7 @@ nf_args_parse(const nf_args_t *spec, int argc, char **argv, int *status)
     size_t npos = 0;
     bool given[64] = {false};           /* required options seen, by table index */
     bool only_positional = false;
+    assert(spec->nargs <= sizeof given / sizeof given[0]);     /* a table this long is a bug */
     *status = 2;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];

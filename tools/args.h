@@ -71,7 +71,7 @@ typedef struct {
 typedef struct {
     const char *cmd;        /* "nflow bench scan": prefix of usage and errors */
     const nf_arg_t *args;
-    size_t nargs;
+    size_t nargs;           /* at most 64 */
     const char *summary;    /* printed under the usage line by --help, or NULL */
     const char *synopsis;   /* replaces the generated argument part of the usage line */
     FILE *out, *err;        /* --help / errors; NULL = stdout / stderr */

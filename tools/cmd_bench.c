@@ -4,7 +4,7 @@
           DRAM read bandwidth (sum a buffer with N threads, best of 3) and
           sgemm GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each.
 
-      nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) -q Q -k K
+      nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) [-q Q] [-k K]
                        [--threads N] [--window W] [--policy mmap|memory]
                        [--repeat R] [--truth OUT.ivecs]
           Opens the segment read-only, runs one timed nf_scan_search and
@@ -18,7 +18,10 @@
           uses its first Q rows; --queries-seed makes standard-normal-ish
           queries with a small C generator (NOT numpy's stream).  --truth
           writes per query an int32 k then k int32 rows (-1 padded), like
-          the anchors' --truth.                                              */
+          the anchors' --truth.
+
+    Options are parsed with tools/args.h; `--help` comes from the same
+    tables.                                                              */
 #include "nflow.h"
 #include "args.h"
 
