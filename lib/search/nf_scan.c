@@ -262,6 +262,16 @@ typedef float s_v4 __attribute__((vector_size(16)));
 typedef int32_t s_vi4 __attribute__((vector_size(16)));
 
 #define S_INLINE static inline __attribute__((always_inline))
+/* Unroll a loop over the tile's queries or rows completely.  The trip
+   counts are constants only once s_tile is inlined into s_body: GCC's
+   "unroll 16" waits for that; clang 14 unrolls by 16 with a run-time trip
+   count first (the accumulators then live on the stack, 2-3x slower), so
+   it is asked for a full unroll, which it does once the count is known. */
+#ifdef __clang__
+#define S_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define S_UNROLL _Pragma("GCC unroll 16")
+#endif
 /* Lanes of a and b picked by constant indices (0.. a, L.. b): clang and
    GCC >= 12 spell it __builtin_shufflevector, older GCC __builtin_shuffle
    with an index vector of type vi. */
@@ -357,27 +367,27 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
         V acc[L] = {{0}};                                                       \
         V xv[L], qv[L];                                                         \
         for (size_t c = 0; c < dfull; c += (L)) {                               \
-            _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)            \
+            S_UNROLL for (size_t r = 0; r < nr; r++)            \
                 memcpy(&xv[r], xb + r * d + c, sizeof(V));                      \
             if (pf && c % 16 == 0)                                              \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     __builtin_prefetch(pf + r * d + c, 0, S_PF_LOC);            \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
                 memcpy(&qv[i], Qp + i * dpad + c, sizeof(V));                   \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     acc[i * nr + r] += xv[r] * qv[i];                           \
         }                                                                       \
         if (dfull < d) {                                                        \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
                 memcpy(&qv[i], Qp + i * dpad + dfull, sizeof(V));               \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     acc[i * nr + r] += tails[r] * qv[i];                        \
         }                                                                       \
         V sum;                                                                  \
         REDUCE(acc, &sum);                                                      \
-        _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)                \
+        S_UNROLL for (size_t i = 0; i < nq; i++)                \
             memcpy(S + i * lds, (const char *) &sum + i * nr * sizeof(float),   \
                    nr * sizeof(float));                                         \
     }                                                                           \
