@@ -272,10 +272,11 @@ typedef int32_t s_vi4 __attribute__((vector_size(16)));
 #else
 #define S_UNROLL _Pragma("GCC unroll 16")
 #endif
-/* Lanes of a and b picked by constant indices (0.. a, L.. b): clang and
-   GCC >= 12 spell it __builtin_shufflevector, older GCC __builtin_shuffle
-   with an index vector of type vi. */
-#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+/* Lanes of a and b picked by constant indices (0.. a, L.. b): clang
+   spells it __builtin_shufflevector, GCC __builtin_shuffle with an index
+   vector of type vi (GCC >= 12 knows both; the code it was tuned with
+   uses the latter). */
+#ifdef __clang__
 #define S_SHUF(vi, a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
 #else
 #define S_SHUF(vi, a, b, ...) __builtin_shuffle((a), (b), (vi) {__VA_ARGS__})
