@@ -3,7 +3,10 @@
    of the window, more queries than one query block, odd dims); tombstoned
    rows never returned; duplicate rows come out in row order; 1 and 2
    threads give identical results, and so do the mmap and memory policies;
-   zero queries and zero rows under cosine; argument errors. */
+   zero queries and zero rows under cosine; argument errors.  Every dot
+   kernel this CPU runs is forced in turn through NFLOW_SCAN_KERNEL and
+   checked on the few-query shapes; one it cannot run, or an unknown name,
+   must be refused (and is reported as not run). */
 #include "nf_error.h"
 #include "nf_scan.h"
 #include "nf_segment.h"
@@ -375,9 +378,79 @@ s_edges(void)
     free(dir);
 }
 
+/* The few-query shapes (2..64 queries: the ones that use a dot kernel). */
+static void
+s_few_query_cases(void)
+{
+    static const nf_metric_t metrics[] = {NF_METRIC_L2, NF_METRIC_IP, NF_METRIC_COSINE};
+    for (int m = 0; m < 3; m++) {
+        s_case(5, 8, 3, 10, metrics[m], 0);
+        s_case(3001, 33, 7, 5, metrics[m], 192);
+        s_case(10000, 64, 40, 20, metrics[m], 640);
+        s_case(700, 20, 2, 1, metrics[m], 64);
+        s_case(2500, 128, 13, 10, metrics[m], 0);
+        s_case(1000, 100, 6, 7, metrics[m], 320);
+    }
+}
+
+/* A search of 2 queries under NFLOW_SCAN_KERNEL=name must fail with
+   NF_EINVAL naming the variable. */
+static void
+s_refused(const char *name)
+{
+    setenv("NFLOW_SCAN_KERNEL", name, 1);
+    const char *got = "x";
+    CHECK(nf_scan_kernel(&got) == NF_EINVAL && got == NULL);
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, 4, NF_METRIC_L2, &seg));
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    nf_doc_t doc = {.id = "a", .vector = v};
+    CHECK_OK(nf_segment_append(seg, &doc, 1));
+    nf_hit_t out[2];
+    size_t counts[2];
+    CHECK(nf_scan_search(seg, v, 2, 1, NULL, out, counts) == NF_EINVAL);
+    char want[64];
+    snprintf(want, sizeof want, "NFLOW_SCAN_KERNEL=%s", name);
+    CHECK(strstr(nf_error_msg(), want) != NULL);
+    printf("  NFLOW_SCAN_KERNEL=%s refused: %s\n", name, nf_error_msg());
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
+static void
+s_kernels(void)
+{
+    static const char *names[] = {"avx512", "avx2", "portable"};
+    const char *best = NULL;
+    unsetenv("NFLOW_SCAN_KERNEL");
+    CHECK_OK(nf_scan_kernel(&best));
+    printf("default dot kernel: %s\n", best ? best : "?");
+    CHECK(nf_scan_kernel_supported("portable"));
+    CHECK(!nf_scan_kernel_supported("sse9") && !nf_scan_kernel_supported(NULL));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!nf_scan_kernel_supported(names[i])) {
+            printf("kernel %s: NOT RUN, this CPU cannot run it\n", names[i]);
+            s_refused(names[i]);
+            continue;
+        }
+        setenv("NFLOW_SCAN_KERNEL", names[i], 1);
+        const char *got = NULL;
+        CHECK_OK(nf_scan_kernel(&got));
+        CHECK(got && !strcmp(got, names[i]));
+        printf("kernel %s (forced):\n", names[i]);
+        s_few_query_cases();
+    }
+    s_refused("sse9");
+    unsetenv("NFLOW_SCAN_KERNEL");
+}
+
 int
 main(void)
 {
+    /* the default runs below must not inherit a forced kernel */
+    unsetenv("NFLOW_SCAN_KERNEL");
     static const nf_metric_t metrics[] = {NF_METRIC_L2, NF_METRIC_IP, NF_METRIC_COSINE};
     for (int m = 0; m < 3; m++) {
         s_case(5, 8, 3, 10, metrics[m], 0);            /* n < k */
@@ -391,5 +464,6 @@ main(void)
     }
     s_ties();
     s_edges();
+    s_kernels();
     return nf_test_done("scan");
 }

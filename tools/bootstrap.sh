@@ -3,11 +3,20 @@
 #
 #   tools/bootstrap.sh demo    install, build, start flows/demo.yml, index the
 #                              fortunes corpus, run a few searches, stop
-#   tools/bootstrap.sh test    install, build, run every test suite; ends with
-#                              a plain "N passed, N failed" line
-#   tools/bootstrap.sh build   install and build only
+#   tools/bootstrap.sh test    install, build, run every test suite in three
+#                              builds; ends with a plain "N passed, N failed"
+#                              line and exits non-zero on any failure:
+#                                build        gcc, release: unit, e2e, bench
+#                                build-clang  clang, release: unit
+#                                build-asan   clang, ASan + UBSan, libFuzzer:
+#                                             unit, e2e, fuzz (5 s per target)
+#   tools/bootstrap.sh test ARGS...
+#                              only ./build, `meson test` ARGS (a suite with
+#                              --suite NAME, or test names)
+#   tools/bootstrap.sh build   install and build ./build only
 #
-# Works on a fresh Debian 12 as root (or with sudo).  Builds in ./build.
+# Works on a fresh Debian 12 as root (or with sudo).  Builds in ./build
+# (NFLOW_BUILDDIR), ./build-clang and ./build-asan.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +27,7 @@ builddir=${NFLOW_BUILDDIR:-build}
 # Debian packages: build tools, the libraries nflow links, and what the
 # anchors, the Python example pod and the demo corpus need.
 packages=(
-  build-essential pkg-config meson ninja-build
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev llvm
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libyaml-dev libjansson-dev libxxhash-dev
   protobuf-compiler python3 python3-numpy python3-faiss python3-zmq python3-protobuf
@@ -52,18 +61,38 @@ quietly() {
   rm -f "$log"
 }
 
+# setup_build DIR [meson setup options...]: configure DIR once.
+setup_build() {
+  local dir=$1
+  shift
+  [ -f "$dir/build.ninja" ] || quietly meson setup "$dir" "$@"
+}
+
 build() {
-  if [ ! -f "$builddir/build.ninja" ]; then
-    quietly meson setup "$builddir" --buildtype=release
-  fi
+  setup_build "$builddir" --buildtype=release
   quietly ninja -C "$builddir"
 }
 
-run_tests() {
-  local rc=0
-  meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || rc=$?
+# The other compiler, and the sanitizers with libFuzzer (clang).  The
+# sanitizer build is not optimised: clang 14 takes minutes to optimise the
+# scan's unrolled kernels with UBSan's checks in them.
+build_clang() {
+  CC=clang setup_build build-clang --buildtype=release && quietly ninja -C build-clang
+}
+build_asan() {
+  CC=clang setup_build build-asan --buildtype=debug -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dfuzz=true && quietly ninja -C build-asan
+}
+
+# meson_test DIR ARGS...: run, then tally DIR's JSON log into the totals.
+passed=0 failed=0 skipped=0
+meson_test() {
+  local dir=$1 rc=0 t0 tally
+  shift
+  t0=$(date +%s)
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || rc=$?
   # meson's own summary is not a plain tally: count from its JSON log.
-  /usr/bin/python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+  tally=$(/usr/bin/python3 - "$dir/meson-logs/testlog.json" <<'PY'
 import json, sys
 passed = failed = skipped = 0
 with open(sys.argv[1]) as f:
@@ -72,8 +101,29 @@ with open(sys.argv[1]) as f:
         if r in ("OK", "EXPECTEDFAIL"): passed += 1
         elif r == "SKIP": skipped += 1
         else: failed += 1
-print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+print(passed, failed, skipped)
 PY
+)
+  set -- $tally
+  echo "bootstrap: $dir: $1 passed, $2 failed, $3 skipped in $(( $(date +%s) - t0 )) s" >&2
+  passed=$((passed + $1)) failed=$((failed + $2)) skipped=$((skipped + $3))
+  return $rc
+}
+
+run_tests() {
+  local rc=0
+  if [ $# -gt 0 ]; then
+    meson_test "$builddir" "$@" || rc=1
+  else
+    meson_test "$builddir" --suite unit --suite e2e --suite bench || rc=1
+    # a build that fails counts as one failed test, and the tally still ends the output
+    if build_clang; then meson_test build-clang --suite unit || rc=1
+    else echo "bootstrap: build-clang: the build failed" >&2; failed=$((failed + 1)); fi
+    if build_asan; then meson_test build-asan --suite unit --suite e2e --suite fuzz || rc=1
+    else echo "bootstrap: build-asan: the build failed" >&2; failed=$((failed + 1)); fi
+  fi
+  echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
+  [ "$failed" -eq 0 ] || rc=1
   return $rc
 }
 

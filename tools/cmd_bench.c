@@ -4,7 +4,7 @@
           DRAM read bandwidth (sum a buffer with N threads, best of 3) and
           sgemm GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each.
 
-      nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) -q Q -k K
+      nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) [-q Q] [-k K]
                        [--threads N] [--window W] [--policy mmap|memory]
                        [--repeat R] [--truth OUT.ivecs]
           Opens the segment read-only, runs one timed nf_scan_search and
@@ -18,8 +18,12 @@
           uses its first Q rows; --queries-seed makes standard-normal-ish
           queries with a small C generator (NOT numpy's stream).  --truth
           writes per query an int32 k then k int32 rows (-1 padded), like
-          the anchors' --truth.                                              */
+          the anchors' --truth.
+
+    Options are parsed with tools/args.h; `--help` comes from the same
+    tables.                                                              */
 #include "nflow.h"
+#include "args.h"
 
 #include "nf_error.h"
 #include "nf_scan.h"
@@ -151,35 +155,34 @@ s_sgemm_gflops(int n)
 static int
 s_limits(int argc, char **argv)
 {
-    long mem_mb = 1024, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--mem-mb") && i + 1 < argc)
-            mem_mb = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = strtol(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "nflow bench limits: unknown or incomplete option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if (mem_mb < 16 || mem_mb > (1L << 20) || threads < 0 || threads > 1024) {
-        fprintf(stderr, "nflow bench limits: --mem-mb must be 16.. and --threads 0..1024\n");
-        return 2;
-    }
+    long long mem_mb = 1024, threads = 0;
+    const nf_arg_t args[] = {
+        {"--mem-mb", NULL, NF_ARG_LONG, &mem_mb, 16, 1LL << 20, .meta = "MB",
+         .help = "buffer read for the bandwidth"},
+        {"--threads", NULL, NF_ARG_LONG, &threads, 0, 1024, .meta = "N",
+         .help = "reader threads and OpenBLAS threads (0 = all cores)"},
+    };
+    const nf_args_t spec = {
+        "nflow bench limits", args, NF_ARGS_COUNT(args),
+        .summary = "DRAM read bandwidth (sum a buffer with N threads, best of 3) and sgemm\n"
+                   "GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each."};
+    int status;
+    if (!nf_args_parse(&spec, argc, argv, &status))
+        return status;
     int nt = threads > 0 ? (int) threads : (int) sysconf(_SC_NPROCESSORS_ONLN);
     if (nt < 1)
         nt = 1;
     size_t bytes = (size_t) mem_mb << 20;
     unsigned char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED) {
-        fprintf(stderr, "nflow bench limits: cannot map %ld MB: %s\n", mem_mb, strerror(errno));
+        fprintf(stderr, "nflow bench limits: cannot map %lld MB: %s\n", mem_mb, strerror(errno));
         return 1;
     }
     madvise(buf, bytes, MADV_NOHUGEPAGE);   /* like page-cache pages of a segment */
     memset(buf, 1, bytes);                  /* real pages, not the shared zero page */
     double gbps = s_bandwidth(buf, bytes, nt);
     munmap(buf, bytes);
-    printf("limits dram_read_GBps=%.2f threads=%d buffer_MB=%ld\n", gbps, nt, mem_mb);
+    printf("limits dram_read_GBps=%.2f threads=%d buffer_MB=%lld\n", gbps, nt, mem_mb);
     fflush(stdout);
     if (threads > 0)
         openblas_set_num_threads((int) threads);
@@ -200,21 +203,6 @@ s_cpu_s(void)
         return 0.0;
     return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
            + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static int
-s_parse_u64(const char *opt, const char *text, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-' || v > max) {
-        fprintf(stderr, "nflow bench scan: %s expects an integer 0..%llu, got '%s'\n", opt,
-                (unsigned long long) max, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 /* Read the first nq rows of a raw float32 file of dim d (nq 0 = all rows). */
@@ -296,72 +284,46 @@ s_write_truth(const char *path, const nf_hit_t *out, const size_t *counts, size_
     return 0;
 }
 
-static void
-s_scan_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: nflow bench scan DIR (--queries FILE.f32 | --queries-seed S) -q Q -k K\n"
-            "                        [--threads N] [--window W] [--policy mmap|memory]\n"
-            "                        [--repeat R] [--truth OUT.ivecs]\n");
-}
-
 static int
 s_scan(int argc, char **argv)
 {
     const char *dir = NULL, *qfile = NULL, *truth = NULL, *policy = "mmap";
-    uint64_t nq = 0, k = 10, threads = 0, window = 0, repeat = 1, seed = 0;
+    long long nq = 0, k = 10, threads = 0, window = 0, repeat = 1, seed = 0;
     bool have_seed = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            s_scan_usage(stdout);
-            return 0;
-        } else if (a[0] != '-') {
-            if (dir) {
-                fprintf(stderr, "nflow bench scan: unexpected argument '%s'\n", a);
-                return 2;
-            }
-            dir = a;
-            continue;
-        } else if (!v) {
-            fprintf(stderr, "nflow bench scan: option %s needs a value\n", a);
-            return 2;
-        } else if (!strcmp(a, "--queries"))
-            qfile = v;
-        else if (!strcmp(a, "--truth"))
-            truth = v;
-        else if (!strcmp(a, "--policy"))
-            policy = v;
-        else if (!strcmp(a, "--queries-seed")) {
-            bad = s_parse_u64(a, v, UINT64_MAX, &seed);
-            have_seed = true;
-        } else if (!strcmp(a, "-q"))
-            bad = s_parse_u64(a, v, 10000000, &nq);
-        else if (!strcmp(a, "-k"))
-            bad = s_parse_u64(a, v, 100000, &k);
-        else if (!strcmp(a, "--threads"))
-            bad = s_parse_u64(a, v, 1024, &threads);
-        else if (!strcmp(a, "--window"))
-            bad = s_parse_u64(a, v, 1u << 24, &window);
-        else if (!strcmp(a, "--repeat"))
-            bad = s_parse_u64(a, v, 1000, &repeat);
-        else {
-            fprintf(stderr, "nflow bench scan: unknown option '%s'\n", a);
-            s_scan_usage(stderr);
-            return 2;
-        }
-        if (bad)
-            return 2;
-        i++;
-    }
-    if (!dir || (!qfile && !have_seed) || (qfile && have_seed) || k == 0 || repeat == 0
-        || (have_seed && nq == 0)
-        || (strcmp(policy, "mmap") && strcmp(policy, "memory"))) {
-        fprintf(stderr, "nflow bench scan: need DIR, one of --queries/--queries-seed (with -q), "
-                        "k >= 1, --repeat >= 1, --policy mmap|memory\n");
-        s_scan_usage(stderr);
+    const nf_arg_t args[] = {
+        {"DIR", NULL, NF_ARG_POS, &dir, .required = true, .help = "the segment (opened read-only)"},
+        {"--queries", NULL, NF_ARG_STR, &qfile, .meta = "FILE.f32",
+         .help = "raw row-major float32 queries (dim from the segment); its first Q are used"},
+        {"--queries-seed", NULL, NF_ARG_LONG, &seed, 0, INT64_MAX, .meta = "S",
+         .help = "standard-normal-ish queries from a small C generator (not numpy's)",
+         .seen = &have_seed},
+        {"-q", NULL, NF_ARG_LONG, &nq, 0, 10000000, .meta = "Q",
+         .help = "queries (0 = all of --queries)"},
+        {"-k", NULL, NF_ARG_LONG, &k, 1, 100000, .meta = "K", .help = "results per query"},
+        {"--threads", NULL, NF_ARG_LONG, &threads, 0, 1024, .meta = "N",
+         .help = "scan threads (0 = all cores)"},
+        {"--window", NULL, NF_ARG_LONG, &window, 0, 1LL << 24, .meta = "W",
+         .help = "rows per window (0 = automatic)"},
+        {"--policy", NULL, NF_ARG_CHOICE, &policy, .choices = "mmap|memory",
+         .help = "vectors in the page cache or read into RAM"},
+        {"--repeat", NULL, NF_ARG_LONG, &repeat, 1, 1000, .meta = "R",
+         .help = "searches; with R > 1 the best is printed as best_s="},
+        {"--truth", NULL, NF_ARG_STR, &truth, .meta = "OUT.ivecs",
+         .help = "write per query an int32 k then k int32 rows (-1 padded)"},
+    };
+    const nf_args_t spec = {
+        "nflow bench scan", args, NF_ARGS_COUNT(args),
+        .synopsis = "DIR (--queries FILE.f32 | --queries-seed S) [-q Q] [-k K] [--threads N]\n"
+                    "                        [--window W] [--policy mmap|memory] [--repeat R]\n"
+                    "                        [--truth OUT.ivecs]",
+        .summary = "One timed nf_scan_search, printed in the format of\n"
+                   "shared/anchors/flat_anchors.py (query_s = the first search of this process)."};
+    int usage;
+    if (!nf_args_parse(&spec, argc, argv, &usage))
+        return usage;
+    if (!qfile == !have_seed || (have_seed && nq == 0)) {
+        fprintf(stderr, "nflow bench scan: give one of --queries FILE or --queries-seed S "
+                        "(with -q Q) (see nflow bench scan --help)\n");
         return 2;
     }
 
@@ -375,7 +337,7 @@ s_scan(int argc, char **argv)
     }
     uint32_t d = nf_segment_dim(seg);
     size_t q = (size_t) nq;
-    float *queries = qfile ? s_read_queries(qfile, d, &q) : s_seed_queries(seed, d, q);
+    float *queries = qfile ? s_read_queries(qfile, d, &q) : s_seed_queries((uint64_t) seed, d, q);
     nf_hit_t *out = queries ? malloc(q * (size_t) k * sizeof *out) : NULL;
     size_t *counts = queries ? malloc(q * sizeof *counts) : NULL;
     int status = 1;
@@ -388,7 +350,7 @@ s_scan(int argc, char **argv)
 
     nf_scan_opts_t opts = {.threads = (int) threads, .window_rows = window};
     double first = 0.0, best = 0.0, cpu_first = 0.0, cpu_best = 0.0;
-    for (uint64_t r = 0; r < repeat; r++) {
+    for (long long r = 0; r < repeat; r++) {
         double c0 = s_cpu_s();
         uint64_t t0 = nf_now_us();
         rc = nf_scan_search(seg, queries, q, (size_t) k, &opts, out, counts);
@@ -431,19 +393,11 @@ done:
 int
 cmd_bench(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        FILE *o = argc < 2 ? stderr : stdout;
-        fprintf(o, "usage: nflow bench limits [--mem-mb MB] [--threads N]\n");
-        s_scan_usage(o);
-        fprintf(o, "usage: nflow bench flow ...  (nflow bench flow --help)\n");
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "limits"))
-        return s_limits(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "scan"))
-        return s_scan(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "flow"))
-        return cmd_bench_flow(argc - 1, argv + 1);
-    fprintf(stderr, "nflow bench: unknown subcommand '%s' (limits, scan, flow)\n", argv[1]);
-    return 2;
+    static const nf_subcmd_t subs[] = {
+        {"limits", s_limits, "limits [--mem-mb MB] [--threads N]    DRAM bandwidth, sgemm GFLOP/s"},
+        {"scan", s_scan, "scan DIR (--queries F | --queries-seed S) ...   one timed scan"},
+        {"flow", cmd_bench_flow, "flow (--gateway EP | --segment DIR) --queries F ...   latency"},
+    };
+    return nf_args_dispatch("nflow bench", subs, NF_ARGS_COUNT(subs),
+                            "`nflow bench SUBCOMMAND --help` shows its options.", argc, argv);
 }

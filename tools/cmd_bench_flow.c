@@ -38,6 +38,7 @@
     Every wait is bounded: a request by its timeout plus 3 s, the whole run
     by --max-seconds (default 600).                                         */
 #include "nflow.h"
+#include "args.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -64,7 +65,7 @@
 
 typedef struct {
     const char *gateway, *segment, *queries, *truth, *policy;
-    long dim, n, clients, k, warmup, timeout_ms, max_seconds, threads;
+    long long dim, n, clients, k, warmup, timeout_ms, max_seconds, threads;
     bool json;
     const char *key_file;       /* --key: CurveZMQ client key; NULL = plain */
     nf_keys_t *keys;
@@ -97,21 +98,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ */
 /* Shared helpers                                                      */
-
-static int
-s_parse_long(const char *opt, const char *v, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < min || x > max) {
-        fprintf(stderr, "nflow bench flow: %s: expected an integer in %ld..%ld, got '%s'\n", opt,
-                min, max, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
 
 static int
 s_truth_read(const char *path, s_truth_t *t)
@@ -241,7 +227,7 @@ s_report(const char *what, const s_opts_t *o, long clients, s_stats_t *st)
         free(text);
         json_decref(j);
     } else {
-        printf("%s clients=%ld n=%ld k=%ld p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f mean_ms=%.3f "
+        printf("%s clients=%ld n=%lld k=%lld p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f mean_ms=%.3f "
                "max_ms=%.3f qps=%.1f wall_s=%.3f errors=%zu partial=%zu",
                what, clients, o->n, o->k, p50, p90, p99, mean, max, qps, st->wall_s, st->errors,
                st->partial);
@@ -263,7 +249,7 @@ s_report(const char *what, const s_opts_t *o, long clients, s_stats_t *st)
         fprintf(stderr, "nflow bench flow: first error: %s\n", st->first_error);
     bool ok = st->errors == 0 && st->answered == (size_t) o->n;
     if (!ok && !st->first_error[0])
-        fprintf(stderr, "nflow bench flow: %zu of %ld queries answered\n", st->answered, o->n);
+        fprintf(stderr, "nflow bench flow: %zu of %lld queries answered\n", st->answered, o->n);
     return ok ? 0 : 1;
 }
 
@@ -401,7 +387,7 @@ s_flow_phase(s_flow_t *f, size_t total, s_stats_t *st, bool record)
     while (finished < total) {
         uint64_t now = nf_now_us();
         if (now >= f->end_us)
-            return nf_error_set(NF_ETIMEOUT, "stopped by --max-seconds %ld: %zu of %zu queries "
+            return nf_error_set(NF_ETIMEOUT, "stopped by --max-seconds %lld: %zu of %zu queries "
                                 "of this phase answered", f->o->max_seconds, finished, total);
         if (record && st->errors >= S_MAX_ERRORS)
             return nf_error_set(NF_EIO, "stopped after %zu failed queries", st->errors);
@@ -579,92 +565,61 @@ s_inproc(const s_opts_t *o, nf_segment_t *seg, const float *qv, size_t nq,
 /* ------------------------------------------------------------------ */
 /* Command line                                                        */
 
-static void
-s_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: nflow bench flow --gateway EP --queries FILE [--dim D] [-n N] [-c CLIENTS]\n"
-            "                        [-k K] [--warmup W] [--timeout-ms T] [--max-seconds S]\n"
-            "                        [--truth FILE.ivecs] [--key FILE] [--json]\n"
-            "       nflow bench flow --segment DIR --queries FILE [-n N] [-k K] [--warmup W]\n"
-            "                        [--threads T] [--policy mmap|memory] [--truth FILE.ivecs]\n"
-            "                        [--json]\n"
-            "  Single-query searches, each client one at a time in a closed loop, through the\n"
-            "  flow's gateway (or in this process over a segment); prints latency percentiles\n"
-            "  and queries/s.  --queries: .fvecs, .f32 (with --dim; the segment's dim in\n"
-            "  --segment mode) or JSONL with vectors; used in turn.  Defaults: -n 200 -c 1\n"
-            "  -k 10 --warmup 10 --timeout-ms 10000 --max-seconds 600 --threads 0.\n"
-            "  --key FILE: CurveZMQ to a flow with keys (a client key from `nflow keys`).\n");
-}
-
 int
 cmd_bench_flow(int argc, char **argv)
 {
     s_opts_t o = {.n = 200, .clients = 1, .k = 10, .warmup = 10, .timeout_ms = 10000,
                   .max_seconds = 600, .policy = "mmap"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            s_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            o.json = true;
-            continue;
-        } else if (!v) {
-            fprintf(stderr, "nflow bench flow: %s: unknown option or missing value\n", a);
-            s_usage(stderr);
-            return 2;
-        } else if (!strcmp(a, "--gateway"))
-            o.gateway = v;
-        else if (!strcmp(a, "--segment"))
-            o.segment = v;
-        else if (!strcmp(a, "--queries"))
-            o.queries = v;
-        else if (!strcmp(a, "--truth"))
-            o.truth = v;
-        else if (!strcmp(a, "--policy"))
-            o.policy = v;
-        else if (!strcmp(a, "--key"))
-            o.key_file = v;
-        else if (!strcmp(a, "--dim"))
-            bad = s_parse_long(a, v, 1, 65536, &o.dim);
-        else if (!strcmp(a, "-n"))
-            bad = s_parse_long(a, v, 1, 1000000, &o.n);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--clients"))
-            bad = s_parse_long(a, v, 1, S_MAX_CLIENTS, &o.clients);
-        else if (!strcmp(a, "-k"))
-            bad = s_parse_long(a, v, 1, 10000, &o.k);
-        else if (!strcmp(a, "--warmup"))
-            bad = s_parse_long(a, v, 0, 1000000, &o.warmup);
-        else if (!strcmp(a, "--timeout-ms"))
-            bad = s_parse_long(a, v, 1, 600000, &o.timeout_ms);
-        else if (!strcmp(a, "--max-seconds"))
-            bad = s_parse_long(a, v, 1, 86400, &o.max_seconds);
-        else if (!strcmp(a, "--threads"))
-            bad = s_parse_long(a, v, 0, 1024, &o.threads);
-        else {
-            fprintf(stderr, "nflow bench flow: unknown option '%s'\n", a);
-            s_usage(stderr);
-            return 2;
-        }
-        if (bad)
-            return 2;
-        i++;
-    }
-    if (!o.gateway == !o.segment || !o.queries) {
-        fprintf(stderr, "nflow bench flow: give --queries FILE and one of --gateway EP or "
-                        "--segment DIR\n");
-        s_usage(stderr);
+    const nf_arg_t args[] = {
+        {"--gateway", NULL, NF_ARG_STR, &o.gateway, .meta = "EP",
+         .help = "the flow's gateway (tcp://HOST:PORT)"},
+        {"--segment", NULL, NF_ARG_STR, &o.segment, .meta = "DIR",
+         .help = "instead: the same searches in this process over a segment"},
+        {"--queries", NULL, NF_ARG_STR, &o.queries, .meta = "FILE", .required = true,
+         .help = ".fvecs, .f32 (with --dim; the segment's dim with --segment) or JSONL\n"
+                 "with vectors; used in turn"},
+        {"--dim", NULL, NF_ARG_LONG, &o.dim, 1, 65536, .meta = "D", .help = "dim of a .f32 file"},
+        {"-n", NULL, NF_ARG_LONG, &o.n, 1, 1000000, .meta = "N", .help = "timed queries"},
+        {"-c", "--clients", NF_ARG_LONG, &o.clients, 1, S_MAX_CLIENTS, .meta = "C",
+         .help = "clients, each one query at a time in a closed loop"},
+        {"-k", NULL, NF_ARG_LONG, &o.k, 1, 10000, .meta = "K", .help = "matches per query"},
+        {"--warmup", NULL, NF_ARG_LONG, &o.warmup, 0, 1000000, .meta = "W",
+         .help = "untimed queries first"},
+        {"--timeout-ms", NULL, NF_ARG_LONG, &o.timeout_ms, 1, 600000, .meta = "T",
+         .help = "deadline per request"},
+        {"--max-seconds", NULL, NF_ARG_LONG, &o.max_seconds, 1, 86400, .meta = "S",
+         .help = "bound on the whole run"},
+        {"--threads", NULL, NF_ARG_LONG, &o.threads, 0, 1024, .meta = "T",
+         .help = "scan threads with --segment (0 = all cores)"},
+        {"--policy", NULL, NF_ARG_CHOICE, &o.policy, .choices = "mmap|memory",
+         .help = "the segment's vectors with --segment"},
+        {"--truth", NULL, NF_ARG_STR, &o.truth, .meta = "FILE.ivecs",
+         .help = "exact top-k per query (`nflow bench scan --truth`): adds recall="},
+        {"--key", NULL, NF_ARG_STR, &o.key_file, .meta = "FILE",
+         .help = "CurveZMQ to a flow with keys (a client key from `nflow keys`)"},
+        {"--json", NULL, NF_ARG_FLAG, &o.json, .help = "one JSON object instead of the lines"},
+    };
+    const nf_args_t spec = {
+        "nflow bench flow", args, NF_ARGS_COUNT(args),
+        .synopsis = "--gateway EP --queries FILE [--dim D] [-n N] [-c CLIENTS]\n"
+                    "                        [-k K] [--warmup W] [--timeout-ms T] [--max-seconds S]\n"
+                    "                        [--truth FILE.ivecs] [--key FILE] [--json]\n"
+                    "       nflow bench flow --segment DIR --queries FILE [-n N] [-k K] [--warmup W]\n"
+                    "                        [--threads T] [--policy mmap|memory] [--truth FILE.ivecs]\n"
+                    "                        [--json]",
+        .summary = "Single-query searches, each client one at a time in a closed loop, through the\n"
+                   "flow's gateway (or in this process over a segment); prints latency percentiles\n"
+                   "and queries/s."};
+    int usage;
+    if (!nf_args_parse(&spec, argc, argv, &usage))
+        return usage;
+    if (!o.gateway == !o.segment) {
+        fprintf(stderr, "nflow bench flow: give one of --gateway EP or --segment DIR "
+                        "(see nflow bench flow --help)\n");
         return 2;
     }
     if (o.segment && o.clients != 1) {
         fprintf(stderr, "nflow bench flow: --segment runs one query at a time: -c must be 1\n");
-        return 2;
-    }
-    if (strcmp(o.policy, "mmap") && strcmp(o.policy, "memory")) {
-        fprintf(stderr, "nflow bench flow: --policy: expected mmap or memory, got '%s'\n",
-                o.policy);
         return 2;
     }
     zsys_handler_set(NULL);     /* Ctrl-C stops the bench at once */

@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Put before a hot function: GCC compiles it for AVX-512, AVX2 and the
-   baseline and picks one at load time (the build targets baseline x86-64,
-   so packaged binaries stay portable).  Empty elsewhere. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+/* Put before a hot function: GCC and clang (>= 14) compile it for
+   AVX-512, AVX2 and the baseline and pick one at load time through an
+   ifunc (the build targets baseline x86-64, so packaged binaries stay
+   portable).  Empty elsewhere.  clang 14 gives the resolver of a static
+   function external linkage ("NAME.resolver"), so two cloned functions
+   of one program must not share a name even when both are static. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define NF_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif

@@ -257,14 +257,32 @@ s_inv_norms(float *invx, const float *xn, size_t n)
    time -- not on the tile shape, the query count or the threads.
    Versions: AVX-512 (L = 16, tiles 4x4, 2x8, 1x16), AVX2+FMA (L = 8, tiles
    2x4, 1x8) and a portable one (L = 4, tiles 2x2, 1x4), chosen once per
-   search by s_pick_dots. */
+   search by s_pick_dots (the best this CPU runs, or NFLOW_SCAN_KERNEL's). */
 typedef float s_v8 __attribute__((vector_size(32)));
 typedef int32_t s_vi8 __attribute__((vector_size(32)));
 typedef float s_v4 __attribute__((vector_size(16)));
 typedef int32_t s_vi4 __attribute__((vector_size(16)));
 
 #define S_INLINE static inline __attribute__((always_inline))
+/* Unroll a loop over the tile's queries or rows completely.  The trip
+   counts are constants only once s_tile is inlined into s_body: GCC's
+   "unroll 16" waits for that; clang 14 unrolls by 16 with a run-time trip
+   count first (the accumulators then live on the stack, 2-3x slower), so
+   it is asked for a full unroll, which it does once the count is known. */
+#ifdef __clang__
+#define S_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define S_UNROLL _Pragma("GCC unroll 16")
+#endif
+/* Lanes of a and b picked by constant indices (0.. a, L.. b): clang
+   spells it __builtin_shufflevector, GCC __builtin_shuffle with an index
+   vector of type vi (GCC >= 12 knows both; the code it was tuned with
+   uses the latter). */
+#ifdef __clang__
+#define S_SHUF(vi, a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
 #define S_SHUF(vi, a, b, ...) __builtin_shuffle((a), (b), (vi) {__VA_ARGS__})
+#endif
 #define S_HALVES(vi, a, b, lo, hi) (S_SHUF(vi, a, b, lo) + S_SHUF(vi, a, b, hi))
 
 /* Tree stages: lanes of a pair of vectors folded in halves of 8, 4, 2, 1. */
@@ -352,27 +370,27 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
         V acc[L] = {{0}};                                                       \
         V xv[L], qv[L];                                                         \
         for (size_t c = 0; c < dfull; c += (L)) {                               \
-            _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)            \
+            S_UNROLL for (size_t r = 0; r < nr; r++)            \
                 memcpy(&xv[r], xb + r * d + c, sizeof(V));                      \
             if (pf && c % 16 == 0)                                              \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     __builtin_prefetch(pf + r * d + c, 0, S_PF_LOC);            \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
                 memcpy(&qv[i], Qp + i * dpad + c, sizeof(V));                   \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     acc[i * nr + r] += xv[r] * qv[i];                           \
         }                                                                       \
         if (dfull < d) {                                                        \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
                 memcpy(&qv[i], Qp + i * dpad + dfull, sizeof(V));               \
-            _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)            \
-                _Pragma("GCC unroll 16") for (size_t r = 0; r < nr; r++)        \
+            S_UNROLL for (size_t i = 0; i < nq; i++)            \
+                S_UNROLL for (size_t r = 0; r < nr; r++)        \
                     acc[i * nr + r] += tails[r] * qv[i];                        \
         }                                                                       \
         V sum;                                                                  \
         REDUCE(acc, &sum);                                                      \
-        _Pragma("GCC unroll 16") for (size_t i = 0; i < nq; i++)                \
+        S_UNROLL for (size_t i = 0; i < nq; i++)                \
             memcpy(S + i * lds, (const char *) &sum + i * nr * sizeof(float),   \
                    nr * sizeof(float));                                         \
     }                                                                           \
@@ -448,25 +466,86 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
         s_body_##SFX(Qp, m, dpad, X, D, wn, S, lds);                            \
     }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__)       /* GCC and clang */
 #define S_X86 1
 S_DEF_KERNEL(z, __attribute__((target("avx512f,avx2,fma"))), s_vf, 16, s_reduce16, 4, 2)
 S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 2, 2)
 #endif
 S_DEF_KERNEL(x, , s_v4, 4, s_reduce4, 2, 2)
 
-/* The best dot kernel this CPU runs. */
-static s_dots_fn
-s_pick_dots(void)
+/* The dot kernels by name, best first, and whether this CPU runs each. */
+static bool
+s_cpu_has(int isa)
 {
 #ifdef S_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return s_dots_z;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return s_dots_y;
+    if (isa == 2)
+        return __builtin_cpu_supports("avx512f");
+    if (isa == 1)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-    return s_dots_x;
+    return isa == 0;
+}
+
+static const struct {
+    const char *name;
+    s_dots_fn dots;
+    int isa;                    /* 2 AVX-512F, 1 AVX2 + FMA, 0 any */
+    const char *needs;          /* for the error message */
+} s_kernels[] = {
+#ifdef S_X86
+    {"avx512", s_dots_z, 2, "AVX-512F"},
+    {"avx2", s_dots_y, 1, "AVX2 and FMA"},
+#endif
+    {"portable", s_dots_x, 0, "nothing"},
+};
+#define S_NKERNELS (sizeof s_kernels / sizeof s_kernels[0])
+
+bool
+nf_scan_kernel_supported(const char *name)
+{
+    for (size_t i = 0; name && i < S_NKERNELS; i++)
+        if (!strcmp(name, s_kernels[i].name))
+            return s_cpu_has(s_kernels[i].isa);
+    return false;
+}
+
+/* The kernel a search uses now: NFLOW_SCAN_KERNEL's when set (an error
+   when unknown or not runnable here), else the best this CPU runs. */
+static int
+s_pick_dots(size_t *index)
+{
+    const char *want = getenv("NFLOW_SCAN_KERNEL");
+    if (want && *want) {
+        for (size_t i = 0; i < S_NKERNELS; i++) {
+            if (strcmp(want, s_kernels[i].name))
+                continue;
+            if (!s_cpu_has(s_kernels[i].isa))
+                return nf_error_set(NF_EINVAL, "NFLOW_SCAN_KERNEL=%s: this CPU lacks %s "
+                                    "(unset it to pick the best kernel the CPU runs)",
+                                    want, s_kernels[i].needs);
+            *index = i;
+            return 0;
+        }
+        return nf_error_set(NF_EINVAL, "NFLOW_SCAN_KERNEL=%s: unknown kernel (expected %s)",
+                            want, S_NKERNELS == 3 ? "avx512, avx2 or portable" : "portable");
+    }
+    for (size_t i = 0; i < S_NKERNELS; i++)
+        if (s_cpu_has(s_kernels[i].isa)) {
+            *index = i;
+            return 0;
+        }
+    return nf_error_set(NF_EINVAL, "nf_scan: no dot kernel");   /* unreachable: portable */
+}
+
+int
+nf_scan_kernel(const char **name)
+{
+    size_t i = 0;
+    int rc = s_pick_dots(&i);
+    if (name)
+        *name = rc ? NULL : s_kernels[i].name;
+    return rc;
 }
 
 /* S (m x wn) = Q[q0 .. q0+m) . X^T.  Few queries: job->dots, with the
@@ -596,6 +675,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
     if (rows > (uint64_t) INT32_MAX * 64)
         return nf_error_set(NF_EINVAL, "nf_scan_search: %llu rows is more than a scan supports",
                             (unsigned long long) rows);
+    size_t kernel = 0;          /* checked on every search, so a bad NFLOW_SCAN_KERNEL
+                                   fails even the searches that do not use it */
+    int krc = s_pick_dots(&kernel);
+    if (krc)
+        return krc;
     size_t out_k = k;           /* stride of out */
     if (k > rows)
         k = (size_t) rows;      /* the collections never need more */
@@ -628,7 +712,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         for (size_t q = 0; q < nq; q++)
             memcpy(qpad + q * job.dpad, queries + q * job.dim, job.dim * sizeof *qpad);
         job.qpad = qpad;
-        job.dots = s_pick_dots();
+        job.dots = s_kernels[kernel].dots;
     }
     for (size_t q = 0; q < nq; q++) {
         double ss = 0.0;

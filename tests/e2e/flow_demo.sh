@@ -5,8 +5,7 @@
 set -euo pipefail
 : "${NFLOW_BUILD_ROOT:?}" "${NFLOW_SOURCE_ROOT:?}"
 if [ ! -d /usr/share/games/fortunes ]; then
-  echo "no fortunes corpus (apt-get install fortunes): skipped"
-  exit 77
+  exec "$NFLOW_SOURCE_ROOT/tests/skip_or_fail.sh" "no fortunes corpus (apt-get install fortunes)"
 fi
 out=$(mktemp "${TMPDIR:-/tmp}/nflow-demo-out-XXXXXX")
 trap 'rm -f "$out"' EXIT
