@@ -10,6 +10,7 @@
     poll over the signalfd and the pods' control sockets.  Pods run in their
     own process group (a terminal's Ctrl-C reaches only the launcher, which
     stops them in order) and get SIGTERM if the launcher dies (PDEATHSIG). */
+#include "args.h"
 #include "nflow.h"
 
 #include <czmq.h>
@@ -661,20 +662,8 @@ s_check_secrets(const s_up_t *up)
     return 0;
 }
 
-static void
-s_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: nflow up FLOW.yml [--workspace DIR] [--host H] [--timeout-ms T] [--dry-run]\n"
-            "  Start a flow and stay in the foreground; prints `ready gateway=EP` once every\n"
-            "  pod answers.  SIGINT/SIGTERM stop it.\n"
-            "  --workspace DIR   override the flow's workspace (flow.state and shards live there)\n"
-            "  --host H          start only the pods placed on host H (multi-host flows)\n"
-            "  --timeout-ms T    bound the wait for every pod to be ready (default: %d ms for\n"
-            "                    the pods started here, no bound for other hosts' pods)\n"
-            "  --dry-run         print the processes and their command lines, start nothing\n",
-            NF_FLOW_READY_MS);
-}
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
 
 int
 cmd_up(int argc, char **argv)
@@ -682,38 +671,26 @@ cmd_up(int argc, char **argv)
     const char *path = NULL, *workspace = NULL, *host = NULL;
     int timeout_ms = 0;
     bool dry = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            s_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--dry-run")) {
-            dry = true;
-        } else if (i + 1 < argc && !strcmp(a, "--workspace")) {
-            workspace = argv[++i];
-        } else if (i + 1 < argc && !strcmp(a, "--host")) {
-            host = argv[++i];
-        } else if (i + 1 < argc && !strcmp(a, "--timeout-ms")) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > NF_FLOW_READY_MAX_MS) {
-                fprintf(stderr, "nflow up: --timeout-ms: expected 1..%d, got '%s'\n",
-                        NF_FLOW_READY_MAX_MS, argv[i]);
-                return 2;
-            }
-            timeout_ms = (int) v;
-        } else if (a[0] != '-' && !path) {
-            path = a;
-        } else {
-            fprintf(stderr, "nflow up: unexpected argument '%s'\n", a);
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (!path) {
-        s_usage(stderr);
-        return 2;
-    }
+    const nf_arg_t args[] = {
+        {"FLOW.yml", NULL, NF_ARG_POS, &path, .required = true, .help = "the flow file"},
+        {"--workspace", NULL, NF_ARG_STR, &workspace, .meta = "DIR",
+         .help = "override the flow's workspace (flow.state and shards live there)"},
+        {"--host", NULL, NF_ARG_STR, &host, .meta = "H",
+         .help = "start only the pods placed on host H (multi-host flows)"},
+        {"--timeout-ms", NULL, NF_ARG_INT, &timeout_ms, 1, NF_FLOW_READY_MAX_MS, .meta = "T",
+         .help = "bound the wait for every pod to be ready (default: " S_STR(NF_FLOW_READY_MS)
+                 " ms for\n"
+                 "the pods started here, no bound for other hosts' pods)"},
+        {"--dry-run", NULL, NF_ARG_FLAG, &dry,
+         .help = "print the processes and their command lines, start nothing"},
+    };
+    const nf_args_t spec = {"nflow up", args, NF_ARGS_COUNT(args),
+                            .summary = "Start a flow and stay in the foreground; prints `ready "
+                                       "gateway=EP` once every\npod answers.  SIGINT/SIGTERM "
+                                       "stop it."};
+    int usage;
+    if (!nf_args_parse(&spec, argc, argv, &usage))
+        return usage;
     s_up_t up = {.sigfd = -1, .lockfd = -1};
     int rc = nf_flow_load(path, &up.flow);
     const char *ws = rc == 0 ? (workspace ? workspace : up.flow->workspace) : NULL;
