@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +409,10 @@ int
 nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks, void *arg)
 {
     nf_pod_t *pod = NULL;
+    /* multi-megabyte message buffers come from the heap and are reused, not
+       mapped and zeroed afresh for every batch */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     if (nf_pod_new(role, argc, argv, &pod) != NF_OK) {
         fprintf(stderr, "nflow-%s: %s\n", role, nf_error_msg());
         return 2;

@@ -51,6 +51,7 @@ typedef struct {
     nf_env_t **parts;        /* owned */
     size_t nparts, cap;
     uint64_t expiry;                /* monotonic us: deadline, then forget time */
+    uint64_t last_recv_us;          /* wall clock (tracing only): when the last part came */
 } req_t;
 
 typedef struct {
@@ -104,14 +105,18 @@ s_cmp_u32(const void *a, const void *b)
 static void
 s_send(reducer_t *self, req_t *r, nf_env_t *out)
 {
-    /* a part's route is the longest: gateway, encoder, router, indexer */
-    const nf_env_t *from = r->nparts ? r->parts[0] : r->plan;
+    /* The route of the part that came last (it decided when the answer was
+       complete: the slowest shard), and the reducer's hop from its arrival,
+       so a trace shows the slowest shard's hold time, its transit to the
+       reducer and the merge, not the wait for it as a "transit". */
+    const nf_env_t *from = r->nparts ? r->parts[r->nparts - 1] : r->plan;
     out->request_id = r->id;
     if (from) {
         out->route = from->route;
         out->n_route = from->n_route;
     }
-    if (nf_msg_send_hop(self->out, NULL, out, nf_pod_name(self->pod), nf_wall_us(), 0)
+    uint64_t recv_us = r->nparts && r->last_recv_us ? r->last_recv_us : nf_wall_us();
+    if (nf_msg_send_hop(self->out, NULL, out, nf_pod_name(self->pod), recv_us, 0)
         != NF_OK)
         nf_pod_log(self->pod, "cannot send a result to the gateway: %s", nf_error_msg());
 }
@@ -288,7 +293,6 @@ static void
 s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     reducer_t *self = arg;
-    (void) recv_us;
     nf_env_t *env = msg->env;
     if (env->body_case == NF_BODY_PLAN) {
         /* counts were checked against the limits by nf_msg_recv */
@@ -339,6 +343,7 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
             r->cap = cap;
         }
         r->parts[r->nparts++] = env;
+        r->last_recv_us = recv_us;
     }
     msg->env = NULL;    /* the request owns it now */
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
