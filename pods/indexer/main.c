@@ -306,7 +306,8 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
                "typed field columns are not supported yet");
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
+    bool finite = nf_vec_check(&b->vectors) == NF_OK;     /* one fast pass */
+    for (size_t i = 0; !finite && i < n; i++) {
         ProtobufCBinaryData row = {(size_t) self->dim * 4,
                                    b->vectors.data + i * (size_t) self->dim * 4};
         if (nf_vec_check(&row) != NF_OK) {
