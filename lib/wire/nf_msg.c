@@ -152,6 +152,16 @@ nf_env_destroy(nf_env_t **env_p)
     *env_p = NULL;
 }
 
+void
+nf_env_drop_frame(nf_env_t *env)
+{
+    s_box_t *box = (s_box_t *) env;
+    if (box && box->has_raw) {
+        zmq_msg_close(&box->raw);
+        box->has_raw = false;
+    }
+}
+
 const char *
 nf_msg_body_name(int body_case)
 {

@@ -93,6 +93,11 @@ void nf_msg_clear(nf_msg_t *msg);
    msg was cleared); accepts NULL and *env_p == NULL; NULLs *env_p. */
 void nf_env_destroy(nf_env_t **env_p);
 
+/* Let go of the body frame kept with a received env (for forwarding): a
+   pod that holds decoded messages (the reducer's parts) keeps only what
+   it uses.  nf_msg_forward_hop cannot forward it afterwards. */
+void nf_env_drop_frame(nf_env_t *env);
+
 /* Bytes of the packed body of env (what it costs to hold or send). */
 size_t nf_env_body_size(const nf_env_t *env);
 

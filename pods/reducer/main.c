@@ -345,7 +345,8 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
         r->parts[r->nparts++] = env;
         r->last_recv_us = recv_us;
     }
-    msg->env = NULL;    /* the request owns it now */
+    msg->env = NULL;    /* the request owns it now (its decoded form only) */
+    nf_env_drop_frame(env);
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
     if (error || s_complete(r))
         s_finish(self, r);
