@@ -43,6 +43,9 @@ typedef struct {
     nf_msg_t msg;               /* owns the envelope the documents point into */
     uint64_t recv_us;
     size_t d0, n;               /* its documents in the group */
+    const float *vecs;          /* their vectors: the batch's own block (aligned, it
+                                   stays with msg until the commit), or NULL: copied
+                                   into the group's */
 } s_wreq_t;
 
 /* The documents of a group, copied straight from the batches' columns:
@@ -245,6 +248,9 @@ s_group_commit(indexer_t *self, s_group_t *g)
         g->docs[i].id = g->idbuf + g->idoff[i];
         g->docs[i].payload = g->docs[i].payload_len ? g->plbuf + g->ploff[i] : NULL;
     }
+    for (size_t r = 0; r < g->nreqs; r++)       /* appended straight from the batch */
+        for (size_t j = 0; g->reqs[r].vecs && j < g->reqs[r].n; j++)
+            g->docs[g->reqs[r].d0 + j].vector = g->reqs[r].vecs + j * self->dim;
     int rc = g->ndocs ? nf_segment_append(self->seg, g->docs, g->ndocs) : NF_OK;
     if (rc == NF_EINVAL && g->nreqs > 1) {
         for (size_t r = 0; r < g->nreqs; r++) {
@@ -326,7 +332,13 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
     }
     size_t d0 = g->ndocs, id0 = g->idlen, pl0 = g->pllen;
     /* vectors: one copy of the whole block */
-    memcpy(g->vecs + d0 * self->dim, b->vectors.data, b->vectors.len);
+    const float *vecs = NULL;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if ((uintptr_t) b->vectors.data % _Alignof(float) == 0)
+        vecs = (const float *) (const void *) b->vectors.data;   /* no copy */
+#endif
+    if (!vecs)
+        memcpy(g->vecs + d0 * self->dim, b->vectors.data, b->vectors.len);
     for (size_t i = 0; i < n; i++) {
         nf_doc_t *doc = &g->docs[d0 + i];
         const char *id = nf_batch_id(b, i, &len);
@@ -368,6 +380,7 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
     w->msg = *msg;
     w->recv_us = recv_us;
     w->d0 = d0;
+    w->vecs = vecs;
     w->n = n;
     return true;
 }
