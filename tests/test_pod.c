@@ -159,7 +159,7 @@ s_sock(int type, const char *ep, bool bind)
     return s;
 }
 
-/* One control call; the answer envelope (caller frees) or NULL. */
+/* One control call; the answer message (caller frees) or NULL. */
 static nf_env_t *
 s_control(const char *ep, Nflow__ControlCommand cmd, int timeout_ms)
 {
@@ -226,7 +226,7 @@ s_garbage(zsock_t *s)
     zmq_send(zsock_resolve(s), "c", 1, 0);
 }
 
-/* Receive one envelope (3 s bound); caller frees. */
+/* Receive one message (3 s bound); caller frees. */
 static nf_env_t *
 s_recv(zsock_t *s)
 {

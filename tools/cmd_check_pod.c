@@ -221,10 +221,10 @@ s_reap(s_check_t *c)
 
 /* ---- sending and receiving -------------------------------------------- */
 
-/* Receive, from sock, the envelope answering request id within timeout_ms
-   (other envelopes are skipped).  NF_OK with msg filled (caller clears it),
+/* Receive, from sock, the message answering request id within timeout_ms
+   (other messages are skipped).  NF_OK with msg filled (caller clears it),
    NF_ETIMEOUT, NF_EUNAVAIL when the pod is gone, NF_EPROTO when the pod
-   sent a frame that is not a valid envelope (message in nf_error_msg). */
+   sent a frame that is not a valid message (message in nf_error_msg). */
 static int
 s_await(s_check_t *c, zsock_t *sock, uint64_t id, int timeout_ms, nf_msg_t *msg)
 {
@@ -277,7 +277,7 @@ s_fail_rc(s_check_t *c, const char *name, int rc, const char *what)
 }
 
 /* Send a control command and wait up to timeout_ms; on NF_OK *reply holds
-   the pod's answer (an envelope with the same request id). */
+   the pod's answer (an message with the same request id). */
 static int
 s_control(s_check_t *c, Nflow__ControlCommand command, int timeout_ms, nf_msg_t *reply)
 {
@@ -460,7 +460,7 @@ s_got(const nf_env_t *env, bool search, size_t i, s_got_t *g)
 
 /* ---- the checks ------------------------------------------------------- */
 
-/* What is wrong with a forwarded envelope as a whole (false: nothing). */
+/* What is wrong with a forwarded message as a whole (false: nothing). */
 static bool
 s_env_wrong(const nf_env_t *env, bool search, size_t ndocs, char *why, size_t size)
 {
@@ -508,7 +508,7 @@ s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const s_got_t *got, bool se
 
 /* Send docs as an index (or search) request and check what the pod
    forwards on --out (same id, see s_env_wrong and s_doc_wrong).  On
-   success *fwd holds the forwarded envelope (caller clears it). */
+   success *fwd holds the forwarded message (caller clears it). */
 static bool
 s_forwarded(s_check_t *c, const char *name, bool search, const s_doc_t *docs, size_t ndocs,
             nf_msg_t *fwd)
@@ -629,8 +629,8 @@ s_check_passthrough(s_check_t *c, int arg)
 }
 
 /* Did the pod pass request id on to --out (within S_DROP_MS)?  Read raw:
-   a forwarded envelope counts whatever its version, and so does a frame
-   that is no envelope at all (what else would it be?). */
+   a forwarded message counts whatever its version, and so does a frame
+   that is no message at all (what else would it be?). */
 static bool
 s_leaked(s_check_t *c, uint64_t id)
 {
@@ -744,10 +744,10 @@ s_check_version(s_check_t *c, int v1)
         s_fail(c, name, "answered on --errors without an error status");
     else if (v1 && rc == NF_OK
              && err.env->status->code != NFLOW__STATUS_CODE__STATUS_BAD_VERSION)
-        s_fail(c, name, "a version-1 envelope was answered with status %d, expected "
+        s_fail(c, name, "a version-1 message was answered with status %d, expected "
                "STATUS_BAD_VERSION", (int) err.env->status->code);
     else if (v1 && rc != NF_OK)
-        s_fail_rc(c, name, rc, "STATUS_BAD_VERSION on --errors for a version-1 envelope");
+        s_fail_rc(c, name, rc, "STATUS_BAD_VERSION on --errors for a version-1 message");
     else if (rc != NF_OK && rc != NF_ETIMEOUT)      /* timeout: dropped, which is fine */
         s_fail_rc(c, name, rc, "error on --errors");
     else if (s_leaked(c, id))
@@ -903,8 +903,8 @@ s_counters(s_check_t *c, const char *name)
 }
 
 /* The counters after a known sequence: two requests passed on (served
-   +2), one failed for its content (errors +1), a frame that is no envelope
-   and a version-99 envelope (malformed +2, and not errors). */
+   +2), one failed for its content (errors +1), a frame that is no message
+   and a version-99 message (malformed +2, and not errors). */
 static void
 s_check_counters(s_check_t *c, int arg)
 {

@@ -136,7 +136,7 @@ bool nf_pod_readable(const nf_pod_t *self, zsock_t *sock);
 /* True when the pod must stop: TERMINATE was answered, or SIGTERM/SIGINT. */
 bool nf_pod_stopping(const nf_pod_t *self);
 
-/* Answer a Control envelope received on sock from routing (PING, STATUS,
+/* Answer a Control message received on sock from routing (PING, STATUS,
    TERMINATE; anything else is answered BAD_REQUEST).  Used by the control
    socket and by the gateway's client socket. */
 void nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing,
@@ -145,10 +145,10 @@ void nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing,
 /* Handle a frame nf_msg_recv rejected with rc: count it, log "[name]
    malformed frame from PEER: what", and answer BAD_REQUEST (BAD_VERSION for
    NF_EVERSION) to the sender when routable (msg->routing set), else to the
-   gateway via --errors when the envelope had a request id. */
+   gateway via --errors when the message had a request id. */
 void nf_pod_malformed(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, int rc);
 
-/* Same, for an envelope that unpacked but carries the wrong body for the
+/* Same, for an message that unpacked but carries the wrong body for the
    socket, or bad content; what says what was wrong. */
 void nf_pod_reject(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, const char *what);
 

@@ -12,7 +12,7 @@
     its client with the client's id restored; later ones are dropped (and
     counted).  A request without an answer at deadline + 100 ms is
     answered TIMEOUT.
-    Control envelopes on --clients (PING, STATUS) are answered as on the
+    Control messages on --clients (PING, STATUS) are answered as on the
     control socket, so `nflow status` can ask the gateway.                  */
 #include <stdio.h>
 #include <stdlib.h>

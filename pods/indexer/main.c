@@ -40,7 +40,7 @@
    order, so upserts resolve as if applied one by one.  Each request is
    answered once the group is durable. */
 typedef struct {
-    nf_msg_t msg;               /* owns the envelope the documents point into */
+    nf_msg_t msg;               /* owns the message the documents point into */
     uint64_t recv_us;
     size_t d0, n;               /* its documents in the group */
     const float *vecs;          /* their vectors: the batch's own block (aligned, it

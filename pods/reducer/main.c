@@ -1,6 +1,6 @@
 /*  nflow-reducer: one answer per request from the shards' parts.
 
-    PULLs (--in) the router's Plan and the shards' parts (Result envelopes)
+    PULLs (--in) the router's Plan and the shards' parts (Result messages)
     of each request id, in either order.  A request is complete when its
     plan is in and every planned shard answered: the per-shard top-k lists
     are merged into the global top-k per query (l2: smaller is better, ip /

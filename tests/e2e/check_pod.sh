@@ -5,7 +5,7 @@
 # the launcher does); broken pods (one that exits at once, one that cannot
 # be run, one that answers PING but drops requests, one that echoes requests
 # without encoding them, and tests/e2e/broken_encoder.py: one that forwards
-# a version-99 envelope, one that leaves malformed control frames
+# a version-99 message, one that leaves malformed control frames
 # unanswered, one that drops the empty delimiter from control replies, one
 # that miscounts) must make it fail the right check quickly, and check-pod
 # must not leave them running.
