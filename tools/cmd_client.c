@@ -176,25 +176,40 @@ s_batch_clear(s_batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Documents [from, to) of in as one request. */
 static int
-s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, const char *path, int timeout_ms)
+s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, const char *path,
+             int timeout_ms)
 {
     memset(b, 0, sizeof *b);
     b->file = path;
-    b->lines = malloc(in->n * sizeof *b->lines);
-    b->records = malloc(in->n * sizeof *b->records);
+    b->lines = malloc((to - from) * sizeof *b->lines);
+    b->records = malloc((to - from) * sizeof *b->records);
     int rc = b->lines && b->records ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
     if (rc == 0)
         rc = nf_request_new(NF_BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
-    for (size_t i = 0; rc == 0 && i < in->n; i++) {
+    for (size_t i = from; rc == 0 && i < to; i++) {
         const nf_vecio_doc_t *d = &in->docs[i];
-        b->lines[i] = d->line;
-        b->records[i] = d->record;
+        b->lines[i - from] = d->line;
+        b->records[i - from] = d->record;
         rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
     }
     snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
-             (unsigned long long) in->docs[0].record, (unsigned long long) in->docs[in->n - 1].record);
+             (unsigned long long) in->docs[from].record, (unsigned long long) in->docs[to - 1].record);
     return rc;
+}
+
+/* End of the run of documents from `from` that all have a vector, or all
+   have none: a request carries one vector block, so a file that mixes
+   documents with and without vectors (the encoder makes the missing ones)
+   is sent as one request per run. */
+static size_t
+s_run_end(const nf_vecio_batch_t *in, size_t from)
+{
+    size_t to = from + 1;
+    while (to < in->n && !in->docs[to].vector == !in->docs[from].vector)
+        to++;
+    return to;
 }
 
 /* Id i of a request's batch, NUL-terminated in buf (NF_ID_MAX + 1 bytes). */
@@ -504,8 +519,31 @@ cmd_index(int argc, char **argv)
                 s--;
                 continue;
             }
+            /* the first run in this slot; the others (mixed input only) queued */
+            size_t end = rc == 0 ? s_run_end(&in, 0) : 0;
             if (rc == 0)
-                rc = s_batch_fill(&slots[s], &in, files[fi], t.timeout_ms);
+                rc = s_batch_fill(&slots[s], &in, 0, end, files[fi], t.timeout_ms);
+            size_t more = 0;
+            for (size_t at = end; at < in.n; at = s_run_end(&in, at))
+                more++;
+            if (rc == 0 && nqueue + more > queue_cap) {
+                size_t cap = queue_cap ? queue_cap : 64;
+                while (cap < nqueue + more)
+                    cap *= 2;
+                s_batch_t *q = realloc(queue, cap * sizeof *q);
+                if (!q)
+                    rc = nf_error_set(NF_ENOMEM, "out of memory");
+                else {
+                    queue = q;
+                    queue_cap = cap;
+                }
+            }
+            for (size_t at = end; rc == 0 && at < in.n; at = s_run_end(&in, at))
+                if ((rc = s_batch_fill(&queue[nqueue], &in, at, s_run_end(&in, at), files[fi],
+                                       t.timeout_ms)) == 0)
+                    nqueue++;
+                else
+                    s_batch_clear(&queue[nqueue]);
         }
         if (rc)
             break;

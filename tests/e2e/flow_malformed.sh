@@ -19,10 +19,14 @@ pods:
 YML
 printf '%s\n' '{"id": "a", "text": "the quick brown fox jumps over the lazy dog"}' \
   '{"id": "b", "text": "a journey of a thousand miles begins with a single step"}' >"$TMP/docs.jsonl"
+# documents with and without vectors in one file: one request per run (one vector block each)
+"$PY" -c 'import json; print(json.dumps({"id": "c", "vector": [0.125] * 64}))' >>"$TMP/docs.jsonl"
+echo '{"id": "d", "text": "all that glitters is not gold"}' >>"$TMP/docs.jsonl"
 
 start_flow "$TMP/flow.yml"
 F=(-f "$TMP/flow.yml" --workspace "$WS")
-nf index "${F[@]}" "$TMP/docs.jsonl" >/dev/null
+out=$(nf index "${F[@]}" "$TMP/docs.jsonl")
+[ "$out" = "indexed 4, rejected 0, failed 0" ] || fail "mixed index printed '$out'"
 
 timeout 60 "$PY" - "$WS/flow.state" <<'PY' || fail "sending garbage failed"
 import json, os, sys
