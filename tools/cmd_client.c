@@ -736,7 +736,14 @@ s_add_query(nf_request_t ***reqs, size_t *n, size_t per, uint32_t k, uint32_t ti
             bool with_payload, const char *id, const char *text, const float *vector,
             uint32_t dim)
 {
-    if (!*n || nf_request_size((*reqs)[*n - 1]) >= per) {
+    /* a request carries one vector block: a query whose shape (vector or
+       not, dim) differs from the request's others starts a new request */
+    bool fits = *n && nf_request_size((*reqs)[*n - 1]) < per;
+    if (fits && nf_request_add((*reqs)[*n - 1], id, text, vector, dim, NULL, 0) == 0)
+        return 0;
+    if (fits && nf_request_size((*reqs)[*n - 1]) == 0)
+        return nf_error_set(NF_EINVAL, "query: %s", nf_error_msg());
+    {
         nf_request_t **grown = realloc(*reqs, (*n + 1) * sizeof **reqs);
         if (!grown)
             return nf_error_set(NF_ENOMEM, "out of memory");
@@ -828,6 +835,7 @@ cmd_search(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     size_t next_send = 0, next_print = 0;
+    size_t printed = 0;                 /* queries printed: the next one's number */
     uint64_t last_answer = nf_now_us();
     while (rc == 0 && next_print < nchunks) {
         while (next_send < nchunks && next_send < next_print + (size_t) inflight && rc == 0) {
@@ -862,8 +870,8 @@ cmd_search(int argc, char **argv)
                 rc = nf_error_set(NF_EPROTO, "the gateway answered without a result");
             for (size_t j = 0; rc == 0 && j < sr->count; j++) {
                 const Nflow__Matches *m = j < e->result->n_results ? e->result->results[j] : NULL;
-                s_print_matches(&t, next_print * (size_t) per + j,
-                                j < sr->n_texts ? sr->texts[j] : NULL, m, e->result);
+                s_print_matches(&t, printed++, j < sr->n_texts ? sr->texts[j] : NULL, m,
+                                e->result);
             }
             if (rc == 0 && e->result->partial) {
                 partial = true;

@@ -107,6 +107,17 @@ PY
 # still serving: a normal search finds the fox
 nf search "${F[@]}" --text "quick brown fox" -k 1 --json >"$TMP/r.jsonl" || fail "search after garbage failed"
 grep -q '"id":"a"' "$TMP/r.jsonl" || fail "search after garbage: $(cat "$TMP/r.jsonl")"
+# queries with and without vectors in one file: numbered in file order
+{ echo '{"text": "quick brown fox"}'
+  "$PY" -c 'import json; print(json.dumps({"vector": [0.125] * 64}))'
+  echo '{"text": "glitters gold"}'; } >"$TMP/q.jsonl"
+nf search "${F[@]}" --queries "$TMP/q.jsonl" -k 1 --json >"$TMP/q.out" || fail "mixed queries failed"
+"$PY" - "$TMP/q.out" <<'PY' || fail "mixed queries: $(cat "$TMP/q.out")"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+assert [g["query"] for g in got] == [0, 1, 2], got
+assert [g["matches"][0]["id"] for g in got] == ["a", "c", "d"], got
+PY
 
 nf status "${F[@]}" --json >"$TMP/status.jsonl"
 "$PY" - "$TMP/status.jsonl" <<'PY' || fail "status after garbage: $(cat "$TMP/status.jsonl")"
