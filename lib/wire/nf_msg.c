@@ -40,12 +40,13 @@ typedef struct s_arena {
     struct s_arena *next;
 } s_arena_t;
 
-#define S_POOL_MAX 16                   /* arenas kept for reuse per thread */
-#define S_ARENA_KEEP_MAX (256u << 20)   /* larger buffers are not kept */
+#define S_POOL_MAX 8                    /* arenas kept for reuse per thread ... */
+#define S_POOL_BYTES_MAX (64u << 20)    /* ... holding at most this much together */
 #define S_ARENA_MIN (64u << 10)
 
 static _Thread_local s_arena_t *s_pool;
 static _Thread_local int s_pool_n;
+static _Thread_local size_t s_pool_bytes;
 
 static void *
 s_arena_alloc(void *data, size_t size)
@@ -81,12 +82,14 @@ s_arena_get(size_t want)
             a = *pp;
             *pp = a->next;
             s_pool_n--;
+            s_pool_bytes -= a->cap;
             break;
         }
     if (!a && s_pool) {             /* grow the first one */
         a = s_pool;
         s_pool = a->next;
         s_pool_n--;
+        s_pool_bytes -= a->cap;
         free(a->buf);
         a->buf = NULL;
         a->cap = 0;
@@ -107,7 +110,7 @@ s_arena_put(s_arena_t *a)
 {
     if (!a)
         return;
-    if (s_pool_n >= S_POOL_MAX || a->cap > S_ARENA_KEEP_MAX) {
+    if (s_pool_n >= S_POOL_MAX || a->cap > S_POOL_BYTES_MAX - s_pool_bytes) {
         free(a->buf);
         free(a);
         return;
@@ -116,6 +119,7 @@ s_arena_put(s_arena_t *a)
     a->next = s_pool;
     s_pool = a;
     s_pool_n++;
+    s_pool_bytes += a->cap;
 }
 
 /* A received message: env first, so the env pointer is the box. */
