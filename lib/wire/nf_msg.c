@@ -283,7 +283,7 @@ S_SHAPE(s_result_shape,
 S_SHAPE(s_plan_shape, {1, "shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL},
         {2, "down shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL});
 S_SHAPE(s_header_shape, {5, "hops (NF_HOPS_MAX)", NF_HOPS_MAX, false, NULL});
-S_SHAPE(s_control_shape, {3, "pod names", 1, false, NULL});
+S_SHAPE(s_control_shape, {0, "(nothing counted)", UINT32_MAX, false, NULL});   /* no repeated fields */
 
 static const s_shape_t *
 s_shape_of(int body_case)
