@@ -46,14 +46,14 @@ test_requests(void)
     CHECK(c && !strcmp(nf_client_endpoint(c), ep) && nf_client_sock(c));
 
     /* two requests in flight */
-    Nflow__Envelope env;
+    nf_env_t env;
     Nflow__DeleteRequest del;
-    char *ids[] = {"a", "b"};
+    nf_batch_t ids = {0};
     nf_env_init(&env);
-    nflow__delete_request__init(&del);
-    del.ids = ids;
-    del.n_ids = 2;
-    env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+    CHECK_OK(nf_batch_add(&ids, "a", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add(&ids, "b", 1, NULL, NULL, 0, NULL, NULL, 0));
+    nf_batch_view_delete(&ids, &del);
+    env.body_case = NF_BODY_DELETE;
     env.delete_ = &del;
     uint64_t id1 = 0, id2 = 0;
     CHECK_OK(nf_client_send(c, &env, &id1));
@@ -65,37 +65,39 @@ test_requests(void)
     memset(&m2, 0, sizeof m2);
     CHECK_OK(s_serve_recv(server, &m1));
     CHECK_OK(s_serve_recv(server, &m2));
-    CHECK(m1.env && m1.env->request_id == id1 && m1.env->body_case == NFLOW__ENVELOPE__BODY_DELETE);
-    CHECK(m1.env && m1.env->delete_->n_ids == 2 && !strcmp(m1.env->delete_->ids[1], "b"));
+    CHECK(m1.env && m1.env->request_id == id1 && m1.env->body_case == NF_BODY_DELETE);
+    size_t len;
+    CHECK(m1.env && m1.env->delete_->count == 2
+          && !memcmp(nf_delete_id(m1.env->delete_, 1, &len), "b", 1) && len == 1);
     CHECK(m2.env && m2.env->request_id == id2);
 
     /* answers in reverse order: the second one fails */
     if (m1.env && m2.env) {
         CHECK_OK(nf_msg_reply_error(server, m2.routing, id2, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
                                     "doc 'x': vector has 3 values, expected 8"));
-        Nflow__Envelope ans;
+        nf_env_t ans;
         Nflow__Result res;
         nf_env_init(&ans);
         nflow__result__init(&res);
         res.deleted = 2;
         ans.request_id = id1;
-        ans.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+        ans.body_case = NF_BODY_RESULT;
         ans.result = &res;
         CHECK_OK(nf_msg_send(server, m1.routing, &ans, 0));
     }
-    Nflow__Envelope *r = NULL;
+    nf_env_t *r = NULL;
     CHECK_OK(nf_client_recv(c, 2000, &r));
     CHECK(r && r->request_id == id2);
     CHECK(r && nf_client_status(r) == NF_EDIM);
     CHECK(strstr(nf_error_msg(), "STATUS_BAD_DIM: doc 'x'") != NULL);
     if (r)
-        nflow__envelope__free_unpacked(r, NULL);
+        nf_env_destroy(&r);
     r = NULL;
     CHECK_OK(nf_client_recv(c, 2000, &r));
     CHECK(r && r->request_id == id1 && nf_client_status(r) == 0);
-    CHECK(r && r->body_case == NFLOW__ENVELOPE__BODY_RESULT && r->result->deleted == 2);
+    CHECK(r && r->body_case == NF_BODY_RESULT && r->result->deleted == 2);
     if (r)
-        nflow__envelope__free_unpacked(r, NULL);
+        nf_env_destroy(&r);
     nf_msg_clear(&m1);
     nf_msg_clear(&m2);
 
@@ -106,7 +108,7 @@ test_requests(void)
     CHECK(nf_now_us() - t0 < 5000000);
 
     /* nf_client_call drops answers to other ids */
-    Nflow__Envelope ping;
+    nf_env_t ping;
     Nflow__Control ctl;
     nf_control_env(&ping, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
     uint64_t stale = 0;
@@ -116,10 +118,10 @@ test_requests(void)
     CHECK_OK(s_serve_recv(server, &m3));
     /* answer the stale one only after the call is sent: the call's own
        answer is queued behind it */
-    CHECK(m3.env && m3.env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+    CHECK(m3.env && m3.env->body_case == NF_BODY_CONTROL
           && m3.env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_PING);
     if (m3.env) {
-        Nflow__Envelope ans;
+        nf_env_t ans;
         Nflow__Control actl;
         nf_control_env(&ans, &actl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
         actl.ready = true;
@@ -133,11 +135,12 @@ test_requests(void)
     CHECK_OK(nf_client_call(c, &ping, 2000, &r));
     CHECK(r && r->request_id == stale + 1 && r->control->ready);
     if (r)
-        nflow__envelope__free_unpacked(r, NULL);
+        nf_env_destroy(&r);
 
     nf_client_destroy(&c);
     CHECK(c == NULL);
     nf_client_destroy(&c);
+    nf_batch_free(&ids);
     zsock_destroy(&server);
 }
 
@@ -156,9 +159,13 @@ test_request_builder(void)
     char id[8] = "doc-1";
     nf_tag_t tags[] = {{"lang", "en"}, {"n", "1"}};
     nf_request_t *req = NULL;
-    CHECK_OK(nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, 1500, &req));
+    CHECK_OK(nf_request_new(NF_BODY_INDEX, 0, 1500, &req));
     CHECK_OK(nf_request_add(req, id, "first", vec, 3, tags, 2));
-    CHECK_OK(nf_request_add(req, "doc-2", NULL, NULL, 0, NULL, 0));
+    /* one vector block per request: another dim, or no vector, is refused */
+    CHECK(nf_request_add(req, "doc-2", NULL, vec, 2, NULL, 0) == NF_EDIM);
+    float vec2[3] = {0, 0, 1};
+    CHECK(nf_request_add(req, "doc-2", NULL, NULL, 0, NULL, 0) == NF_EDIM);
+    CHECK_OK(nf_request_add(req, "doc-2", NULL, vec2, 3, NULL, 0));
     vec[0] = 99.0f;
     id[4] = 'X';
     CHECK(nf_request_size(req) == 2);
@@ -170,17 +177,27 @@ test_request_builder(void)
         nf_msg_t m;
         memset(&m, 0, sizeof m);
         CHECK_OK(s_serve_recv(server, &m));
-        const Nflow__Envelope *e = m.env;
-        CHECK(e && e->request_id == (i ? id2 : id1) && e->timeout_ms == 1500);
-        CHECK(e && e->body_case == NFLOW__ENVELOPE__BODY_INDEX && e->index->n_docs == 2);
-        if (e && e->body_case == NFLOW__ENVELOPE__BODY_INDEX && e->index->n_docs == 2) {
-            const Nflow__Document *d = e->index->docs[0];
-            float got[3];
-            CHECK(!strcmp(d->id, "doc-1") && !strcmp(d->text, "first") && d->vector.len == 12);
-            memcpy(got, d->vector.data, sizeof got);
-            CHECK(got[0] == 1.0f && got[1] == -2.0f && got[2] == 0.5f);
-            CHECK(d->n_tags == 2 && !strcmp(d->tags[1]->key, "n") && !strcmp(d->tags[1]->value, "1"));
-            CHECK(e->index->docs[1]->vector.len == 0 && !strcmp(e->index->docs[1]->text, ""));
+        const nf_env_t *e = m.env;
+        /* the time the request gives (1500 ms) travels as time left */
+        CHECK(e && e->request_id == (i ? id2 : id1) && e->deadline_us > nf_now_us()
+              && e->deadline_us <= nf_now_us() + 1500000);
+        CHECK(e && e->body_case == NF_BODY_INDEX && e->index->count == 2);
+        if (e && e->body_case == NF_BODY_INDEX && e->index->count == 2) {
+            const Nflow__IndexBatch *b = e->index;
+            float got[6];
+            size_t len, t0, off;
+            CHECK(!memcmp(nf_batch_id(b, 0, &len), "doc-1", 5) && len == 5);
+            CHECK(!memcmp(nf_batch_text(b, 0, &len), "first", 5) && len == 5);
+            CHECK(b->dim == 3 && b->vectors.len == 24);
+            memcpy(got, b->vectors.data, sizeof got);
+            CHECK(got[0] == 1.0f && got[1] == -2.0f && got[2] == 0.5f && got[5] == 1.0f);
+            CHECK(nf_batch_tags(b, 0, &t0) == 2 && nf_batch_tags(b, 1, &t0) == 0);
+            nf_col_span(b->tag_key_ends, b->n_tag_key_ends, 1, &off, &len);
+            CHECK(len == 1 && b->tag_keys.data[off] == 'n');
+            nf_col_span(b->tag_value_ends, b->n_tag_value_ends, 1, &off, &len);
+            CHECK(len == 1 && b->tag_values.data[off] == '1');
+            nf_batch_text(b, 1, &len);
+            CHECK(len == 0);
         }
         nf_msg_clear(&m);
     }
@@ -188,24 +205,27 @@ test_request_builder(void)
     CHECK(req == NULL);
 
     /* search and delete requests */
-    CHECK_OK(nf_request_new(NFLOW__ENVELOPE__BODY_SEARCH, 7, 0, &req));
+    CHECK_OK(nf_request_new(NF_BODY_SEARCH, 7, 0, &req));
     CHECK_OK(nf_request_add(req, NULL, "a query", NULL, 0, NULL, 0));
-    Nflow__Envelope *env = nf_request_env(req);
-    CHECK(env->body_case == NFLOW__ENVELOPE__BODY_SEARCH && env->search->top_k == 7
-          && env->search->n_queries == 1 && !strcmp(env->search->queries[0]->text, "a query"));
+    nf_env_t *env = nf_request_env(req);
+    CHECK(env->body_case == NF_BODY_SEARCH && env->search->top_k == 7
+          && env->search->count == 1 && env->search->n_texts == 1
+          && !strcmp(env->search->texts[0], "a query") && env->search->vectors.len == 0);
     nf_request_destroy(&req);
-    CHECK_OK(nf_request_new(NFLOW__ENVELOPE__BODY_DELETE, 0, 0, &req));
+    CHECK_OK(nf_request_new(NF_BODY_DELETE, 0, 0, &req));
     for (int i = 0; i < 40; i++) {      /* grows past its first allocation */
         char name[16];
         snprintf(name, sizeof name, "id%d", i);
         CHECK_OK(nf_request_add(req, name, NULL, NULL, 0, NULL, 0));
     }
     env = nf_request_env(req);
-    CHECK(env->delete_->n_ids == 40 && !strcmp(env->delete_->ids[39], "id39"));
+    size_t len;
+    CHECK(env->delete_->count == 40
+          && !memcmp(nf_delete_id(env->delete_, 39, &len), "id39", 4) && len == 4);
     CHECK(nf_request_add(req, NULL, NULL, NULL, 0, NULL, 0) == NF_EINVAL);
     nf_request_destroy(&req);
     nf_request_destroy(&req);
-    CHECK(nf_request_new(NFLOW__ENVELOPE__BODY_CONTROL, 0, 0, &req) == NF_EINVAL && !req);
+    CHECK(nf_request_new(NF_BODY_CONTROL, 0, 0, &req) == NF_EINVAL && !req);
     nf_client_destroy(&c);
     zsock_destroy(&server);
 }
@@ -216,7 +236,7 @@ test_control_timeout(void)
     /* nobody listens: the call gives up after its timeout */
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", nf_free_port("127.0.0.1"));
-    Nflow__Envelope *r = NULL;
+    nf_env_t *r = NULL;
     uint64_t t0 = nf_now_us();
     CHECK(nf_control_call(ep, NFLOW__CONTROL_COMMAND__CONTROL_PING, 100, &r) == NF_ETIMEOUT);
     CHECK(r == NULL && strstr(nf_error_msg(), ep));
@@ -235,7 +255,7 @@ test_control_timeout(void)
 static void
 test_status_names(void)
 {
-    Nflow__Envelope env;
+    nf_env_t env;
     Nflow__Status st;
     nf_env_init(&env);
     CHECK(nf_client_status(&env) == 0);

@@ -7,6 +7,7 @@
 #include "nf_error.h"
 #include "nf_limits.h"
 #include "nf_msg.h"
+#include "nf_sys.h"
 #include "nf_test.h"
 
 static int s_ep_seq;
@@ -37,33 +38,50 @@ test_roundtrip(void)
     zsock_t *pull, *push;
     s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
 
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
-    env.version = 7;                    /* nf_msg_send forces the version */
     env.request_id = 42;
+    env.deadline_us = nf_now_us() + 5000000;    /* 5 s left */
     Nflow__SearchRequest search = NFLOW__SEARCH_REQUEST__INIT;
-    Nflow__Document q = NFLOW__DOCUMENT__INIT, *qs[1] = {&q};
-    q.text = "hello world";
-    search.queries = qs;
-    search.n_queries = 1;
+    char *texts[1] = {"hello world"};
+    search.count = 1;
+    search.texts = texts;
+    search.n_texts = 1;
     search.top_k = 3;
-    env.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+    env.body_case = NF_BODY_SEARCH;
     env.search = &search;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
-    CHECK(env.version == 7);            /* the caller's envelope is untouched */
 
+    /* two frames: a header, then the body */
+    zmsg_t *raw = zmsg_recv(pull);
+    CHECK(raw && zmsg_size(raw) == 2);
+    if (raw && zmsg_size(raw) == 2) {
+        zframe_t *hf = zmsg_first(raw);
+        Nflow__Header *h = nflow__header__unpack(NULL, zframe_size(hf), zframe_data(hf));
+        CHECK(h && h->version == NF_PROTOCOL_VERSION && h->request_id == 42);
+        CHECK(h && h->body == NFLOW__BODY_KIND__BODY_SEARCH);
+        /* the time left, not a wall-clock deadline: at most what was given */
+        CHECK(h && h->time_left_us > 4000000 && h->time_left_us <= 5000000);
+        if (h)
+            nflow__header__free_unpacked(h, NULL);
+    }
+    zmsg_destroy(&raw);
+
+    CHECK_OK(nf_msg_send(push, NULL, &env, 0));
     nf_msg_t msg;
+    uint64_t before = nf_now_us();
     CHECK_OK(nf_msg_recv(pull, &msg));
     CHECK(msg.routing == NULL);
-    CHECK(msg.env && msg.env->version == NF_PROTOCOL_VERSION);
     CHECK(msg.request_id == 42);
-    CHECK(msg.env->body_case == NFLOW__ENVELOPE__BODY_SEARCH);
-    CHECK(msg.env->search->top_k == 3 && msg.env->search->n_queries == 1);
-    CHECK(!strcmp(msg.env->search->queries[0]->text, "hello world"));
+    CHECK(msg.env->body_case == NF_BODY_SEARCH);
+    CHECK(msg.env->search->top_k == 3 && msg.env->search->count == 1);
+    CHECK(!strcmp(msg.env->search->texts[0], "hello world"));
+    /* the deadline on our own monotonic clock: receipt + the time left */
+    CHECK(msg.env->deadline_us > before + 4000000 && msg.env->deadline_us <= nf_now_us() + 5000000);
     nf_msg_clear(&msg);
     nf_msg_clear(&msg);                 /* clearing twice is harmless */
 
-    /* one empty delimiter before the envelope is accepted on a PULL */
+    /* one empty delimiter before the header is accepted on a PULL */
     s_send_raw(push, "", 0, true);
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));     /* appended as the second frame */
     CHECK_OK(nf_msg_recv(pull, &msg));
@@ -81,16 +99,23 @@ test_malformed(void)
     s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
     nf_msg_t msg;
 
-    s_send_raw(push, "\x01\x02garbage", 9, false);
+    s_send_raw(push, "\x01\x02garbage", 9, true);
+    s_send_raw(push, "", 0, false);
     CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
     CHECK(msg.env == NULL);
-    CHECK(strstr(nf_error_msg(), "not a protobuf") != NULL);
+    CHECK(strstr(nf_error_msg(), "not a protobuf nflow.Header") != NULL);
     CHECK(msg.peer[0] != '\0');
     nf_msg_clear(&msg);
 
     s_send_raw(push, "", 0, false);
     CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
-    CHECK(strstr(nf_error_msg(), "empty") != NULL);
+    CHECK(strstr(nf_error_msg(), "got 1 frame") != NULL);
+    nf_msg_clear(&msg);
+
+    s_send_raw(push, "", 0, true);
+    s_send_raw(push, "x", 1, false);
+    CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
+    CHECK(strstr(nf_error_msg(), "empty header") != NULL);
     nf_msg_clear(&msg);
 
     s_send_raw(push, "a", 1, true);
@@ -100,21 +125,47 @@ test_malformed(void)
     CHECK(strstr(nf_error_msg(), "got 3 frames") != NULL);
     nf_msg_clear(&msg);
 
-    /* wrong version: the envelope is kept so the caller can answer it */
-    Nflow__Envelope env;
-    nf_env_init(&env);
-    env.version = 99;
-    env.request_id = 5;
-    Nflow__Control c = NFLOW__CONTROL__INIT;
-    c.command = NFLOW__CONTROL_COMMAND__CONTROL_PING;
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
-    env.control = &c;
+    /* wrong version: the request id is kept so the caller can answer it */
+    nf_env_t env;
+    Nflow__Header h = NFLOW__HEADER__INIT;
+    h.version = 99;
+    h.request_id = 5;
+    h.body = NFLOW__BODY_KIND__BODY_CONTROL;
     uint8_t buf[256];
-    size_t len = nflow__envelope__pack(&env, buf);
-    s_send_raw(push, buf, len, false);
+    size_t len = nflow__header__pack(&h, buf);
+    s_send_raw(push, buf, len, true);
+    s_send_raw(push, "", 0, false);
     CHECK(nf_msg_recv(pull, &msg) == NF_EVERSION);
-    CHECK(msg.env != NULL && msg.request_id == 5);
-    CHECK(strstr(nf_error_msg(), "version 99") != NULL);
+    CHECK(msg.env == NULL && msg.request_id == 5 && !msg.v1);
+    CHECK(strstr(nf_error_msg(), "protocol 99, this pod speaks 2") != NULL);
+    nf_msg_clear(&msg);
+
+    /* version 1: one Envelope frame {version 1, request_id 6, index {}} */
+    s_send_raw(push, "\x08\x01\x10\x06\x52\x00", 6, false);
+    CHECK(nf_msg_recv(pull, &msg) == NF_EVERSION);
+    CHECK(msg.env == NULL && msg.request_id == 6 && msg.v1);
+    CHECK(strstr(nf_error_msg(), "protocol 1") && strstr(nf_error_msg(), "speaks 2"));
+    nf_msg_clear(&msg);
+
+    /* a body kind that does not exist */
+    nflow__header__init(&h);
+    h.version = NF_PROTOCOL_VERSION;
+    h.request_id = 7;
+    h.body = 99;
+    len = nflow__header__pack(&h, buf);
+    s_send_raw(push, buf, len, true);
+    s_send_raw(push, "", 0, false);
+    CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
+    CHECK(strstr(nf_error_msg(), "unknown body kind 99") != NULL);
+    nf_msg_clear(&msg);
+
+    /* a body that is not the kind the header names */
+    h.body = NFLOW__BODY_KIND__BODY_SEARCH;
+    len = nflow__header__pack(&h, buf);
+    s_send_raw(push, buf, len, true);
+    s_send_raw(push, "\x0f\x01", 2, false);
+    CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
+    CHECK(strstr(nf_error_msg(), "not a protobuf nflow.SearchRequest") != NULL);
     nf_msg_clear(&msg);
 
     /* no body and no error status */
@@ -143,12 +194,12 @@ test_router(void)
     s_pair(ZMQ_ROUTER, ZMQ_DEALER, &router, &dealer);
     zsock_set_router_mandatory(router, 1);
 
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     env.request_id = 11;
     Nflow__Control c = NFLOW__CONTROL__INIT;
     c.command = NFLOW__CONTROL_COMMAND__CONTROL_STATUS;
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &c;
     CHECK_OK(nf_msg_send(dealer, NULL, &env, 0));
 
@@ -169,12 +220,14 @@ test_router(void)
     nf_msg_clear(&msg);
 
     /* a malformed frame on a ROUTER keeps the identity so it can be answered */
+    s_send_raw(dealer, "junk", 4, true);
     s_send_raw(dealer, "junk", 4, false);
     CHECK(nf_msg_recv(router, &msg) == NF_EPROTO);
     CHECK(msg.routing && zmsg_size(msg.routing) == 1);
     nf_msg_clear(&msg);
     s_send_raw(dealer, "x", 1, true);
-    s_send_raw(dealer, "y", 1, false);
+    s_send_raw(dealer, "y", 1, true);
+    s_send_raw(dealer, "z", 1, false);
     CHECK(nf_msg_recv(router, &msg) == NF_EPROTO);
     CHECK(msg.routing && zmsg_size(msg.routing) == 1);
     nf_msg_clear(&msg);
@@ -185,6 +238,24 @@ test_router(void)
     CHECK_OK(nf_msg_recv(router, &msg));
     CHECK(msg.routing && zmsg_size(msg.routing) == 2);
     nf_msg_clear(&msg);
+
+    /* a version-1 sender on a ROUTER is answered in one frame it can read */
+    s_send_raw(dealer, "\x08\x01\x10\x09\x6a\x02\x08\x01", 8, false);
+    CHECK(nf_msg_recv(router, &msg) == NF_EVERSION && msg.v1 && msg.request_id == 9);
+    CHECK_OK(nf_msg_reply_v1(router, msg.routing, 9, NFLOW__STATUS_CODE__STATUS_BAD_VERSION,
+                             "protocol 1, this pod speaks 2"));
+    nf_msg_clear(&msg);
+    zmsg_t *one = zmsg_recv(dealer);
+    CHECK(one && zmsg_size(one) == 1);
+    if (one) {
+        zframe_t *f = zmsg_first(one);
+        Nflow__Header *h = nflow__header__unpack(NULL, zframe_size(f), zframe_data(f));
+        CHECK(h && h->request_id == 9 && h->status
+              && h->status->code == NFLOW__STATUS_CODE__STATUS_BAD_VERSION);
+        if (h)
+            nflow__header__free_unpacked(h, NULL);
+    }
+    zmsg_destroy(&one);
 
     /* unknown identity on a mandatory ROUTER: unavailable, never blocks */
     zmsg_t *nobody = zmsg_new();
@@ -202,10 +273,10 @@ test_no_peer(void)
     zsock_t *push = zsock_new(ZMQ_PUSH);
     zsock_set_immediate(push, 1);
     zsock_connect(push, "tcp://127.0.0.1:1");
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     Nflow__Control c = NFLOW__CONTROL__INIT;
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &c;
     CHECK(nf_msg_send(push, NULL, &env, ZMQ_DONTWAIT) == NF_EUNAVAIL);
     zsock_destroy(&push);
@@ -216,13 +287,13 @@ test_hops(void)
 {
     zsock_t *pull, *push;
     s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
-    Nflow__DeleteRequest del = NFLOW__DELETE_REQUEST__INIT;
-    char *ids[] = {"a"};
-    del.ids = ids;
-    del.n_ids = 1;
-    env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+    nf_batch_t b = {0};
+    CHECK_OK(nf_batch_add(&b, "a", 1, NULL, NULL, 0, NULL, NULL, 0));
+    Nflow__DeleteRequest del;
+    nf_batch_view_delete(&b, &del);
+    env.body_case = NF_BODY_DELETE;
     env.delete_ = &del;
     CHECK_OK(nf_msg_send_hop(push, NULL, &env, "gateway", 100, 0));
     CHECK(env.n_route == 0);
@@ -243,6 +314,7 @@ test_hops(void)
     CHECK(!strcmp(nf_msg_body_name(0), "none"));
     nf_msg_clear(&msg);
     nf_msg_clear(&msg2);
+    nf_batch_free(&b);
     zsock_destroy(&push);
     zsock_destroy(&pull);
 }
@@ -307,59 +379,134 @@ s_field(uint8_t *buf, size_t *len, uint32_t field, int wire, const void *data, u
     *len += v;
 }
 
-/* Send raw envelope bytes, receive them: the rc of nf_msg_recv. */
+/* Send a header (kind, request id) and raw body bytes, receive them: the rc
+   of nf_msg_recv. */
 static int
-s_recv_raw(zsock_t *pull, zsock_t *push, const uint8_t *bytes, size_t len, nf_msg_t *msg)
+s_recv_raw(zsock_t *pull, zsock_t *push, int kind, uint64_t id, const uint8_t *bytes,
+           size_t len, nf_msg_t *msg)
 {
+    Nflow__Header h = NFLOW__HEADER__INIT;
+    h.version = NF_PROTOCOL_VERSION;
+    h.request_id = id;
+    h.body = (Nflow__BodyKind) kind;
+    uint8_t hb[64];
+    size_t hl = nflow__header__pack(&h, hb);
+    s_send_raw(push, hb, hl, true);
     s_send_raw(push, bytes, len, false);
     return nf_msg_recv(pull, msg);
 }
 
 /* Counts a peer sends are checked on the frame's bytes before protobuf-c
-   allocates a struct per element, then on the unpacked values: each over
-   a limit is NF_EPROTO naming the limit and the value, with the request
-   id kept so the sender can be answered. */
+   allocates a struct per element, then on the unpacked values and against
+   the blobs they index: each over a limit is NF_EPROTO naming the limit
+   and the value, with the request id kept so the sender can be answered. */
 static void
 test_limits(void)
 {
     zsock_t *pull, *push;
     s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
     size_t cap = 4u << 20;
-    uint8_t *doc = malloc(cap), *idx = malloc(cap), *env = malloc(cap);
+    uint8_t *doc = malloc(cap), *idx = malloc(cap), *packed = malloc(cap);
     nf_msg_t msg;
 
-    /* 600,000 empty tags in one document (the indexer crash): 1.2 MB */
-    size_t dl = 0, il = 0, el = 0;
-    s_field(doc, &dl, 1, 2, "x", 1);
+    /* 600,000 empty tags in one document (the indexer crash): the columns
+       hold them (600,000 key and value ends, within NF_FRAME_TAGS_MAX), the
+       document's tag count is over NF_TAGS_MAX */
+    size_t il = 0, kl = 0;
     for (int i = 0; i < 600000; i++)
-        s_field(doc, &dl, 4, 2, "", 0);
-    s_field(idx, &il, 1, 2, doc, dl);
-    s_field(env, &el, 1, 0, NULL, 1);
-    s_field(env, &el, 2, 0, NULL, 77);
-    s_field(env, &el, 10, 2, idx, il);
-    CHECK(s_recv_raw(pull, push, env, el, &msg) == NF_EPROTO);
-    CHECK(!strcmp(nf_error_msg(), "tags per document (NF_TAGS_MAX): 600000, at most 64"));
+        kl += s_varint(packed + kl, 0);
+    uint8_t one[8];
+    size_t ol = s_varint(one, 1);
+    s_field(idx, &il, 1, 0, NULL, 1);                   /* count */
+    s_field(idx, &il, 3, 2, "x", 1);                    /* ids */
+    s_field(idx, &il, 4, 2, one, ol);                   /* id_ends [1] */
+    uint8_t te[8];
+    size_t tl = s_varint(te, 600000);
+    s_field(idx, &il, 8, 2, te, tl);                    /* tag_ends [600000] */
+    s_field(idx, &il, 10, 2, packed, kl);               /* tag_key_ends */
+    s_field(idx, &il, 12, 2, packed, kl);               /* tag_value_ends */
+    CHECK(s_recv_raw(pull, push, NF_BODY_INDEX, 77, idx, il, &msg) == NF_EPROTO);
+    CHECK(!strcmp(nf_error_msg(), "tags per document (NF_TAGS_MAX): 600000, at most 64 (doc 0)"));
     CHECK(msg.env == NULL && msg.request_id == 77);
     nf_msg_clear(&msg);
+
+    /* 700,000 key ends: counted on the frame's bytes, refused before unpacking */
+    for (int i = 600000; i < 700000; i++)
+        kl += s_varint(packed + kl, 0);
+    il = 0;
+    s_field(idx, &il, 1, 0, NULL, 1);
+    s_field(idx, &il, 10, 2, packed, kl);
+    CHECK(s_recv_raw(pull, push, NF_BODY_INDEX, 78, idx, il, &msg) == NF_EPROTO);
+    CHECK(!strcmp(nf_error_msg(), "tag key ends (NF_FRAME_TAGS_MAX): 700000, at most 640000"));
+    CHECK(msg.request_id == 78);
+    nf_msg_clear(&msg);
+
+    /* 20,000 id ends: over NF_DOCS_MAX before anything is allocated */
+    kl = 0;
+    for (int i = 0; i < 20000; i++)
+        kl += s_varint(packed + kl, 0);
+    il = 0;
+    s_field(idx, &il, 4, 2, packed, kl);
+    CHECK(s_recv_raw(pull, push, NF_BODY_DELETE, 79, idx, il, &msg) == NF_EPROTO);
+    CHECK(!strcmp(nf_error_msg(), "id ends (NF_DOCS_MAX): 20000, at most 10000"));
+    nf_msg_clear(&msg);
+
+    /* offsets that do not fit the frame: an id end past the ids' bytes, a
+       vector block that is not count x dim x 4, ends going back */
+    nf_batch_t b = {0};
+    float v[4] = {1, 2, 3, 4};
+    CHECK_OK(nf_batch_add(&b, "ab", 2, NULL, "t", 1, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add(&b, "cd", 2, NULL, NULL, 0, NULL, NULL, 0));
+    nf_env_t e;
+    nf_env_init(&e);
+    Nflow__IndexBatch ib;
+    nf_batch_view(&b, &ib);
+    e.body_case = NF_BODY_INDEX;
+    e.index = &ib;
+    CHECK_OK(nf_msg_check_limits(&e));
+    ib.id_ends[1] = 9;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO);
+    CHECK(!strcmp(nf_error_msg(), "id ends: the last is 9, the id blob has 4 bytes"));
+    ib.id_ends[1] = 4;
+    ib.id_ends[0] = 5;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "before entry 0"));
+    ib.id_ends[0] = 2;
+    ib.count = 3;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO);
+    CHECK(!strcmp(nf_error_msg(), "id ends: 2 entries for 3 documents"));
+    ib.count = 2;
+    ib.dim = 2;
+    ib.vectors = (ProtobufCBinaryData) {sizeof v - 4, (uint8_t *) v};
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO);
+    CHECK(strstr(nf_error_msg(), "vectors hold 12 bytes, expected count x dim x 4 = 2 x 2 x 4 = 16"));
+    ib.vectors.len = sizeof v;
+    CHECK_OK(nf_msg_check_limits(&e));
+    ib.n_text_ends = 1;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "text ends: 1 entries"));
+    ib.n_text_ends = 2;
+    Nflow__Column col = NFLOW__COLUMN__INIT, *cols[1] = {&col};
+    ib.columns = cols;
+    ib.n_columns = 1;
+    CHECK_OK(nf_msg_check_limits(&e));              /* reserved: the limits allow it ... */
+    CHECK(nf_msg_check_request(&e) == NF_EINVAL);   /* ... a client request may not yet */
+    CHECK(strstr(nf_error_msg(), "typed field columns are not supported yet") != NULL);
+    nf_batch_free(&b);
 
     /* an answer of 600 queries x 20 matches x 64 empty tags: every match is
        within NF_TAGS_MAX and the match count within NF_MATCHES_MAX, but the
        768,000 tags (1.5 MB on the wire, ~100 MB unpacked) are over
        NF_FRAME_TAGS_MAX */
-    dl = 0;
-    el = 0;
+    size_t dl = 0, rl = 0;
     s_field(doc, &dl, 1, 2, "x", 1);
     for (int i = 0; i < 64; i++)
         s_field(doc, &dl, 4, 2, "", 0);
     uint8_t mt[4096];
-    size_t ml = 0, rl = 0;
+    size_t ml = 0;
     for (int i = 0; i < 20; i++)
         s_field(mt, &ml, 1, 2, doc, dl);
     for (int q = 0; q < 600; q++)
         s_field(idx, &rl, 1, 2, mt, ml);
-    s_field(env, &el, 1, 0, NULL, 1);
-    s_field(env, &el, 14, 2, idx, rl);
-    CHECK(s_recv_raw(pull, push, env, el, &msg) == NF_EPROTO);
+    CHECK(s_recv_raw(pull, push, NF_BODY_RESULT, 80, idx, rl, &msg) == NF_EPROTO);
     CHECK(strstr(nf_error_msg(), "tags in one frame (NF_FRAME_TAGS_MAX): more than 640000")
           != NULL);
     nf_msg_clear(&msg);
@@ -369,15 +516,11 @@ test_limits(void)
     for (int i = 0; i < 2; i++) {
         uint8_t plan[32];
         size_t pl = 0;
-        el = 0;
-        s_field(plan, &pl, 3, 0, NULL, NFLOW__ENVELOPE__BODY_SEARCH);
+        s_field(plan, &pl, 3, 0, NULL, NF_BODY_SEARCH);
         s_field(plan, &pl, 4, 0, NULL, 1);
         s_field(plan, &pl, 5, 0, NULL, nqs[i]);
-        s_field(env, &el, 1, 0, NULL, 1);
-        s_field(env, &el, 2, 0, NULL, 78);
-        s_field(env, &el, 15, 2, plan, pl);
-        CHECK(el < 40);
-        CHECK(s_recv_raw(pull, push, env, el, &msg) == NF_EPROTO);
+        CHECK(pl < 40);
+        CHECK(s_recv_raw(pull, push, NF_BODY_PLAN, 78, plan, pl, &msg) == NF_EPROTO);
         CHECK(strstr(nf_error_msg(), "plan nqueries") != NULL
               && strstr(nf_error_msg(), "NF_QUERIES_MAX") != NULL);
         CHECK(msg.request_id == 78);
@@ -385,67 +528,76 @@ test_limits(void)
     }
 
     /* a packed list of 2000 shards in a plan */
-    el = 0;
     il = 0;
-    uint8_t packed[4096];
-    size_t kl = 0;
+    kl = 0;
     for (int i = 0; i < 2000; i++)
         kl += s_varint(packed + kl, (uint64_t) i % 5);
     s_field(idx, &il, 1, 2, packed, kl);
-    s_field(env, &el, 1, 0, NULL, 1);
-    s_field(env, &el, 15, 2, idx, il);
-    CHECK(s_recv_raw(pull, push, env, el, &msg) == NF_EPROTO);
+    CHECK(s_recv_raw(pull, push, NF_BODY_PLAN, 81, idx, il, &msg) == NF_EPROTO);
     CHECK(!strcmp(nf_error_msg(), "shards (NF_SHARDS_MAX): 2000, at most 1024"));
     nf_msg_clear(&msg);
 
-    /* values: top_k, queries x top_k, id bytes (through the encoder) */
-    Nflow__Envelope e;
+    /* values: top_k, queries x top_k, filter and fields (reserved, issue 11) */
     nf_env_init(&e);
     e.request_id = 79;
     Nflow__SearchRequest sr = NFLOW__SEARCH_REQUEST__INIT;
-    Nflow__Document q = NFLOW__DOCUMENT__INIT, *qs[40];
-    q.text = "hello";
+    char *texts[40];
     for (int i = 0; i < 40; i++)
-        qs[i] = &q;
-    sr.queries = qs;
-    sr.n_queries = 1;
+        texts[i] = "hello";
+    sr.texts = texts;
+    sr.n_texts = 1;
+    sr.count = 1;
     sr.top_k = 20000;
-    e.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+    e.body_case = NF_BODY_SEARCH;
     e.search = &sr;
     CHECK_OK(nf_msg_send(push, NULL, &e, 0));
     CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
     CHECK(!strcmp(nf_error_msg(), "top_k: 20000, at most 10000 (NF_TOPK_MAX)"));
     CHECK(msg.request_id == 79);
     nf_msg_clear(&msg);
-    sr.n_queries = 40;      /* 40 x 10,000 > NF_MATCHES_MAX; 20 x 10,000 is legal */
+    sr.count = 40;      /* 40 x 10,000 > NF_MATCHES_MAX; 20 x 10,000 is legal */
+    sr.n_texts = 40;
     sr.top_k = 10000;
     CHECK(nf_msg_check_limits(&e) == NF_EPROTO);
     CHECK(strstr(nf_error_msg(), "NF_MATCHES_MAX") != NULL);
-    sr.n_queries = 20;
+    sr.count = 20;
+    sr.n_texts = 20;
     CHECK_OK(nf_msg_check_limits(&e));
+    sr.n_texts = 19;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "query texts: 19"));
+    sr.n_texts = 20;
+    sr.filter = "year >= 2000";     /* within the limits, refused until issue 11 */
+    CHECK_OK(nf_msg_check_limits(&e));
+    CHECK(nf_msg_check_request(&e) == NF_EINVAL);
+    CHECK(!strcmp(nf_error_msg(), "filter: filters are not supported yet"));
+    sr.filter = "";
+    CHECK_OK(nf_msg_check_request(&e));
 
     char *longid = malloc(10 * 1024 + 1);
     memset(longid, 'x', 10 * 1024);
     longid[10 * 1024] = 0;
-    char *ids[1] = {longid};
-    Nflow__DeleteRequest del = NFLOW__DELETE_REQUEST__INIT;
-    del.ids = ids;
-    del.n_ids = 1;
-    e.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+    nf_batch_t ids = {0};
+    CHECK_OK(nf_batch_add(&ids, longid, strlen(longid), NULL, NULL, 0, NULL, NULL, 0));
+    Nflow__DeleteRequest del;
+    nf_batch_view_delete(&ids, &del);
+    e.body_case = NF_BODY_DELETE;
     e.delete_ = &del;
     CHECK(nf_msg_check_limits(&e) == NF_EPROTO);
-    CHECK(!strcmp(nf_error_msg(), "id 0: id bytes: 10240, at most 256 (NF_ID_MAX)"));
-    ids[0] = "";
+    CHECK(!strcmp(nf_error_msg(), "id 0: bytes: 10240, at most 256 (NF_ID_MAX)"));
+    nf_batch_reset(&ids, 0);
+    CHECK_OK(nf_batch_add(&ids, "", 0, NULL, NULL, 0, NULL, NULL, 0));
+    nf_batch_view_delete(&ids, &del);
     CHECK_OK(nf_msg_check_limits(&e));          /* the limits allow it ... */
     CHECK(nf_msg_check_request(&e) == NF_EINVAL);   /* ... a client request may not */
     CHECK(strstr(nf_error_msg(), "empty id") != NULL);
+    nf_batch_free(&ids);
     free(longid);
 
-    /* a frame over NF_FRAME_MAX is refused before it is unpacked */
+    /* a body frame over NF_FRAME_MAX is refused before it is unpacked */
     size_t big = (size_t) NF_FRAME_MAX + 1;
     uint8_t *huge = calloc(1, big);
     if (huge) {
-        CHECK(s_recv_raw(pull, push, huge, big, &msg) == NF_EPROTO);
+        CHECK(s_recv_raw(pull, push, NF_BODY_INDEX, 82, huge, big, &msg) == NF_EPROTO);
         CHECK(strstr(nf_error_msg(), "NF_FRAME_MAX") != NULL);
         nf_msg_clear(&msg);
         free(huge);
@@ -453,7 +605,95 @@ test_limits(void)
 
     free(doc);
     free(idx);
-    free(env);
+    free(packed);
+    zsock_destroy(&pull);
+    zsock_destroy(&push);
+}
+
+/* An index batch is a handful of buffers: the router's split copies byte
+   ranges per shard, the body frame is forwarded untouched (shared), and
+   the receiver reads the columns in place. */
+static void
+test_batch(void)
+{
+    zsock_t *pull, *push;
+    s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
+    nf_batch_t b = {0}, part = {0};
+    nf_batch_reset(&b, 2);
+    const char *keys[2] = {"k1", "k2"}, *values[2] = {"v1", "v2"};
+    float v0[2] = {1, 2}, v1[2] = {3, 4}, v2[2] = {5, 6};
+    CHECK_OK(nf_batch_add(&b, "a", 1, v0, "first", 5, keys, values, 2));
+    CHECK_OK(nf_batch_add(&b, "bb", 2, v1, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add(&b, "ccc", 3, v2, "third", 5, keys + 1, values + 1, 1));
+    nf_env_t e;
+    nf_env_init(&e);
+    Nflow__IndexBatch ib;
+    nf_batch_view(&b, &ib);
+    e.request_id = 5;
+    e.body_case = NF_BODY_INDEX;
+    e.index = &ib;
+    CHECK_OK(nf_msg_check_request(&e));
+    CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+    nf_msg_t msg, fwd;
+    CHECK_OK(nf_msg_recv(pull, &msg));
+    const Nflow__IndexBatch *got = msg.env->index;
+    CHECK(got->count == 3 && got->dim == 2 && got->vectors.len == 24);
+    size_t len, t0;
+    CHECK(!memcmp(nf_batch_id(got, 2, &len), "ccc", 3) && len == 3);
+    CHECK(!memcmp(nf_batch_text(got, 0, &len), "first", 5) && len == 5);
+    nf_batch_text(got, 1, &len);
+    CHECK(len == 0);
+    CHECK(nf_batch_tags(got, 0, &t0) == 2 && t0 == 0);
+    CHECK(nf_batch_tags(got, 2, &t0) == 1 && t0 == 2);
+    float row[2];
+    memcpy(row, got->vectors.data + 2 * 8, 8);
+    CHECK(row[0] == 5 && row[1] == 6);
+
+    /* the split: documents 0 and 2 of the batch, their columns copied */
+    nf_batch_reset(&part, got->dim);
+    CHECK_OK(nf_batch_add_from(&part, got, 0));
+    CHECK_OK(nf_batch_add_from(&part, got, 2));
+    Nflow__IndexBatch pv;
+    nf_batch_view(&part, &pv);
+    nf_env_t pe = *msg.env;
+    pe.index = &pv;
+    CHECK_OK(nf_msg_check_limits(&pe));
+    CHECK(pv.count == 2 && pv.n_tag_key_ends == 3 && pv.vectors.len == 16);
+    CHECK(!memcmp(nf_batch_id(&pv, 1, &len), "ccc", 3));
+    nf_col_span(pv.tag_value_ends, pv.n_tag_value_ends, 2, &t0, &len);
+    CHECK(len == 2 && !memcmp(pv.tag_values.data + t0, "v2", 2));
+
+    /* forwarding: the body frame as received, with a new header */
+    nf_env_t hdr = *msg.env;
+    hdr.request_id = 6;
+    CHECK_OK(nf_msg_forward_hop(push, NULL, &hdr, &msg, "router", 1, 0));
+    CHECK_OK(nf_msg_recv(pull, &fwd));
+    CHECK(fwd.request_id == 6 && fwd.env->n_route == 1 && fwd.env->index->count == 3);
+    CHECK(!memcmp(fwd.env->index->vectors.data, got->vectors.data, 24));
+    hdr.body_case = NF_BODY_SEARCH;     /* a header naming another body: refused */
+    CHECK(nf_msg_forward_hop(push, NULL, &hdr, &msg, "router", 1, 0) == NF_EINVAL);
+    nf_msg_clear(&fwd);
+    nf_msg_clear(&msg);
+
+    /* a raw receive keeps the body undecoded and still forwards it */
+    CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+    CHECK_OK(nf_msg_recv_raw(pull, &msg));
+    CHECK(msg.env->body_case == NF_BODY_INDEX && msg.env->index == NULL);
+    CHECK_OK(nf_msg_forward_hop(push, NULL, msg.env, &msg, "gateway", 1, 0));
+    nf_msg_clear(&msg);
+    CHECK_OK(nf_msg_recv(pull, &fwd));
+    CHECK(fwd.env->index && fwd.env->index->count == 3);
+    nf_msg_clear(&fwd);
+
+    /* a spent deadline still travels as 1 us left, never as 0 (no limit) */
+    e.deadline_us = nf_now_us() - 1000;
+    CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+    CHECK_OK(nf_msg_recv(pull, &msg));
+    CHECK(msg.env->deadline_us != 0 && msg.env->deadline_us <= nf_now_us());
+    nf_msg_clear(&msg);
+
+    nf_batch_free(&part);
+    nf_batch_free(&b);
     zsock_destroy(&pull);
     zsock_destroy(&push);
 }
@@ -480,15 +720,14 @@ test_vec_check(void)
           != NULL);
     CHECK(strstr(nf_error_msg(), "0 values") == NULL);
 
-    Nflow__Envelope e;
+    nf_env_t e;
     nf_env_init(&e);
     Nflow__SearchRequest sr = NFLOW__SEARCH_REQUEST__INIT;
-    Nflow__Document q = NFLOW__DOCUMENT__INIT, *qs[1] = {&q};
     v[2] = -INFINITY;
-    q.vector = b;
-    sr.queries = qs;
-    sr.n_queries = 1;
-    e.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+    sr.count = 1;
+    sr.dim = 3;
+    sr.vectors = b;
+    e.body_case = NF_BODY_SEARCH;
     e.search = &sr;
     CHECK(nf_msg_check_request(&e) == NF_EINVAL);
     CHECK(!strcmp(nf_error_msg(), "query 0: vector[2] is infinite: values must be finite"));
@@ -508,6 +747,7 @@ main(void)
     test_vectors();
     test_shard_of();
     test_limits();
+    test_batch();
     test_vec_check();
     return nf_test_done("msg");
 }

@@ -159,22 +159,22 @@ s_sock(int type, const char *ep, bool bind)
     return s;
 }
 
-/* One control call; the answer envelope (caller frees) or NULL. */
-static Nflow__Envelope *
+/* One control call; the answer message (caller frees) or NULL. */
+static nf_env_t *
 s_control(const char *ep, Nflow__ControlCommand cmd, int timeout_ms)
 {
     zsock_t *d = s_sock(ZMQ_DEALER, ep, false);
     zsock_set_rcvtimeo(d, timeout_ms);
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     env.request_id = 9;
     Nflow__Control c = NFLOW__CONTROL__INIT;
     c.command = cmd;
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &c;
     nf_msg_send(d, NULL, &env, 0);
     nf_msg_t msg;
-    Nflow__Envelope *out = NULL;
+    nf_env_t *out = NULL;
     if (nf_msg_recv(d, &msg) == NF_OK) {
         out = msg.env;
         msg.env = NULL;
@@ -189,11 +189,11 @@ static bool
 s_ready(const char *ep)
 {
     for (int i = 0; i < 50; i++) {
-        Nflow__Envelope *e = s_control(ep, NFLOW__CONTROL_COMMAND__CONTROL_PING, 200);
-        bool ok = e && e->body_case == NFLOW__ENVELOPE__BODY_CONTROL && e->control->ready
+        nf_env_t *e = s_control(ep, NFLOW__CONTROL_COMMAND__CONTROL_PING, 200);
+        bool ok = e && e->body_case == NF_BODY_CONTROL && e->control->ready
                   && e->request_id == 9;
         if (e)
-            nflow__envelope__free_unpacked(e, NULL);
+            nf_env_destroy(&e);
         if (ok)
             return true;
     }
@@ -203,16 +203,16 @@ s_ready(const char *ep)
 static uint64_t
 s_status(const char *ep, uint64_t *rows)
 {
-    Nflow__Envelope *e = s_control(ep, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, 2000);
+    nf_env_t *e = s_control(ep, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, 2000);
     uint64_t malformed = UINT64_MAX;
-    if (e && e->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
+    if (e && e->body_case == NF_BODY_CONTROL) {
         malformed = e->control->malformed;
         if (rows)
             *rows = e->control->rows;
         CHECK(e->control->rss_bytes > 0 && e->control->pid > 0);
     }
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     return malformed;
 }
 
@@ -226,12 +226,12 @@ s_garbage(zsock_t *s)
     zmq_send(zsock_resolve(s), "c", 1, 0);
 }
 
-/* Receive one envelope (3 s bound); caller frees. */
-static Nflow__Envelope *
+/* Receive one message (3 s bound); caller frees. */
+static nf_env_t *
 s_recv(zsock_t *s)
 {
     nf_msg_t msg;
-    Nflow__Envelope *e = NULL;
+    nf_env_t *e = NULL;
     if (nf_msg_recv(s, &msg) == NF_OK) {
         e = msg.env;
         msg.env = NULL;
@@ -265,53 +265,66 @@ test_encoder_pod(void)
     CHECK(s_ready(ctl));
     zsock_t *push = s_sock(ZMQ_PUSH, in, false);
 
-    /* text is encoded; a Hop is added; the request id is kept */
-    Nflow__Envelope env;
+    /* texts are encoded into one vector block; a Hop is added; the request
+       id is kept */
+    nf_env_t env;
     nf_env_init(&env);
     env.request_id = 1234;
-    Nflow__IndexRequest ir = NFLOW__INDEX_REQUEST__INIT;
-    Nflow__Document d[2], *dp[2] = {&d[0], &d[1]};
+    nf_batch_t batch = {0};
+    Nflow__IndexBatch ir;
     float v[8] = {1, 0, 0, 0, 0, 0, 0, 0};
-    uint8_t vb[32];
-    s_doc(&d[0], "t", "hello world", NULL, 0, NULL);
-    s_doc(&d[1], "v", NULL, v, 8, vb);
-    ir.docs = dp;
-    ir.n_docs = 2;
-    env.body_case = NFLOW__ENVELOPE__BODY_INDEX;
+    CHECK_OK(nf_batch_add(&batch, "t", 1, NULL, "hello world", 11, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add(&batch, "u", 1, NULL, "second text", 11, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
+    env.body_case = NF_BODY_INDEX;
     env.index = &ir;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
-    Nflow__Envelope *e = s_recv(outs);
+    nf_env_t *e = s_recv(outs);
     CHECK(e && e->request_id == 1234 && e->n_route == 1);
-    if (e && e->body_case == NFLOW__ENVELOPE__BODY_INDEX && e->index->n_docs == 2) {
-        CHECK(e->index->docs[0]->vector.len == 32);
-        CHECK(!strcmp(e->index->docs[0]->text, "hello world"));
-        CHECK(memcmp(e->index->docs[1]->vector.data, vb, 32) == 0);   /* passed through */
+    if (e && e->body_case == NF_BODY_INDEX && e->index->count == 2) {
+        size_t len;
+        CHECK(e->index->dim == 8 && e->index->vectors.len == 64);
+        CHECK(!memcmp(nf_batch_text(e->index, 0, &len), "hello world", 11) && len == 11);
         CHECK(!strcmp(e->route[0]->pod, "encoder/0"));
     }
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
+
+    /* a batch with vectors passes through untouched */
+    nf_batch_reset(&batch, 8);
+    CHECK_OK(nf_batch_add(&batch, "v", 1, v, NULL, 0, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
+    env.request_id = 1235;
+    CHECK_OK(nf_msg_send(push, NULL, &env, 0));
+    e = s_recv(outs);
+    CHECK(e && e->request_id == 1235 && e->index && e->index->vectors.len == 32
+          && memcmp(e->index->vectors.data, v, 32) == 0);
+    if (e)
+        nf_env_destroy(&e);
 
     /* wrong dim and missing content fail via --errors */
     float v3[3] = {1, 2, 3};
-    s_doc(&d[1], "x", NULL, v3, 3, vb);
-    ir.n_docs = 2;
+    nf_batch_reset(&batch, 3);
+    CHECK_OK(nf_batch_add(&batch, "x", 1, v3, NULL, 0, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
     env.request_id = 77;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
     e = s_recv(errs);
     CHECK(e && e->request_id == 77 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_DIM);
-    CHECK(e && e->status && strstr(e->status->message, "doc 'x': vector has 3 values, expected 8"));
+    CHECK(e && e->status && strstr(e->status->message, "vectors have 3 values, expected 8"));
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
-    s_doc(&d[0], "empty", NULL, NULL, 0, NULL);
-    ir.n_docs = 1;
+        nf_env_destroy(&e);
+    nf_batch_reset(&batch, 0);
+    CHECK_OK(nf_batch_add(&batch, "empty", 5, NULL, NULL, 0, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
     env.request_id = 78;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
     e = s_recv(errs);
     CHECK(e && e->request_id == 78 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     /* garbage on the data and control sockets: counted, still serving */
     s_garbage(push);
@@ -328,11 +341,12 @@ test_encoder_pod(void)
     /* TERMINATE: answered, then a clean exit */
     uint64_t t0 = nf_now_us();
     e = s_control(ctl, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE, 2000);
-    CHECK(e && e->body_case == NFLOW__ENVELOPE__BODY_CONTROL);
+    CHECK(e && e->body_case == NF_BODY_CONTROL);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     CHECK(s_wait_exit(pid, 3000) == 0);
     CHECK(nf_now_us() - t0 < 3000000);
+    nf_batch_free(&batch);
     zsock_destroy(&push);
     zsock_destroy(&outs);
     zsock_destroy(&errs);
@@ -357,7 +371,7 @@ test_indexer_pod(void)
     nf_msg_t msg;
     CHECK_OK(nf_msg_recv(rt, &msg));
     CHECK(msg.routing && zframe_streq(zmsg_first(msg.routing), "shard-1"));
-    CHECK(msg.env && msg.env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+    CHECK(msg.env && msg.env->body_case == NF_BODY_CONTROL
           && msg.env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
     zmsg_t *routing = msg.routing ? zmsg_dup(msg.routing) : zmsg_new();
     nf_msg_clear(&msg);
@@ -365,46 +379,58 @@ test_indexer_pod(void)
     CHECK(msg.env && msg.env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
     nf_msg_clear(&msg);
 
-    /* index two docs: one part to the reducer */
-    Nflow__Envelope env;
+    /* index two docs (columns straight into the segment): one part to the reducer */
+    nf_env_t env;
     nf_env_init(&env);
     env.request_id = 500;
-    Nflow__IndexRequest ir = NFLOW__INDEX_REQUEST__INIT;
-    Nflow__Document d[2], *dp[2] = {&d[0], &d[1]};
+    nf_batch_t batch = {0};
+    Nflow__IndexBatch ir;
     float a[4] = {1, 0, 0, 0}, b[4] = {0, 1, 0, 0};
-    uint8_t ab[16], bb[16];
-    s_doc(&d[0], "a", "first", a, 4, ab);
-    s_doc(&d[1], "b", NULL, b, 4, bb);
-    Nflow__Document__TagsEntry tag = NFLOW__DOCUMENT__TAGS_ENTRY__INIT, *tags[1] = {&tag};
-    tag.key = "lang";
-    tag.value = "en";
-    d[0].tags = tags;
-    d[0].n_tags = 1;
-    ir.docs = dp;
-    ir.n_docs = 2;
-    env.body_case = NFLOW__ENVELOPE__BODY_INDEX;
+    const char *key = "lang", *value = "en";
+    nf_batch_reset(&batch, 4);
+    CHECK_OK(nf_batch_add(&batch, "a", 1, a, "first", 5, &key, &value, 1));
+    CHECK_OK(nf_batch_add(&batch, "b", 1, b, NULL, 0, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
+    env.body_case = NF_BODY_INDEX;
     env.index = &ir;
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
-    Nflow__Envelope *e = s_recv(red);
-    CHECK(e && e->request_id == 500 && e->body_case == NFLOW__ENVELOPE__BODY_RESULT);
+    nf_env_t *e = s_recv(red);
+    CHECK(e && e->request_id == 500 && e->body_case == NF_BODY_RESULT);
     if (e && e->result) {
         CHECK(e->result->indexed == 2 && e->result->shard == 1);
         CHECK(!strcmp(e->result->metric, "l2"));
     }
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
+
+    /* an index request whose time is spent is dropped, never applied */
+    float late[4] = {0, 0, 0, 9};
+    nf_batch_reset(&batch, 4);
+    CHECK_OK(nf_batch_add(&batch, "late", 4, late, NULL, 0, NULL, NULL, 0));
+    nf_batch_view(&batch, &ir);
+    env.request_id = 501;
+    env.deadline_us = nf_now_us() - 1;      /* travels as 1 us left */
+    CHECK_OK(nf_msg_send(rt, routing, &env, 0));
+    e = s_recv(errs);
+    CHECK(e && e->request_id == 501 && e->status
+          && e->status->code == NFLOW__STATUS_CODE__STATUS_TIMEOUT);
+    if (e)
+        nf_env_destroy(&e);
+    e = s_recv(red);
+    CHECK(e && e->request_id == 501 && e->status);
+    if (e)
+        nf_env_destroy(&e);
+    env.deadline_us = 0;
 
     /* two searches queued together: each gets its own part */
     Nflow__SearchRequest sr = NFLOW__SEARCH_REQUEST__INIT;
-    Nflow__Document q, *qp[1] = {&q};
     float qa[4] = {0.9f, 0.1f, 0, 0};
-    uint8_t qb[16];
-    s_doc(&q, "", NULL, qa, 4, qb);
-    sr.queries = qp;
-    sr.n_queries = 1;
+    sr.count = 1;
+    sr.dim = 4;
+    sr.vectors = (ProtobufCBinaryData) {16, (uint8_t *) qa};
     sr.top_k = 1;
     sr.with_payload = true;     /* text and tags only when asked */
-    env.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+    env.body_case = NF_BODY_SEARCH;
     env.search = &sr;
     env.request_id = 601;
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
@@ -413,10 +439,10 @@ test_indexer_pod(void)
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
     for (int i = 0; i < 2; i++) {
         e = s_recv(red);
-        CHECK(e && e->body_case == NFLOW__ENVELOPE__BODY_RESULT && e->result->n_results == 1);
+        CHECK(e && e->body_case == NF_BODY_RESULT && e->result->n_results == 1);
         if (!e || !e->result || e->result->n_results != 1) {
             if (e)
-                nflow__envelope__free_unpacked(e, NULL);
+                nf_env_destroy(&e);
             continue;
         }
         Nflow__Matches *m = e->result->results[0];
@@ -427,39 +453,56 @@ test_indexer_pod(void)
             CHECK(m->matches[0]->n_tags == 1 && !strcmp(m->matches[0]->tags[0]->value, "en"));
             CHECK(m->matches[0]->score > 0.019f && m->matches[0]->score < 0.021f);
         }
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     }
+
+    /* a filter: refused until filters exist (issue 11) */
+    sr.filter = "year >= 2000";
+    env.request_id = 605;
+    CHECK_OK(nf_msg_send(rt, routing, &env, 0));
+    e = s_recv(errs);
+    CHECK(e && e->request_id == 605 && e->status
+          && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+          && strstr(e->status->message, "filters are not supported yet"));
+    if (e)
+        nf_env_destroy(&e);
+    e = s_recv(red);
+    if (e)
+        nf_env_destroy(&e);
+    sr.filter = "";
 
     /* wrong dim: an error to the gateway AND a part with the status */
     float v3[3] = {1, 2, 3};
-    s_doc(&q, "", NULL, v3, 3, qb);
+    sr.dim = 3;
+    sr.vectors = (ProtobufCBinaryData) {12, (uint8_t *) v3};
     env.request_id = 603;
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
     e = s_recv(errs);
     CHECK(e && e->request_id == 603 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_DIM);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     e = s_recv(red);
     CHECK(e && e->request_id == 603 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_DIM && e->result
           && e->result->shard == 1);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     /* delete, then STATUS rows */
-    Nflow__DeleteRequest dr = NFLOW__DELETE_REQUEST__INIT;
-    char *ids[] = {"b", "nope"};
-    dr.ids = ids;
-    dr.n_ids = 2;
-    env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+    Nflow__DeleteRequest dr;
+    nf_batch_reset(&batch, 0);
+    CHECK_OK(nf_batch_add(&batch, "b", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add(&batch, "nope", 4, NULL, NULL, 0, NULL, NULL, 0));
+    nf_batch_view_delete(&batch, &dr);
+    env.body_case = NF_BODY_DELETE;
     env.delete_ = &dr;
     env.request_id = 604;
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
     e = s_recv(red);
     CHECK(e && e->result && e->result->deleted == 1);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     uint64_t rows = 0;
     s_status(ctl, &rows);
     CHECK(rows == 1);
@@ -481,6 +524,7 @@ test_indexer_pod(void)
     snprintf(path, sizeof path, "%s/shard-1/vectors.nfv", ws);
     CHECK(access(path, F_OK) == 0);
     zmsg_destroy(&routing);
+    nf_batch_free(&batch);
     zsock_destroy(&rt);
     zsock_destroy(&red);
     zsock_destroy(&errs);
@@ -500,10 +544,10 @@ test_reducer_pod(void)
     CHECK(s_ready(ctl));
     zsock_t *push = s_sock(ZMQ_PUSH, in, false);
 
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     env.request_id = 42;
-    env.deadline_us = nf_wall_us() + 5000000;
+    env.deadline_us = nf_now_us() + 5000000;
     /* part from shard 1 first, then the plan, then shard 0 */
     Nflow__Result r = NFLOW__RESULT__INIT;
     Nflow__Matches m = NFLOW__MATCHES__INIT, *mp[1] = {&m};
@@ -518,7 +562,7 @@ test_reducer_pod(void)
     r.n_results = 1;
     r.shard = 1;
     r.metric = "cosine";
-    env.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    env.body_case = NF_BODY_RESULT;
     env.result = &r;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
 
@@ -528,10 +572,10 @@ test_reducer_pod(void)
     plan.n_shards = 2;
     plan.down = down;
     plan.n_down = 1;
-    plan.kind = NFLOW__ENVELOPE__BODY_SEARCH;
+    plan.kind = NF_BODY_SEARCH;
     plan.nqueries = 1;
     plan.top_k = 3;         /* stamped by the gateway, carried by the router's plan */
-    env.body_case = NFLOW__ENVELOPE__BODY_PLAN;
+    env.body_case = NF_BODY_PLAN;
     env.plan = &plan;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
 
@@ -543,12 +587,12 @@ test_reducer_pod(void)
     d[2].score = 0.1f;
     m.n_matches = 3;
     r.shard = 0;
-    env.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    env.body_case = NF_BODY_RESULT;
     env.result = &r;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
 
-    Nflow__Envelope *e = s_recv(res);
-    CHECK(e && e->request_id == 42 && e->body_case == NFLOW__ENVELOPE__BODY_RESULT);
+    nf_env_t *e = s_recv(res);
+    CHECK(e && e->request_id == 42 && e->body_case == NF_BODY_RESULT);
     if (e && e->result && e->result->n_results == 1) {
         Nflow__Matches *g = e->result->results[0];
         CHECK(g->n_matches == 3);       /* the plan's top_k 3 */
@@ -563,30 +607,30 @@ test_reducer_pod(void)
     else
         CHECK(!"merged result");
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     /* a late duplicate part is dropped: nothing more arrives */
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
 
     /* deadline: plan for shards 0 and 1, only shard 0 answers -> partial at the deadline */
     env.request_id = 43;
-    env.deadline_us = nf_wall_us() + 300000;
-    env.body_case = NFLOW__ENVELOPE__BODY_PLAN;
+    env.deadline_us = nf_now_us() + 300000;
+    env.body_case = NF_BODY_PLAN;
     env.plan = &plan;
     plan.n_down = 0;
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
-    env.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    env.body_case = NF_BODY_RESULT;
     env.result = &r;        /* the body is a union: set it again */
     CHECK_OK(nf_msg_send(push, NULL, &env, 0));
     e = s_recv(res);
     CHECK(e && e->request_id == 43 && e->result && e->result->partial
           && e->result->n_missing_shards == 1 && e->result->missing_shards[0] == 1);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     /* an error part decides the answer */
     env.request_id = 44;
-    env.deadline_us = nf_wall_us() + 5000000;
+    env.deadline_us = nf_now_us() + 5000000;
     Nflow__Status st = NFLOW__STATUS__INIT;
     st.code = NFLOW__STATUS_CODE__STATUS_BAD_DIM;
     st.message = "query 0: vector has 3 values, expected 4";
@@ -596,7 +640,7 @@ test_reducer_pod(void)
     CHECK(e && e->request_id == 44 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_DIM);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     kill(pid, SIGINT);
     CHECK(s_wait_exit(pid, 3000) == 0);
@@ -620,71 +664,108 @@ test_gateway_pod(void)
     zsock_t *client = s_sock(ZMQ_DEALER, clients, false);
     zsock_t *back = s_sock(ZMQ_PUSH, results, false);
 
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
-    Nflow__DeleteRequest dr = NFLOW__DELETE_REQUEST__INIT;
-    char *ids[] = {"x"};
-    dr.ids = ids;
-    dr.n_ids = 1;
-    env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
+    nf_batch_t batch = {0};
+    Nflow__DeleteRequest dr;
+    CHECK_OK(nf_batch_add(&batch, "x", 1, NULL, NULL, 0, NULL, NULL, 0));
+    nf_batch_view_delete(&batch, &dr);
+    env.body_case = NF_BODY_DELETE;
     env.delete_ = &dr;
     env.request_id = 7;
     CHECK_OK(nf_msg_send(client, NULL, &env, 0));
-    Nflow__Envelope *fwd = s_recv(next);
-    CHECK(fwd && fwd->request_id != 7 && fwd->deadline_us > nf_wall_us() && fwd->n_route == 1);
+    nf_env_t *fwd = s_recv(next);
+    /* the gateway's default timeout (300 ms) travels as time left */
+    CHECK(fwd && fwd->request_id != 7 && fwd->deadline_us > nf_now_us()
+          && fwd->deadline_us <= nf_now_us() + 300000 && fwd->n_route == 1);
     uint64_t gid = fwd ? fwd->request_id : 0;
     if (fwd)
-        nflow__envelope__free_unpacked(fwd, NULL);
+        nf_env_destroy(&fwd);
 
     /* the answer goes back once, with the client's id */
-    Nflow__Envelope ans;
+    nf_env_t ans;
     nf_env_init(&ans);
     ans.request_id = gid;
     Nflow__Result r = NFLOW__RESULT__INIT;
     r.deleted = 1;
-    ans.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    ans.body_case = NF_BODY_RESULT;
     ans.result = &r;
     CHECK_OK(nf_msg_send(back, NULL, &ans, 0));
     CHECK_OK(nf_msg_send(back, NULL, &ans, 0));        /* duplicate: dropped */
-    Nflow__Envelope *e = s_recv(client);
+    nf_env_t *e = s_recv(client);
     CHECK(e && e->request_id == 7 && e->result && e->result->deleted == 1);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
 
     /* nobody answers: TIMEOUT after the deadline (+ grace) */
     env.request_id = 8;
-    env.timeout_ms = 200;
     uint64_t t0 = nf_now_us();
+    env.deadline_us = t0 + 200000;      /* the client gives it 200 ms */
     CHECK_OK(nf_msg_send(client, NULL, &env, 0));
     e = s_recv(client);
     CHECK(e && e->request_id == 8 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_TIMEOUT);
     CHECK(nf_now_us() - t0 >= 200000);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     fwd = s_recv(next);
     if (fwd)
-        nflow__envelope__free_unpacked(fwd, NULL);
+        nf_env_destroy(&fwd);
 
     /* a request without ids, garbage and a bad version: answered, counted */
-    dr.n_ids = 0;
+    env.deadline_us = 0;
+    dr.count = 0;
+    dr.n_id_ends = 0;
+    dr.ids.len = 0;
     env.request_id = 9;
     CHECK_OK(nf_msg_send(client, NULL, &env, 0));
     e = s_recv(client);
     CHECK(e && e->request_id == 9 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     zmq_send(zsock_resolve(client), "\x08garbage", 8, 0);
     zmsg_t *z = zmsg_recv(client);
     CHECK(z != NULL);
     zmsg_destroy(&z);
+    /* a version-1 client: STATUS_BAD_VERSION, in one frame it can read */
+    zmq_send(zsock_resolve(client), "\x08\x01\x10\x0b\x52\x00", 6, 0);
+    z = zmsg_recv(client);
+    CHECK(z && zmsg_size(z) == 1);
+    if (z) {
+        zframe_t *f = zmsg_first(z);
+        Nflow__Header *h = nflow__header__unpack(NULL, zframe_size(f), zframe_data(f));
+        CHECK(h && h->request_id == 11 && h->status
+              && h->status->code == NFLOW__STATUS_CODE__STATUS_BAD_VERSION
+              && strstr(h->status->message, "protocol 1"));
+        if (h)
+            nflow__header__free_unpacked(h, NULL);
+    }
+    zmsg_destroy(&z);
+    /* a filter: refused at the gateway until filters exist (issue 11) */
+    Nflow__SearchRequest sr = NFLOW__SEARCH_REQUEST__INIT;
+    float qv[2] = {1, 2};
+    sr.count = 1;
+    sr.dim = 2;
+    sr.vectors = (ProtobufCBinaryData) {8, (uint8_t *) qv};
+    sr.filter = "genre == \"scifi\"";
+    env.body_case = NF_BODY_SEARCH;
+    env.search = &sr;
+    env.request_id = 12;
+    CHECK_OK(nf_msg_send(client, NULL, &env, 0));
+    e = s_recv(client);
+    CHECK(e && e->request_id == 12 && e->status
+          && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+          && !strcmp(e->status->message, "gateway: filter: filters are not supported yet"));
+    if (e)
+        nf_env_destroy(&e);
+    nf_batch_free(&batch);
     CHECK(s_status(ctl, NULL) >= 2);
 
     e = s_control(ctl, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE, 2000);
     CHECK(e != NULL);
     if (e)
-        nflow__envelope__free_unpacked(e, NULL);
+        nf_env_destroy(&e);
     CHECK(s_wait_exit(pid, 3000) == 0);
     zsock_destroy(&client);
     zsock_destroy(&back);

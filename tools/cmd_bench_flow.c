@@ -277,7 +277,7 @@ typedef struct {
 
 /* The time the indexer (first shard in the route) held the request, ms. */
 static double
-s_indexer_ms(const Nflow__Envelope *reply)
+s_indexer_ms(const nf_env_t *reply)
 {
     for (size_t i = 0; i < reply->n_route; i++) {
         const Nflow__Hop *h = reply->route[i];
@@ -298,7 +298,7 @@ s_role(const char *pod, char *out, size_t size)
    recv) and the transit to the next hop (next recv - send).  Answers whose
    route differs in shape from the first one are left out. */
 static void
-s_route(s_stats_t *st, const Nflow__Envelope *reply, size_t cap)
+s_route(s_stats_t *st, const nf_env_t *reply, size_t cap)
 {
     char names[S_MAX_STAGES][40];
     double ms[S_MAX_STAGES];
@@ -339,11 +339,11 @@ s_route(s_stats_t *st, const Nflow__Envelope *reply, size_t cap)
 }
 
 static void
-s_flow_answer(s_flow_t *f, s_slot_t *s, Nflow__Envelope *reply, s_stats_t *st, bool record)
+s_flow_answer(s_flow_t *f, s_slot_t *s, nf_env_t *reply, s_stats_t *st, bool record)
 {
     uint64_t now = nf_now_us();
     int rc = nf_client_status(reply);
-    if (rc == 0 && reply->body_case != NFLOW__ENVELOPE__BODY_RESULT)
+    if (rc == 0 && reply->body_case != NF_BODY_RESULT)
         rc = nf_error_set(NF_EPROTO, "the gateway answered a search without a result");
     if (rc == 0 && reply->result->n_results != 1)
         rc = nf_error_set(NF_EPROTO, "a search of one query got %zu result lists",
@@ -412,14 +412,14 @@ s_flow_phase(s_flow_t *f, size_t total, s_stats_t *st, bool record)
         for (size_t i = 0; i < f->nslots; i++) {
             s_slot_t *s = &f->slots[i];
             if (n > 0 && (items[i].revents & ZMQ_POLLIN)) {
-                Nflow__Envelope *reply = NULL;
+                nf_env_t *reply = NULL;
                 for (int m = 0; m < 64 && nf_client_recv(s->cl, 0, &reply) == 0; m++) {
                     if (s->id && reply->request_id == s->id) {
                         s_flow_answer(f, s, reply, st, record);
                         s->id = 0;
                         finished++;
                     }   /* else: a straggler of a request given up on */
-                    nflow__envelope__free_unpacked(reply, NULL);
+                    nf_env_destroy(&reply);
                     reply = NULL;
                 }
             }
@@ -455,7 +455,7 @@ s_flow(const s_opts_t *o, const float *qv, size_t nq, uint32_t dim, const s_trut
     if (!f.reqs || !f.slots || !st.lat_ms || !st.hop_ms)
         rc = nf_error_set(NF_ENOMEM, "out of memory for %zu queries", nq);
     for (size_t i = 0; rc == 0 && i < nq; i++) {
-        rc = nf_request_new(NFLOW__ENVELOPE__BODY_SEARCH, (uint32_t) o->k,
+        rc = nf_request_new(NF_BODY_SEARCH, (uint32_t) o->k,
                             (uint32_t) o->timeout_ms, &f.reqs[i]);
         if (rc == 0)
             rc = nf_request_add(f.reqs[i], NULL, NULL, qv + i * dim, dim, NULL, 0);
@@ -465,7 +465,7 @@ s_flow(const s_opts_t *o, const float *qv, size_t nq, uint32_t dim, const s_trut
 
     /* the gateway must answer before the clock starts: a PING through it */
     for (size_t i = 0; rc == 0 && i < f.nslots; i++) {
-        Nflow__Envelope env, *reply = NULL;
+        nf_env_t env, *reply = NULL;
         Nflow__Control ctl;
         nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
         rc = nf_client_call(f.slots[i].cl, &env, 5000, &reply);
@@ -473,7 +473,7 @@ s_flow(const s_opts_t *o, const float *qv, size_t nq, uint32_t dim, const s_trut
             rc = nf_error_set(rc, "the gateway %s did not answer a PING within 5 s (is the flow "
                               "up?)", o->gateway);
         if (reply)
-            nflow__envelope__free_unpacked(reply, NULL);
+            nf_env_destroy(&reply);
     }
     int prc = 0;
     if (rc == 0 && o->warmup > 0) {

@@ -221,10 +221,10 @@ s_reap(s_check_t *c)
 
 /* ---- sending and receiving -------------------------------------------- */
 
-/* Receive, from sock, the envelope answering request id within timeout_ms
-   (other envelopes are skipped).  NF_OK with msg filled (caller clears it),
+/* Receive, from sock, the message answering request id within timeout_ms
+   (other messages are skipped).  NF_OK with msg filled (caller clears it),
    NF_ETIMEOUT, NF_EUNAVAIL when the pod is gone, NF_EPROTO when the pod
-   sent a frame that is not a valid envelope (message in nf_error_msg). */
+   sent a frame that is not a valid message (message in nf_error_msg). */
 static int
 s_await(s_check_t *c, zsock_t *sock, uint64_t id, int timeout_ms, nf_msg_t *msg)
 {
@@ -281,16 +281,16 @@ s_fail_rc(s_check_t *c, const char *name, int rc, const char *what)
 }
 
 /* Send a control command and wait up to timeout_ms; on NF_OK *reply holds
-   the pod's answer (an envelope with the same request id). */
+   the pod's answer (an message with the same request id). */
 static int
 s_control(s_check_t *c, Nflow__ControlCommand command, int timeout_ms, nf_msg_t *reply)
 {
-    Nflow__Envelope env;
+    nf_env_t env;
     Nflow__Control control = NFLOW__CONTROL__INIT;
     nf_env_init(&env);
     env.request_id = c->next_id++;
     control.command = command;
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &control;
     int rc = nf_msg_send(c->control, NULL, &env, 0);
     if (rc != NF_OK)
@@ -298,58 +298,100 @@ s_control(s_check_t *c, Nflow__ControlCommand command, int timeout_ms, nf_msg_t 
     return s_await(c, c->control, env.request_id, timeout_ms, reply);
 }
 
-/* Send an index (or, search) request with docs; returns its id or 0.
-   version != NF_PROTOCOL_VERSION packs the frame by hand (nf_msg_send
-   would fix the version). */
+/* Send an index (or, search) request with docs, columnar (their vectors,
+   when the first has one, make the block; dim from its bytes); returns its
+   id or 0.  version != NF_PROTOCOL_VERSION packs the header by hand
+   (nf_msg_send would fix the version); version 1 sends a version-1
+   Envelope (one frame: version, request id, an empty index body). */
 static uint64_t
 s_request(s_check_t *c, bool search, const s_doc_t *docs, size_t ndocs, uint32_t version)
 {
-    Nflow__Envelope env;
-    Nflow__IndexRequest index = NFLOW__INDEX_REQUEST__INIT;
+    nf_env_t env;
+    Nflow__IndexBatch index;
     Nflow__SearchRequest query = NFLOW__SEARCH_REQUEST__INIT;
-    Nflow__Document doc[S_MAX_DOCS], *docp[S_MAX_DOCS];
     Nflow__Hop hop = NFLOW__HOP__INIT, *hopp = &hop;
+    char *texts[S_MAX_DOCS];
+    nf_batch_t batch = {0};
     assert(ndocs <= S_MAX_DOCS);
 
     nf_env_init(&env);
     env.request_id = c->next_id++;
-    env.deadline_us = nf_wall_us() + 60u * 1000000u;
+    env.deadline_us = nf_now_us() + 60u * 1000000u;
+    if (version == 1) {
+        uint8_t v1[24], *p = v1;
+        *p++ = 0x08;                            /* field 1 (version), varint */
+        *p++ = 1;
+        *p++ = 0x10;                            /* field 2 (request_id), varint */
+        for (uint64_t id = env.request_id; ; id >>= 7) {
+            *p++ = (uint8_t) ((id & 0x7f) | (id >= 0x80 ? 0x80 : 0));
+            if (id < 0x80)
+                break;
+        }
+        *p++ = 0x52;                            /* field 10 (index), empty message */
+        *p++ = 0;
+        return zmq_send(zsock_resolve(c->in), v1, (size_t) (p - v1), 0) >= 0 ? env.request_id
+                                                                              : 0;
+    }
     hop.pod = (char *) "check-pod";
     hop.recv_us = hop.send_us = nf_wall_us();
     env.n_route = 1;
     env.route = &hopp;
+    uint32_t dim = ndocs && docs[0].vec ? (uint32_t) (docs[0].vec_bytes / 4) : 0;
+    nf_batch_reset(&batch, dim);
     for (size_t i = 0; i < ndocs; i++) {
-        nflow__document__init(&doc[i]);
-        doc[i].id = (char *) docs[i].id;
-        if (docs[i].text)
-            doc[i].text = (char *) docs[i].text;
-        if (docs[i].vec) {
-            doc[i].vector.data = (uint8_t *) docs[i].vec;
-            doc[i].vector.len = docs[i].vec_bytes;
-        }
-        docp[i] = &doc[i];
+        const char *text = docs[i].text ? docs[i].text : "";
+        texts[i] = (char *) text;
+        if (search)     /* the query vectors go to the batch's block */
+            nf_batch_add(&batch, "", 0, docs[i].vec, NULL, 0, NULL, NULL, 0);
+        else
+            nf_batch_add(&batch, docs[i].id, strlen(docs[i].id), docs[i].vec, text,
+                         strlen(text), NULL, NULL, 0);
     }
+    nf_batch_view(&batch, &index);
     if (search) {
-        query.n_queries = ndocs;
-        query.queries = docp;
+        query.count = (uint32_t) ndocs;
+        bool any_text = false;
+        for (size_t i = 0; i < ndocs; i++)
+            any_text |= *texts[i] != 0;
+        query.n_texts = any_text ? ndocs : 0;
+        query.texts = texts;
+        query.dim = index.dim;
+        query.vectors = index.vectors;
         query.top_k = 5;
-        env.body_case = NFLOW__ENVELOPE__BODY_SEARCH;
+        env.body_case = NF_BODY_SEARCH;
         env.search = &query;
     } else {
-        index.n_docs = ndocs;
-        index.docs = docp;
-        env.body_case = NFLOW__ENVELOPE__BODY_INDEX;
+        env.body_case = NF_BODY_INDEX;
         env.index = &index;
     }
+    uint64_t id = 0;
     if (version == NF_PROTOCOL_VERSION)
-        return nf_msg_send(c->in, NULL, &env, 0) == NF_OK ? env.request_id : 0;
-    env.version = version;
-    size_t len = nflow__envelope__get_packed_size(&env);
-    zframe_t *frame = zframe_new(NULL, len);
-    if (!frame)
-        return 0;
-    nflow__envelope__pack(&env, zframe_data(frame));
-    return zframe_send(&frame, c->in, 0) == 0 ? env.request_id : 0;
+        id = nf_msg_send(c->in, NULL, &env, 0) == NF_OK ? env.request_id : 0;
+    else {
+        Nflow__Header h = NFLOW__HEADER__INIT;
+        h.version = version;
+        h.request_id = env.request_id;
+        h.body = (Nflow__BodyKind) env.body_case;
+        h.time_left_us = 60u * 1000000u;
+        uint8_t hbuf[128];
+        size_t hlen = nflow__header__pack(&h, hbuf);
+        size_t blen = search ? nflow__search_request__get_packed_size(&query)
+                             : nflow__index_batch__get_packed_size(&index);
+        uint8_t *body = malloc(blen ? blen : 1);
+        if (body) {
+            if (search)
+                nflow__search_request__pack(&query, body);
+            else
+                nflow__index_batch__pack(&index, body);
+            void *handle = zsock_resolve(c->in);
+            if (zmq_send(handle, hbuf, hlen, ZMQ_SNDMORE) >= 0
+                && zmq_send(handle, body, blen, 0) >= 0)
+                id = env.request_id;
+            free(body);
+        }
+    }
+    nf_batch_free(&batch);
+    return id;
 }
 
 /* ---- vectors ---------------------------------------------------------- */
@@ -374,38 +416,68 @@ s_dot(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b, int dim)
     return sum;
 }
 
-/* The docs (or queries) of a forwarded envelope, or NULL if it is not a
-   request of that kind. */
-static Nflow__Document **
-s_docs(const Nflow__Envelope *env, bool search, size_t *n)
+/* One forwarded document (or query), read from the columns. */
+typedef struct {
+    char id[NF_ID_MAX + 1];
+    char text[200];
+    ProtobufCBinaryData vector;
+} s_got_t;
+
+/* How many documents (or queries) a forwarded request holds, or -1 if it
+   is not a request of that kind. */
+static long
+s_count(const nf_env_t *env, bool search)
 {
-    if (search && env->body_case == NFLOW__ENVELOPE__BODY_SEARCH) {
-        *n = env->search->n_queries;
-        return env->search->queries;
+    if (search && env->body_case == NF_BODY_SEARCH)
+        return env->search->count;
+    if (!search && env->body_case == NF_BODY_INDEX)
+        return env->index->count;
+    return -1;
+}
+
+static void
+s_got(const nf_env_t *env, bool search, size_t i, s_got_t *g)
+{
+    size_t len;
+    const char *p;
+    uint32_t dim;
+    const ProtobufCBinaryData *block;
+    memset(g, 0, sizeof *g);
+    if (search) {
+        p = i < env->search->n_texts ? env->search->texts[i] : "";
+        len = strlen(p);
+        dim = env->search->dim;
+        block = &env->search->vectors;
+    } else {
+        const char *id = nf_batch_id(env->index, i, &len);
+        memcpy(g->id, id, len < NF_ID_MAX ? len : NF_ID_MAX);
+        p = nf_batch_text(env->index, i, &len);
+        dim = env->index->dim;
+        block = &env->index->vectors;
     }
-    if (!search && env->body_case == NFLOW__ENVELOPE__BODY_INDEX) {
-        *n = env->index->n_docs;
-        return env->index->docs;
+    memcpy(g->text, p, len < sizeof g->text - 1 ? len : sizeof g->text - 1);
+    if (block->len) {
+        g->vector.data = block->data + i * (size_t) dim * 4;
+        g->vector.len = (size_t) dim * 4;
     }
-    return NULL;
 }
 
 /* ---- the checks ------------------------------------------------------- */
 
-/* What is wrong with a forwarded envelope as a whole (false: nothing). */
+/* What is wrong with a forwarded message as a whole (false: nothing). */
 static bool
-s_env_wrong(const Nflow__Envelope *env, bool search, size_t ndocs, char *why, size_t size)
+s_env_wrong(const nf_env_t *env, bool search, size_t ndocs, char *why, size_t size)
 {
-    size_t n = 0;
-    if (!s_docs(env, search, &n))
+    long n = s_count(env, search);
+    if (n < 0)
         snprintf(why, size, "the forwarded body is not %s", search ? "a search" : "an index");
-    else if (n != ndocs)
-        snprintf(why, size, "%zu documents forwarded, %zu sent", n, ndocs);
+    else if ((size_t) n != ndocs)
+        snprintf(why, size, "%ld documents forwarded, %zu sent", n, ndocs);
     else if (env->n_route != 2 || !*env->route[1]->pod)
         snprintf(why, size, "route has %zu hops, expected 2 (the sender's, then one naming "
                  "the pod)", env->n_route);
     else if (env->deadline_us == 0)
-        snprintf(why, size, "deadline_us was dropped");
+        snprintf(why, size, "time_left_us was dropped");
     else if (env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK)
         snprintf(why, size, "forwarded with error status %d", (int) env->status->code);
     else
@@ -417,13 +489,13 @@ s_env_wrong(const Nflow__Envelope *env, bool search, size_t ndocs, char *why, si
    keep its id and text and carry dim floats: the very bytes it was sent
    with, or, when the pod encoded its text, a vector of unit norm. */
 static bool
-s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const Nflow__Document *got, char *why,
-            size_t size)
+s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const s_got_t *got, bool search,
+            char *why, size_t size)
 {
     const ProtobufCBinaryData *v = &got->vector;
     double norm = v->len == (size_t) c->dim * 4 ? sqrt(s_dot(v, v, c->dim)) : 0;
-    if (strcmp(got->id, sent->id) != 0)
-        snprintf(why, size, "document '%s' came back as '%s'", sent->id, got->id);
+    if (!search && strcmp(got->id, sent->id) != 0)
+        snprintf(why, size, "document '%.100s' came back as '%.100s'", sent->id, got->id);
     else if (v->len != (size_t) c->dim * 4)
         snprintf(why, size, "'%s': vector of %zu bytes, expected %d (dim %d x 4)", sent->id,
                  v->len, c->dim * 4, c->dim);
@@ -431,7 +503,7 @@ s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const Nflow__Document *got,
         snprintf(why, size, "'%s': its own vector was changed", sent->id);
     else if (!sent->vec && fabs(norm - 1.0) > 1e-3)
         snprintf(why, size, "'%s': vector norm %.6f, expected 1", sent->id, norm);
-    else if (sent->text && strcmp(got->text, sent->text) != 0)
+    else if (sent->text && strncmp(got->text, sent->text, sizeof got->text - 1) != 0)
         snprintf(why, size, "'%s': its text was changed", sent->id);
     else
         return false;
@@ -440,7 +512,7 @@ s_doc_wrong(const s_check_t *c, const s_doc_t *sent, const Nflow__Document *got,
 
 /* Send docs as an index (or search) request and check what the pod
    forwards on --out (same id, see s_env_wrong and s_doc_wrong).  On
-   success *fwd holds the forwarded envelope (caller clears it). */
+   success *fwd holds the forwarded message (caller clears it). */
 static bool
 s_forwarded(s_check_t *c, const char *name, bool search, const s_doc_t *docs, size_t ndocs,
             nf_msg_t *fwd)
@@ -456,11 +528,12 @@ s_forwarded(s_check_t *c, const char *name, bool search, const s_doc_t *docs, si
         s_fail_rc(c, name, rc, "request on --out");
         return false;
     }
-    size_t n = 0;
-    Nflow__Document **got = s_docs(fwd->env, search, &n);
     bool wrong = s_env_wrong(fwd->env, search, ndocs, why, sizeof why);
-    for (size_t i = 0; !wrong && i < n; i++)
-        wrong = s_doc_wrong(c, &docs[i], got[i], why, sizeof why);
+    for (size_t i = 0; !wrong && i < ndocs; i++) {
+        s_got_t got;
+        s_got(fwd->env, search, i, &got);
+        wrong = s_doc_wrong(c, &docs[i], &got, search, why, sizeof why);
+    }
     if (wrong) {
         s_fail(c, name, "%s", why);
         nf_msg_clear(fwd);
@@ -481,7 +554,7 @@ s_check_ready(s_check_t *c, int arg)
         return;
     }
     const Nflow__Control *ctl = reply.env->control;
-    if (reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL || !ctl->ready)
+    if (reply.env->body_case != NF_BODY_CONTROL || !ctl->ready)
         s_fail(c, "ready", "PING answered without control.ready = true");
     else if (strcmp(ctl->pod, c->name) != 0)
         s_fail(c, "ready", "PING answered with pod '%s', the pod was named '%s'", ctl->pod,
@@ -500,7 +573,7 @@ s_check_status(s_check_t *c, int after_garbage)
     int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, c->timeout_ms, &reply);
     if (rc != NF_OK)
         s_fail_rc(c, name, rc, "answer to STATUS");
-    else if (reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL)
+    else if (reply.env->body_case != NF_BODY_CONTROL)
         s_fail(c, name, "STATUS answered without a control body");
     else if (reply.env->control->dim != (uint32_t) c->dim)
         s_fail(c, name, "STATUS reports dim %u, the pod was given --dim %d",
@@ -560,8 +633,8 @@ s_check_passthrough(s_check_t *c, int arg)
 }
 
 /* Did the pod pass request id on to --out (within S_DROP_MS)?  Read raw:
-   a forwarded envelope counts whatever its version, and so does a frame
-   that is no envelope at all (what else would it be?). */
+   a forwarded message counts whatever its version, and so does a frame
+   that is no message at all (what else would it be?). */
 static bool
 s_leaked(s_check_t *c, uint64_t id)
 {
@@ -574,12 +647,12 @@ s_leaked(s_check_t *c, uint64_t id)
         if (zmq_poll(&item, 1, (long) ((deadline - now) / 1000u) + 1) <= 0)
             continue;
         zmsg_t *msg = zmsg_recv(c->out);
-        zframe_t *last = msg ? zmsg_last(msg) : NULL;
-        Nflow__Envelope *env = last ? nflow__envelope__unpack(NULL, zframe_size(last),
-                                                              zframe_data(last)) : NULL;
-        bool ours = !env || env->request_id == id;
-        if (env)
-            nflow__envelope__free_unpacked(env, NULL);
+        zframe_t *head = msg ? zmsg_first(msg) : NULL;    /* the header (any version) */
+        Nflow__Header *h = head ? nflow__header__unpack(NULL, zframe_size(head),
+                                                        zframe_data(head)) : NULL;
+        bool ours = !h || h->request_id == id;
+        if (h)
+            nflow__header__free_unpacked(h, NULL);
         zmsg_destroy(&msg);
         if (ours)
             return true;
@@ -654,25 +727,37 @@ s_still_serving(s_check_t *c, const char *name)
     return true;
 }
 
+/* A message of another protocol version is refused, never forwarded:
+   version 99 (a header from the future) may be dropped or answered with
+   an error; version 1 (one Envelope frame) must be answered on --errors
+   with STATUS_BAD_VERSION. */
 static void
-s_check_version(s_check_t *c, int arg)
+s_check_version(s_check_t *c, int v1)
 {
+    const char *name = v1 ? "version_1" : "version_99";
     s_doc_t doc = {"v99", "from the future", NULL, 0};
     nf_msg_t err;
-    uint64_t id = s_request(c, false, &doc, 1, 99);
+    memset(&err, 0, sizeof err);
+    uint64_t id = s_request(c, false, &doc, 1, v1 ? 1 : 99);
     if (!id) {
-        s_fail(c, "version_99", "could not send the request to --in");
+        s_fail(c, name, "could not send the request to --in");
         return;
     }
     int rc = s_await(c, c->errors, id, c->timeout_ms < 1000 ? c->timeout_ms : 1000, &err);
     if (rc == NF_OK && (!err.env->status || err.env->status->code == NFLOW__STATUS_CODE__STATUS_OK))
-        s_fail(c, "version_99", "answered on --errors without an error status");
+        s_fail(c, name, "answered on --errors without an error status");
+    else if (v1 && rc == NF_OK
+             && err.env->status->code != NFLOW__STATUS_CODE__STATUS_BAD_VERSION)
+        s_fail(c, name, "a version-1 message was answered with status %d, expected "
+               "STATUS_BAD_VERSION", (int) err.env->status->code);
+    else if (v1 && rc != NF_OK)
+        s_fail_rc(c, name, rc, "STATUS_BAD_VERSION on --errors for a version-1 message");
     else if (rc != NF_OK && rc != NF_ETIMEOUT)      /* timeout: dropped, which is fine */
-        s_fail_rc(c, "version_99", rc, "error on --errors");
+        s_fail_rc(c, name, rc, "error on --errors");
     else if (s_leaked(c, id))
-        s_fail(c, "version_99", "a version 99 envelope was forwarded to --out");
-    else if (s_still_serving(c, "version_99"))
-        s_pass(c, "version_99");
+        s_fail(c, name, "a version %d message was forwarded to --out", v1 ? 1 : 99);
+    else if (s_still_serving(c, name))
+        s_pass(c, name);
     nf_msg_clear(&err);
 }
 
@@ -723,26 +808,34 @@ s_check_garbage(s_check_t *c, int control)
 }
 
 /* A control request sent the way a REQ socket sends it, with an empty
-   delimiter frame before the envelope, is answered with the delimiter
+   delimiter frame before the header, is answered with the delimiter
    repeated; one sent without gets an answer without. */
 static void
 s_check_delimiter(s_check_t *c, int arg)
 {
     for (int with = 1; with >= 0; with--) {
-        Nflow__Envelope env;
+        nf_env_t env;
         Nflow__Control control = NFLOW__CONTROL__INIT;
         nf_env_init(&env);
         env.request_id = c->next_id++;
         control.command = NFLOW__CONTROL_COMMAND__CONTROL_PING;
-        env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+        env.body_case = NF_BODY_CONTROL;
         env.control = &control;
         zmsg_t *msg = zmsg_new();
-        size_t len = nflow__envelope__get_packed_size(&env);
+        Nflow__Header h = NFLOW__HEADER__INIT;
+        h.version = NF_PROTOCOL_VERSION;
+        h.request_id = env.request_id;
+        h.body = NFLOW__BODY_KIND__BODY_CONTROL;
+        size_t len = nflow__header__get_packed_size(&h);
         zframe_t *frame = zframe_new(NULL, len);
-        nflow__envelope__pack(&env, zframe_data(frame));
+        nflow__header__pack(&h, zframe_data(frame));
+        len = nflow__control__get_packed_size(&control);
+        zframe_t *body = zframe_new(NULL, len);
+        nflow__control__pack(&control, zframe_data(body));
         if (with)
             zmsg_addmem(msg, NULL, 0);
         zmsg_append(msg, &frame);
+        zmsg_append(msg, &body);
         if (zmsg_send(&msg, c->control) != 0) {
             zmsg_destroy(&msg);
             s_fail(c, "control_delimiter", "could not send to --control");
@@ -756,15 +849,18 @@ s_check_delimiter(s_check_t *c, int arg)
             if (zmq_poll(&item, 1, 50) <= 0)
                 continue;
             zmsg_t *m = zmsg_recv(c->control);
-            zframe_t *last = m ? zmsg_last(m) : NULL;
-            Nflow__Envelope *e = last ? nflow__envelope__unpack(NULL, zframe_size(last),
-                                                                zframe_data(last)) : NULL;
+            size_t nf = m ? zmsg_size(m) : 0;
+            zframe_t *head = nf >= 2 ? zmsg_first(m) : NULL;    /* header: last but one */
+            for (size_t k = 1; head && k + 1 < nf; k++)
+                head = zmsg_next(m);
+            Nflow__Header *e = head ? nflow__header__unpack(NULL, zframe_size(head),
+                                                            zframe_data(head)) : NULL;
             if (e && e->request_id == env.request_id)
                 got = m;
             else
                 zmsg_destroy(&m);
             if (e)
-                nflow__envelope__free_unpacked(e, NULL);
+                nflow__header__free_unpacked(e, NULL);
         }
         if (!got) {
             s_fail(c, "control_delimiter", "no answer to a PING sent %s an empty delimiter "
@@ -774,15 +870,15 @@ s_check_delimiter(s_check_t *c, int arg)
         size_t frames = zmsg_size(got);
         bool empty_first = zframe_size(zmsg_first(got)) == 0;
         zmsg_destroy(&got);
-        if (with && (frames != 2 || !empty_first)) {
+        if (with && (frames != 3 || !empty_first)) {
             s_fail(c, "control_delimiter", "a PING sent after an empty delimiter frame was "
                    "answered in %zu frame(s) without it (a reply repeats the delimiter: "
-                   "[identity][empty][envelope])", frames);
+                   "[identity][empty][header][body])", frames);
             return;
         }
-        if (!with && frames != 1) {
+        if (!with && frames != 2) {
             s_fail(c, "control_delimiter", "a PING sent without a delimiter was answered in %zu "
-                   "frames (expected the envelope alone)", frames);
+                   "frames (expected the header and the body)", frames);
             return;
         }
     }
@@ -795,7 +891,7 @@ s_counters(s_check_t *c, const char *name)
 {
     nf_msg_t reply;
     int rc = s_control(c, NFLOW__CONTROL_COMMAND__CONTROL_STATUS, c->timeout_ms, &reply);
-    if (rc != NF_OK || reply.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+    if (rc != NF_OK || reply.env->body_case != NF_BODY_CONTROL) {
         if (rc == NF_OK)
             s_fail(c, name, "STATUS answered without a control body");
         else
@@ -811,8 +907,8 @@ s_counters(s_check_t *c, const char *name)
 }
 
 /* The counters after a known sequence: two requests passed on (served
-   +2), one failed for its content (errors +1), a frame that is no envelope
-   and a version-99 envelope (malformed +2, and not errors). */
+   +2), one failed for its content (errors +1), a frame that is no message
+   and a version-99 message (malformed +2, and not errors). */
 static void
 s_check_counters(s_check_t *c, int arg)
 {
@@ -875,8 +971,10 @@ s_check_deterministic(s_check_t *c, int arg)
     if (!s_forwarded(c, "deterministic", false, &doc, 1, &one))
         return;
     if (s_forwarded(c, "deterministic", false, &doc, 1, &two)) {
-        const ProtobufCBinaryData *a = &one.env->index->docs[0]->vector;
-        const ProtobufCBinaryData *b = &two.env->index->docs[0]->vector;
+        s_got_t ga, gb;
+        s_got(one.env, false, 0, &ga);
+        s_got(two.env, false, 0, &gb);
+        const ProtobufCBinaryData *a = &ga.vector, *b = &gb.vector;
         if (memcmp(a->data, b->data, a->len) != 0)
             s_fail(c, "deterministic", "the same text gave two different vectors");
         else
@@ -905,14 +1003,16 @@ s_check_similar(s_check_t *c, int arg)
     }
     if (!s_forwarded(c, "similar", false, docs, 6, &fwd))
         return;
-    Nflow__Document **d = fwd.env->index->docs;
+    s_got_t d[6];
+    for (size_t i = 0; i < 6; i++)
+        s_got(fwd.env, false, i, &d[i]);
     bool ok = true;
     for (int t = 0; t < 6 && ok; t += 3) {
-        double near = s_dot(&d[t]->vector, &d[t + 1]->vector, c->dim);
-        double far = s_dot(&d[t]->vector, &d[t + 2]->vector, c->dim);
+        double near = s_dot(&d[t].vector, &d[t + 1].vector, c->dim);
+        double far = s_dot(&d[t].vector, &d[t + 2].vector, c->dim);
         if (!(near > far)) {
             s_fail(c, "similar", "cos('%s','%s') = %.3f is not above cos('%s','%s') = %.3f",
-                   d[t]->id, d[t + 1]->id, near, d[t]->id, d[t + 2]->id, far);
+                   d[t].id, d[t + 1].id, near, d[t].id, d[t + 2].id, far);
             ok = false;
         }
     }
@@ -963,8 +1063,9 @@ s_usage(FILE *out)
         "the peer of each socket.\n"
         "Prints PASS/FAIL per check; exits 0 only if every check passed.  Checks:\n"
         "ready status index_text search_text vector_passthrough bad_dim bad_dim_query\n"
-        "no_text_no_vector version_99 garbage_in garbage_control malformed_counted\n"
-        "control_delimiter counters deterministic similar (skipped below dim 16)\n"
+        "no_text_no_vector version_99 version_1 garbage_in garbage_control\n"
+        "malformed_counted "
+"control_delimiter counters deterministic similar (skipped below dim 16)\n"
         "terminate\n"
         "\n"
         "  --dim D          vector dimension the pod is given (default 256, 1..%d)\n"
@@ -1121,7 +1222,8 @@ cmd_check_pod(int argc, char **argv)
     } checks[] = {
         {s_check_ready, 0}, {s_check_status, 0}, {s_check_encodes, 0},
         {s_check_encodes, 1}, {s_check_passthrough, 0}, {s_check_bad_input, 0},
-        {s_check_version, 0}, {s_check_garbage, 0}, {s_check_garbage, 1},
+        {s_check_version, 0}, {s_check_version, 1}, {s_check_garbage, 0},
+        {s_check_garbage, 1},
         {s_check_status, 1}, {s_check_delimiter, 0}, {s_check_counters, 0},
         {s_check_deterministic, 0}, {s_check_similar, 0},
         {s_check_terminate, 0},

@@ -206,47 +206,101 @@ s_batch_clear(s_batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Documents [from, to) of in as one request. */
 static int
-s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, const char *path, int timeout_ms)
+s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, const char *path,
+             int timeout_ms)
 {
     memset(b, 0, sizeof *b);
     b->file = path;
-    b->lines = malloc(in->n * sizeof *b->lines);
-    b->records = malloc(in->n * sizeof *b->records);
+    b->lines = malloc((to - from) * sizeof *b->lines);
+    b->records = malloc((to - from) * sizeof *b->records);
     int rc = b->lines && b->records ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
-    for (size_t i = 0; rc == 0 && i < in->n; i++) {
+        rc = nf_request_new(NF_BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    for (size_t i = from; rc == 0 && i < to; i++) {
         const nf_vecio_doc_t *d = &in->docs[i];
-        b->lines[i] = d->line;
-        b->records[i] = d->record;
+        b->lines[i - from] = d->line;
+        b->records[i - from] = d->record;
         rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
     }
     snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
-             (unsigned long long) in->docs[0].record, (unsigned long long) in->docs[in->n - 1].record);
+             (unsigned long long) in->docs[from].record, (unsigned long long) in->docs[to - 1].record);
     return rc;
 }
 
+/* End of the run of documents from `from` that all have a vector, or all
+   have none: a request carries one vector block, so a file that mixes
+   documents with and without vectors (the encoder makes the missing ones)
+   is sent as one request per run. */
+static size_t
+s_run_end(const nf_vecio_batch_t *in, size_t from)
+{
+    size_t to = from + 1;
+    while (to < in->n && !in->docs[to].vector == !in->docs[from].vector)
+        to++;
+    return to;
+}
+
+/* Id i of a request's batch, NUL-terminated in buf (NF_ID_MAX + 1 bytes). */
+static const char *
+s_doc_id(const Nflow__IndexBatch *ib, size_t i, char *buf)
+{
+    size_t len;
+    const char *id = nf_batch_id(ib, i, &len);
+    if (len > NF_ID_MAX)
+        len = NF_ID_MAX;
+    memcpy(buf, id, len);
+    buf[len] = 0;
+    return buf;
+}
+
 /* A batch of one: document i of src (to find which document of a refused
-   batch is bad). */
+   batch is bad), copied from src's columns. */
 static int
 s_batch_single(s_batch_t *b, const s_batch_t *src, size_t i, int timeout_ms)
 {
     memset(b, 0, sizeof *b);
-    const Nflow__Document *d = nf_request_env(src->req)->index->docs[i];
+    const Nflow__IndexBatch *ib = nf_request_env(src->req)->index;
+    char id[NF_ID_MAX + 1];
+    s_doc_id(ib, i, id);
+    size_t tlen, t0, off, len;
+    const char *tsrc = nf_batch_text(ib, i, &tlen);
+    size_t nt = nf_batch_tags(ib, i, &t0);
     b->file = src->file;
     b->lines = malloc(sizeof *b->lines);
     b->records = malloc(sizeof *b->records);
-    nf_tag_t *tags = calloc(d->n_tags ? d->n_tags : 1, sizeof *tags);
-    int rc = b->lines && b->records && tags ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
-    for (size_t t = 0; rc == 0 && t < d->n_tags; t++)
-        tags[t] = (nf_tag_t){d->tags[t]->key, d->tags[t]->value};
-    if (rc == 0)
-        rc = nf_request_new(NFLOW__ENVELOPE__BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
-    if (rc == 0)   /* the vector bytes are host float32 (nf_request_add wrote them) */
-        rc = nf_request_add(b->req, d->id, d->text, (const float *) (void *) d->vector.data,
-                            (uint32_t) (d->vector.len / 4), tags, d->n_tags);
+    char *text = malloc(tlen + 1);
+    nf_tag_t *tags = calloc(nt ? nt : 1, sizeof *tags);
+    char *strs = malloc(ib->tag_keys.len + ib->tag_values.len + 2 * nt + 1);  /* tag copies */
+    int rc = b->lines && b->records && text && tags && strs ? 0
+             : nf_error_set(NF_ENOMEM, "out of memory");
+    if (rc == 0) {
+        memcpy(text, tsrc, tlen);
+        text[tlen] = 0;
+        char *at = strs;
+        for (size_t t = 0; t < nt; t++) {
+            nf_col_span(ib->tag_key_ends, ib->n_tag_key_ends, t0 + t, &off, &len);
+            memcpy(at, ib->tag_keys.data + off, len);
+            at[len] = 0;
+            tags[t].key = at;
+            at += len + 1;
+            nf_col_span(ib->tag_value_ends, ib->n_tag_value_ends, t0 + t, &off, &len);
+            memcpy(at, ib->tag_values.data + off, len);
+            at[len] = 0;
+            tags[t].value = at;
+            at += len + 1;
+        }
+        rc = nf_request_new(NF_BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    }
+    if (rc == 0) {  /* the vector bytes are host float32 (nf_request_add wrote them) */
+        const float *vec = ib->vectors.len
+            ? (const float *) (void *) (ib->vectors.data + i * (size_t) ib->dim * 4) : NULL;
+        rc = nf_request_add(b->req, id, text, vec, ib->vectors.len ? ib->dim : 0, tags, nt);
+    }
+    free(strs);
     free(tags);
+    free(text);
     if (rc == 0) {
         b->lines[0] = src->lines[i];
         b->records[0] = src->records[i];
@@ -316,8 +370,8 @@ static void
 s_settle(s_index_run_t *run, s_batch_t *b, int st, const Nflow__Result *res, bool *split)
 {
     size_t n = nf_request_size(b->req);
-    const Nflow__IndexRequest *ir = nf_request_env(b->req)->index;
-    char place[300];
+    const Nflow__IndexBatch *ir = nf_request_env(b->req)->index;
+    char place[300], idbuf[NF_ID_MAX + 1];
     *split = false;
     if (st == 0 && !res->partial) {
         run->indexed += res->indexed;
@@ -331,7 +385,7 @@ s_settle(s_index_run_t *run, s_batch_t *b, int st, const Nflow__Result *res, boo
         if (!run->nshards)      /* which shard holds which id is not known here */
             run->failed += n > res->indexed ? n - res->indexed : 0;
         for (size_t i = 0; i < n; i++) {
-            const char *id = ir->docs[i]->id;
+            const char *id = s_doc_id(ir, i, idbuf);
             bool lost = true;
             if (run->nshards) {
                 uint32_t sh = nf_msg_shard_of(id, strlen(id), run->nshards);
@@ -355,8 +409,8 @@ s_settle(s_index_run_t *run, s_batch_t *b, int st, const Nflow__Result *res, boo
         s_clear_line(run);
         for (size_t i = 0; i < n; i++) {
             s_doc_place(b, i, place, sizeof place);
-            fprintf(stderr, "nflow index: failed id '%s' (%s): %s\n", ir->docs[i]->id, place,
-                    msg);
+            fprintf(stderr, "nflow index: failed id '%s' (%s): %s\n", s_doc_id(ir, i, idbuf),
+                    place, msg);
         }
         run->failed += n;
         return;
@@ -367,7 +421,7 @@ s_settle(s_index_run_t *run, s_batch_t *b, int st, const Nflow__Result *res, boo
     }
     s_clear_line(run);
     s_doc_place(b, 0, place, sizeof place);
-    fprintf(stderr, "nflow index: rejected id '%s' (%s): %s\n", n ? ir->docs[0]->id : "?",
+    fprintf(stderr, "nflow index: rejected id '%s' (%s): %s\n", n ? s_doc_id(ir, 0, idbuf) : "?",
             place, nf_error_msg());
     run->rejected += n;
 }
@@ -495,8 +549,31 @@ cmd_index(int argc, char **argv)
                 s--;
                 continue;
             }
+            /* the first run in this slot; the others (mixed input only) queued */
+            size_t end = rc == 0 ? s_run_end(&in, 0) : 0;
             if (rc == 0)
-                rc = s_batch_fill(&slots[s], &in, files[fi], t.timeout_ms);
+                rc = s_batch_fill(&slots[s], &in, 0, end, files[fi], t.timeout_ms);
+            size_t more = 0;
+            for (size_t at = end; at < in.n; at = s_run_end(&in, at))
+                more++;
+            if (rc == 0 && nqueue + more > queue_cap) {
+                size_t cap = queue_cap ? queue_cap : 64;
+                while (cap < nqueue + more)
+                    cap *= 2;
+                s_batch_t *q = realloc(queue, cap * sizeof *q);
+                if (!q)
+                    rc = nf_error_set(NF_ENOMEM, "out of memory");
+                else {
+                    queue = q;
+                    queue_cap = cap;
+                }
+            }
+            for (size_t at = end; rc == 0 && at < in.n; at = s_run_end(&in, at))
+                if ((rc = s_batch_fill(&queue[nqueue], &in, at, s_run_end(&in, at), files[fi],
+                                       t.timeout_ms)) == 0)
+                    nqueue++;
+                else
+                    s_batch_clear(&queue[nqueue]);
         }
         if (rc)
             break;
@@ -535,7 +612,7 @@ cmd_index(int argc, char **argv)
         if (reader)
             nf_vecio_progress(reader, &d, &tot);
         s_progress(run.tty, done_bytes + d, total_bytes, sent_docs, false);
-        Nflow__Envelope *reply = NULL;
+        nf_env_t *reply = NULL;
         int r = nf_client_recv(client, 50, &reply);
         if (r == NF_ETIMEOUT)
             continue;
@@ -549,7 +626,7 @@ cmd_index(int argc, char **argv)
                 b = &slots[s];
         if (b) {
             int st = nf_client_status(reply);
-            const Nflow__Result *res = reply->body_case == NFLOW__ENVELOPE__BODY_RESULT ? reply->result : NULL;
+            const Nflow__Result *res = reply->body_case == NF_BODY_RESULT ? reply->result : NULL;
             if (st == 0 && !res)
                 st = nf_error_set(NF_EPROTO, "the gateway answered without a result");
             b->id = 0;
@@ -592,7 +669,7 @@ cmd_index(int argc, char **argv)
                                       run.rejected ? "rejected document" : "failed batch");
             }
         }
-        nflow__envelope__free_unpacked(reply, NULL);
+        nf_env_destroy(&reply);
     }
     s_progress(run.tty, total_bytes, total_bytes, sent_docs, true);
     for (long s = 0; slots && s < inflight; s++)
@@ -689,13 +766,20 @@ s_add_query(nf_request_t ***reqs, size_t *n, size_t per, uint32_t k, uint32_t ti
             bool with_payload, const char *id, const char *text, const float *vector,
             uint32_t dim)
 {
-    if (!*n || nf_request_size((*reqs)[*n - 1]) >= per) {
+    /* a request carries one vector block: a query whose shape (vector or
+       not, dim) differs from the request's others starts a new request */
+    bool fits = *n && nf_request_size((*reqs)[*n - 1]) < per;
+    if (fits && nf_request_add((*reqs)[*n - 1], id, text, vector, dim, NULL, 0) == 0)
+        return 0;
+    if (fits && nf_request_size((*reqs)[*n - 1]) == 0)
+        return nf_error_set(NF_EINVAL, "query: %s", nf_error_msg());
+    {
         nf_request_t **grown = realloc(*reqs, (*n + 1) * sizeof **reqs);
         if (!grown)
             return nf_error_set(NF_ENOMEM, "out of memory");
         *reqs = grown;
         grown[(*n)++] = NULL;
-        int rc = nf_request_new(NFLOW__ENVELOPE__BODY_SEARCH, k, timeout_ms, &grown[*n - 1]);
+        int rc = nf_request_new(NF_BODY_SEARCH, k, timeout_ms, &grown[*n - 1]);
         if (rc)
             return rc;
         nf_request_env(grown[*n - 1])->search->with_payload = with_payload;
@@ -771,7 +855,7 @@ cmd_search(int argc, char **argv)
         rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
                          !ids_only, NULL, texts[i], NULL, 0);
     /* `inflight` requests at a time, answers printed in query order */
-    Nflow__Envelope **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
+    nf_env_t **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
     uint64_t *ids = calloc(nchunks ? nchunks : 1, sizeof *ids);
     nf_client_t *client = NULL;
     if (rc == 0 && (!replies || !ids))
@@ -781,13 +865,14 @@ cmd_search(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     size_t next_send = 0, next_print = 0;
+    size_t printed = 0;                 /* queries printed: the next one's number */
     uint64_t last_answer = nf_now_us();
     while (rc == 0 && next_print < nchunks) {
         while (next_send < nchunks && next_send < next_print + (size_t) inflight && rc == 0) {
             rc = nf_client_send(client, nf_request_env(reqs[next_send]), &ids[next_send]);
             next_send++;
         }
-        Nflow__Envelope *reply = NULL;
+        nf_env_t *reply = NULL;
         int r = rc ? rc : nf_client_recv(client, 100, &reply);
         if (r == NF_ETIMEOUT) {
             if (nf_now_us() - last_answer > (uint64_t) t.wait_ms * 1000u)
@@ -806,29 +891,30 @@ cmd_search(int argc, char **argv)
                 reply = NULL;   /* the loop stops: reply is no longer ours */
             }
         if (reply)
-            nflow__envelope__free_unpacked(reply, NULL);
+            nf_env_destroy(&reply);
         while (rc == 0 && next_print < nchunks && replies[next_print]) {
-            Nflow__Envelope *e = replies[next_print];
+            nf_env_t *e = replies[next_print];
             const Nflow__SearchRequest *sr = nf_request_env(reqs[next_print])->search;
             rc = nf_client_status(e);
-            if (rc == 0 && e->body_case != NFLOW__ENVELOPE__BODY_RESULT)
+            if (rc == 0 && e->body_case != NF_BODY_RESULT)
                 rc = nf_error_set(NF_EPROTO, "the gateway answered without a result");
-            for (size_t j = 0; rc == 0 && j < sr->n_queries; j++) {
+            for (size_t j = 0; rc == 0 && j < sr->count; j++) {
                 const Nflow__Matches *m = j < e->result->n_results ? e->result->results[j] : NULL;
-                s_print_matches(&t, next_print * (size_t) per + j, sr->queries[j]->text, m, e->result);
+                s_print_matches(&t, printed++, j < sr->n_texts ? sr->texts[j] : NULL, m,
+                                e->result);
             }
             if (rc == 0 && e->result->partial) {
                 partial = true;
                 fprintf(stderr, "nflow search: warning: partial answer (shards did not answer)\n");
             }
-            nflow__envelope__free_unpacked(e, NULL);
+            nf_env_destroy(&e);
             replies[next_print++] = NULL;
         }
         fflush(stdout);
     }
     for (size_t c = 0; c < nchunks; c++) {
         if (replies && replies[c])
-            nflow__envelope__free_unpacked(replies[c], NULL);
+            nf_env_destroy(&replies[c]);
         nf_request_destroy(&reqs[c]);
     }
     free(reqs);
@@ -909,19 +995,17 @@ cmd_delete(int argc, char **argv)
         rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
     uint64_t deleted = 0;
     for (int attempt = 0; rc == 0; attempt++) {
-        Nflow__Envelope env, *reply = NULL;
-        Nflow__DeleteRequest req;
-        nf_env_init(&env);
-        nflow__delete_request__init(&req);
-        req.ids = ids;
-        req.n_ids = nids;
-        env.body_case = NFLOW__ENVELOPE__BODY_DELETE;
-        env.delete_ = &req;
-        env.timeout_ms = (uint32_t) t.timeout_ms;
-        rc = nf_client_call(client, &env, t.wait_ms, &reply);
+        nf_env_t *reply = NULL;
+        nf_request_t *req = NULL;
+        rc = nf_request_new(NF_BODY_DELETE, 0, (uint32_t) t.timeout_ms, &req);
+        for (size_t i = 0; rc == 0 && i < nids; i++)
+            rc = nf_request_add(req, ids[i], NULL, NULL, 0, NULL, 0);
+        if (rc == 0)
+            rc = nf_client_call(client, nf_request_env(req), t.wait_ms, &reply);
+        nf_request_destroy(&req);
         if (rc == 0)
             rc = nf_client_status(reply);
-        if (rc == 0 && reply->body_case != NFLOW__ENVELOPE__BODY_RESULT)
+        if (rc == 0 && reply->body_case != NF_BODY_RESULT)
             rc = nf_error_set(NF_EPROTO, "the gateway answered without a result");
         if (rc == 0 && reply->result->partial) {
             char missing[256];
@@ -931,7 +1015,7 @@ cmd_delete(int argc, char **argv)
         if (rc == 0)
             deleted = reply->result->deleted;
         if (reply)
-            nflow__envelope__free_unpacked(reply, NULL);
+            nf_env_destroy(&reply);
         if (rc == 0 || !s_retryable(rc) || attempt >= retries)
             break;
         fprintf(stderr, "nflow delete: %s; retrying\n", nf_error_msg());
@@ -1009,11 +1093,11 @@ cmd_status(int argc, char **argv)
     }
     size_t n = t.state ? t.state->npods : plan ? plan->nprocs : 1;
     nf_client_t **cl = calloc(n + 1, sizeof *cl);
-    Nflow__Envelope **rep = calloc(n + 1, sizeof *rep);
+    nf_env_t **rep = calloc(n + 1, sizeof *rep);
     if (!cl || !rep)
         n = 0;
     for (size_t i = 0; i < n; i++) {
-        Nflow__Envelope env;
+        nf_env_t env;
         Nflow__Control ctl;
         nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_STATUS);
         const char *ep = t.state ? t.state->pods[i].control : plan ? plan->procs[i].control
@@ -1037,13 +1121,13 @@ cmd_status(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         while (cl[i] && !rep[i]) {
             uint64_t now = nf_now_us();
-            Nflow__Envelope *e = NULL;
+            nf_env_t *e = NULL;
             if (nf_client_recv(cl[i], now >= deadline ? 0 : (int) ((deadline - now) / 1000u), &e) != 0)
                 break;
-            if (e->body_case == NFLOW__ENVELOPE__BODY_CONTROL)
+            if (e->body_case == NF_BODY_CONTROL)
                 rep[i] = e;
             else
-                nflow__envelope__free_unpacked(e, NULL);
+                nf_env_destroy(&e);
         }
     }
     if (!t.json)
@@ -1094,7 +1178,7 @@ cmd_status(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         nf_client_destroy(&cl[i]);
         if (rep[i])
-            nflow__envelope__free_unpacked(rep[i], NULL);
+            nf_env_destroy(&rep[i]);
     }
     free(cl);
     free(rep);

@@ -379,7 +379,7 @@ s_wait_ready(s_up_t *up, int timeout_ms)
                 continue;
             waiting++;
             if (now - sent[i] >= 500000) {   /* (re)send PING every 0.5 s */
-                Nflow__Envelope env;
+                nf_env_t env;
                 Nflow__Control ctl;
                 nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
                 (void) nf_client_send(cl[i], &env, NULL);
@@ -429,14 +429,13 @@ s_wait_ready(s_up_t *up, int timeout_ms)
             break;
         }
         for (size_t i = 0; i < up->nprocs; i++) {
-            Nflow__Envelope *reply = NULL;
+            nf_env_t *reply = NULL;
             while (rc == 0 && nf_client_recv(cl[i], 0, &reply) == 0) {
-                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && rc == 0)
+                if (reply->body_case == NF_BODY_CONTROL && rc == 0)
                     rc = s_check_flow(up, i, reply->control);
-                if (reply->body_case == NFLOW__ENVELOPE__BODY_CONTROL && reply->control->ready
-                    && rc == 0)
+                if (reply->body_case == NF_BODY_CONTROL && reply->control->ready && rc == 0)
                     up->procs[i].ready = true;
-                nflow__envelope__free_unpacked(reply, NULL);
+                nf_env_destroy(&reply);
                 reply = NULL;
             }
         }
@@ -472,7 +471,7 @@ s_stop_all(s_up_t *up)
         p->restart_at_us = 0;
         if (!p->start || p->pid <= 0)
             continue;
-        Nflow__Envelope env;
+        nf_env_t env;
         Nflow__Control ctl;
         nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE);
         if (s_control_client(up, i, &cl[i]) == 0)

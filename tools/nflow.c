@@ -3,6 +3,46 @@
 #include "args.h"
 #include "nflow.h"
 
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Commands that never call BLAS: the launcher (and the pods it starts,
+   which inherit the environment: the indexer's scan runs its own threads
+   and calls BLAS single-threaded), the clients, check-pod, and the segment
+   commands that do not search. */
+static bool
+s_no_blas(int argc, char **argv)
+{
+    static const char *const cmds[] = {"up", "keys", "index", "delete", "status", "check-pod"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (argc > 1 && !strcmp(argv[1], cmds[i]))
+            return true;
+    return argc > 2 && !strcmp(argv[1], "segment") && strcmp(argv[2], "search") != 0;
+}
+
+/* OpenBLAS starts a pool of (cores - 1) threads when it is loaded, before
+   main, sized by OPENBLAS_NUM_THREADS; in a process that never calls BLAS
+   they only take CPU (sched_yield spinning).  So a command that does not
+   scan sets OPENBLAS_NUM_THREADS=1 and starts itself again, once; a value
+   the user set is kept.  On any failure it goes on as it is. */
+static void
+s_blas_threads(int argc, char **argv)
+{
+    if (getenv("OPENBLAS_NUM_THREADS") || !s_no_blas(argc, argv))
+        return;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t) n >= sizeof self - 1)
+        return;
+    self[n] = '\0';       /* the real path, so the process keeps its name */
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 0) == 0)
+        execv(self, argv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -17,6 +57,11 @@ main(int argc, char **argv)
         {"check-pod", cmd_check_pod, "check-pod [--dim D] -- COMMAND...   drive an executor through the protocol"},
         {"bench", cmd_bench, "bench limits|scan|flow ...         measure this machine, the scan, the flow"},
     };
+    s_blas_threads(argc, argv);
+    /* multi-megabyte message buffers come from the heap and are reused, not
+       mapped and zeroed afresh for every batch */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     return nf_args_dispatch("nflow", commands, NF_ARGS_COUNT(commands),
                             "`nflow COMMAND --help` shows a command's options.", argc, argv);
 }

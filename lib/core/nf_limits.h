@@ -32,6 +32,10 @@
       one answer holds at most 262,144 matches before payloads.
     - NF_SHARDS_MAX 1,024 shards: a flow, a Plan, missing_shards.
     - NF_HOPS_MAX 64: a request's route (it passes 5 pods).
+    - NF_HEADER_MAX 64 KiB: a header frame (64 hops and a status message
+      fit many times over); the body frame is bounded by NF_FRAME_MAX.
+    - NF_FILTER_MAX 64 KiB and NF_FIELDS_MAX 64: what a search may carry
+      in the fields reserved for filters (issue 11).
     - NF_YAML_DEPTH_MAX 64: flow files nest 4 levels; libyaml's cost grows
       with the square of the depth, so depth is refused while parsing.  */
 #ifndef NF_LIMITS_H
@@ -50,7 +54,10 @@
 #define NF_MATCHES_MAX 262144           /* queries x top_k of one request */
 #define NF_SHARDS_MAX 1024              /* shards of a flow (Plan, missing_shards) */
 #define NF_HOPS_MAX 64                  /* hops in a request's route */
-#define NF_FRAME_MAX (128u << 20)       /* bytes of one envelope frame */
+#define NF_FRAME_MAX (128u << 20)       /* bytes of one body frame */
+#define NF_HEADER_MAX (64u << 10)       /* bytes of one header frame */
+#define NF_FILTER_MAX (64u << 10)       /* bytes of a search's filter (issue 11) */
+#define NF_FIELDS_MAX 64                /* output fields a search names (issue 11) */
 #define NF_ANSWER_MAX (64u << 20)       /* bytes of one answer (a part or a result), packed */
 #define NF_YAML_DEPTH_MAX 64            /* nesting of a flow file */
 #define NF_TIMEOUT_MAX_MS 600000        /* the longest request timeout (ms) */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nf_error.h"
+#include "nf_limits.h"
 #include "nf_socket.h"
 #include "nf_sys.h"
 
@@ -75,9 +76,8 @@ nf_client_sock(nf_client_t *self)
 }
 
 int
-nf_client_send(nf_client_t *self, Nflow__Envelope *env, uint64_t *id)
+nf_client_send(nf_client_t *self, nf_env_t *env, uint64_t *id)
 {
-    env->version = NF_PROTOCOL_VERSION;
     env->request_id = ++self->next_id;
     if (id)
         *id = env->request_id;
@@ -88,7 +88,7 @@ nf_client_send(nf_client_t *self, Nflow__Envelope *env, uint64_t *id)
 }
 
 int
-nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply)
+nf_client_recv(nf_client_t *self, int timeout_ms, nf_env_t **reply)
 {
     *reply = NULL;
     zmq_pollitem_t item = {.socket = zsock_resolve(self->sock), .events = ZMQ_POLLIN};
@@ -120,7 +120,7 @@ nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply)
 }
 
 int
-nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__Envelope **reply)
+nf_client_call(nf_client_t *self, nf_env_t *env, int timeout_ms, nf_env_t **reply)
 {
     uint64_t id;
     *reply = NULL;
@@ -131,7 +131,7 @@ nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__E
     for (;;) {
         uint64_t now = nf_now_us();
         int left = now >= deadline ? 0 : (int) ((deadline - now + 999) / 1000);
-        Nflow__Envelope *got = NULL;
+        nf_env_t *got = NULL;
         rc = nf_client_recv(self, left, &got);
         if (rc == NF_ETIMEOUT)
             return nf_error_set(rc, "%s: no answer within %d ms", self->endpoint, timeout_ms);
@@ -140,7 +140,7 @@ nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__E
             return 0;
         }
         if (got)
-            nflow__envelope__free_unpacked(got, NULL);
+            nf_env_destroy(&got);
         if (nf_now_us() >= deadline)
             return nf_error_set(NF_ETIMEOUT, "%s: no answer within %d ms", self->endpoint, timeout_ms);
     }
@@ -149,12 +149,12 @@ nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms, Nflow__E
 int
 nf_client_ping(nf_client_t *self, int timeout_ms)
 {
-    Nflow__Envelope env, *reply = NULL;
+    nf_env_t env, *reply = NULL;
     Nflow__Control ctl;
     nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
     int rc = nf_client_call(self, &env, timeout_ms, &reply);
     if (reply)
-        nflow__envelope__free_unpacked(reply, NULL);
+        nf_env_destroy(&reply);
     if (rc == NF_ETIMEOUT)
         return nf_error_set(NF_EUNAVAIL, "no gateway answers at %s (no answer to PING within "
                             "%d ms)", self->endpoint, timeout_ms);
@@ -170,7 +170,7 @@ nf_status_name(int code)
 }
 
 int
-nf_client_status(const Nflow__Envelope *reply)
+nf_client_status(const nf_env_t *reply)
 {
     if (!reply->status || reply->status->code == NFLOW__STATUS_CODE__STATUS_OK)
         return 0;
@@ -195,143 +195,124 @@ nf_client_status(const Nflow__Envelope *reply)
 /* Requests                                                            */
 
 struct nf_request {
-    Nflow__Envelope env;
-    Nflow__IndexRequest index;
+    nf_env_t env;
+    uint32_t timeout_ms;
+    Nflow__IndexBatch index;
     Nflow__SearchRequest search;
     Nflow__DeleteRequest del;
-    Nflow__Document **docs;     /* index / search: each malloc'd with its fields */
-    char **ids;                 /* delete */
+    nf_batch_t batch;           /* index / delete: the columns; search: the vectors */
+    bool vectors;               /* the documents so far carry vectors */
+    char **texts;               /* search: one per query ("" when none) */
+    bool any_text;
     size_t n, cap;
 };
 
 int
-nf_request_new(Nflow__Envelope__BodyCase body, uint32_t top_k, uint32_t timeout_ms,
-               nf_request_t **out)
+nf_request_new(int body, uint32_t top_k, uint32_t timeout_ms, nf_request_t **out)
 {
     *out = NULL;
-    if (body != NFLOW__ENVELOPE__BODY_INDEX && body != NFLOW__ENVELOPE__BODY_SEARCH
-        && body != NFLOW__ENVELOPE__BODY_DELETE)
+    if (body != NF_BODY_INDEX && body != NF_BODY_SEARCH && body != NF_BODY_DELETE)
         return nf_error_set(NF_EINVAL, "nf_request_new: body %d is not index, delete or search", body);
     nf_request_t *self = calloc(1, sizeof *self);
     if (!self)
         return nf_error_set(NF_ENOMEM, "out of memory");
     nf_env_init(&self->env);
-    nflow__index_request__init(&self->index);
+    nflow__index_batch__init(&self->index);
     nflow__search_request__init(&self->search);
     nflow__delete_request__init(&self->del);
     self->env.body_case = body;
-    self->env.timeout_ms = timeout_ms;
+    self->timeout_ms = timeout_ms;
     self->search.top_k = top_k;
     *out = self;
     return 0;
-}
-
-static void
-s_doc_free(Nflow__Document *d)
-{
-    if (!d)
-        return;
-    free(d->id);
-    free(d->text);
-    free(d->vector.data);
-    for (size_t i = 0; i < d->n_tags; i++) {
-        free(d->tags[i]->key);
-        free(d->tags[i]->value);
-        free(d->tags[i]);
-    }
-    free(d->tags);
-    free(d);
-}
-
-static Nflow__Document *
-s_doc_new(const char *id, const char *text, const float *vector, uint32_t dim,
-          const nf_tag_t *tags, size_t ntags)
-{
-    Nflow__Document *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    nflow__document__init(d);
-    d->id = strdup(id ? id : "");
-    d->text = strdup(text ? text : "");
-    d->tags = ntags ? calloc(ntags, sizeof *d->tags) : NULL;
-    bool ok = d->id && d->text && (!ntags || d->tags);
-    if (ok && vector && dim) {
-        ok = (d->vector.data = malloc((size_t) dim * 4)) != NULL;
-        if (ok) {
-            memcpy(d->vector.data, vector, (size_t) dim * 4);   /* float32, little-endian host */
-            d->vector.len = (size_t) dim * 4;
-        }
-    }
-    for (size_t i = 0; ok && i < ntags; i++) {
-        Nflow__Document__TagsEntry *t = calloc(1, sizeof *t);
-        if (!t) {
-            ok = false;
-            break;
-        }
-        nflow__document__tags_entry__init(t);
-        d->tags[d->n_tags++] = t;
-        ok = (t->key = strdup(tags[i].key)) && (t->value = strdup(tags[i].value));
-    }
-    if (!ok) {
-        s_doc_free(d);
-        return NULL;
-    }
-    return d;
 }
 
 int
 nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
                uint32_t dim, const nf_tag_t *tags, size_t ntags)
 {
-    bool del = self->env.body_case == NFLOW__ENVELOPE__BODY_DELETE;
-    if (self->n == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        void *grown = del ? realloc(self->ids, cap * sizeof *self->ids)
-                          : realloc(self->docs, cap * sizeof *self->docs);
-        if (!grown)
+    int body = self->env.body_case;
+    bool has_vec = vector && dim;
+    if (body == NF_BODY_DELETE) {
+        if (!id)
+            return nf_error_set(NF_EINVAL, "delete: no id");
+        return nf_batch_add(&self->batch, id, strlen(id), NULL, NULL, 0, NULL, NULL, 0);
+    }
+    /* one vector block per request: every document has a vector of one dim, or none has */
+    if (self->n == 0) {
+        self->vectors = has_vec;
+        nf_batch_reset(&self->batch, has_vec ? dim : 0);
+    }
+    else if (has_vec != self->vectors || (has_vec && dim != self->batch.dim))
+        return nf_error_set(NF_EDIM, "%s '%s': %s, the request's others %s", body == NF_BODY_INDEX
+                            ? "doc" : "query", id ? id : "", has_vec ? "has a vector"
+                            : "has no vector", self->vectors ? "have vectors" : "have none");
+    if (body == NF_BODY_SEARCH) {
+        if (self->n == self->cap) {
+            size_t cap = self->cap ? self->cap * 2 : 16;
+            char **grown = realloc(self->texts, cap * sizeof *grown);
+            if (!grown)
+                return nf_error_set(NF_ENOMEM, "out of memory");
+            self->texts = grown;
+            self->cap = cap;
+        }
+        if (!(self->texts[self->n] = strdup(text ? text : "")))
             return nf_error_set(NF_ENOMEM, "out of memory");
-        if (del)
-            self->ids = grown;
-        else
-            self->docs = grown;
-        self->cap = cap;
+        self->any_text |= text && *text;
+        /* the batch holds the query vectors (no ids, texts kept above) */
+        if (nf_batch_add(&self->batch, "", 0, has_vec ? vector : NULL, NULL, 0, NULL, NULL, 0))
+            return NF_ENOMEM;
+        self->n++;
+        return 0;
     }
-    if (del) {
-        if (!id || !(self->ids[self->n] = strdup(id)))
-            return nf_error_set(id ? NF_ENOMEM : NF_EINVAL, "delete: %s", id ? "out of memory" : "no id");
-    } else if (!(self->docs[self->n] = s_doc_new(id, text, vector, dim, tags, ntags))) {
+    /* not checked here: the gateway names what is over a limit */
+    const char **keys = ntags ? malloc(2 * ntags * sizeof *keys) : NULL;
+    if (ntags && !keys)
         return nf_error_set(NF_ENOMEM, "out of memory");
+    for (size_t t = 0; t < ntags; t++) {
+        keys[t] = tags[t].key;
+        keys[ntags + t] = tags[t].value;
     }
-    self->n++;
-    return 0;
+    const char *i = id ? id : "";
+    int rc = nf_batch_add(&self->batch, i, strlen(i), has_vec ? vector : NULL, text,
+                          text ? strlen(text) : 0, keys, keys ? keys + ntags : NULL, ntags);
+    free(keys);
+    if (rc == 0)
+        self->n++;
+    return rc;
 }
 
 size_t
 nf_request_size(const nf_request_t *self)
 {
-    return self->n;
+    return self->env.body_case == NF_BODY_DELETE ? self->batch.count : self->n;
 }
 
-Nflow__Envelope *
+nf_env_t *
 nf_request_env(nf_request_t *self)
 {
     switch (self->env.body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX:
-        self->index.docs = self->docs;
-        self->index.n_docs = self->n;
+    case NF_BODY_INDEX:
+        nf_batch_view(&self->batch, &self->index);
         self->env.index = &self->index;
         break;
-    case NFLOW__ENVELOPE__BODY_SEARCH:
-        self->search.queries = self->docs;
-        self->search.n_queries = self->n;
+    case NF_BODY_SEARCH:
+        self->search.count = (uint32_t) self->n;
+        self->search.texts = self->any_text ? self->texts : NULL;
+        self->search.n_texts = self->any_text ? self->n : 0;
+        self->search.dim = self->vectors ? self->batch.dim : 0;
+        self->search.vectors = (ProtobufCBinaryData) {self->vectors ? self->batch.vectors.len : 0,
+                                                      self->batch.vectors.data};
         self->env.search = &self->search;
         break;
     default:
-        self->del.ids = self->ids;
-        self->del.n_ids = self->n;
+        nf_batch_view_delete(&self->batch, &self->del);
         self->env.delete_ = &self->del;
         break;
     }
+    /* the time the client gives it, counted from now (0: the gateway's default) */
+    self->env.deadline_us = self->timeout_ms ? nf_now_us() + (uint64_t) self->timeout_ms * 1000
+                                             : 0;
     return &self->env;
 }
 
@@ -341,38 +322,34 @@ nf_request_destroy(nf_request_t **self_p)
     if (!self_p || !*self_p)
         return;
     nf_request_t *self = *self_p;
-    for (size_t i = 0; i < self->n; i++) {
-        if (self->docs)
-            s_doc_free(self->docs[i]);
-        if (self->ids)
-            free(self->ids[i]);
-    }
-    free(self->docs);
-    free(self->ids);
+    for (size_t i = 0; self->texts && i < self->n; i++)
+        free(self->texts[i]);
+    free(self->texts);
+    nf_batch_free(&self->batch);
     free(self);
     *self_p = NULL;
 }
 
 void
-nf_control_env(Nflow__Envelope *env, Nflow__Control *control, Nflow__ControlCommand command)
+nf_control_env(nf_env_t *env, Nflow__Control *control, Nflow__ControlCommand command)
 {
     nf_env_init(env);
     nflow__control__init(control);
     control->command = command;
-    env->body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env->body_case = NF_BODY_CONTROL;
     env->control = control;
 }
 
 int
 nf_control_call(const char *endpoint, Nflow__ControlCommand command, int timeout_ms,
-                Nflow__Envelope **reply)
+                nf_env_t **reply)
 {
     nf_client_t *c = NULL;
     *reply = NULL;
     int rc = nf_client_new(endpoint, &c);
     if (rc)
         return rc;
-    Nflow__Envelope env;
+    nf_env_t env;
     Nflow__Control ctl;
     nf_control_env(&env, &ctl, command);
     rc = nf_client_call(c, &env, timeout_ms, reply);

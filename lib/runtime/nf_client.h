@@ -2,7 +2,7 @@
 
     Owns three small jobs:
     - a client connection: one DEALER socket connected to a gateway's client
-      endpoint (or to any pod's control endpoint), sending envelopes with
+      endpoint (or to any pod's control endpoint), sending requests with
       the client's own request ids and receiving the answers, any number in
       flight (answers arrive in any order; match them by request_id);
     - building index / search requests from documents (nf_request), which
@@ -45,22 +45,22 @@ const char *nf_client_endpoint(const nf_client_t *self);
 /* The socket, to poll several clients together (readable = an answer). */
 zsock_t *nf_client_sock(nf_client_t *self);
 
-/* Send env after setting env->request_id to a fresh id (returned in *id,
-   may be NULL) and the version.  Never blocks: NF_EUNAVAIL when it cannot
+/* Send env (header and body frames) after setting env->request_id to a
+   fresh id (returned in *id, may be NULL); env->deadline_us (nf_now_us
+   clock, 0 = the gateway's default) travels as the time left.  Never blocks: NF_EUNAVAIL when it cannot
    be queued.  env stays the caller's; it may be sent again (a new id). */
-int nf_client_send(nf_client_t *self, Nflow__Envelope *env, uint64_t *id);
+int nf_client_send(nf_client_t *self, nf_env_t *env, uint64_t *id);
 
 /* Wait up to timeout_ms (0 = just look) for the next answer.  On success
-   *reply is the envelope; free it with nflow__envelope__free_unpacked(
-   *reply, NULL).  NF_ETIMEOUT when nothing arrived in time; NF_EPROTO /
+   *reply is the decoded message; free it with nf_env_destroy(reply).  NF_ETIMEOUT when nothing arrived in time; NF_EPROTO /
    NF_EVERSION when what arrived does not decode (it is consumed). */
-int nf_client_recv(nf_client_t *self, int timeout_ms, Nflow__Envelope **reply);
+int nf_client_recv(nf_client_t *self, int timeout_ms, nf_env_t **reply);
 
 /* nf_client_send then wait up to timeout_ms for the answer carrying that
    id (answers to other ids are dropped).  NF_ETIMEOUT with a message naming
    the endpoint when none came. */
-int nf_client_call(nf_client_t *self, Nflow__Envelope *env, int timeout_ms,
-                   Nflow__Envelope **reply);
+int nf_client_call(nf_client_t *self, nf_env_t *env, int timeout_ms,
+                   nf_env_t **reply);
 
 /* Ask the peer (a gateway's client socket, or any control socket) whether
    it is there: a CONTROL_PING answered within timeout_ms.  NF_EUNAVAIL
@@ -74,35 +74,39 @@ int nf_client_ping(nf_client_t *self, int timeout_ms);
    SHARD_DOWN -> NF_EUNAVAIL, BAD_VERSION -> NF_EVERSION, NOT_FOUND ->
    NF_ENOTFOUND, BAD_REQUEST and TOO_LARGE -> NF_EINVAL, else NF_EIO) with the message
    "STATUS_NAME: the pod's message". */
-int nf_client_status(const Nflow__Envelope *reply);
+int nf_client_status(const nf_env_t *reply);
 
 /* Name of a status code ("STATUS_BAD_DIM"); never NULL. */
 const char *nf_status_name(int code);
 
-/* An index, delete or search request being built; owns copies of every
-   document, id and vector, so it stays valid after the source is gone and
-   can be sent (and resent) any number of times. */
+/* An index, delete or search request being built, columnar (ids, one
+   float32 block, texts, tags: nf_batch_t); owns copies of everything, so
+   it stays valid after the source is gone and can be sent (and resent)
+   any number of times.  Every document of one request has a vector of
+   one dim, or none has (the encoder then makes them from the texts). */
 typedef struct nf_request nf_request_t;
 
-/* New empty request: body is NFLOW__ENVELOPE__BODY_INDEX, _DELETE or
-   _SEARCH; top_k is used by searches (0 = NF_TOPK_DEFAULT, stamped by
-   the gateway);
-   timeout_ms 0 = the gateway's default. */
-int nf_request_new(Nflow__Envelope__BodyCase body, uint32_t top_k, uint32_t timeout_ms,
-                   nf_request_t **out);
+/* New empty request: body is NF_BODY_INDEX, NF_BODY_DELETE or
+   NF_BODY_SEARCH; top_k is used by searches (0 = NF_TOPK_DEFAULT, stamped
+   by the gateway); timeout_ms: the time the client gives each sending
+   (0 = the gateway's default). */
+int nf_request_new(int body, uint32_t top_k, uint32_t timeout_ms, nf_request_t **out);
 
 /* Add a document (index) or query (search): id may be NULL for queries,
    text NULL or "", vector NULL or dim floats, ntags tags.  For a delete,
-   only id is used. */
+   only id is used.  NF_EDIM when the document has a vector and the
+   request's others have none, or another dim (or the other way round). */
 int nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
                    uint32_t dim, const nf_tag_t *tags, size_t ntags);
 
 /* Documents added so far. */
 size_t nf_request_size(const nf_request_t *self);
 
-/* The envelope to pass to nf_client_send / nf_client_call; owned by the
-   request and valid until the next nf_request_add or destroy. */
-Nflow__Envelope *nf_request_env(nf_request_t *self);
+/* The message to pass to nf_client_send / nf_client_call, its deadline
+   set to now + the request's timeout; owned by the request and valid
+   until the next nf_request_add or destroy.  Call it again before sending
+   again (a fresh time budget). */
+nf_env_t *nf_request_env(nf_request_t *self);
 
 /* Free; accepts NULL and *self_p == NULL; sets *self_p to NULL. */
 void nf_request_destroy(nf_request_t **self_p);
@@ -112,9 +116,9 @@ void nf_request_destroy(nf_request_t **self_p);
    (reply->control holds the pod's Control).  NF_ETIMEOUT when the pod did
    not answer in time. */
 int nf_control_call(const char *endpoint, Nflow__ControlCommand command, int timeout_ms,
-                    Nflow__Envelope **reply);
+                    nf_env_t **reply);
 
-/* Build a control envelope in env (stack storage given by the caller). */
-void nf_control_env(Nflow__Envelope *env, Nflow__Control *control, Nflow__ControlCommand command);
+/* Build a control message in env (stack storage given by the caller). */
+void nf_control_env(nf_env_t *env, Nflow__Control *control, Nflow__ControlCommand command);
 
 #endif

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,10 @@ int
 nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks, void *arg)
 {
     nf_pod_t *pod = NULL;
+    /* multi-megabyte message buffers come from the heap and are reused, not
+       mapped and zeroed afresh for every batch */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     if (nf_pod_new(role, argc, argv, &pod) != NF_OK) {
         fprintf(stderr, "nflow-%s: %s\n", role, nf_error_msg());
         return 2;
@@ -469,15 +474,15 @@ nf_pod_main(const char *role, int argc, char **argv, const nf_pod_hooks_t *hooks
 /* Control and errors                                                  */
 
 void
-nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env)
+nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const nf_env_t *env)
 {
     Nflow__Control *in = env->control;
-    if (!in || env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+    if (!in || env->body_case != NF_BODY_CONTROL) {
         nf_msg_reply_error(sock, routing, env->request_id,
                            NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, "expected a control body");
         return;
     }
-    Nflow__Envelope reply;
+    nf_env_t reply;
     nf_env_init(&reply);
     reply.request_id = env->request_id;
     Nflow__Control c = NFLOW__CONTROL__INIT;
@@ -510,7 +515,7 @@ nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const Nflow__Enve
         return;
     }
     }
-    reply.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    reply.body_case = NF_BODY_CONTROL;
     reply.control = &c;
     nf_msg_send(sock, routing, &reply, ZMQ_DONTWAIT);
     if (in->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE) {
@@ -523,7 +528,9 @@ static void
 s_answer_bad(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, Nflow__StatusCode code,
              const char *what)
 {
-    if (msg->routing)
+    if (msg->routing && msg->v1)
+        nf_msg_reply_v1(sock, msg->routing, msg->request_id, code, what);
+    else if (msg->routing)
         nf_msg_reply_error(sock, msg->routing, msg->request_id, code, what);
     else if (msg->request_id && self->errors)
         nf_msg_reply_error(self->errors, NULL, msg->request_id, code, what);
@@ -601,7 +608,7 @@ s_serve_control(nf_pod_t *self)
         }
         if (rc != NF_OK)
             nf_pod_malformed(self, self->control, &msg, rc);
-        else if (msg.env->body_case != NFLOW__ENVELOPE__BODY_CONTROL) {
+        else if (msg.env->body_case != NF_BODY_CONTROL) {
             char what[96];
             snprintf(what, sizeof what, "wrong body for the control socket: %s",
                      nf_msg_body_name(msg.env->body_case));
@@ -690,13 +697,13 @@ nf_pod_wait_until(nf_pod_t *self, uint64_t due_us, int max_ms)
     return nf_pod_wait(self, wait);
 }
 
-int
-nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg)
+static int
+s_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg, bool raw)
 {
     int n = 0;
     while (n < max && (zsock_events(sock) & ZMQ_POLLIN)) {
         nf_msg_t msg;
-        int rc = nf_msg_recv(sock, &msg);
+        int rc = raw ? nf_msg_recv_raw(sock, &msg) : nf_msg_recv(sock, &msg);
         uint64_t recv_us = nf_wall_us();
         if (rc == NF_OK)
             handle(arg, &msg, recv_us);
@@ -708,6 +715,18 @@ nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, 
         n++;
     }
     return n;
+}
+
+int
+nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg)
+{
+    return s_drain(self, sock, max, handle, arg, false);
+}
+
+int
+nf_pod_drain_raw(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg)
+{
+    return s_drain(self, sock, max, handle, arg, true);
 }
 
 bool

@@ -127,6 +127,11 @@ typedef void (nf_pod_handler_fn)(void *arg, nf_msg_t *msg, uint64_t recv_us);
    nf_pod_malformed.  Returns how many were read. */
 int nf_pod_drain(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle, void *arg);
 
+/* nf_pod_drain with nf_msg_recv_raw: bodies are size-checked, not
+   decoded (for a pod that only passes them on). */
+int nf_pod_drain_raw(nf_pod_t *self, zsock_t *sock, int max, nf_pod_handler_fn *handle,
+                     void *arg);
+
 /* True when sock had input at the last nf_pod_wait. */
 bool nf_pod_readable(const nf_pod_t *self, zsock_t *sock);
 
@@ -141,19 +146,19 @@ const char *nf_pod_canon(const nf_pod_t *self);
 /* True when the pod must stop: TERMINATE was answered, or SIGTERM/SIGINT. */
 bool nf_pod_stopping(const nf_pod_t *self);
 
-/* Answer a Control envelope received on sock from routing (PING, STATUS,
+/* Answer a Control message received on sock from routing (PING, STATUS,
    TERMINATE; anything else is answered BAD_REQUEST).  Used by the control
    socket and by the gateway's client socket. */
 void nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing,
-                    const Nflow__Envelope *env);
+                    const nf_env_t *env);
 
 /* Handle a frame nf_msg_recv rejected with rc: count it, log "[name]
    malformed frame from PEER: what", and answer BAD_REQUEST (BAD_VERSION for
    NF_EVERSION) to the sender when routable (msg->routing set), else to the
-   gateway via --errors when the envelope had a request id. */
+   gateway via --errors when the message had a request id. */
 void nf_pod_malformed(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, int rc);
 
-/* Same, for an envelope that unpacked but carries the wrong body for the
+/* Same, for an message that unpacked but carries the wrong body for the
    socket, or bad content; what says what was wrong. */
 void nf_pod_reject(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, const char *what);
 

@@ -13,8 +13,57 @@
 static unsigned char *
 s_put(unsigned char *p, const void *src, size_t n)
 {
-    memcpy(p, src, n);
+    if (n)
+        memcpy(p, src, n);
     return p + n;
+}
+
+size_t
+nf_payload_size_n(size_t text_len, const nf_tagspan_t *tags, size_t ntags, int *rc)
+{
+    *rc = 0;
+    if (text_len == 0 && ntags == 0)
+        return 0;
+    if (ntags > NF_TAGS_MAX) {
+        *rc = nf_error_set(NF_EINVAL, "payload: %zu tags, at most %d", ntags, NF_TAGS_MAX);
+        return 0;
+    }
+    if (text_len > S_STR_MAX) {
+        *rc = nf_error_set(NF_EINVAL, "payload: text of %zu bytes is too long", text_len);
+        return 0;
+    }
+    size_t size = 8 + text_len;
+    for (size_t i = 0; i < ntags; i++) {
+        if (tags[i].key_len > S_KEY_MAX || tags[i].value_len > S_STR_MAX) {
+            *rc = nf_error_set(NF_EINVAL, "payload: tag %zu: key of %zu or value of %zu bytes "
+                               "is too long", i, tags[i].key_len, tags[i].value_len);
+            return 0;
+        }
+        size += 6 + tags[i].key_len + tags[i].value_len;
+    }
+    return size;
+}
+
+void
+nf_payload_write_n(uint8_t *out, const char *text, size_t text_len, const nf_tagspan_t *tags,
+                   size_t ntags)
+{
+    if (text_len == 0 && ntags == 0)
+        return;
+    unsigned char *p = out;
+    uint32_t u32 = (uint32_t) text_len;
+    p = s_put(p, &u32, 4);
+    p = s_put(p, text, text_len);
+    u32 = (uint32_t) ntags;
+    p = s_put(p, &u32, 4);
+    for (size_t i = 0; i < ntags; i++) {
+        uint16_t k = (uint16_t) tags[i].key_len;
+        uint32_t v = (uint32_t) tags[i].value_len;
+        p = s_put(p, &k, 2);
+        p = s_put(p, tags[i].key, k);
+        p = s_put(p, &v, 4);
+        p = s_put(p, tags[i].value, v);
+    }
 }
 
 int

@@ -33,6 +33,25 @@ typedef struct {
 int nf_payload_encode(const char *text, const nf_tag_t *tags, size_t ntags,
                       uint8_t **buf, size_t *len);
 
+/* A tag given by counted strings (need not be NUL-terminated). */
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} nf_tagspan_t;
+
+/* Bytes nf_payload_write_n writes for this text and these tags (0 when
+   there is nothing to store), or 0 with NF_EINVAL set through *rc for more
+   than NF_TAGS_MAX tags or a key over 65535 bytes. */
+size_t nf_payload_size_n(size_t text_len, const nf_tagspan_t *tags, size_t ntags, int *rc);
+
+/* The encoding of nf_payload_encode from counted strings, written into
+   out (nf_payload_size_n bytes, the caller's): no allocation, for writers
+   that encode many payloads into one buffer (the indexer's batches). */
+void nf_payload_write_n(uint8_t *out, const char *text, size_t text_len,
+                        const nf_tagspan_t *tags, size_t ntags);
+
 /* A decoded payload.  text is "" when none; tags has ntags entries. */
 typedef struct {
     const char *text;

@@ -1,11 +1,20 @@
-/*  nf_msg: the wire codec (see nf_msg.h and proto/README.md).
+/*  nf_msg: the wire codec, protocol version 2 (see nf_msg.h and
+    proto/README.md).
 
-    Receiving: the frames of one ZeroMQ message are split into routing
-    frames (ROUTER sockets only: the peer identity, then an optional empty
-    delimiter) and the one envelope frame, which is unpacked and checked
-    (version, body).  Nothing a peer sends can crash or block the caller.
-    Sending: optional copies of routing frames, then the packed envelope,
-    all with zmq_send on the socket handle so errno tells why a send failed. */
+    Receiving: the frames of one ZeroMQ message are read as zmq_msg_t's and
+    split into routing frames (ROUTER sockets only: the peer identity, then
+    an optional empty delimiter), the header frame and the body frame.  The
+    header is unpacked and checked (version, hops); the body frame's bytes
+    are walked to count every repeated field against the limits before
+    protobuf-c allocates anything for them, then unpacked into an arena
+    (a buffer reused from message to message, so a stream of multi-megabyte
+    batches does not fault in fresh pages each time), then every count and
+    offset is checked against the limits and the blobs it indexes.  The
+    received body frame is kept so a routing pod can forward it as is.
+    Sending: optional copies of routing frames, the packed header, and the
+    body packed straight into the buffer of a zmq_msg_t (no intermediate
+    copy), all with zmq_msg_send on the socket handle so errno tells why a
+    send failed.  Nothing a peer sends can crash or block the caller.      */
 #include "nf_msg.h"
 
 #include <errno.h>
@@ -20,41 +29,202 @@
 #include "nf_limits.h"
 #include "nf_sys.h"
 
-void
-nf_env_init(Nflow__Envelope *env)
+/* ------------------------------------------------------------------ */
+/* Arenas: where protobuf-c puts what it unpacks.  Bump allocation in one
+   buffer; frees inside it are no-ops; what does not fit goes to malloc.
+   Released arenas go back to a small per-thread pool with their buffer. */
+
+typedef struct s_arena {
+    uint8_t *buf;
+    size_t cap, used;
+    struct s_arena *next;
+} s_arena_t;
+
+#define S_POOL_MAX 8                    /* arenas kept for reuse per thread ... */
+#define S_POOL_BYTES_MAX (64u << 20)    /* ... holding at most this much together */
+#define S_ARENA_MIN (64u << 10)
+
+static _Thread_local s_arena_t *s_pool;
+static _Thread_local int s_pool_n;
+static _Thread_local size_t s_pool_bytes;
+
+static void *
+s_arena_alloc(void *data, size_t size)
 {
-    Nflow__Envelope init = NFLOW__ENVELOPE__INIT;
-    *env = init;
-    env->version = NF_PROTOCOL_VERSION;
+    s_arena_t *a = data;
+    size_t off = (a->used + 15) & ~(size_t) 15;
+    if (off <= a->cap && size <= a->cap - off) {
+        a->used = off + size;
+        return a->buf + off;
+    }
+    return malloc(size ? size : 1);
+}
+
+static void
+s_arena_free(void *data, void *p)
+{
+    s_arena_t *a = data;
+    uint8_t *b = p;
+    if (b >= a->buf && b < a->buf + a->cap)
+        return;
+    free(p);
+}
+
+/* An arena with room for about want bytes (from the pool when it can). */
+static s_arena_t *
+s_arena_get(size_t want)
+{
+    if (want < S_ARENA_MIN)
+        want = S_ARENA_MIN;
+    s_arena_t **pp = &s_pool, *a = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->cap >= want) {
+            a = *pp;
+            *pp = a->next;
+            s_pool_n--;
+            s_pool_bytes -= a->cap;
+            break;
+        }
+    if (!a && s_pool) {             /* grow the first one */
+        a = s_pool;
+        s_pool = a->next;
+        s_pool_n--;
+        s_pool_bytes -= a->cap;
+        free(a->buf);
+        a->buf = NULL;
+        a->cap = 0;
+    }
+    if (!a && !(a = calloc(1, sizeof *a)))
+        return NULL;
+    if (!a->buf) {
+        a->buf = malloc(want);
+        a->cap = a->buf ? want : 0;   /* without a buffer everything goes to malloc */
+    }
+    a->used = 0;
+    a->next = NULL;
+    return a;
+}
+
+static void
+s_arena_put(s_arena_t *a)
+{
+    if (!a)
+        return;
+    if (s_pool_n >= S_POOL_MAX || a->cap > S_POOL_BYTES_MAX - s_pool_bytes) {
+        free(a->buf);
+        free(a);
+        return;
+    }
+    a->used = 0;
+    a->next = s_pool;
+    s_pool = a;
+    s_pool_n++;
+    s_pool_bytes += a->cap;
+}
+
+/* A received message: env first, so the env pointer is the box. */
+typedef struct {
+    nf_env_t env;
+    Nflow__Header *hdr;
+    ProtobufCMessage *body;
+    zmq_msg_t raw;              /* the body frame as received */
+    bool has_raw;
+    s_arena_t *arena;
+    ProtobufCAllocator alloc;
+} s_box_t;
+
+void
+nf_env_init(nf_env_t *env)
+{
+    memset(env, 0, sizeof *env);
+}
+
+void
+nf_env_destroy(nf_env_t **env_p)
+{
+    if (!env_p || !*env_p)
+        return;
+    s_box_t *box = (s_box_t *) *env_p;
+    if (box->body)
+        protobuf_c_message_free_unpacked(box->body, &box->alloc);
+    if (box->hdr)
+        protobuf_c_message_free_unpacked(&box->hdr->base, &box->alloc);
+    if (box->has_raw)
+        zmq_msg_close(&box->raw);
+    s_arena_put(box->arena);
+    free(box);
+    *env_p = NULL;
+}
+
+void
+nf_env_drop_frame(nf_env_t *env)
+{
+    s_box_t *box = (s_box_t *) env;
+    if (box && box->has_raw) {
+        zmq_msg_close(&box->raw);
+        box->has_raw = false;
+    }
 }
 
 const char *
 nf_msg_body_name(int body_case)
 {
     switch (body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX: return "index";
-    case NFLOW__ENVELOPE__BODY_DELETE: return "delete";
-    case NFLOW__ENVELOPE__BODY_SEARCH: return "search";
-    case NFLOW__ENVELOPE__BODY_CONTROL: return "control";
-    case NFLOW__ENVELOPE__BODY_RESULT: return "result";
-    case NFLOW__ENVELOPE__BODY_PLAN: return "plan";
+    case NF_BODY_INDEX: return "index";
+    case NF_BODY_DELETE: return "delete";
+    case NF_BODY_SEARCH: return "search";
+    case NF_BODY_CONTROL: return "control";
+    case NF_BODY_RESULT: return "result";
+    case NF_BODY_PLAN: return "plan";
     default: return "none";
     }
+}
+
+static const ProtobufCMessage *
+s_body_of(const nf_env_t *env)
+{
+    switch (env->body_case) {
+    case NF_BODY_INDEX: return (const ProtobufCMessage *) env->index;
+    case NF_BODY_DELETE: return (const ProtobufCMessage *) env->delete_;
+    case NF_BODY_SEARCH: return (const ProtobufCMessage *) env->search;
+    case NF_BODY_CONTROL: return (const ProtobufCMessage *) env->control;
+    case NF_BODY_RESULT: return (const ProtobufCMessage *) env->result;
+    case NF_BODY_PLAN: return (const ProtobufCMessage *) env->plan;
+    default: return NULL;
+    }
+}
+
+static const ProtobufCMessageDescriptor *
+s_descriptor(int body_case)
+{
+    switch (body_case) {
+    case NF_BODY_INDEX: return &nflow__index_batch__descriptor;
+    case NF_BODY_DELETE: return &nflow__delete_request__descriptor;
+    case NF_BODY_SEARCH: return &nflow__search_request__descriptor;
+    case NF_BODY_CONTROL: return &nflow__control__descriptor;
+    case NF_BODY_RESULT: return &nflow__result__descriptor;
+    case NF_BODY_PLAN: return &nflow__plan__descriptor;
+    default: return NULL;
+    }
+}
+
+size_t
+nf_env_body_size(const nf_env_t *env)
+{
+    const ProtobufCMessage *b = s_body_of(env);
+    return b ? protobuf_c_message_get_packed_size(b) : 0;
 }
 
 /* Name the sender for logs: its address (from the frame's metadata) and,
    on a ROUTER, its identity in hex. */
 static void
-s_peer_name(nf_msg_t *msg, zframe_t *any, zframe_t *identity)
+s_peer_name(nf_msg_t *msg, zmq_msg_t *any, const uint8_t *ident, size_t identlen)
 {
-    const char *addr = any ? zframe_meta(any, "Peer-Address") : NULL;
+    const char *addr = any ? zmq_msg_gets(any, "Peer-Address") : NULL;
     char idhex[41] = "";
-    if (identity) {
-        size_t n = zframe_size(identity);
-        const byte *d = zframe_data(identity);
-        size_t i;
-        for (i = 0; i < n && i < 20; i++)
-            snprintf(idhex + 2 * i, 3, "%02x", d[i]);
+    if (ident) {
+        for (size_t i = 0; i < identlen && i < 20; i++)
+            snprintf(idhex + 2 * i, 3, "%02x", ident[i]);
     }
     if (addr && *addr && *idhex)
         snprintf(msg->peer, sizeof msg->peer, "%s (id %s)", addr, idhex);
@@ -68,18 +238,18 @@ s_peer_name(nf_msg_t *msg, zframe_t *any, zframe_t *identity)
 
 /* ------------------------------------------------------------------ */
 /* Limits, before unpacking: protobuf-c allocates one struct per element
-   of a repeated field (an empty tag is 2 bytes on the wire and ~80 in
-   memory), so the counts a frame holds are checked on its bytes first.
-   The shapes below are the repeated fields of nflow.proto; anything not
-   listed is skipped.  A count over its limit is NF_EPROTO naming the limit
-   and the value. */
+   of a repeated message or string field, and one array per packed field,
+   so the counts a frame holds are checked on its bytes first.  The shapes
+   below are the repeated fields of nflow.proto; anything not listed is
+   skipped.  A count over its limit is NF_EPROTO naming the limit and the
+   value. */
 
 typedef struct s_shape s_shape_t;
 
 typedef struct {
     uint32_t field;
     const char *name;           /* the limit, for the error message */
-    uint32_t max;               /* occurrences in one message (0 = not counted) */
+    uint32_t max;               /* occurrences in one message */
     bool packed;                /* repeated uint32: count the varints */
     const s_shape_t *child;     /* embedded message to walk, or NULL */
 } s_field_t;
@@ -96,26 +266,43 @@ struct s_shape {
 
 S_SHAPE(s_doc_shape, {4, "tags per document (NF_TAGS_MAX)", NF_TAGS_MAX, false, NULL});
 S_SHAPE(s_matches_shape, {1, "matches per query (NF_TOPK_MAX)", NF_TOPK_MAX, false, &s_doc_shape});
-S_SHAPE(s_index_shape, {1, "documents per request (NF_DOCS_MAX)", NF_DOCS_MAX, false, &s_doc_shape});
-S_SHAPE(s_delete_shape, {1, "ids per request (NF_DOCS_MAX)", NF_DOCS_MAX, false, NULL});
-S_SHAPE(s_search_shape, {1, "queries per request (NF_QUERIES_MAX)", NF_QUERIES_MAX, false,
-                         &s_doc_shape});
+S_SHAPE(s_index_shape,
+        {4, "id ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
+        {7, "text ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
+        {8, "tag ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
+        {10, "tag key ends (NF_FRAME_TAGS_MAX)", NF_FRAME_TAGS_MAX, true, NULL},
+        {12, "tag value ends (NF_FRAME_TAGS_MAX)", NF_FRAME_TAGS_MAX, true, NULL},
+        {15, "typed field columns (NF_FIELDS_MAX)", NF_FIELDS_MAX, false, NULL});
+S_SHAPE(s_delete_shape, {4, "id ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL});
+S_SHAPE(s_search_shape,
+        {3, "query texts (NF_QUERIES_MAX)", NF_QUERIES_MAX, false, NULL},
+        {8, "output fields (NF_FIELDS_MAX)", NF_FIELDS_MAX, false, NULL});
 S_SHAPE(s_result_shape,
         {1, "queries per request (NF_QUERIES_MAX)", NF_QUERIES_MAX, false, &s_matches_shape},
         {5, "missing shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL});
 S_SHAPE(s_plan_shape, {1, "shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL},
         {2, "down shards (NF_SHARDS_MAX)", NF_SHARDS_MAX, true, NULL});
-S_SHAPE(s_env_shape, {5, "hops (NF_HOPS_MAX)", NF_HOPS_MAX, false, NULL},
-        {10, "index bodies", 1, false, &s_index_shape},
-        {11, "delete bodies", 1, false, &s_delete_shape},
-        {12, "search bodies", 1, false, &s_search_shape},
-        {14, "result bodies", 1, false, &s_result_shape},
-        {15, "plan bodies", 1, false, &s_plan_shape});
+S_SHAPE(s_header_shape, {5, "hops (NF_HOPS_MAX)", NF_HOPS_MAX, false, NULL});
+S_SHAPE(s_control_shape, {0, "(nothing counted)", UINT32_MAX, false, NULL});   /* no repeated fields */
+
+static const s_shape_t *
+s_shape_of(int body_case)
+{
+    switch (body_case) {
+    case NF_BODY_INDEX: return &s_index_shape;
+    case NF_BODY_DELETE: return &s_delete_shape;
+    case NF_BODY_SEARCH: return &s_search_shape;
+    case NF_BODY_RESULT: return &s_result_shape;
+    case NF_BODY_PLAN: return &s_plan_shape;
+    default: return &s_control_shape;
+    }
+}
 
 typedef struct {
     uint64_t matches;           /* match documents in the whole frame */
     uint64_t tags;              /* tags of every document in the whole frame */
-    uint64_t request_id;        /* field 2 of the envelope, when seen */
+    uint64_t request_id;        /* field 2 of the header, when seen */
+    uint64_t version;           /* field 1 of the header, when seen */
 } s_scan_t;
 
 static bool
@@ -152,6 +339,8 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                 return NF_OK;
             if (top && field == 2)
                 sc->request_id = v;
+            if (top && field == 1)
+                sc->version = v;
         } else if (wire == 1) {
             p += 8;
         } else if (wire == 5) {
@@ -177,7 +366,7 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                     add += !(*q & 0x80);
             }
             counts[i] += add;
-            if (counts[i] > f->max && over < 0)
+            if (counts[i] > f->max && over < 0 && i < 8)
                 over = (int) i;
             if (over >= 0)
                 continue;       /* only counting now */
@@ -205,6 +394,28 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
 #define S_OVER(what, got, max, name)                                           \
     nf_error_set(NF_EPROTO, "%s: %zu, at most %zu (%s)", what, (size_t) (got), \
                  (size_t) (max), name)
+
+/* A column of n cumulative ends over a blob of blob bytes: ends never go
+   back, no item is over max bytes, the last end is the blob's length. */
+static int
+s_check_ends(const char *what, const uint32_t *ends, size_t n, size_t blob, size_t max,
+             const char *max_name)
+{
+    uint32_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ends[i] < prev)
+            return nf_error_set(NF_EPROTO, "%s ends: entry %zu is %u, before entry %zu (%u)",
+                                what, i, ends[i], i - 1, prev);
+        if (ends[i] - prev > max)
+            return nf_error_set(NF_EPROTO, "%s %zu: bytes: %u, at most %zu (%s)", what, i,
+                                ends[i] - prev, max, max_name);
+        prev = ends[i];
+    }
+    if (prev != blob)
+        return nf_error_set(NF_EPROTO, "%s ends: the last is %u, the %s blob has %zu bytes",
+                            what, prev, what, blob);
+    return NF_OK;
+}
 
 static int
 s_check_doc(const Nflow__Document *d, const char *what, size_t i, size_t *tags)
@@ -235,54 +446,132 @@ s_check_doc(const Nflow__Document *d, const char *what, size_t i, size_t *tags)
     return NF_OK;
 }
 
+/* The vector block of count rows: empty, or count x dim x 4 bytes with
+   1 <= dim <= NF_DIM_MAX. */
+static int
+s_check_block(const char *what, uint32_t count, uint32_t dim, size_t len)
+{
+    if (dim > NF_DIM_MAX)
+        return S_OVER("dim", dim, NF_DIM_MAX, "NF_DIM_MAX");
+    if (len == 0)
+        return NF_OK;
+    if (dim == 0)
+        return nf_error_set(NF_EPROTO, "%s: %zu bytes of vectors with dim 0", what, len);
+    if (len != (size_t) count * dim * 4)
+        return nf_error_set(NF_EPROTO, "%s: vectors hold %zu bytes, expected count x dim x 4 = "
+                            "%u x %u x 4 = %zu", what, len, count, dim, (size_t) count * dim * 4);
+    return NF_OK;
+}
+
+static int
+s_check_ids(const char *what, uint32_t count, const ProtobufCBinaryData *ids,
+            const uint32_t *ends, size_t nends)
+{
+    if (count > NF_DOCS_MAX)
+        return S_OVER(what, count, NF_DOCS_MAX, "NF_DOCS_MAX");
+    if (nends != count)
+        return nf_error_set(NF_EPROTO, "id ends: %zu entries for %u %s", nends, count,
+                            strcmp(what, "ids per request") ? "documents" : "ids");
+    return s_check_ends("id", ends, nends, ids->len, NF_ID_MAX, "NF_ID_MAX");
+}
+
+static int
+s_check_index(const Nflow__IndexBatch *b)
+{
+    int rc = s_check_ids("documents per request", b->count, &b->ids, b->id_ends, b->n_id_ends);
+    if (rc)
+        return rc;
+    if ((rc = s_check_block("index batch", b->count, b->dim, b->vectors.len)))
+        return rc;
+    if (b->n_text_ends != 0 && b->n_text_ends != b->count)
+        return nf_error_set(NF_EPROTO, "text ends: %zu entries for %u documents (0 or each)",
+                            b->n_text_ends, b->count);
+    if ((rc = s_check_ends("text", b->text_ends, b->n_text_ends, b->texts.len, NF_TEXT_MAX,
+                           "NF_TEXT_MAX")))
+        return rc;
+    if (b->n_tag_ends != 0 && b->n_tag_ends != b->count)
+        return nf_error_set(NF_EPROTO, "tag ends: %zu entries for %u documents (0 or each)",
+                            b->n_tag_ends, b->count);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < b->n_tag_ends; i++) {
+        if (b->tag_ends[i] < prev)
+            return nf_error_set(NF_EPROTO, "tag ends: entry %zu is %u, before entry %zu (%u)",
+                                i, b->tag_ends[i], i - 1, prev);
+        if (b->tag_ends[i] - prev > NF_TAGS_MAX)
+            return nf_error_set(NF_EPROTO, "tags per document (NF_TAGS_MAX): %u, at most %d "
+                                "(doc %zu)", b->tag_ends[i] - prev, NF_TAGS_MAX, i);
+        prev = b->tag_ends[i];
+    }
+    if (prev != b->n_tag_key_ends || prev != b->n_tag_value_ends)
+        return nf_error_set(NF_EPROTO, "tags: the documents have %u, there are %zu keys and "
+                            "%zu values", prev, b->n_tag_key_ends, b->n_tag_value_ends);
+    if ((rc = s_check_ends("tag key", b->tag_key_ends, b->n_tag_key_ends, b->tag_keys.len,
+                           NF_TAG_BYTES_MAX, "NF_TAG_BYTES_MAX")))
+        return rc;
+    if ((rc = s_check_ends("tag value", b->tag_value_ends, b->n_tag_value_ends,
+                           b->tag_values.len, NF_TAG_BYTES_MAX, "NF_TAG_BYTES_MAX")))
+        return rc;
+    return NF_OK;
+}
+
+static int
+s_check_search(const Nflow__SearchRequest *s)
+{
+    if (s->count > NF_QUERIES_MAX)
+        return S_OVER("queries per request", s->count, NF_QUERIES_MAX, "NF_QUERIES_MAX");
+    if (s->top_k > NF_TOPK_MAX)
+        return S_OVER("top_k", s->top_k, NF_TOPK_MAX, "NF_TOPK_MAX");
+    size_t k = s->top_k ? s->top_k : NF_TOPK_DEFAULT;
+    if ((size_t) s->count * k > NF_MATCHES_MAX)
+        return nf_error_set(NF_EPROTO, "queries x top_k: %u x %zu = %zu, at most %d "
+                            "(NF_MATCHES_MAX)", s->count, k, (size_t) s->count * k,
+                            NF_MATCHES_MAX);
+    if (s->n_texts != 0 && s->n_texts != s->count)
+        return nf_error_set(NF_EPROTO, "query texts: %zu for %u queries (0 or each)",
+                            s->n_texts, s->count);
+    for (size_t i = 0; i < s->n_texts; i++) {
+        size_t tlen = s->texts[i] ? strlen(s->texts[i]) : 0;
+        if (tlen > NF_TEXT_MAX)
+            return nf_error_set(NF_EPROTO, "query %zu: text bytes: %zu, at most %u "
+                                "(NF_TEXT_MAX)", i, tlen, NF_TEXT_MAX);
+    }
+    int rc = s_check_block("search", s->count, s->dim, s->vectors.len);
+    if (rc)
+        return rc;
+    size_t flen = s->filter ? strlen(s->filter) : 0;
+    if (flen > NF_FILTER_MAX)
+        return S_OVER("filter bytes", flen, NF_FILTER_MAX, "NF_FILTER_MAX");
+    if (s->n_fields > NF_FIELDS_MAX)
+        return S_OVER("output fields", s->n_fields, NF_FIELDS_MAX, "NF_FIELDS_MAX");
+    for (size_t i = 0; i < s->n_fields; i++) {
+        size_t len = s->fields[i] ? strlen(s->fields[i]) : 0;
+        if (len > NF_TAG_BYTES_MAX)
+            return nf_error_set(NF_EPROTO, "output field %zu: bytes: %zu, at most %d "
+                                "(NF_TAG_BYTES_MAX)", i, len, NF_TAG_BYTES_MAX);
+    }
+    return NF_OK;
+}
+
 int
-nf_msg_check_limits(const Nflow__Envelope *env)
+nf_msg_check_limits(const nf_env_t *env)
 {
     size_t tags = 0;
     if (env->n_route > NF_HOPS_MAX)
         return S_OVER("hops", env->n_route, NF_HOPS_MAX, "NF_HOPS_MAX");
     switch (env->body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX:
-        if (env->index->n_docs > NF_DOCS_MAX)
-            return S_OVER("documents per request", env->index->n_docs, NF_DOCS_MAX,
-                          "NF_DOCS_MAX");
-        for (size_t i = 0; i < env->index->n_docs; i++) {
-            int rc = s_check_doc(env->index->docs[i], "doc", i, &tags);
-            if (rc)
-                return rc;
-        }
-        return NF_OK;
-    case NFLOW__ENVELOPE__BODY_DELETE:
-        if (env->delete_->n_ids > NF_DOCS_MAX)
-            return S_OVER("ids per request", env->delete_->n_ids, NF_DOCS_MAX, "NF_DOCS_MAX");
-        for (size_t i = 0; i < env->delete_->n_ids; i++) {
-            size_t len = env->delete_->ids[i] ? strlen(env->delete_->ids[i]) : 0;
-            if (len > NF_ID_MAX)
-                return nf_error_set(NF_EPROTO, "id %zu: id bytes: %zu, at most %d (NF_ID_MAX)",
-                                    i, len, NF_ID_MAX);
-        }
-        return NF_OK;
-    case NFLOW__ENVELOPE__BODY_SEARCH: {
-        const Nflow__SearchRequest *s = env->search;
-        if (s->n_queries > NF_QUERIES_MAX)
-            return S_OVER("queries per request", s->n_queries, NF_QUERIES_MAX,
-                          "NF_QUERIES_MAX");
-        if (s->top_k > NF_TOPK_MAX)
-            return S_OVER("top_k", s->top_k, NF_TOPK_MAX, "NF_TOPK_MAX");
-        size_t k = s->top_k ? s->top_k : NF_TOPK_DEFAULT;
-        if (s->n_queries * k > NF_MATCHES_MAX)
-            return nf_error_set(NF_EPROTO, "queries x top_k: %zu x %zu = %zu, at most %d "
-                                "(NF_MATCHES_MAX)", s->n_queries, k, s->n_queries * k,
-                                NF_MATCHES_MAX);
-        for (size_t i = 0; i < s->n_queries; i++) {
-            int rc = s_check_doc(s->queries[i], "query", i, &tags);
-            if (rc)
-                return rc;
-        }
-        return NF_OK;
-    }
-    case NFLOW__ENVELOPE__BODY_RESULT: {
+    case NF_BODY_INDEX:
+        return env->index ? s_check_index(env->index) : NF_OK;
+    case NF_BODY_DELETE:
+        return env->delete_ ? s_check_ids("ids per request", env->delete_->count,
+                                          &env->delete_->ids, env->delete_->id_ends,
+                                          env->delete_->n_id_ends)
+                            : NF_OK;
+    case NF_BODY_SEARCH:
+        return env->search ? s_check_search(env->search) : NF_OK;
+    case NF_BODY_RESULT: {
         const Nflow__Result *r = env->result;
+        if (!r)
+            return NF_OK;
         if (r->n_results > NF_QUERIES_MAX)
             return S_OVER("results per answer", r->n_results, NF_QUERIES_MAX, "NF_QUERIES_MAX");
         if (r->n_missing_shards > NF_SHARDS_MAX)
@@ -301,8 +590,10 @@ nf_msg_check_limits(const Nflow__Envelope *env)
         }
         return NF_OK;
     }
-    case NFLOW__ENVELOPE__BODY_PLAN: {
+    case NF_BODY_PLAN: {
         const Nflow__Plan *p = env->plan;
+        if (!p)
+            return NF_OK;
         if (p->n_shards > NF_SHARDS_MAX || p->n_down > NF_SHARDS_MAX)
             return S_OVER("plan shards", p->n_shards > p->n_down ? p->n_shards : p->n_down,
                           NF_SHARDS_MAX, "NF_SHARDS_MAX");
@@ -317,7 +608,7 @@ nf_msg_check_limits(const Nflow__Envelope *env)
             return S_OVER("plan nqueries", p->nqueries, NF_QUERIES_MAX, "NF_QUERIES_MAX");
         if (p->top_k > NF_TOPK_MAX)
             return S_OVER("plan top_k", p->top_k, NF_TOPK_MAX, "NF_TOPK_MAX");
-        if (p->kind == NFLOW__ENVELOPE__BODY_SEARCH
+        if (p->kind == NF_BODY_SEARCH
             && (size_t) p->nqueries * (p->top_k ? p->top_k : NF_TOPK_DEFAULT) > NF_MATCHES_MAX)
             return nf_error_set(NF_EPROTO, "plan nqueries x top_k: %u x %u, at most %d "
                                 "(NF_MATCHES_MAX)", p->nqueries, p->top_k, NF_MATCHES_MAX);
@@ -334,156 +625,289 @@ nf_msg_top_k(uint32_t top_k)
     return top_k == 0 ? NF_TOPK_DEFAULT : top_k > NF_TOPK_MAX ? NF_TOPK_MAX : top_k;
 }
 
-int
-nf_msg_check_request(const Nflow__Envelope *env)
+/* The first row of a vector block that is not finite: NF_EINVAL "vector[j]
+   is NaN" with *row set; NF_OK when all are. */
+static int
+s_check_rows(const ProtobufCBinaryData *block, uint32_t dim, uint32_t count, size_t *row)
 {
-    int rc = nf_msg_check_limits(env);
-    if (rc)
-        return nf_error_set(NF_EINVAL, "%s", nf_error_msg());
-    switch (env->body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX:
-        if (env->index->n_docs == 0)
-            return nf_error_set(NF_EINVAL, "index request without documents");
-        for (size_t i = 0; i < env->index->n_docs; i++) {
-            const Nflow__Document *d = env->index->docs[i];
-            size_t len = d->id ? strlen(d->id) : 0;
-            if (len == 0)
-                return nf_error_set(NF_EINVAL, "doc %zu: empty id (ids have 1..%d bytes)", i,
-                                    NF_ID_MAX);
-            if (nf_vec_check(&d->vector) != NF_OK)
-                return nf_error_set(NF_EINVAL, "doc '%s': %s", d->id, nf_error_msg());
-        }
+    if (nf_vec_check(block) == NF_OK)
         return NF_OK;
-    case NFLOW__ENVELOPE__BODY_DELETE:
-        if (env->delete_->n_ids == 0)
-            return nf_error_set(NF_EINVAL, "delete request without ids");
-        for (size_t i = 0; i < env->delete_->n_ids; i++)
-            if (!env->delete_->ids[i] || !*env->delete_->ids[i])
-                return nf_error_set(NF_EINVAL, "id %zu: empty id (ids have 1..%d bytes)", i,
-                                    NF_ID_MAX);
-        return NF_OK;
-    case NFLOW__ENVELOPE__BODY_SEARCH:
-        if (env->search->n_queries == 0)
-            return nf_error_set(NF_EINVAL, "search request without queries");
-        for (size_t i = 0; i < env->search->n_queries; i++)
-            if (nf_vec_check(&env->search->queries[i]->vector) != NF_OK)
-                return nf_error_set(NF_EINVAL, "query %zu: %s", i, nf_error_msg());
-        return NF_OK;
-    default:
-        return nf_error_set(NF_EINVAL, "not a request: %s",
-                            env->body_case ? nf_msg_body_name(env->body_case) : "status only");
-    }
-}
-
-int
-nf_vec_check(const ProtobufCBinaryData *bytes)
-{
-    size_t len = bytes ? bytes->len : 0;
-    if (len % 4)
-        return nf_error_set(NF_EDIM, "vector has %zu bytes, not a whole number of float32 "
-                            "values", len);
-    for (size_t i = 0; i < len / 4; i++) {
-        uint32_t u;
-        u = (uint32_t) bytes->data[4 * i] | (uint32_t) bytes->data[4 * i + 1] << 8
-            | (uint32_t) bytes->data[4 * i + 2] << 16 | (uint32_t) bytes->data[4 * i + 3] << 24;
-        if ((u & 0x7f800000u) == 0x7f800000u) {
-            float f;
-            memcpy(&f, &u, 4);
-            return nf_error_set(NF_EINVAL, "vector[%zu] is %s: values must be finite", i,
-                                isnan(f) ? "NaN" : "infinite");
+    for (size_t i = 0; dim && block->len && i < count; i++) {
+        ProtobufCBinaryData r = {(size_t) dim * 4, block->data + i * (size_t) dim * 4};
+        if (nf_vec_check(&r) != NF_OK) {
+            *row = i;
+            return NF_EINVAL;
         }
     }
     return NF_OK;
 }
 
 int
-nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
+nf_msg_check_request(const nf_env_t *env)
+{
+    int rc = nf_msg_check_limits(env);
+    if (rc)
+        return nf_error_set(NF_EINVAL, "%s", nf_error_msg());
+    char what[512];
+    size_t row = 0, len;
+    switch (env->body_case) {
+    case NF_BODY_INDEX: {
+        const Nflow__IndexBatch *b = env->index;
+        if (b->count == 0)
+            return nf_error_set(NF_EINVAL, "index request without documents");
+        for (size_t i = 0; i < b->count; i++) {
+            nf_batch_id(b, i, &len);
+            if (len == 0)
+                return nf_error_set(NF_EINVAL, "doc %zu: empty id (ids have 1..%d bytes)", i,
+                                    NF_ID_MAX);
+        }
+        if (b->n_columns)
+            return nf_error_set(NF_EINVAL, "typed field columns are not supported yet");
+        if (s_check_rows(&b->vectors, b->dim, b->count, &row) != NF_OK) {
+            snprintf(what, sizeof what, "%s", nf_error_msg());
+            const char *id = nf_batch_id(b, row, &len);
+            return nf_error_set(NF_EINVAL, "doc '%.*s': %s", (int) len, id, what);
+        }
+        return NF_OK;
+    }
+    case NF_BODY_DELETE:
+        if (env->delete_->count == 0)
+            return nf_error_set(NF_EINVAL, "delete request without ids");
+        for (size_t i = 0; i < env->delete_->count; i++) {
+            nf_delete_id(env->delete_, i, &len);
+            if (len == 0)
+                return nf_error_set(NF_EINVAL, "id %zu: empty id (ids have 1..%d bytes)", i,
+                                    NF_ID_MAX);
+        }
+        return NF_OK;
+    case NF_BODY_SEARCH: {
+        const Nflow__SearchRequest *s = env->search;
+        if (s->count == 0)
+            return nf_error_set(NF_EINVAL, "search request without queries");
+        if (s->n_texts == 0 && s->vectors.len == 0)
+            return nf_error_set(NF_EINVAL, "search request: the queries have neither texts "
+                                "nor vectors");
+        if (s->filter && *s->filter)
+            return nf_error_set(NF_EINVAL, "filter: filters are not supported yet");
+        if (s_check_rows(&s->vectors, s->dim, s->count, &row) != NF_OK) {
+            snprintf(what, sizeof what, "%s", nf_error_msg());
+            return nf_error_set(NF_EINVAL, "query %zu: %s", row, what);
+        }
+        return NF_OK;
+    }
+    default:
+        return nf_error_set(NF_EINVAL, "not a request: %s",
+                            env->body_case ? nf_msg_body_name(env->body_case) : "status only");
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Receiving                                                           */
+
+#define S_FRAMES_MAX 8          /* routing (2) + header + body, with room to name excess */
+
+/* Unpack the header frame and the body frame into a new box. */
+static int
+s_decode(nf_msg_t *msg, zmq_msg_t *hframe, zmq_msg_t *bframe, bool raw, uint64_t now)
+{
+    size_t hsize = zmq_msg_size(hframe), bsize = zmq_msg_size(bframe);
+    const uint8_t *hdata = zmq_msg_data(hframe), *bdata = zmq_msg_data(bframe);
+    if (hsize == 0)
+        return nf_error_set(NF_EPROTO, "empty header frame");
+    if (hsize > NF_HEADER_MAX)
+        return nf_error_set(NF_EPROTO, "header frame bytes: %zu, at most %u (NF_HEADER_MAX)",
+                            hsize, NF_HEADER_MAX);
+    s_scan_t scan = {0};
+    int rc = s_walk(hdata, hdata + hsize, &s_header_shape, &scan, true);
+    msg->request_id = scan.request_id;
+    if (rc)
+        return rc;
+    if (scan.version != NF_PROTOCOL_VERSION) {
+        /* another version, if it is a header at all */
+        Nflow__Header *h = nflow__header__unpack(NULL, hsize, hdata);
+        if (!h)
+            return nf_error_set(NF_EPROTO, "header frame of %zu bytes is not a protobuf "
+                                "nflow.Header", hsize);
+        nflow__header__free_unpacked(h, NULL);
+        return nf_error_set(NF_EVERSION, "protocol %llu, this pod speaks %d",
+                            (unsigned long long) scan.version, NF_PROTOCOL_VERSION);
+    }
+    if (bsize > NF_FRAME_MAX)
+        return nf_error_set(NF_EPROTO, "body frame bytes: %zu, at most %u (NF_FRAME_MAX)",
+                            bsize, NF_FRAME_MAX);
+    s_box_t *box = calloc(1, sizeof *box);
+    if (!box)
+        return nf_error_set(NF_ENOMEM, "out of memory for a message");
+    box->arena = s_arena_get(raw ? hsize * 2 + 4096 : (hsize + bsize) * 2 + 4096);
+    if (!box->arena) {
+        free(box);
+        return nf_error_set(NF_ENOMEM, "out of memory for a message of %zu bytes", bsize);
+    }
+    box->alloc.alloc = s_arena_alloc;
+    box->alloc.free = s_arena_free;
+    box->alloc.allocator_data = box->arena;
+    nf_env_t *env = &box->env;
+    box->hdr = nflow__header__unpack(&box->alloc, hsize, hdata);
+    if (!box->hdr) {
+        rc = nf_error_set(NF_EPROTO, "header frame of %zu bytes is not a protobuf nflow.Header",
+                          hsize);
+        goto fail;
+    }
+    Nflow__Header *h = box->hdr;
+    env->request_id = h->request_id;
+    env->deadline_us = h->time_left_us ? now + h->time_left_us : 0;
+    env->n_route = h->n_route;
+    env->route = h->route;
+    env->status = h->status;
+    env->body_case = (int) h->body;
+    bool error_only = h->status && h->status->code != NFLOW__STATUS_CODE__STATUS_OK;
+    const ProtobufCMessageDescriptor *desc = s_descriptor(env->body_case);
+    if (env->body_case != NF_BODY_NONE && !desc) {
+        rc = nf_error_set(NF_EPROTO, "header (request %llu): unknown body kind %d",
+                          (unsigned long long) h->request_id, env->body_case);
+        goto fail;
+    }
+    if (env->body_case == NF_BODY_NONE) {
+        if (!error_only) {
+            rc = nf_error_set(NF_EPROTO, "message (request %llu) has no body and no error "
+                              "status", (unsigned long long) h->request_id);
+            goto fail;
+        }
+        if (bsize) {
+            rc = nf_error_set(NF_EPROTO, "message (request %llu) without a body kind has a "
+                              "body frame of %zu bytes", (unsigned long long) h->request_id,
+                              bsize);
+            goto fail;
+        }
+    }
+    if (env->n_route > NF_HOPS_MAX) {
+        rc = S_OVER("hops", env->n_route, NF_HOPS_MAX, "NF_HOPS_MAX");
+        goto fail;
+    }
+    if (desc && !raw) {
+        if ((rc = s_walk(bdata, bdata + bsize, s_shape_of(env->body_case), &scan, false)))
+            goto fail;
+        box->body = protobuf_c_message_unpack(desc, &box->alloc, bsize, bdata);
+        if (!box->body) {
+            rc = nf_error_set(NF_EPROTO, "body frame of %zu bytes is not a protobuf nflow.%s",
+                              bsize, desc->short_name);
+            goto fail;
+        }
+        switch (env->body_case) {
+        case NF_BODY_INDEX: env->index = (Nflow__IndexBatch *) box->body; break;
+        case NF_BODY_DELETE: env->delete_ = (Nflow__DeleteRequest *) box->body; break;
+        case NF_BODY_SEARCH: env->search = (Nflow__SearchRequest *) box->body; break;
+        case NF_BODY_CONTROL: env->control = (Nflow__Control *) box->body; break;
+        case NF_BODY_RESULT: env->result = (Nflow__Result *) box->body; break;
+        case NF_BODY_PLAN: env->plan = (Nflow__Plan *) box->body; break;
+        default: break;
+        }
+        if ((rc = nf_msg_check_limits(env)) != NF_OK)
+            goto fail;
+    }
+    zmq_msg_init(&box->raw);
+    zmq_msg_move(&box->raw, bframe);
+    box->has_raw = true;
+    msg->env = env;
+    return NF_OK;
+fail:
+    {
+        nf_env_t *e = &box->env;
+        nf_env_destroy(&e);
+    }
+    return rc;
+}
+
+static int
+s_recv(zsock_t *sock, nf_msg_t *msg, bool raw)
 {
     memset(msg, 0, sizeof *msg);
-    zmsg_t *zm = zmsg_recv(sock);
-    if (!zm) {
-        snprintf(msg->peer, sizeof msg->peer, "unknown peer");
-        return nf_error_set(NF_EIO, "receive on %s socket failed: %s",
-                            zsock_type_str(sock), zmq_strerror(zmq_errno()));
+    void *handle = zsock_resolve(sock);
+    zmq_msg_t frames[S_FRAMES_MAX];
+    size_t n = 0, total = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, handle, 0) < 0) {
+            int e = zmq_errno();
+            zmq_msg_close(&part);
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&frames[i]);
+            snprintf(msg->peer, sizeof msg->peer, "unknown peer");
+            return nf_error_set(NF_EIO, "receive on %s socket failed: %s",
+                                zsock_type_str(sock), zmq_strerror(e));
+        }
+        more = zmq_msg_more(&part);
+        total++;
+        if (n < S_FRAMES_MAX) {
+            zmq_msg_init(&frames[n]);
+            zmq_msg_move(&frames[n++], &part);
+        }
+        zmq_msg_close(&part);
     }
+    uint64_t now = nf_now_us();
     bool router = zsock_type(sock) == ZMQ_ROUTER;
     /* the key a CURVE peer authenticated with (nf_keys: its name) */
-    const char *user = zmsg_last(zm) ? zframe_meta(zmsg_last(zm), "User-Id") : NULL;
+    const char *user = n ? zmq_msg_gets(&frames[n - 1], "User-Id") : NULL;
     if (user)
         snprintf(msg->user, sizeof msg->user, "%s", user);
-
+    size_t at = 0;
+    int rc = NF_OK;
     if (router) {
-        /* identity, then an optional empty delimiter (REQ peers) */
-        s_peer_name(msg, zmsg_last(zm), zmsg_first(zm));
-        zframe_t *id = zmsg_pop(zm);
+        s_peer_name(msg, &frames[n - 1], zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]));
         msg->routing = zmsg_new();
-        zmsg_append(msg->routing, &id);
-        zframe_t *next = zmsg_first(zm);
-        if (next && zframe_size(next) == 0 && zmsg_size(zm) >= 2) {
-            zframe_t *delim = zmsg_pop(zm);
-            zmsg_append(msg->routing, &delim);
+        zmsg_addmem(msg->routing, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]));
+        at = 1;
+        /* an empty delimiter (REQ peers) before header and body */
+        if (total - at == 3 && zmq_msg_size(&frames[at]) == 0) {
+            zmsg_addmem(msg->routing, NULL, 0);
+            at++;
         }
     }
     else {
-        s_peer_name(msg, zmsg_first(zm), NULL);
-        zframe_t *first = zmsg_first(zm);
-        if (first && zframe_size(first) == 0 && zmsg_size(zm) == 2) {
-            zframe_t *delim = zmsg_pop(zm);
-            zframe_destroy(&delim);
+        s_peer_name(msg, &frames[0], NULL, 0);
+        if (total == 3 && zmq_msg_size(&frames[0]) == 0)
+            at = 1;
+    }
+    if (total - at == 1) {
+        /* one frame: a version-1 Envelope (fields 1 and 2 as in Header) */
+        s_scan_t scan = {0};
+        const uint8_t *d = zmq_msg_data(&frames[at]);
+        size_t size = zmq_msg_size(&frames[at]);
+        s_walk(d, d + size, &s_header_shape, &scan, true);
+        msg->request_id = scan.request_id;
+        if (scan.version == 1) {
+            msg->v1 = true;
+            rc = nf_error_set(NF_EVERSION, "protocol 1 (one Envelope frame), this pod speaks "
+                              "%d (header and body frames)", NF_PROTOCOL_VERSION);
         }
-    }
-
-    int rc = NF_OK;
-    if (zmsg_size(zm) != 1) {
-        rc = nf_error_set(NF_EPROTO, "expected 1 envelope frame, got %zu frame%s",
-                          zmsg_size(zm), zmsg_size(zm) == 1 ? "" : "s");
+        else
+            rc = nf_error_set(NF_EPROTO, "expected a header and a body frame, got 1 frame");
         goto done;
     }
-    zframe_t *frame = zmsg_first(zm);
-    size_t size = zframe_size(frame);
-    if (size == 0) {
-        rc = nf_error_set(NF_EPROTO, "empty envelope frame");
+    if (total - at != 2) {
+        rc = nf_error_set(NF_EPROTO, "expected a header and a body frame, got %zu frame%s",
+                          total - at, total - at == 1 ? "" : "s");
         goto done;
     }
-    if (size > NF_FRAME_MAX) {
-        rc = nf_error_set(NF_EPROTO, "frame bytes: %zu, at most %u (NF_FRAME_MAX)", size,
-                          NF_FRAME_MAX);
-        goto done;
-    }
-    s_scan_t scan = {0};
-    rc = s_walk(zframe_data(frame), zframe_data(frame) + size, &s_env_shape, &scan, true);
-    if (rc) {
-        msg->request_id = scan.request_id;  /* so the sender can be answered */
-        goto done;
-    }
-    Nflow__Envelope *env = nflow__envelope__unpack(NULL, size, zframe_data(frame));
-    if (!env) {
-        rc = nf_error_set(NF_EPROTO, "frame of %zu bytes is not a protobuf nflow.Envelope",
-                          size);
-        goto done;
-    }
-    msg->request_id = env->request_id;
-    if (env->version != NF_PROTOCOL_VERSION) {
-        msg->env = env;
-        rc = nf_error_set(NF_EVERSION, "protocol version %u, this pod speaks %d",
-                          env->version, NF_PROTOCOL_VERSION);
-        goto done;
-    }
-    if ((rc = nf_msg_check_limits(env)) != NF_OK) {
-        nflow__envelope__free_unpacked(env, NULL);
-        goto done;
-    }
-    bool error_only = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
-    if (env->body_case == NFLOW__ENVELOPE__BODY__NOT_SET && !error_only) {
-        nflow__envelope__free_unpacked(env, NULL);
-        rc = nf_error_set(NF_EPROTO, "envelope (request %llu) has no body and no error status",
-                          (unsigned long long) msg->request_id);
-        goto done;
-    }
-    msg->env = env;
+    rc = s_decode(msg, &frames[at], &frames[at + 1], raw, now);
 done:
-    zmsg_destroy(&zm);
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
     return rc;
+}
+
+int
+nf_msg_recv(zsock_t *sock, nf_msg_t *msg)
+{
+    return s_recv(sock, msg, false);
+}
+
+int
+nf_msg_recv_raw(zsock_t *sock, nf_msg_t *msg)
+{
+    return s_recv(sock, msg, true);
 }
 
 void
@@ -492,10 +916,11 @@ nf_msg_clear(nf_msg_t *msg)
     if (!msg)
         return;
     zmsg_destroy(&msg->routing);
-    if (msg->env)
-        nflow__envelope__free_unpacked(msg->env, NULL);
-    msg->env = NULL;
+    nf_env_destroy(&msg->env);
 }
+
+/* ------------------------------------------------------------------ */
+/* Sending                                                             */
 
 static int
 s_send_error(zsock_t *sock, const char *what)
@@ -510,72 +935,179 @@ s_send_error(zsock_t *sock, const char *what)
                         zmq_strerror(e));
 }
 
-int
-nf_msg_send(zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env, int flags)
+/* Pack a protobuf message into a new zmq_msg_t of exactly its size. */
+static int
+s_pack(const ProtobufCMessage *m, zmq_msg_t *out)
 {
-    Nflow__Envelope copy = *env;
-    copy.version = NF_PROTOCOL_VERSION;
-    size_t size = nflow__envelope__get_packed_size(&copy);
-    uint8_t small[512];
-    uint8_t *buf = size <= sizeof small ? small : malloc(size);
-    if (!buf)
-        return nf_error_set(NF_ENOMEM, "pack envelope: %zu bytes", size);
-    nflow__envelope__pack(&copy, buf);
+    size_t size = m ? protobuf_c_message_get_packed_size(m) : 0;
+    if (zmq_msg_init_size(out, size) != 0)
+        return nf_error_set(NF_ENOMEM, "pack: %zu bytes", size);
+    if (size)
+        protobuf_c_message_pack(m, zmq_msg_data(out));
+    return NF_OK;
+}
+
+/* The one way out: routing frames, header (env's fields, one more hop
+   when pod is set), then the body: from's received frame when from is
+   set, else env's body packed. */
+static int
+s_send(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, const nf_msg_t *from,
+       const char *pod, uint64_t recv_us, int flags, bool single)
+{
+    Nflow__Header h = NFLOW__HEADER__INIT;
+    h.version = NF_PROTOCOL_VERSION;
+    h.request_id = env->request_id;
+    if (env->deadline_us) {
+        uint64_t now = nf_now_us();
+        h.time_left_us = env->deadline_us > now ? env->deadline_us - now : 1;
+    }
+    h.status = env->status;
+    h.body = (Nflow__BodyKind) env->body_case;
+    Nflow__Hop *hops_small[NF_HOPS_MAX + 1];
+    Nflow__Hop hop = NFLOW__HOP__INIT;
+    h.route = env->route;
+    h.n_route = env->n_route;
+    if (pod && env->n_route < NF_HOPS_MAX) {
+        if (env->n_route)
+            memcpy(hops_small, env->route, env->n_route * sizeof *hops_small);
+        hop.pod = (char *) pod;
+        hop.recv_us = recv_us;
+        hop.send_us = nf_wall_us();
+        hops_small[env->n_route] = &hop;
+        h.route = hops_small;
+        h.n_route = env->n_route + 1;
+    }
+    zmq_msg_t hframe, bframe;
+    int rc = s_pack(&h.base, &hframe);
+    if (rc)
+        return rc;
+    if (single)
+        zmq_msg_init(&bframe);
+    else if (from) {
+        const s_box_t *box = (const s_box_t *) from->env;
+        zmq_msg_init(&bframe);
+        if (!box || !box->has_raw || zmq_msg_copy(&bframe, (zmq_msg_t *) &box->raw) != 0) {
+            zmq_msg_close(&hframe);
+            zmq_msg_close(&bframe);
+            return nf_error_set(NF_EINVAL, "forward: no received body frame");
+        }
+    }
+    else if ((rc = s_pack(s_body_of(env), &bframe))) {
+        zmq_msg_close(&hframe);
+        return rc;
+    }
 
     void *handle = zsock_resolve(sock);
     int zflags = (flags & ZMQ_DONTWAIT) ? ZMQ_DONTWAIT : 0;
-    int rc = NF_OK;
     if (routing) {
         for (zframe_t *f = zmsg_first(routing); f; f = zmsg_next(routing)) {
             if (zmq_send(handle, zframe_data(f), zframe_size(f), zflags | ZMQ_SNDMORE) < 0) {
                 rc = s_send_error(sock, "routing frame");
-                goto done;
+                goto fail;
             }
         }
     }
-    if (zmq_send(handle, buf, size, zflags) < 0)
-        rc = s_send_error(sock, "envelope");
-done:
-    if (buf != small)
-        free(buf);
+    if (zmq_msg_send(&hframe, handle, zflags | (single ? 0 : ZMQ_SNDMORE)) < 0) {
+        rc = s_send_error(sock, "header");
+        goto fail;
+    }
+    if (single) {
+        zmq_msg_close(&bframe);
+        return NF_OK;
+    }
+    if (zmq_msg_send(&bframe, handle, zflags) < 0) {
+        rc = s_send_error(sock, "body");
+        zmq_msg_close(&bframe);
+        return rc;
+    }
+    return NF_OK;
+fail:
+    zmq_msg_close(&hframe);
+    zmq_msg_close(&bframe);
     return rc;
 }
 
 int
-nf_msg_send_hop(zsock_t *sock, zmsg_t *routing, const Nflow__Envelope *env,
-                const char *pod, uint64_t recv_us, int flags)
+nf_msg_send(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, int flags)
 {
-    Nflow__Envelope copy = *env;
-    size_t n = env->n_route;
-    Nflow__Hop **route = malloc((n + 1) * sizeof *route);
-    if (!route)
-        return nf_error_set(NF_ENOMEM, "hop list of %zu", n + 1);
-    if (n)
-        memcpy(route, env->route, n * sizeof *route);
-    Nflow__Hop hop = NFLOW__HOP__INIT;
-    hop.pod = (char *) pod;
-    hop.recv_us = recv_us;
-    hop.send_us = nf_wall_us();
-    route[n] = &hop;
-    copy.route = route;
-    copy.n_route = n + 1;
-    int rc = nf_msg_send(sock, routing, &copy, flags);
-    free(route);
-    return rc;
+    return s_send(sock, routing, env, NULL, NULL, 0, flags, false);
 }
 
 int
-nf_msg_reply_error(zsock_t *sock, zmsg_t *routing, uint64_t request_id,
-                   Nflow__StatusCode code, const char *message)
+nf_msg_send_hop(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, const char *pod,
+                uint64_t recv_us, int flags)
 {
-    Nflow__Envelope env;
+    return s_send(sock, routing, env, NULL, pod, recv_us, flags, false);
+}
+
+int
+nf_msg_forward_hop(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, const nf_msg_t *from,
+                   const char *pod, uint64_t recv_us, int flags)
+{
+    if (!from || !from->env || env->body_case != from->env->body_case)
+        return nf_error_set(NF_EINVAL, "forward: the header's body kind is not the body's");
+    return s_send(sock, routing, env, from, pod, recv_us, flags, false);
+}
+
+static int
+s_reply(zsock_t *sock, zmsg_t *routing, uint64_t request_id, Nflow__StatusCode code,
+        const char *message, bool single)
+{
+    nf_env_t env;
     nf_env_init(&env);
     Nflow__Status status = NFLOW__STATUS__INIT;
     status.code = code;
     status.message = (char *) (message ? message : "");
     env.request_id = request_id;
     env.status = &status;
-    return nf_msg_send(sock, routing, &env, ZMQ_DONTWAIT);
+    return s_send(sock, routing, &env, NULL, NULL, 0, ZMQ_DONTWAIT, single);
+}
+
+int
+nf_msg_reply_error(zsock_t *sock, zmsg_t *routing, uint64_t request_id,
+                   Nflow__StatusCode code, const char *message)
+{
+    return s_reply(sock, routing, request_id, code, message, false);
+}
+
+int
+nf_msg_reply_v1(zsock_t *sock, zmsg_t *routing, uint64_t request_id, Nflow__StatusCode code,
+                const char *message)
+{
+    return s_reply(sock, routing, request_id, code, message, true);
+}
+
+int
+nf_vec_check(const ProtobufCBinaryData *bytes)
+{
+    size_t len = bytes ? bytes->len : 0;
+    if (len % 4)
+        return nf_error_set(NF_EDIM, "vector has %zu bytes, not a whole number of float32 "
+                            "values", len);
+    size_t n = len / 4;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* the common case first: one branch-free pass the compiler vectorises */
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, bytes->data + 4 * i, 4);
+        bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
+    }
+    if (!bad)
+        return NF_OK;
+#endif
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        u = (uint32_t) bytes->data[4 * i] | (uint32_t) bytes->data[4 * i + 1] << 8
+            | (uint32_t) bytes->data[4 * i + 2] << 16 | (uint32_t) bytes->data[4 * i + 3] << 24;
+        if ((u & 0x7f800000u) == 0x7f800000u) {
+            float f;
+            memcpy(&f, &u, 4);
+            return nf_error_set(NF_EINVAL, "vector[%zu] is %s: values must be finite", i,
+                                isnan(f) ? "NaN" : "infinite");
+        }
+    }
+    return NF_OK;
 }
 
 int

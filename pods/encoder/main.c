@@ -1,11 +1,13 @@
 /*  nflow-encoder: text -> vector.
 
-    PULLs index and search requests (--in), gives every document / query
-    that has text and no vector the vector of lib/nf_encoder, checks the
-    dimension of vectors that are already there, and PUSHes the request on
-    (--out, the router) with a Hop appended.  A request with a wrong-dim
-    vector, or a document with neither text nor vector, is failed to the
-    gateway via --errors.  Deletes pass through unchanged.                 */
+    PULLs index and search requests (--in).  A request whose vector block
+    is empty gets one from lib/nf_encoder, one row per document / query
+    text, written into a buffer reused from request to request, and is
+    PUSHed on (--out, the router) with a Hop appended.  A request that
+    already carries vectors is checked for the dimension and passed on
+    with its body frame untouched.  A request with a wrong-dim block, or a
+    document with neither text nor vector, is failed to the gateway via
+    --errors.  Deletes pass through unchanged.                            */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,85 +23,141 @@ typedef struct {
     zsock_t *in, *out;
     uint32_t dim;
     int ngram;
+    float *vecs;                /* the vector block, reused */
+    size_t cap;                 /* rows it holds */
 } encoder_t;
 
-/* Give docs[i] a vector where they need one; what = "doc" / "query".
-   On failure the request is failed via --errors and false returned.
-   *bytes (caller frees) holds the new vectors, set[i] marks where. */
+/* Encode text i of n (ptr, len from text_of) into self->vecs row i.  On
+   failure the request is failed via --errors and false returned. */
 static bool
-s_encode(encoder_t *self, uint64_t request_id, Nflow__Document **docs, size_t n,
-         const char *what, uint8_t **bytes, bool *set)
+s_encode(encoder_t *self, uint64_t request_id, size_t n, const char *what,
+         const char *(*text_of)(const void *src, size_t i, size_t *len),
+         const char *(*id_of)(const void *src, size_t i, size_t *len), const void *src)
 {
-    size_t vbytes = (size_t) self->dim * 4;
-    float *scratch = malloc(vbytes);
-    *bytes = malloc(n ? n * vbytes : 1);
-    if (!scratch || !*bytes) {
-        free(scratch);
-        nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_INTERNAL,
-                    "encoder: out of memory for %zu vectors", n);
-        return false;
+    if (n > self->cap) {
+        float *v = realloc(self->vecs, n * (size_t) self->dim * sizeof *v);
+        if (!v) {
+            nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                        "encoder: out of memory for %zu vectors", n);
+            return false;
+        }
+        self->vecs = v;
+        self->cap = n;
     }
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        Nflow__Document *d = docs[i];
+    for (size_t i = 0; i < n; i++) {
+        size_t len, idlen = 0;
+        const char *text = text_of(src, i, &len);
+        const char *id = id_of ? id_of(src, i, &idlen) : "";
         char label[320];
-        if (d->id && *d->id)
-            snprintf(label, sizeof label, "%s '%.256s'", what, d->id);
+        if (idlen)
+            snprintf(label, sizeof label, "%s '%.*s'", what, (int) idlen, id);
         else
             snprintf(label, sizeof label, "%s %zu", what, i);
-        if (d->vector.len > 0) {
-            if (d->vector.len != vbytes) {
-                /* "3 bytes, not a whole number of float32 values", or "N values" */
-                float one;
-                ProtobufCBinaryData v = d->vector;
-                nf_vec_from_bytes(&v, self->dim, &one);   /* only the message: len != dim*4 */
-                nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
-                            "%s: %s", label, nf_error_msg());
-                ok = false;
-            }
-        }
-        else if (d->text && *d->text) {
-            if (nf_encode_text(d->text, strlen(d->text), self->dim, self->ngram, scratch)
-                != NF_OK) {
-                nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                            "%s: %s", label, nf_error_msg());
-                ok = false;
-            }
-            else {
-                d->vector = nf_vec_to_bytes(scratch, self->dim, *bytes + i * vbytes);
-                set[i] = true;
-            }
-        }
-        else {
+        if (len == 0) {
             nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
                         "%s: no text and no vector", label);
-            ok = false;
+            return false;
+        }
+        if (nf_encode_text(text, len, self->dim, self->ngram, self->vecs + i * self->dim)
+            != NF_OK) {
+            nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                        "%s: %s", label, nf_error_msg());
+            return false;
         }
     }
-    free(scratch);
-    return ok;
+    return true;
+}
+
+static const char *
+s_doc_text(const void *src, size_t i, size_t *len)
+{
+    return nf_batch_text(src, i, len);
+}
+
+static const char *
+s_doc_id(const void *src, size_t i, size_t *len)
+{
+    return nf_batch_id(src, i, len);
+}
+
+static const char *
+s_query_text(const void *src, size_t i, size_t *len)
+{
+    const Nflow__SearchRequest *s = src;
+    const char *t = i < s->n_texts && s->texts[i] ? s->texts[i] : "";
+    *len = strlen(t);
+    return t;
+}
+
+static void
+s_pass(encoder_t *self, nf_msg_t *msg, uint64_t recv_us, bool repack)
+{
+    nf_env_t *env = msg->env;
+    int rc = repack ? nf_msg_send_hop(self->out, NULL, env, nf_pod_name(self->pod), recv_us, 0)
+                    : nf_msg_forward_hop(self->out, NULL, env, msg, nf_pod_name(self->pod),
+                                         recv_us, 0);
+    if (rc != NF_OK)
+        nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                    "%s: cannot pass the request on: %s", nf_pod_name(self->pod),
+                    nf_error_msg());
+    else
+        nf_pod_stats(self->pod)->served++;
+}
+
+/* A block that is there must have the encoder's dim. */
+static bool
+s_dim_ok(encoder_t *self, uint64_t request_id, const char *what, uint32_t dim)
+{
+    if (dim == self->dim)
+        return true;
+    nf_pod_fail(self->pod, request_id, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
+                "%s: vectors have %u values, expected %u", what, dim, self->dim);
+    return false;
 }
 
 static void
 s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     encoder_t *self = arg;
-    Nflow__Envelope *env = msg->env;
-    Nflow__Document **docs = NULL;
-    size_t n = 0;
-    const char *what = "doc";
+    nf_env_t *env = msg->env;
     switch (env->body_case) {
-    case NFLOW__ENVELOPE__BODY_INDEX:
-        docs = env->index->docs;
-        n = env->index->n_docs;
-        break;
-    case NFLOW__ENVELOPE__BODY_SEARCH:
-        docs = env->search->queries;
-        n = env->search->n_queries;
-        what = "query";
-        break;
-    case NFLOW__ENVELOPE__BODY_DELETE:
-        break;
+    case NF_BODY_INDEX: {
+        Nflow__IndexBatch *b = env->index;
+        if (b->vectors.len) {
+            if (s_dim_ok(self, env->request_id, "index batch", b->dim))
+                s_pass(self, msg, recv_us, false);
+            return;
+        }
+        if (!s_encode(self, env->request_id, b->count, "doc", s_doc_text, s_doc_id, b))
+            return;
+        b->dim = self->dim;
+        b->vectors.data = (uint8_t *) self->vecs;
+        b->vectors.len = (size_t) b->count * self->dim * 4;
+        s_pass(self, msg, recv_us, true);
+        b->vectors.data = NULL;     /* ours, not the message's */
+        b->vectors.len = 0;
+        return;
+    }
+    case NF_BODY_SEARCH: {
+        Nflow__SearchRequest *s = env->search;
+        if (s->vectors.len) {
+            if (s_dim_ok(self, env->request_id, "queries", s->dim))
+                s_pass(self, msg, recv_us, false);
+            return;
+        }
+        if (!s_encode(self, env->request_id, s->count, "query", s_query_text, NULL, s))
+            return;
+        s->dim = self->dim;
+        s->vectors.data = (uint8_t *) self->vecs;
+        s->vectors.len = (size_t) s->count * self->dim * 4;
+        s_pass(self, msg, recv_us, true);
+        s->vectors.data = NULL;
+        s->vectors.len = 0;
+        return;
+    }
+    case NF_BODY_DELETE:
+        s_pass(self, msg, recv_us, false);
+        return;
     default: {
         char why[96];
         snprintf(why, sizeof why, "wrong body for the encoder's input: %s",
@@ -109,30 +167,6 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
         return;
     }
     }
-    uint8_t *bytes = NULL;
-    bool *set = calloc(n ? n : 1, sizeof *set);
-    if (!set) {
-        nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_INTERNAL,
-                    "encoder: out of memory");
-        return;
-    }
-    if (n == 0 || s_encode(self, env->request_id, docs, n, what, &bytes, set)) {
-        int rc = nf_msg_send_hop(self->out, NULL, env, nf_pod_name(self->pod), recv_us, 0);
-        if (rc != NF_OK)
-            nf_pod_fail(self->pod, env->request_id, NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
-                        "%s: cannot pass the request on: %s", nf_pod_name(self->pod),
-                        nf_error_msg());
-        else
-            nf_pod_stats(self->pod)->served++;
-    }
-    /* the vectors point into bytes: detach them before the envelope is freed */
-    for (size_t i = 0; i < n; i++)
-        if (set[i]) {
-            docs[i]->vector.data = NULL;
-            docs[i]->vector.len = 0;
-        }
-    free(set);
-    free(bytes);
 }
 
 static int
@@ -158,10 +192,17 @@ s_step(nf_pod_t *pod, void *arg)
     nf_pod_drain(pod, self->in, 256, s_handle, self);
 }
 
+static void
+s_teardown(nf_pod_t *pod, void *arg)
+{
+    (void) pod;
+    free(((encoder_t *) arg)->vecs);
+}
+
 int
 main(int argc, char **argv)
 {
     encoder_t self = {0};
-    nf_pod_hooks_t hooks = {s_setup, s_step, NULL};
+    nf_pod_hooks_t hooks = {s_setup, s_step, s_teardown};
     return nf_pod_main("encoder", argc, argv, &hooks, &self);
 }

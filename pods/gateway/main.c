@@ -1,14 +1,18 @@
 /*  nflow-gateway: the front door.  Every request is answered exactly once.
 
-    Clients' DEALERs send Envelopes to the ROUTER --clients with their own
-    request ids.  The gateway checks the request, gives it a global id and a
-    deadline (now + timeout_ms, the client's or the default), remembers who
-    asked, and PUSHes it (never blocking) to --out.  Answers arrive on the
-    PULL --results: reducer results and errors that pods send via their
-    --errors socket.  The first answer for an id goes back to its client
-    with the client's id restored; later ones are dropped (and counted).
-    A request without an answer at deadline + 100 ms is answered TIMEOUT.
-    Control envelopes on --clients (PING, STATUS) are answered as on the
+    Clients' DEALERs send requests (header + body frames) to the ROUTER
+    --clients with their own request ids and the time they give it.  The
+    gateway checks the request, gives it a global id and a deadline on its
+    own monotonic clock (now + the client's time left, or the default
+    timeout_ms), remembers who asked, and PUSHes it (never blocking) to
+    --out: a new header, and the client's body frame as it came (checked,
+    not repacked).  Answers arrive on the PULL --results: reducer results
+    and errors that pods send via their --errors socket; their bodies go
+    back to the client undecoded.  The first answer for an id goes back to
+    its client with the client's id restored; later ones are dropped (and
+    counted).  A request without an answer at deadline + 100 ms is
+    answered TIMEOUT.
+    Control messages on --clients (PING, STATUS) are answered as on the
     control socket, so `nflow status` can ask the gateway.                  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +67,7 @@ s_key(char *key, size_t size, uint64_t id)
    client request must satisfy (nf_msg_check_request: ids not empty,
    vectors finite, ...).  The message names the limit and the value. */
 static const char *
-s_check(const Nflow__Envelope *env, char *why, size_t size)
+s_check(const nf_env_t *env, char *why, size_t size)
 {
     if (nf_msg_check_request(env) == NF_OK)
         return NULL;
@@ -83,8 +87,8 @@ static void
 s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     gateway_t *self = arg;
-    Nflow__Envelope *env = msg->env;
-    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
+    nf_env_t *env = msg->env;
+    if (env->body_case == NF_BODY_CONTROL) {
         if (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE)
             nf_msg_reply_error(self->clients, msg->routing, env->request_id,
                                NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
@@ -111,23 +115,32 @@ s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
                        NFLOW__STATUS_CODE__STATUS_INTERNAL, "gateway: out of memory");
         return;
     }
-    uint32_t timeout = env->timeout_ms ? env->timeout_ms : self->timeout_ms;
-    if (timeout > 600000)
-        timeout = 600000;
+    /* the client's time left (measured from our receipt), else the default */
+    uint64_t now = nf_now_us();
+    uint64_t left_us = env->deadline_us ? (env->deadline_us > now ? env->deadline_us - now : 1)
+                                        : (uint64_t) self->timeout_ms * 1000;
+    if (left_us > (uint64_t) NF_TIMEOUT_MAX_MS * 1000)
+        left_us = (uint64_t) NF_TIMEOUT_MAX_MS * 1000;
     p->gid = self->next_id++;
     p->client_id = env->request_id;
-    p->timeout_ms = timeout;
-    p->due = nf_now_us() + (uint64_t) timeout * 1000 + S_GRACE_US;
+    p->timeout_ms = (uint32_t) ((left_us + 999) / 1000);
+    p->due = now + left_us + S_GRACE_US;
 
-    Nflow__Envelope fwd = *env;
+    nf_env_t fwd = *env;
     fwd.request_id = p->gid;
-    fwd.deadline_us = nf_wall_us() + (uint64_t) timeout * 1000;
-    fwd.timeout_ms = timeout;
+    fwd.deadline_us = now + left_us;
     fwd.status = NULL;
-    if (env->body_case == NFLOW__ENVELOPE__BODY_SEARCH)
-        env->search->top_k = nf_msg_top_k(env->search->top_k);   /* the one place k is decided */
-    if (nf_msg_send_hop(self->out, NULL, &fwd, nf_pod_name(self->pod), recv_us, ZMQ_DONTWAIT)
-        != NF_OK) {
+    int rc;
+    if (env->body_case == NF_BODY_SEARCH && env->search->top_k != nf_msg_top_k(env->search->top_k)) {
+        /* the one place k is decided: stamped in the body (a small repack) */
+        env->search->top_k = nf_msg_top_k(env->search->top_k);
+        rc = nf_msg_send_hop(self->out, NULL, &fwd, nf_pod_name(self->pod), recv_us,
+                             ZMQ_DONTWAIT);
+    }
+    else    /* the body frame as the client sent it: checked, not repacked */
+        rc = nf_msg_forward_hop(self->out, NULL, &fwd, msg, nf_pod_name(self->pod), recv_us,
+                                ZMQ_DONTWAIT);
+    if (rc != NF_OK) {
         free(p);
         s_answer_error(self, msg->routing, env->request_id,
                        NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
@@ -144,22 +157,23 @@ s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
         self->next_sweep = p->due;
 }
 
-/* Send env (a result or an error status) to the client of p. */
+/* Send msg (a result or an error status) to the client of p: its header
+   with the client's id, its body frame as it came. */
 static void
-s_answer(gateway_t *self, pending_t *p, Nflow__Envelope *env)
+s_answer(gateway_t *self, pending_t *p, nf_msg_t *msg)
 {
-    Nflow__Envelope out = *env;
+    nf_env_t *env = msg->env;
+    nf_env_t out = *env;
     out.request_id = p->client_id;
     out.deadline_us = 0;
-    out.timeout_ms = 0;
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
     if (error)
         nf_pod_stats(self->pod)->errors++;
     else
         nf_pod_stats(self->pod)->served++;
     /* a client that went away is not an error of the flow */
-    nf_msg_send_hop(self->clients, p->routing, &out, nf_pod_name(self->pod), nf_wall_us(),
-                    ZMQ_DONTWAIT);
+    nf_msg_forward_hop(self->clients, p->routing, &out, msg, nf_pod_name(self->pod),
+                       nf_wall_us(), ZMQ_DONTWAIT);
 }
 
 static void
@@ -167,9 +181,9 @@ s_from_results(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     gateway_t *self = arg;
     (void) recv_us;
-    Nflow__Envelope *env = msg->env;
+    nf_env_t *env = msg->env;
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
-    if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT && !error) {
+    if (env->body_case != NF_BODY_RESULT && !error) {
         char why[96];
         snprintf(why, sizeof why, "wrong body for the gateway's results: %s",
                  nf_msg_body_name(env->body_case));
@@ -185,7 +199,7 @@ s_from_results(void *arg, nf_msg_t *msg, uint64_t recv_us)
         self->late++;     /* late, duplicate or unknown: already answered */
         return;
     }
-    s_answer(self, p, env);
+    s_answer(self, p, msg);
     zhashx_delete(self->pending, key);
 }
 
@@ -240,7 +254,7 @@ s_step(nf_pod_t *pod, void *arg)
     gateway_t *self = arg;
     nf_pod_wait_until(pod, self->next_sweep, 1000);
     /* results first: they free room for new requests */
-    nf_pod_drain(pod, self->results, 1024, s_from_results, self);
+    nf_pod_drain_raw(pod, self->results, 1024, s_from_results, self);
     nf_pod_drain(pod, self->clients, 256, s_from_client, self);
     s_sweep(self);
 }

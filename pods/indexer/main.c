@@ -40,18 +40,30 @@
    order, so upserts resolve as if applied one by one.  Each request is
    answered once the group is durable. */
 typedef struct {
-    nf_msg_t msg;               /* owns the envelope the documents point into */
+    nf_msg_t msg;               /* owns the message the documents point into */
     uint64_t recv_us;
     size_t d0, n;               /* its documents in the group */
+    const float *vecs;          /* their vectors: the batch's own block (aligned, it
+                                   stays with msg until the commit), or NULL: copied
+                                   into the group's */
 } s_wreq_t;
 
+/* The documents of a group, copied straight from the batches' columns:
+   vectors into one block, NUL-terminated ids into one buffer, encoded
+   payloads into another (all reused from group to group); the pointers
+   of docs are set at commit, once the buffers stop moving. */
 typedef struct {
     s_wreq_t reqs[S_GROUP_MSGS];
     size_t nreqs;
-    nf_doc_t *docs;             /* vector pointers are set at commit */
+    nf_doc_t *docs;
     float *vecs;
-    uint8_t **payloads;
+    size_t *idoff, *ploff;      /* each document's id and payload in idbuf / plbuf */
+    char *idbuf;
+    uint8_t *plbuf;
+    size_t idlen, idcap, pllen, plcap;
     size_t ndocs, cap;
+    char **delids;              /* a delete's ids, NUL-terminated, in idbuf */
+    size_t delcap;
 } s_group_t;
 
 typedef struct {
@@ -74,10 +86,10 @@ typedef struct {
 
 /* PUSH one part for the request in env to the reducer. */
 static void
-s_part(indexer_t *self, const Nflow__Envelope *env, Nflow__Result *res,
+s_part(indexer_t *self, const nf_env_t *env, Nflow__Result *res,
        Nflow__Status *status, uint64_t recv_us)
 {
-    Nflow__Envelope out;
+    nf_env_t out;
     nf_env_init(&out);
     out.request_id = env->request_id;
     out.deadline_us = env->deadline_us;
@@ -86,7 +98,7 @@ s_part(indexer_t *self, const Nflow__Envelope *env, Nflow__Result *res,
     out.status = status;
     res->shard = self->shard;
     res->metric = (char *) nf_metric_name(self->metric);
-    out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    out.body_case = NF_BODY_RESULT;
     out.result = res;
     if (nf_msg_send_hop(self->reducer, NULL, &out, nf_pod_name(self->pod), recv_us, 0)
         != NF_OK)
@@ -96,7 +108,7 @@ s_part(indexer_t *self, const Nflow__Envelope *env, Nflow__Result *res,
 /* Fail the request: to the gateway via --errors, and a part with the same
    status to the reducer so the request completes. */
 static void __attribute__((format(printf, 5, 6)))
-s_fail(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, Nflow__StatusCode code,
+s_fail(indexer_t *self, const nf_env_t *env, uint64_t recv_us, Nflow__StatusCode code,
        const char *fmt, ...)
 {
     char text[1024];
@@ -117,7 +129,7 @@ s_fail(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, Nflow__Sta
    errors carry file paths of this host, so the full message is logged
    here and the client gets the shard and the operation only. */
 static void
-s_fail_store(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, int rc,
+s_fail_store(indexer_t *self, const nf_env_t *env, uint64_t recv_us, int rc,
              const char *what)
 {
     if (rc == NF_EINVAL || rc == NF_EDIM) {
@@ -136,7 +148,7 @@ s_fail_store(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us, int 
 static void
 s_heartbeat(indexer_t *self, Nflow__ControlCommand command)
 {
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     Nflow__Control c = NFLOW__CONTROL__INIT;
     c.command = command;
@@ -146,7 +158,7 @@ s_heartbeat(indexer_t *self, Nflow__ControlCommand command)
     c.ready = true;
     c.fingerprint = nf_pod_fingerprint(self->pod);      /* the router refuses another flow */
     c.canonical = (char *) nf_pod_canon(self->pod);     /* ... naming the key that differs */
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &c;
     nf_msg_send(self->router, NULL, &env, ZMQ_DONTWAIT);     /* best effort */
     self->next_hb = nf_now_us() + self->hb_us;
@@ -157,7 +169,11 @@ s_group_free(s_group_t *g)
 {
     free(g->docs);
     free(g->vecs);
-    free(g->payloads);
+    free(g->idoff);
+    free(g->ploff);
+    free(g->idbuf);
+    free(g->plbuf);
+    free(g->delids);
     memset(g, 0, sizeof *g);
 }
 
@@ -175,12 +191,32 @@ s_group_reserve(indexer_t *self, s_group_t *g, size_t more)
     float *vecs = docs ? realloc(g->vecs, cap * (size_t) self->dim * sizeof *vecs) : NULL;
     if (vecs)
         g->vecs = vecs;
-    uint8_t **pl = vecs ? realloc(g->payloads, cap * sizeof *pl) : NULL;
-    if (pl)
-        g->payloads = pl;
-    if (!pl)
+    size_t *idoff = vecs ? realloc(g->idoff, cap * sizeof *idoff) : NULL;
+    if (idoff)
+        g->idoff = idoff;
+    size_t *ploff = idoff ? realloc(g->ploff, cap * sizeof *ploff) : NULL;
+    if (ploff)
+        g->ploff = ploff;
+    if (!ploff)
         return nf_error_set(NF_ENOMEM, "out of memory for %zu docs", g->ndocs + more);
     g->cap = cap;
+    return NF_OK;
+}
+
+/* Room for more bytes at the end of *buf (len used of cap). */
+static int
+s_room(void **buf, size_t *cap, size_t len, size_t more)
+{
+    if (more <= *cap - len)
+        return NF_OK;
+    size_t c = *cap ? *cap : 65536;
+    while (c - len < more)
+        c *= 2;
+    void *p = realloc(*buf, c);
+    if (!p)
+        return nf_error_set(NF_ENOMEM, "out of memory for %zu bytes", c);
+    *buf = p;
+    *cap = c;
     return NF_OK;
 }
 
@@ -189,7 +225,7 @@ static void
 s_group_answer(indexer_t *self, s_wreq_t *reqs, size_t n, int rc)
 {
     for (size_t i = 0; i < n; i++) {
-        const Nflow__Envelope *env = reqs[i].msg.env;
+        const nf_env_t *env = reqs[i].msg.env;
         if (rc != NF_OK) {
             s_fail_store(self, env, reqs[i].recv_us, rc, "index");
             continue;
@@ -210,8 +246,14 @@ s_group_commit(indexer_t *self, s_group_t *g)
 {
     if (!g->nreqs)
         return;
-    for (size_t i = 0; i < g->ndocs; i++)
+    for (size_t i = 0; i < g->ndocs; i++) {
         g->docs[i].vector = g->vecs + i * self->dim;
+        g->docs[i].id = g->idbuf + g->idoff[i];
+        g->docs[i].payload = g->docs[i].payload_len ? g->plbuf + g->ploff[i] : NULL;
+    }
+    for (size_t r = 0; r < g->nreqs; r++)       /* appended straight from the batch */
+        for (size_t j = 0; g->reqs[r].vecs && j < g->reqs[r].n; j++)
+            g->docs[g->reqs[r].d0 + j].vector = g->reqs[r].vecs + j * self->dim;
     int rc = g->ndocs ? nf_segment_append(self->seg, g->docs, g->ndocs) : NF_OK;
     if (rc == NF_EINVAL && g->nreqs > 1) {
         for (size_t r = 0; r < g->nreqs; r++) {
@@ -221,117 +263,165 @@ s_group_commit(indexer_t *self, s_group_t *g)
     } else {
         s_group_answer(self, g->reqs, g->nreqs, rc);
     }
-    for (size_t i = 0; i < g->ndocs; i++)
-        free(g->payloads[i]);
     for (size_t r = 0; r < g->nreqs; r++)
         nf_msg_clear(&g->reqs[r].msg);
     g->nreqs = 0;
     g->ndocs = 0;
+    g->idlen = 0;
+    g->pllen = 0;
     nf_pod_stats(self->pod)->rows = nf_segment_count(self->seg);
 }
 
-/* Check an index request and add its documents to the group; true when it
-   was added (the group then owns msg).  A bad request is failed at once. */
+/* Check an index request and add its documents to the group, straight
+   from its columns; true when it was added (the group then owns msg).  A
+   bad request is failed at once. */
 static bool
 s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
 {
-    const Nflow__Envelope *env = msg->env;
-    Nflow__IndexRequest *req = env->index;
-    size_t n = req->n_docs;
-    if (env->deadline_us && nf_wall_us() > env->deadline_us) {
-        /* its client was answered TIMEOUT already: a write that arrives
-           late is never applied (re-running the client stores it) */
+    const nf_env_t *env = msg->env;
+    const Nflow__IndexBatch *b = env->index;
+    size_t n = b->count, len;
+    if (env->deadline_us && nf_now_us() >= env->deadline_us) {
+        /* its client was answered TIMEOUT already (or is about to be): a
+           write that arrives late is never applied (re-running stores it) */
         s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_TIMEOUT,
                "shard %u: the index request expired before it was applied", self->shard);
         return false;
     }
+    /* counts and offsets were checked against the limits by nf_msg_recv */
+    for (size_t i = 0; i < n; i++) {
+        nf_batch_id(b, i, &len);
+        if (len == 0) {
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc %zu: id must have 1..%d bytes, has 0", i, NF_ID_MAX);
+            return false;
+        }
+    }
+    if (n && b->vectors.len == 0) {
+        const char *id = nf_batch_id(b, 0, &len);
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
+               "doc '%.*s': no vector (a flow without an encoder needs vectors)", (int) len, id);
+        return false;
+    }
+    if (n && b->dim != self->dim) {
+        const char *id = nf_batch_id(b, 0, &len);
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
+               "doc '%.*s': vector has %u values, expected %u", (int) len, id, b->dim,
+               self->dim);
+        return false;
+    }
+    if (b->n_columns) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+               "typed field columns are not supported yet");
+        return false;
+    }
+    bool finite = nf_vec_check(&b->vectors) == NF_OK;     /* one fast pass */
+    for (size_t i = 0; !finite && i < n; i++) {
+        ProtobufCBinaryData row = {(size_t) self->dim * 4,
+                                   b->vectors.data + i * (size_t) self->dim * 4};
+        if (nf_vec_check(&row) != NF_OK) {
+            const char *id = nf_batch_id(b, i, &len);
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc '%.*s': %s", (int) len, id, nf_error_msg());
+            return false;
+        }
+    }
     if (g->nreqs == S_GROUP_MSGS || (g->ndocs && g->ndocs + n > S_GROUP_DOCS))
         s_group_commit(self, g);
-    if (s_group_reserve(self, g, n) != NF_OK) {
+    if (s_group_reserve(self, g, n) != NF_OK
+        || s_room((void **) &g->idbuf, &g->idcap, g->idlen, b->ids.len + n) != NF_OK) {
         s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
         return false;
     }
-    size_t d0 = g->ndocs;
+    size_t d0 = g->ndocs, id0 = g->idlen, pl0 = g->pllen;
+    /* vectors: one copy of the whole block */
+    const float *vecs = NULL;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if ((uintptr_t) b->vectors.data % _Alignof(float) == 0)
+        vecs = (const float *) (const void *) b->vectors.data;   /* no copy */
+#endif
+    if (!vecs)
+        memcpy(g->vecs + d0 * self->dim, b->vectors.data, b->vectors.len);
     for (size_t i = 0; i < n; i++) {
-        Nflow__Document *d = req->docs[i];
-        size_t idlen = d->id ? strlen(d->id) : 0;
         nf_doc_t *doc = &g->docs[d0 + i];
-        g->payloads[d0 + i] = NULL;
-        if (idlen == 0 || idlen > NF_ID_MAX) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                   "doc %zu: id must have 1..%d bytes, has %zu", i, NF_ID_MAX, idlen);
-            goto undo;
+        const char *id = nf_batch_id(b, i, &len);
+        g->idoff[d0 + i] = g->idlen;
+        memcpy(g->idbuf + g->idlen, id, len);
+        g->idbuf[g->idlen + len] = '\0';
+        g->idlen += len + 1;
+        size_t tlen, t0, off;
+        const char *text = nf_batch_text(b, i, &tlen);
+        size_t nt = nf_batch_tags(b, i, &t0);
+        nf_tagspan_t tags[NF_TAGS_MAX];     /* nt <= NF_TAGS_MAX: checked by nf_msg_recv */
+        for (size_t t = 0; t < nt; t++) {
+            nf_col_span(b->tag_key_ends, b->n_tag_key_ends, t0 + t, &off, &tags[t].key_len);
+            tags[t].key = (const char *) b->tag_keys.data + off;
+            nf_col_span(b->tag_value_ends, b->n_tag_value_ends, t0 + t, &off,
+                        &tags[t].value_len);
+            tags[t].value = (const char *) b->tag_values.data + off;
         }
-        if (d->vector.len == 0) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM,
-                   "doc '%s': no vector (a flow without an encoder needs vectors)", d->id);
-            goto undo;
+        int rc;
+        size_t plen = nf_payload_size_n(tlen, tags, nt, &rc);
+        if (rc == NF_OK)
+            rc = s_room((void **) &g->plbuf, &g->plcap, g->pllen, plen);
+        if (rc != NF_OK) {
+            s_fail(self, env, recv_us, rc == NF_ENOMEM ? NFLOW__STATUS_CODE__STATUS_INTERNAL
+                                                       : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "doc '%.*s': %s", (int) len, id, nf_error_msg());
+            g->ndocs = d0;
+            g->idlen = id0;
+            g->pllen = pl0;
+            return false;
         }
-        int vrc = nf_vec_check(&d->vector);
-        if (vrc != NF_OK) {
-            s_fail(self, env, recv_us, vrc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
-                                                      : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                   "doc '%s': %s", d->id, nf_error_msg());
-            goto undo;
-        }
-        if (nf_vec_from_bytes(&d->vector, self->dim, g->vecs + (d0 + i) * self->dim) != NF_OK) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_DIM, "doc '%s': %s",
-                   d->id, nf_error_msg());
-            goto undo;
-        }
-        if (d->n_tags > NF_TAGS_MAX) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                   "doc '%s': %zu tags, at most %d (tags per document)", d->id, d->n_tags,
-                   NF_TAGS_MAX);
-            goto undo;
-        }
-        nf_tag_t tags[NF_TAGS_MAX];
-        for (size_t t = 0; t < d->n_tags; t++) {
-            tags[t].key = d->tags[t]->key ? d->tags[t]->key : "";
-            tags[t].value = d->tags[t]->value ? d->tags[t]->value : "";
-        }
-        if (nf_payload_encode(d->text, tags, d->n_tags, &g->payloads[d0 + i],
-                              &doc->payload_len) != NF_OK) {
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "doc '%s': %s",
-                   d->id, nf_error_msg());
-            goto undo;
-        }
-        doc->id = d->id;
-        doc->payload = g->payloads[d0 + i];
+        nf_payload_write_n(g->plbuf + g->pllen, text, tlen, tags, nt);
+        g->ploff[d0 + i] = g->pllen;
+        g->pllen += plen;
+        doc->payload_len = plen;
         g->ndocs++;
     }
     s_wreq_t *w = &g->reqs[g->nreqs++];
     w->msg = *msg;
     w->recv_us = recv_us;
     w->d0 = d0;
+    w->vecs = vecs;
     w->n = n;
     return true;
-undo:
-    for (size_t i = d0; i < g->ndocs; i++)
-        free(g->payloads[i]);
-    g->ndocs = d0;
-    return false;
 }
 
 static void
-s_delete(indexer_t *self, const Nflow__Envelope *env, uint64_t recv_us)
+s_delete(indexer_t *self, const nf_env_t *env, uint64_t recv_us)
 {
-    size_t deleted = 0;
-    if (env->deadline_us && nf_wall_us() > env->deadline_us) {
+    s_group_t *g = &self->group;    /* committed and empty: its id buffer is free */
+    const Nflow__DeleteRequest *d = env->delete_;
+    size_t deleted = 0, len;
+    if (env->deadline_us && nf_now_us() >= env->deadline_us) {
         s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_TIMEOUT,
                "shard %u: the delete request expired before it was applied", self->shard);
         return;
     }
-    for (size_t i = 0; i < env->delete_->n_ids; i++) {
-        size_t len = env->delete_->ids[i] ? strlen(env->delete_->ids[i]) : 0;
-        if (len == 0 || len > NF_ID_MAX) {
+    for (size_t i = 0; i < d->count; i++) {
+        nf_delete_id(d, i, &len);
+        if (len == 0) {
             s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                   "id %zu: id must have 1..%d bytes, has %zu", i, NF_ID_MAX, len);
+                   "id %zu: id must have 1..%d bytes, has 0", i, NF_ID_MAX);
             return;
         }
     }
-    int rc = nf_segment_delete(self->seg, (const char *const *) env->delete_->ids,
-                               env->delete_->n_ids, &deleted);
+    if (s_room((void **) &g->idbuf, &g->idcap, 0, d->ids.len + d->count) != NF_OK
+        || s_room((void **) &g->delids, &g->delcap, 0, d->count * sizeof *g->delids)
+               != NF_OK) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
+        return;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        const char *id = nf_delete_id(d, i, &len);
+        memcpy(g->idbuf + at, id, len);
+        g->idbuf[at + len] = '\0';
+        g->delids[i] = g->idbuf + at;
+        at += len + 1;
+    }
+    int rc = nf_segment_delete(self->seg, (const char *const *) g->delids, d->count, &deleted);
     if (rc != NF_OK) {
         s_fail_store(self, env, recv_us, rc, "delete");
         return;
@@ -366,7 +456,7 @@ static void
 s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t *counts,
          size_t kmax)
 {
-    const Nflow__Envelope *env = p->msg.env;
+    const nf_env_t *env = p->msg.env;
     bool with_payload = env->search->with_payload;
     size_t total = 0;
     for (size_t q = 0; q < p->nq; q++)
@@ -518,10 +608,9 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
     int rc = queries && hits && counts ? NF_OK : nf_error_set(NF_ENOMEM, "out of memory for "
                                                               "%zu queries x %zu", nq, kmax);
     for (size_t i = 0; rc == NF_OK && i < npend; i++) {
-        Nflow__SearchRequest *s = pend[i].msg.env->search;
-        for (size_t q = 0; q < pend[i].nq; q++)
-            nf_vec_from_bytes(&s->queries[q]->vector, self->dim,
-                              queries + (pend[i].q0 + q) * self->dim);  /* checked before */
+        const Nflow__SearchRequest *s = pend[i].msg.env->search;
+        /* the query block, checked before: count x dim float32 */
+        memcpy(queries + pend[i].q0 * self->dim, s->vectors.data, s->vectors.len);
     }
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
     self->scan.stop = &zsys_interrupted;    /* SIGTERM ends a long scan between windows */
@@ -545,16 +634,27 @@ static bool
 s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend,
                size_t *npend, size_t *nq)
 {
-    const Nflow__Envelope *env = msg->env;
-    Nflow__SearchRequest *s = env->search;
-    if (env->deadline_us && nf_wall_us() > env->deadline_us)
+    const nf_env_t *env = msg->env;
+    const Nflow__SearchRequest *s = env->search;
+    if (env->deadline_us && nf_now_us() >= env->deadline_us)
         return false;   /* answered as timed out already: not worth a scan */
+    if (s->filter && *s->filter) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+               "filter: filters are not supported yet");
+        return false;
+    }
     /* counts and sizes were checked against the limits by nf_msg_recv */
-    for (size_t q = 0; q < s->n_queries; q++) {
-        int rc = nf_vec_check(&s->queries[q]->vector);
-        if (rc == NF_OK && s->queries[q]->vector.len != (size_t) self->dim * 4)
-            rc = nf_error_set(NF_EDIM, "vector has %zu values, expected %u",
-                              s->queries[q]->vector.len / 4, self->dim);
+    for (size_t q = 0; q < s->count; q++) {
+        int rc = NF_OK;
+        if (s->vectors.len == 0)
+            rc = nf_error_set(NF_EDIM, "no vector (a flow without an encoder needs vectors)");
+        else if (s->dim != self->dim)
+            rc = nf_error_set(NF_EDIM, "vector has %u values, expected %u", s->dim, self->dim);
+        else {
+            ProtobufCBinaryData row = {(size_t) s->dim * 4,
+                                       s->vectors.data + q * (size_t) s->dim * 4};
+            rc = nf_vec_check(&row);
+        }
         if (rc != NF_OK) {
             s_fail(self, env, recv_us, rc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
                                                      : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
@@ -566,7 +666,7 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
     p->msg = *msg;
     p->recv_us = recv_us;
     p->q0 = *nq;
-    p->nq = s->n_queries;
+    p->nq = s->count;
     p->k = nf_msg_top_k(s->top_k);     /* stamped by the gateway; 0 only from a bad peer */
     *nq += p->nq;
     return true;
@@ -603,18 +703,18 @@ s_drain(indexer_t *self)
             ;
         else if (rc != NF_OK)
             nf_pod_malformed(self->pod, self->router, &msg, rc);
-        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_INDEX)
+        else if (msg.env->body_case == NF_BODY_INDEX)
             kept = s_index(self, &self->group, &msg, recv_us);
-        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_DELETE) {
+        else if (msg.env->body_case == NF_BODY_DELETE) {
             s_group_commit(self, &self->group);
             s_delete(self, msg.env, recv_us);
         }
-        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_SEARCH) {
+        else if (msg.env->body_case == NF_BODY_SEARCH) {
             /* the shared scan holds nq x max k hits: keep it within
                NF_MATCHES_MAX (one request alone always fits) */
             size_t k = nf_msg_top_k(msg.env->search->top_k);
             size_t kb = k > kmax ? k : kmax;
-            if (npend && (nq + msg.env->search->n_queries) * kb > NF_MATCHES_MAX) {
+            if (npend && (nq + msg.env->search->count) * kb > NF_MATCHES_MAX) {
                 s_group_commit(self, &self->group);
                 s_search_batch(self, pend, npend, nq);
                 for (size_t j = 0; j < npend; j++)
@@ -628,10 +728,10 @@ s_drain(indexer_t *self)
             if (kept)
                 kmax = kb;
         }
-        else if (msg.env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+        else if (msg.env->body_case == NF_BODY_CONTROL
                  && msg.env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT)
             s_router_ping(self, msg.env->control);
-        else if (msg.env->body_case != NFLOW__ENVELOPE__BODY__NOT_SET) {
+        else if (msg.env->body_case != NF_BODY_NONE) {
             char why[96];
             snprintf(why, sizeof why, "wrong body for a shard: %s",
                      nf_msg_body_name(msg.env->body_case));

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """nflow encoder pod in Python: an example of an executor in another language.
 
-It plays the `encoder` role of the flow contract (proto/README.md) with only
-Debian's python3-zmq and python3-protobuf:
+It plays the `encoder` role of the flow contract (proto/README.md, protocol
+version 2: a Header frame and a body frame per message) with only Debian's
+python3-zmq and python3-protobuf:
 
-  --in EP       PULL, bound here: envelopes from the gateway
-  --out EP      PUSH, connected: encoded envelopes to the router
+  --in EP       PULL, bound here: requests from the gateway
+  --out EP      PUSH, connected: encoded requests to the router
   --errors EP   PUSH, connected: failed requests, straight to the gateway
   --control EP  ROUTER, bound once we can serve: PING, STATUS, TERMINATE
   --name NAME, --dim D (default 256), --ngram N (default 3, 0 = words only)
@@ -40,7 +41,15 @@ try:
 except ImportError as e:
     sys.exit("encoder.py: %s: build nflow and set NFLOW_PY_PROTO_DIR to <build>/pods/python" % e)
 
-PROTOCOL = 1
+PROTOCOL = 2
+BODIES = {pb.BODY_INDEX: pb.IndexBatch, pb.BODY_DELETE: pb.DeleteRequest,
+          pb.BODY_SEARCH: pb.SearchRequest, pb.BODY_CONTROL: pb.Control,
+          pb.BODY_RESULT: pb.Result, pb.BODY_PLAN: pb.Plan}
+
+
+def column(blob, ends, i):
+    """Item i of a column given by its cumulative end offsets."""
+    return blob[ends[i - 1] if i else 0:ends[i]]
 
 
 def options(argv):
@@ -201,103 +210,162 @@ class Encoder:
         self.counts["malformed"] += 1
         self.log("malformed frame from %s: %s" % (peer, what))
 
-    def fail(self, env, code, message, count=True):
-        """Fail a request: an envelope with only its id and a status, to the gateway.
-        It counts as an error, unless the frame was already counted malformed
-        (a frame counts once: served, errors or malformed; proto/README.md)."""
+    def fail(self, head, code, message, count=True):
+        """Fail a request: a header with only its id and a status (and an empty
+        body frame), to the gateway.  It counts as an error, unless the frame was
+        already counted malformed (a frame counts once: served, errors or
+        malformed; proto/README.md)."""
         if count:
             self.counts["errors"] += 1
-        if not env.request_id or self.errors is None:
+        if not head.request_id or self.errors is None:
             return
-        err = pb.Envelope(version=PROTOCOL, request_id=env.request_id, deadline_us=env.deadline_us)
+        err = pb.Header(version=PROTOCOL, request_id=head.request_id)
         err.status.code, err.status.message = code, message
         try:
-            self.errors.send(err.SerializeToString(), zmq.NOBLOCK)
+            self.errors.send_multipart([err.SerializeToString(), b""], zmq.NOBLOCK)
         except zmq.Again:
-            self.log("cannot report error for request %d: %s" % (env.request_id, message))
+            self.log("cannot report error for request %d: %s" % (head.request_id, message))
 
-    def encode_docs(self, docs, what):
-        """Give every doc a vector; on a bad doc, (status code, message)."""
-        for i, doc in enumerate(docs):
-            label = "%s '%s'" % (what, doc.id or "#%d" % i)
-            if doc.vector:
-                if len(doc.vector) != self.dim * 4:
-                    return pb.STATUS_BAD_DIM, "%s: vector has %g values, expected %d" % (
-                        label, len(doc.vector) / 4, self.dim)
-            elif doc.text:
-                doc.vector = encode(doc.text, self.dim, self.ngram) or b""
-                if not doc.vector:
-                    return pb.STATUS_BAD_REQUEST, "%s: text has no words to encode" % label
-            else:
-                return pb.STATUS_BAD_REQUEST, "%s: has neither text nor vector" % label
-        return None
+    def encode_texts(self, texts, ids, what):
+        """The vector block of these texts (bytes); on a bad one, (code, message)."""
+        rows = []
+        for i, text in enumerate(texts):
+            label = "%s '%s'" % (what, ids[i]) if ids and ids[i] else "%s %d" % (what, i)
+            if not text:
+                return None, (pb.STATUS_BAD_REQUEST, "%s: no text and no vector" % label)
+            row = encode(text.decode("utf-8", "replace"), self.dim, self.ngram)
+            if row is None:
+                return None, (pb.STATUS_BAD_REQUEST, "%s: text has no words to encode" % label)
+            rows.append(row)
+        return b"".join(rows), None
 
     def on_request(self, frames):
         recv_us = int(time.time() * 1e6)
-        env = pb.Envelope()
+        now = time.monotonic()
+        head = pb.Header()
+        if len(frames) == 3 and frames[0] == b"":
+            frames = frames[1:]                 # an empty delimiter is allowed
         try:
-            if len(frames) != 1 or not frames[0]:
-                raise ValueError("expected 1 non-empty frame, got %d frames" % len(frames))
-            env.ParseFromString(frames[0])
+            if len(frames) == 1:
+                # one frame: a version-1 Envelope? (fields 1 and 2 are Header's)
+                head.ParseFromString(frames[0])
+                if head.version == 1:
+                    self.malformed("--in", "protocol 1, this pod speaks %d" % PROTOCOL)
+                    return self.fail(head, pb.STATUS_BAD_VERSION, "%s: protocol 1 (one Envelope "
+                                     "frame), this pod speaks %d" % (self.name, PROTOCOL),
+                                     count=False)
+            if len(frames) != 2 or not frames[0]:
+                raise ValueError("expected a header and a body frame, got %d frames" % len(frames))
+            head = pb.Header()
+            head.ParseFromString(frames[0])
         except Exception as e:   # protobuf raises DecodeError, a few others on junk
-            return self.malformed("--in", "not an envelope (%s)" % e)
-        body = env.WhichOneof("body")
-        if env.version != PROTOCOL:
-            self.malformed("--in", "protocol version %d, expected %d" % (env.version, PROTOCOL))
-            return self.fail(env, pb.STATUS_BAD_VERSION, "%s speaks protocol %d, got %d"
-                             % (self.name, PROTOCOL, env.version), count=False)
-        if body not in ("index", "delete", "search"):
-            self.malformed("--in", "body '%s' on the data socket" % body)
-            return self.fail(env, pb.STATUS_BAD_REQUEST, "%s: expected index, delete or search, "
-                             "got %s" % (self.name, body), count=False)
-        bad = (self.encode_docs(env.index.docs, "doc") if body == "index" else
-               self.encode_docs(env.search.queries, "query") if body == "search" else None)
-        if bad:
-            return self.fail(env, *bad)
-        env.route.add(pod=self.name, recv_us=recv_us, send_us=int(time.time() * 1e6))
+            return self.malformed("--in", "not a header (%s)" % e)
+        if head.version != PROTOCOL:
+            self.malformed("--in", "protocol %d, this pod speaks %d" % (head.version, PROTOCOL))
+            return self.fail(head, pb.STATUS_BAD_VERSION, "%s: protocol %d, this pod speaks %d"
+                             % (self.name, head.version, PROTOCOL), count=False)
+        if head.body not in (pb.BODY_INDEX, pb.BODY_DELETE, pb.BODY_SEARCH):
+            self.malformed("--in", "body %d on the data socket" % head.body)
+            return self.fail(head, pb.STATUS_BAD_REQUEST, "%s: expected index, delete or "
+                             "search, got body %d" % (self.name, head.body), count=False)
+        body_frame = frames[1]
         try:
-            self.out.send(env.SerializeToString(), zmq.NOBLOCK)
+            body = BODIES[head.body]()
+            body.ParseFromString(body_frame)
+        except Exception as e:
+            self.malformed("--in", "body is not a %s (%s)" % (BODIES[head.body].__name__, e))
+            return self.fail(head, pb.STATUS_BAD_REQUEST, "%s: body does not parse"
+                             % self.name, count=False)
+        # time left: measured on our own monotonic clock from receipt
+        deadline = now + head.time_left_us / 1e6 if head.time_left_us else None
+        if head.body in (pb.BODY_INDEX, pb.BODY_SEARCH):
+            if body.vectors:                    # encoded already: check, pass on untouched
+                if body.dim != self.dim:
+                    return self.fail(head, pb.STATUS_BAD_DIM, "%s: vectors have %d values, "
+                                     "expected %d" % (self.name, body.dim, self.dim))
+            else:
+                if head.body == pb.BODY_INDEX:
+                    n = body.count
+                    texts = [column(body.texts, body.text_ends, i) if body.text_ends else b""
+                             for i in range(n)]
+                    ids = [column(body.ids, body.id_ends, i).decode("utf-8", "replace")
+                           for i in range(n)]
+                    what = "doc"
+                else:
+                    texts = [t.encode() for t in body.texts] or [b""] * body.count
+                    ids, what = None, "query"
+                block, bad = self.encode_texts(texts, ids, what)
+                if bad:
+                    return self.fail(head, *bad)
+                body.dim, body.vectors = self.dim, block
+                body_frame = body.SerializeToString()
+        head.route.add(pod=self.name, recv_us=recv_us, send_us=int(time.time() * 1e6))
+        if deadline is not None:
+            left = int((deadline - time.monotonic()) * 1e6)
+            if left <= 0:                       # spent: the gateway answers TIMEOUT
+                self.counts["errors"] += 1
+                return
+            head.time_left_us = left
+        try:
+            self.out.send_multipart([head.SerializeToString(), body_frame], zmq.NOBLOCK)
             self.counts["served"] += 1
         except zmq.Again:
-            self.fail(env, pb.STATUS_UNAVAILABLE, "%s: the next pod takes no requests" % self.name)
+            self.fail(head, pb.STATUS_UNAVAILABLE, "%s: the next pod takes no requests"
+                      % self.name)
 
     def on_control(self, frames):
-        # ROUTER frames: identity [, empty delimiter], envelope.
+        # ROUTER frames: identity [, empty delimiter], header, body.
         ident = frames[0]
-        routing = frames[:2] if len(frames) > 2 and frames[1] == b"" else frames[:1]
+        routing = frames[:2] if len(frames) == 4 and frames[1] == b"" else frames[:1]
         peer = "control " + ident.hex()
-        reply = pb.Envelope(version=PROTOCOL)
+        reply = pb.Header(version=PROTOCOL)
+        ctl = pb.Control()
+        rest = frames[len(routing):]
         try:
-            if len(frames) != len(routing) + 1 or not frames[-1]:
-                raise ValueError("expected 1 non-empty envelope frame, got %d frames"
-                                 % (len(frames) - len(routing)))
-            env = pb.Envelope()
-            env.ParseFromString(frames[-1])
-            reply.request_id = env.request_id
-            if env.version != PROTOCOL:
+            if len(rest) == 1 and rest[0]:
+                head = pb.Header()
+                head.ParseFromString(rest[0])
+                reply.request_id = head.request_id
+                if head.version == 1:          # answered in one frame, as version 1 reads it
+                    reply.status.code = pb.STATUS_BAD_VERSION
+                    reply.status.message = "%s: protocol 1, this pod speaks %d" % (
+                        self.name, PROTOCOL)
+                    self.malformed(peer, "protocol 1, this pod speaks %d" % PROTOCOL)
+                    return self.control.send_multipart(routing + [reply.SerializeToString()])
+            if len(rest) != 2 or not rest[0]:
+                raise ValueError("expected a header and a body frame, got %d frames"
+                                 % len(rest))
+            head = pb.Header()
+            head.ParseFromString(rest[0])
+            reply.request_id = head.request_id
+            if head.version != PROTOCOL:
                 reply.status.code = pb.STATUS_BAD_VERSION
-                raise ValueError("protocol version %d, expected %d" % (env.version, PROTOCOL))
-            if env.WhichOneof("body") != "control":
-                raise ValueError("body '%s' on the control socket" % env.WhichOneof("body"))
-            cmd = env.control.command
+                raise ValueError("protocol %d, this pod speaks %d" % (head.version, PROTOCOL))
+            if head.body != pb.BODY_CONTROL:
+                raise ValueError("body %d on the control socket" % head.body)
+            env = pb.Control()
+            env.ParseFromString(rest[1])
+            cmd = env.command
             if cmd not in (pb.CONTROL_PING, pb.CONTROL_STATUS, pb.CONTROL_TERMINATE):
                 raise ValueError("control command %d not served here" % cmd)
         except Exception as e:
             self.malformed(peer, str(e))
             reply.status.code = reply.status.code or pb.STATUS_BAD_REQUEST
             reply.status.message = "%s: %s" % (self.name, e)
-            return self.control.send_multipart(routing + [reply.SerializeToString()])
-        c = reply.control
-        c.command, c.ready, c.pod, c.pid, c.dim = cmd, True, self.name, os.getpid(), self.dim
-        c.fingerprint = self.fingerprint
+            return self.control.send_multipart(routing + [reply.SerializeToString(), b""])
+        ctl.command, ctl.ready, ctl.pod, ctl.pid, ctl.dim = cmd, True, self.name, os.getpid(), \
+            self.dim
+        ctl.fingerprint = self.fingerprint
         if cmd == pb.CONTROL_PING and os.environ.get("NFLOW_CANON"):
-            c.canonical = os.environ["NFLOW_CANON"]
+            ctl.canonical = os.environ["NFLOW_CANON"]
         if cmd == pb.CONTROL_STATUS:
-            c.served, c.errors, c.malformed = (self.counts[k] for k in ("served", "errors",
-                                                                         "malformed"))
+            ctl.served, ctl.errors, ctl.malformed = (self.counts[k] for k in ("served", "errors",
+                                                                               "malformed"))
             with open("/proc/self/statm") as f:
-                c.rss_bytes = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        self.control.send_multipart(routing + [reply.SerializeToString()])
+                ctl.rss_bytes = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        reply.body = pb.BODY_CONTROL
+        self.control.send_multipart(routing + [reply.SerializeToString(),
+                                               ctl.SerializeToString()])
         if cmd == pb.CONTROL_TERMINATE:
             self.running = False
 

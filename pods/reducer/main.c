@@ -1,6 +1,6 @@
 /*  nflow-reducer: one answer per request from the shards' parts.
 
-    PULLs (--in) the router's Plan and the shards' parts (Result envelopes)
+    PULLs (--in) the router's Plan and the shards' parts (Result messages)
     of each request id, in either order.  A request is complete when its
     plan is in and every planned shard answered: the per-shard top-k lists
     are merged into the global top-k per query (l2: smaller is better, ip /
@@ -36,9 +36,9 @@
 #define S_HOLD_MAX (8ull * NF_ANSWER_MAX)
 
 static uint64_t
-s_cost(const Nflow__Envelope *env)
+s_cost(const nf_env_t *env)
 {
-    uint64_t c = nflow__envelope__get_packed_size(env);
+    uint64_t c = nf_env_body_size(env);
     const Nflow__Result *r = env->result;
     for (size_t q = 0; r && q < r->n_results; q++)
         for (size_t j = 0; j < r->results[q]->n_matches; j++)
@@ -51,10 +51,11 @@ typedef struct {
     bool done;
     uint64_t held;                  /* estimated memory of the parts held (s_cost) */
     uint8_t given_up[(NF_SHARDS_MAX + 7) / 8];   /* shards reported down meanwhile */
-    Nflow__Envelope *plan;          /* owned; NULL until it arrives */
-    Nflow__Envelope **parts;        /* owned */
+    nf_env_t *plan;                 /* owned; NULL until it arrives */
+    nf_env_t **parts;               /* owned */
     size_t nparts, cap;
     uint64_t expiry;                /* monotonic us: deadline, then forget time */
+    uint64_t last_recv_us;          /* wall clock (tracing only): when the last part came */
 } req_t;
 
 typedef struct {
@@ -70,10 +71,9 @@ s_req_destroy(void **item)
     req_t *r = *item;
     if (!r)
         return;
-    if (r->plan)
-        nflow__envelope__free_unpacked(r->plan, NULL);
+    nf_env_destroy(&r->plan);
     for (size_t i = 0; i < r->nparts; i++)
-        nflow__envelope__free_unpacked(r->parts[i], NULL);
+        nf_env_destroy(&r->parts[i]);
     free(r->parts);
     free(r);
     *item = NULL;
@@ -114,17 +114,20 @@ s_cmp_u32(const void *a, const void *b)
 }
 
 static void
-s_send(reducer_t *self, req_t *r, Nflow__Envelope *out)
+s_send(reducer_t *self, req_t *r, nf_env_t *out)
 {
-    /* a part's route is the longest: gateway, encoder, router, indexer */
-    const Nflow__Envelope *from = r->nparts ? r->parts[0] : r->plan;
+    /* The route of the part that came last (it decided when the answer was
+       complete: the slowest shard), and the reducer's hop from its arrival,
+       so a trace shows the slowest shard's hold time, its transit to the
+       reducer and the merge, not the wait for it as a "transit". */
+    const nf_env_t *from = r->nparts ? r->parts[r->nparts - 1] : r->plan;
     out->request_id = r->id;
     if (from) {
         out->route = from->route;
         out->n_route = from->n_route;
-        out->deadline_us = from->deadline_us;
     }
-    if (nf_msg_send_hop(self->out, NULL, out, nf_pod_name(self->pod), nf_wall_us(), 0)
+    uint64_t recv_us = r->nparts && r->last_recv_us ? r->last_recv_us : nf_wall_us();
+    if (nf_msg_send_hop(self->out, NULL, out, nf_pod_name(self->pod), recv_us, 0)
         != NF_OK)
         nf_pod_log(self->pod, "cannot send a result to the gateway: %s", nf_error_msg());
 }
@@ -138,7 +141,7 @@ s_fail_answer(reducer_t *self, req_t *r, Nflow__StatusCode code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    Nflow__Envelope out;
+    nf_env_t out;
     nf_env_init(&out);
     Nflow__Status st = NFLOW__STATUS__INIT;
     st.code = code;
@@ -155,7 +158,7 @@ s_finish(reducer_t *self, req_t *r)
 {
     r->done = true;
     r->expiry = nf_now_us() + S_KEEP_DONE_US;
-    Nflow__Envelope out;
+    nf_env_t out;
     nf_env_init(&out);
     /* an error part decides the answer */
     for (size_t i = 0; i < r->nparts; i++) {
@@ -226,7 +229,7 @@ s_finish(reducer_t *self, req_t *r)
                       "reducer: out of memory merging %zu queries x top_k %zu", nq, k);
         goto done;
     }
-    if (plan ? plan->kind == NFLOW__ENVELOPE__BODY_SEARCH : nq > 0) {
+    if (plan ? plan->kind == NF_BODY_SEARCH : nq > 0) {
         for (size_t q = 0; q < nq; q++) {
             nf_topk_t t;
             nf_topk_init(&t, heap, k, larger);
@@ -255,9 +258,9 @@ s_finish(reducer_t *self, req_t *r)
         res.results = mptr;
         res.n_results = nq;
     }
-    out.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    out.body_case = NF_BODY_RESULT;
     out.result = &res;
-    size_t bytes = nflow__envelope__get_packed_size(&out);
+    size_t bytes = nflow__result__get_packed_size(&res);
     if (bytes > NF_ANSWER_MAX) {
         s_fail_answer(self, r, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
                       "reducer: the answer would be %zu bytes, at most %u (NF_ANSWER_MAX): ask "
@@ -286,9 +289,9 @@ s_lookup(reducer_t *self, uint64_t id, uint64_t deadline_us)
     if (!r)
         return NULL;
     r->id = id;
-    uint64_t now = nf_now_us(), wall = nf_wall_us();
-    if (deadline_us)
-        r->expiry = now + (deadline_us > wall ? deadline_us - wall : 0);
+    uint64_t now = nf_now_us();
+    if (deadline_us)        /* our own monotonic clock: receipt + the time left */
+        r->expiry = deadline_us;
     else
         r->expiry = now + S_NO_DEADLINE_US;
     zhashx_insert(self->reqs, key, r);
@@ -323,18 +326,17 @@ static void
 s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     reducer_t *self = arg;
-    (void) recv_us;
-    Nflow__Envelope *env = msg->env;
+    nf_env_t *env = msg->env;
     if (env->request_id == 0 && env->status
         && env->status->code == NFLOW__STATUS_CODE__STATUS_SHARD_DOWN
-        && env->body_case == NFLOW__ENVELOPE__BODY_RESULT) {
+        && env->body_case == NF_BODY_RESULT) {
         s_shard_down(self, env->result->shard);
         return;
     }
-    if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
+    if (env->body_case == NF_BODY_PLAN) {
         /* counts were checked against the limits by nf_msg_recv */
     }
-    else if (env->body_case != NFLOW__ENVELOPE__BODY_RESULT) {
+    else if (env->body_case != NF_BODY_RESULT) {
         char why[96];
         snprintf(why, sizeof why, "wrong body for the reducer's input: %s",
                  env->body_case ? nf_msg_body_name(env->body_case) : "status only");
@@ -349,7 +351,7 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
     }
     if (r->done)
         return;     /* late part of a finished request */
-    if (env->body_case == NFLOW__ENVELOPE__BODY_PLAN) {
+    if (env->body_case == NF_BODY_PLAN) {
         if (r->plan)
             return;     /* duplicate plan */
         r->plan = env;
@@ -367,21 +369,23 @@ s_handle(void *arg, nf_msg_t *msg, uint64_t recv_us)
             r->done = true;
             r->expiry = nf_now_us() + S_KEEP_DONE_US;
             for (size_t i = 0; i < r->nparts; i++)  /* nothing more is needed of them */
-                nflow__envelope__free_unpacked(r->parts[i], NULL);
+                nf_env_destroy(&r->parts[i]);
             r->nparts = 0;
             return;
         }
         if (r->nparts == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 4;
-            Nflow__Envelope **p = realloc(r->parts, cap * sizeof *p);
+            nf_env_t **p = realloc(r->parts, cap * sizeof *p);
             if (!p)
                 return;
             r->parts = p;
             r->cap = cap;
         }
         r->parts[r->nparts++] = env;
+        r->last_recv_us = recv_us;
     }
-    msg->env = NULL;    /* the request owns it now */
+    msg->env = NULL;    /* the request owns it now (its decoded form only) */
+    nf_env_drop_frame(env);
     bool error = env->status && env->status->code != NFLOW__STATUS_CODE__STATUS_OK;
     if (error || s_complete(r))
         s_finish(self, r);

@@ -1,8 +1,11 @@
 /*  nflow-router: the head of the sharded indexer.
 
     PULLs requests (--in).  Index and delete requests are split by
-    nf_msg_shard_of(id) into one request per shard that has documents;
-    searches go to every shard.  Shards are the DEALERs connected to the
+    nf_msg_shard_of(id) into one request per shard that has documents:
+    each shard's part is built column by column (ids, vector rows, texts,
+    tags copied as byte ranges into per-shard buffers reused from batch to
+    batch; no per-document message).  Searches go to every shard with
+    their body frame as received (shared, not copied or repacked).  Shards are the DEALERs connected to the
     ROUTER --shards with identity "shard-N"; they say HELLO and send a
     HEARTBEAT every heartbeat_ms, and a shard silent for dead_after_ms is
     down.  The router pings every shard with a HEARTBEAT of its own at the
@@ -37,13 +40,14 @@ typedef struct {
     bool *refused;              /* its last word was refused */
     uint64_t *refused_why;      /* hash of the reason last logged (log each reason once) */
     uint64_t hb_us, next_ping;
+    nf_batch_t *parts;          /* index / delete: one part per shard, reused */
 } router_t;
 
 /* Tell the reducer that shard went down: it stops waiting for it. */
 static void
 s_tell_down(router_t *self, uint32_t shard)
 {
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     Nflow__Status st = NFLOW__STATUS__INIT;
     st.code = NFLOW__STATUS_CODE__STATUS_SHARD_DOWN;
@@ -54,7 +58,7 @@ s_tell_down(router_t *self, uint32_t shard)
     Nflow__Result res = NFLOW__RESULT__INIT;
     res.shard = shard;
     res.partial = true;
-    env.body_case = NFLOW__ENVELOPE__BODY_RESULT;
+    env.body_case = NF_BODY_RESULT;
     env.result = &res;
     nf_msg_send(self->reducer, NULL, &env, ZMQ_DONTWAIT);   /* best effort: the deadline
                                                                still answers */
@@ -68,14 +72,14 @@ s_ping(router_t *self)
     if (now < self->next_ping)
         return;
     self->next_ping = now + self->hb_us;
-    Nflow__Envelope env;
+    nf_env_t env;
     nf_env_init(&env);
     Nflow__Control c = NFLOW__CONTROL__INIT;
     c.command = NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT;
     c.pod = (char *) nf_pod_name(self->pod);
     c.ready = true;
     c.fingerprint = nf_pod_fingerprint(self->pod);
-    env.body_case = NFLOW__ENVELOPE__BODY_CONTROL;
+    env.body_case = NF_BODY_CONTROL;
     env.control = &c;
     for (uint32_t s = 0; s < self->nshards; s++) {
         char ident[32];
@@ -163,21 +167,21 @@ s_from_shard(void *arg, nf_msg_t *msg, uint64_t recv_us)
         nf_pod_reject(self->pod, self->shards, msg, what);
         return;
     }
-    Nflow__Envelope *env = msg->env;
-    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+    nf_env_t *env = msg->env;
+    if (env->body_case == NF_BODY_CONTROL
         && (env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HELLO
             || env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT)) {
         if (s_admit(self, shard, msg))
             self->last_seen[shard] = nf_now_us();
         return;
     }
-    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL
+    if (env->body_case == NF_BODY_CONTROL
         && env->control->command == NFLOW__CONTROL_COMMAND__CONTROL_TERMINATE) {
         nf_pod_reject(self->pod, self->shards, msg,
                       "TERMINATE is only served on the control socket");
         return;
     }
-    if (env->body_case == NFLOW__ENVELOPE__BODY_CONTROL) {
+    if (env->body_case == NF_BODY_CONTROL) {
         nf_pod_control(self->pod, self->shards, msg->routing, env);     /* PING, STATUS */
         return;
     }
@@ -186,16 +190,20 @@ s_from_shard(void *arg, nf_msg_t *msg, uint64_t recv_us)
     nf_pod_reject(self->pod, self->shards, msg, "shards may only send HELLO and HEARTBEAT");
 }
 
-/* Send env (with body replaced by the caller) to one shard. */
+/* Send env (with body replaced by the caller) to one shard; with from,
+   from's body frame as received instead. */
 static int
-s_send_shard(router_t *self, uint32_t shard, const Nflow__Envelope *env, uint64_t recv_us)
+s_send_shard(router_t *self, uint32_t shard, const nf_env_t *env, const nf_msg_t *from,
+             uint64_t recv_us)
 {
     char ident[32];
     snprintf(ident, sizeof ident, "shard-%u", shard);
     zmsg_t *routing = zmsg_new();
     zmsg_addstr(routing, ident);
-    int rc = nf_msg_send_hop(self->shards, routing, env, nf_pod_name(self->pod), recv_us,
-                             ZMQ_DONTWAIT);
+    int rc = from ? nf_msg_forward_hop(self->shards, routing, env, from, nf_pod_name(self->pod),
+                                       recv_us, ZMQ_DONTWAIT)
+                  : nf_msg_send_hop(self->shards, routing, env, nf_pod_name(self->pod), recv_us,
+                                    ZMQ_DONTWAIT);
     zmsg_destroy(&routing);
     if (rc != NF_OK)
         self->last_seen[shard] = 0;     /* not connected: down until it speaks again */
@@ -205,27 +213,33 @@ s_send_shard(router_t *self, uint32_t shard, const Nflow__Envelope *env, uint64_
 static void
 s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
 {
-    Nflow__Envelope *env = msg->env;
+    nf_env_t *env = msg->env;
     uint32_t S = self->nshards;
     int kind = env->body_case;
     uint64_t now = nf_now_us();
     uint32_t *sent = calloc(S, sizeof *sent), *down = calloc(S, sizeof *down);
     size_t nsent = 0, ndown = 0;
-    uint32_t *which = NULL;     /* index/delete: shard of each item */
-    size_t nitems = 0;
-    void **subset = NULL;
+    bool split = S > 1 && (kind == NF_BODY_INDEX || kind == NF_BODY_DELETE);
     bool ok = sent && down;
 
-    if (ok && (kind == NFLOW__ENVELOPE__BODY_INDEX || kind == NFLOW__ENVELOPE__BODY_DELETE)) {
-        nitems = kind == NFLOW__ENVELOPE__BODY_INDEX ? env->index->n_docs
-                                                     : env->delete_->n_ids;
-        which = malloc((nitems ? nitems : 1) * sizeof *which);
-        subset = malloc((nitems ? nitems : 1) * sizeof *subset);
-        ok = which && subset;
-        for (size_t i = 0; ok && i < nitems; i++) {
-            const char *id = kind == NFLOW__ENVELOPE__BODY_INDEX ? env->index->docs[i]->id
-                                                                  : env->delete_->ids[i];
-            which[i] = nf_msg_shard_of(id, strlen(id), S);
+    if (env->deadline_us && now >= env->deadline_us) {
+        /* its time is spent: the gateway answers (or answered) TIMEOUT */
+        nf_pod_stats(self->pod)->errors++;
+        goto done;
+    }
+    if (ok && split) {
+        uint32_t dim = kind == NF_BODY_INDEX && env->index->vectors.len ? env->index->dim : 0;
+        for (uint32_t s = 0; s < S; s++)
+            nf_batch_reset(&self->parts[s], dim);
+        size_t n = kind == NF_BODY_INDEX ? env->index->count : env->delete_->count;
+        for (size_t i = 0; ok && i < n; i++) {
+            size_t len;
+            const char *id = kind == NF_BODY_INDEX ? nf_batch_id(env->index, i, &len)
+                                                   : nf_delete_id(env->delete_, i, &len);
+            nf_batch_t *part = &self->parts[nf_msg_shard_of(id, len, S)];
+            ok = (kind == NF_BODY_INDEX
+                      ? nf_batch_add_from(part, env->index, i)
+                      : nf_batch_add(part, id, len, NULL, NULL, 0, NULL, NULL, 0)) == NF_OK;
         }
     }
     if (!ok) {
@@ -234,30 +248,23 @@ s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
         goto done;
     }
     for (uint32_t s = 0; s < S; s++) {
-        Nflow__Envelope part = *env;
-        Nflow__IndexRequest ireq = NFLOW__INDEX_REQUEST__INIT;
-        Nflow__DeleteRequest dreq = NFLOW__DELETE_REQUEST__INIT;
-        if (kind != NFLOW__ENVELOPE__BODY_SEARCH) {
-            size_t k = 0;
-            for (size_t i = 0; i < nitems; i++)
-                if (which[i] == s)
-                    subset[k++] = kind == NFLOW__ENVELOPE__BODY_INDEX
-                                      ? (void *) env->index->docs[i]
-                                      : (void *) env->delete_->ids[i];
-            if (k == 0)
+        nf_env_t part = *env;
+        Nflow__IndexBatch ipart;
+        Nflow__DeleteRequest dpart;
+        if (split) {
+            if (self->parts[s].count == 0)
                 continue;
-            if (kind == NFLOW__ENVELOPE__BODY_INDEX) {
-                ireq.docs = (Nflow__Document **) subset;
-                ireq.n_docs = k;
-                part.index = &ireq;
+            if (kind == NF_BODY_INDEX) {
+                nf_batch_view(&self->parts[s], &ipart);
+                part.index = &ipart;
             }
             else {
-                dreq.ids = (char **) subset;
-                dreq.n_ids = k;
-                part.delete_ = &dreq;
+                nf_batch_view_delete(&self->parts[s], &dpart);
+                part.delete_ = &dpart;
             }
         }
-        if (s_alive(self, s, now) && s_send_shard(self, s, &part, recv_us) == NF_OK)
+        if (s_alive(self, s, now)
+            && s_send_shard(self, s, &part, split ? NULL : msg, recv_us) == NF_OK)
             sent[nsent++] = s;
         else
             down[ndown++] = s;
@@ -278,17 +285,17 @@ s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
     plan.down = down;
     plan.n_down = ndown;
     plan.kind = (uint32_t) kind;
-    if (kind == NFLOW__ENVELOPE__BODY_SEARCH) {
+    if (kind == NF_BODY_SEARCH) {
         plan.top_k = env->search->top_k;
-        plan.nqueries = (uint32_t) env->search->n_queries;
+        plan.nqueries = env->search->count;
     }
-    Nflow__Envelope penv;
+    nf_env_t penv;
     nf_env_init(&penv);
     penv.request_id = env->request_id;
     penv.deadline_us = env->deadline_us;
     penv.route = env->route;
     penv.n_route = env->n_route;
-    penv.body_case = NFLOW__ENVELOPE__BODY_PLAN;
+    penv.body_case = NF_BODY_PLAN;
     penv.plan = &plan;
     if (nf_msg_send_hop(self->reducer, NULL, &penv, nf_pod_name(self->pod), recv_us, 0)
         != NF_OK)
@@ -299,8 +306,6 @@ s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
 done:
     free(sent);
     free(down);
-    free(which);
-    free(subset);
 }
 
 static void
@@ -308,8 +313,7 @@ s_from_in(void *arg, nf_msg_t *msg, uint64_t recv_us)
 {
     router_t *self = arg;
     int kind = msg->env->body_case;
-    if (kind != NFLOW__ENVELOPE__BODY_INDEX && kind != NFLOW__ENVELOPE__BODY_DELETE
-        && kind != NFLOW__ENVELOPE__BODY_SEARCH) {
+    if (kind != NF_BODY_INDEX && kind != NF_BODY_DELETE && kind != NF_BODY_SEARCH) {
         char why[96];
         snprintf(why, sizeof why, "wrong body for the router's input: %s",
                  kind ? nf_msg_body_name(kind) : "status only");
@@ -334,7 +338,9 @@ s_setup(nf_pod_t *pod, void *arg)
     self->refused = calloc(self->nshards, sizeof *self->refused);
     self->refused_why = calloc(self->nshards, sizeof *self->refused_why);
     self->hb_us = (uint64_t) nf_pod_int(pod, "heartbeat_ms") * 1000;
-    if (!self->last_seen || !self->was_alive || !self->refused || !self->refused_why)
+    self->parts = calloc(self->nshards, sizeof *self->parts);
+    if (!self->last_seen || !self->was_alive || !self->refused || !self->refused_why
+        || !self->parts)
         return nf_error_set(NF_ENOMEM, "router: out of memory for %u shards", self->nshards);
     return NF_OK;
 }
@@ -362,6 +368,9 @@ s_teardown(nf_pod_t *pod, void *arg)
     free(self->was_alive);
     free(self->refused);
     free(self->refused_why);
+    for (uint32_t s = 0; self->parts && s < self->nshards; s++)
+        nf_batch_free(&self->parts[s]);
+    free(self->parts);
 }
 
 int

@@ -3,10 +3,10 @@
 example encoder (pods/python/encoder.py) with one fault, chosen by the first
 argument, that `nflow check-pod` must catch:
 
-  forward_v99    passes a version-99 envelope on to --out instead of refusing it
+  forward_v99    passes a version-99 message on to --out instead of refusing it
   silent_control does not answer malformed frames on the control socket
   no_delimiter   drops the empty delimiter frame from its control replies
-  miscount       counts a refused version-99 envelope as an error, not as malformed
+  miscount       counts a refused version-99 message as an error, not as malformed
 
 Everything else it does right, so exactly the check for its fault fails.
 """
@@ -23,30 +23,30 @@ fault = sys.argv[1]
 
 class Broken(encoder.Encoder):
     def on_request(self, frames):
-        if fault in ("forward_v99", "miscount"):
-            env = pb.Envelope()
+        if fault in ("forward_v99", "miscount") and len(frames) == 2:
+            head = pb.Header()
             try:
-                env.ParseFromString(frames[-1])
+                head.ParseFromString(frames[0])
             except Exception:
-                env = None
-            if env is not None and env.version != PROTOCOL:
+                head = None
+            if head is not None and head.version not in (1, PROTOCOL):
                 if fault == "forward_v99":
-                    return self.out.send(frames[-1])
-                return self.fail(env, pb.STATUS_BAD_VERSION, "version %d" % env.version)
+                    return self.out.send_multipart(frames)
+                return self.fail(head, pb.STATUS_BAD_VERSION, "version %d" % head.version)
         return super().on_request(frames)
 
     def on_control(self, frames):
         if fault == "silent_control":
-            env = pb.Envelope()
+            head = pb.Header()
             try:
-                env.ParseFromString(frames[-1])
-                ok = frames[-1] != b"" and env.WhichOneof("body") == "control"
+                head.ParseFromString(frames[-2] if len(frames) >= 3 else b"\xff")
+                ok = frames[-2] != b"" and head.body == pb.BODY_CONTROL
             except Exception:
                 ok = False
             if not ok:
                 return self.malformed("control", "ignored, unanswered")
-        if fault == "no_delimiter" and len(frames) == 3 and frames[1] == b"":
-            frames = [frames[0], frames[2]]
+        if fault == "no_delimiter" and len(frames) == 4 and frames[1] == b"":
+            frames = [frames[0], frames[2], frames[3]]
         return super().on_control(frames)
 
 

@@ -5,7 +5,7 @@
 # the launcher does); broken pods (one that exits at once, one that cannot
 # be run, one that answers PING but drops requests, one that echoes requests
 # without encoding them, and tests/e2e/broken_encoder.py: one that forwards
-# a version-99 envelope, one that leaves malformed control frames
+# a version-99 message, one that leaves malformed control frames
 # unanswered, one that drops the empty delimiter from control replies, one
 # that miscounts) must make it fail the right check quickly, and check-pod
 # must not leave them running.
@@ -135,17 +135,17 @@ while time.time() < until:
     for sock, _ in poller.poll(200):
         frames = sock.recv_multipart()
         if sock is control:
-            env = pb.Envelope()
+            head, ctl = pb.Header(), pb.Control()
             try:
-                env.ParseFromString(frames[-1])
+                head.ParseFromString(frames[-2])
+                ctl.ParseFromString(frames[-1])
             except Exception:
                 continue
-            reply = pb.Envelope(version=1, request_id=env.request_id)
-            reply.control.command = env.control.command
-            reply.control.ready = True
-            reply.control.pod = opts["--name"]
-            reply.control.dim = int(opts["--dim"])
-            control.send_multipart(frames[:-1] + [reply.SerializeToString()])
+            reply = pb.Header(version=2, request_id=head.request_id, body=pb.BODY_CONTROL)
+            c = pb.Control(command=ctl.command, ready=True, pod=opts["--name"],
+                           dim=int(opts["--dim"]))
+            control.send_multipart(frames[:-2] + [reply.SerializeToString(),
+                                                  c.SerializeToString()])
         elif mode == "echo":
             out.send_multipart(frames)
         elif mode == "crash":
@@ -167,7 +167,7 @@ grep -q '^check-pod: 2 checks passed, 1 failed$' "$tmp/crashes.out" \
 
 # One fault each (tests/e2e/broken_encoder.py): each fails its own check.
 broken=$NFLOW_SOURCE_ROOT/tests/e2e/broken_encoder.py
-expect_fail forwards_v99 60 '^FAIL version_99: a version 99 envelope was forwarded' \
+expect_fail forwards_v99 60 '^FAIL version_99: a version 99 message was forwarded' \
     --timeout-ms 1000 -- "$PYTHON" "$broken" forward_v99
 expect_fail silent_control 60 '^FAIL garbage_control: .*no error answer' \
     --timeout-ms 1000 -- "$PYTHON" "$broken" silent_control
@@ -185,8 +185,10 @@ done
 cat >"$tmp/same.py" <<'PY'
 import os, socket, subprocess, sys
 sys.path.insert(0, os.environ["NFLOW_PY_PROTO_DIR"])
+sys.path.insert(0, os.path.join(os.environ["NFLOW_SOURCE_ROOT"], "tests", "e2e"))
 import zmq
 import nflow_pb2 as pb
+import nfwire as nw
 
 texts = ["Hello world, this is nflow.", "Straße naïve café 東京", "a", "x" * 300 + " tail",
          "MiXeD CaSe 123 abc-def_ghi", "the quick brown fox"]
@@ -207,16 +209,15 @@ def vectors(command, dim, ngram):
     try:
         push = ctx.socket(zmq.PUSH)
         push.connect(ep_in)
-        env = pb.Envelope(version=1, request_id=1)
-        for i, text in enumerate(texts):
-            env.index.docs.add(id=str(i), text=text)
-        push.send(env.SerializeToString())
+        batch = nw.index_batch([{"id": str(i), "text": text} for i, text in enumerate(texts)])
+        push.send_multipart(nw.frames(batch, 1))
         if not out.poll(10000):
             sys.exit("no answer from %s" % command)
-        got = pb.Envelope.FromString(out.recv())
+        _, got = nw.parse(out.recv_multipart())
         push.close(0)
         out.close(0)
-        return [doc.vector for doc in got.index.docs]
+        row = got.dim * 4
+        return [got.vectors[i * row:(i + 1) * row] for i in range(got.count)]
     finally:
         pod.terminate()
         try:

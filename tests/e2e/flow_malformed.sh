@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Garbage on every socket a client can reach (from flow.state): random
-# bytes, empty frames, multi-frame messages, an Envelope of version 99, an
-# envelope with a body that does not belong on that socket, a truncated
-# protobuf.  Afterwards every pod is still up, a normal search works, and
+# bytes, empty frames, multi-frame messages, one-frame (version 1) Envelopes
+# of version 99 and with bodies that do not belong on that socket, a
+# truncated protobuf, and protocol-2 messages that lie: a body that is not
+# the kind its header names, an unknown body kind, id offsets past the ids'
+# bytes, a vector block that is not count x dim x 4.  Afterwards every pod is still up, a normal search works, and
 # `nflow status` shows malformed counters > 0.
 set -euo pipefail
 . "$(dirname "$0")/flow_lib.sh"
@@ -17,10 +19,14 @@ pods:
 YML
 printf '%s\n' '{"id": "a", "text": "the quick brown fox jumps over the lazy dog"}' \
   '{"id": "b", "text": "a journey of a thousand miles begins with a single step"}' >"$TMP/docs.jsonl"
+# documents with and without vectors in one file: one request per run (one vector block each)
+"$PY" -c 'import json; print(json.dumps({"id": "c", "vector": [0.125] * 64}))' >>"$TMP/docs.jsonl"
+echo '{"id": "d", "text": "all that glitters is not gold"}' >>"$TMP/docs.jsonl"
 
 start_flow "$TMP/flow.yml"
 F=(-f "$TMP/flow.yml" --workspace "$WS")
-nf index "${F[@]}" "$TMP/docs.jsonl" >/dev/null
+out=$(nf index "${F[@]}" "$TMP/docs.jsonl")
+[ "$out" = "indexed 4, rejected 0, failed 0" ] || fail "mixed index printed '$out'"
 
 timeout 60 "$PY" - "$WS/flow.state" <<'PY' || fail "sending garbage failed"
 import json, os, sys
@@ -48,6 +54,15 @@ wrong = [field(1, 0, 1) + field(2, 0, 7) + field(14, 2, b""),   # a result
 badvec = field(1, 0, 1) + field(2, 0, 10) + field(10, 2, field(1, 2, field(1, 2, b"x") + field(3, 2, b"abc")))
 truncated = v99[:-1] + b"\xff\xff"
 garbage = [os.urandom(64), b"", b"\x08", truncated, v99, nobody, badvec] + wrong
+def header(rid, kind):                                   # protocol 2: Header{2, id, body}
+    return field(1, 0, 2) + field(2, 0, rid) + field(7, 0, kind)
+v2 = [[header(20, 10), b"\x0f\x01"],                   # not an IndexBatch
+      [header(21, 99), b""],                              # no such body kind
+      [header(22, 10), field(1, 0, 2) + field(3, 2, b"ab") + field(4, 2, bytes([1, 9]))],
+      [header(23, 10), field(1, 0, 1) + field(3, 2, b"a") + field(4, 2, bytes([1]))
+                       + field(2, 0, 8) + field(5, 2, b"abc")],       # 3 bytes of vectors
+      [header(24, 12), field(1, 0, 2000)],                # 2000 queries
+      [header(25, 0), b"x"]]                              # no body kind, a body
 
 state = json.load(open(sys.argv[1]))
 ctx = zmq.Context()
@@ -62,6 +77,9 @@ for pod in state["pods"]:
         s.connect(ep)
         for g in garbage:
             s.send(g)
+            sent += 1
+        for g in v2:
+            s.send_multipart(g)
             sent += 1
         s.send_multipart([b"one", b"two", b"three"])
         s.send_multipart([b"", b""])
@@ -89,6 +107,17 @@ PY
 # still serving: a normal search finds the fox
 nf search "${F[@]}" --text "quick brown fox" -k 1 --json >"$TMP/r.jsonl" || fail "search after garbage failed"
 grep -q '"id":"a"' "$TMP/r.jsonl" || fail "search after garbage: $(cat "$TMP/r.jsonl")"
+# queries with and without vectors in one file: numbered in file order
+{ echo '{"text": "quick brown fox"}'
+  "$PY" -c 'import json; print(json.dumps({"vector": [0.125] * 64}))'
+  echo '{"text": "glitters gold"}'; } >"$TMP/q.jsonl"
+nf search "${F[@]}" --queries "$TMP/q.jsonl" -k 1 --json >"$TMP/q.out" || fail "mixed queries failed"
+"$PY" - "$TMP/q.out" <<'PY' || fail "mixed queries: $(cat "$TMP/q.out")"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+assert [g["query"] for g in got] == [0, 1, 2], got
+assert [g["matches"][0]["id"] for g in got] == ["a", "c", "d"], got
+PY
 
 nf status "${F[@]}" --json >"$TMP/status.jsonl"
 "$PY" - "$TMP/status.jsonl" <<'PY' || fail "status after garbage: $(cat "$TMP/status.jsonl")"

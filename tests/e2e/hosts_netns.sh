@@ -211,11 +211,15 @@ refused=$((refused + 1)); echo "intruder: status with its own operator key refus
 # into the router's --in, a DEALER posing as shard-1; plain and with own keys
 NFLOW_PY_PROTO_DIR=$(dirname "$(find "$NFLOW_BUILD_ROOT" -name nflow_pb2.py | head -1)")
 export NFLOW_PY_PROTO_DIR
+NFLOW_E2E_DIR=$(cd "$(dirname "$0")" && pwd)
+export NFLOW_E2E_DIR
 raw=$(cd "$TMP/h4" && ip netns exec "${NS[3]}" timeout 60 "$PY" - "${ADDR[@]}" <<'PY'
 import os, sys, time
 sys.path.insert(0, os.environ["NFLOW_PY_PROTO_DIR"])
+sys.path.insert(0, os.environ["NFLOW_E2E_DIR"])
 import zmq, zmq.auth
 import nflow_pb2 as pb
+import nfwire as nw                 # protocol 2 frames (proto/README.md)
 a = sys.argv[1:]
 controls = [f"tcp://{a[0]}:{p}" for p in (7002, 7011, 7022, 7031)] + \
            [f"tcp://{a[1]}:7100", f"tcp://{a[2]}:7101"]
@@ -231,12 +235,11 @@ def sock(kind, ep, curve, ident=None):
         s.curve_publickey, s.curve_secretkey, s.curve_serverkey = own_pub, own_sec, srv_pub
     s.connect(ep)
     return s
-term = pb.Envelope(version=1, request_id=7, control=pb.Control(command=pb.CONTROL_TERMINATE)).SerializeToString()
-idx = pb.Envelope(version=1, request_id=9, deadline_us=int(time.time() * 1e6) + 10**7,
-                  index=pb.IndexRequest(docs=[pb.Document(id="d5", text="zebracorn-probe overwrite")]))
-dele = pb.Envelope(version=1, request_id=10, deadline_us=int(time.time() * 1e6) + 10**7,
-                   delete=pb.DeleteRequest(ids=["d1", "d2"]))
-hello = pb.Envelope(version=1, control=pb.Control(command=pb.CONTROL_HELLO, shard=1, ready=True))
+term = nw.frames(pb.Control(command=pb.CONTROL_TERMINATE), request_id=7)
+idx = nw.frames(nw.index_batch([{"id": "d5", "text": "zebracorn-probe overwrite"}]), request_id=9,
+                time_left_us=10**7)
+dele = nw.frames(nw.delete(["d1", "d2"]), request_id=10, time_left_us=10**7)
+hello = nw.frames(pb.Control(command=pb.CONTROL_HELLO, shard=1, ready=True))
 answers = attempts = 0
 import socket                       # a raw TCP probe: the capture's positive control
 r = socket.create_connection((a[0], 7000), timeout=2)
@@ -245,19 +248,19 @@ r.close()
 for curve in (False, True):
     for ep in controls:
         s = sock(zmq.DEALER, ep, curve); attempts += 1
-        try: s.send(term, zmq.NOBLOCK)
+        try: s.send_multipart(term, zmq.NOBLOCK)
         except zmq.Again: pass
         if s.poll(400): answers += 1
         s.close()
     p = sock(zmq.PUSH, f"tcp://{a[0]}:7020", curve)
     for body in (idx, dele):
         attempts += 1
-        try: p.send(body.SerializeToString(), zmq.NOBLOCK)
+        try: p.send_multipart(body, zmq.NOBLOCK)
         except zmq.Again: pass
     p.close()
     d = sock(zmq.DEALER, f"tcp://{a[0]}:7021", curve, b"shard-1"); attempts += 1
     for _ in range(5):
-        try: d.send(hello.SerializeToString(), zmq.NOBLOCK)
+        try: d.send_multipart(hello, zmq.NOBLOCK)
         except zmq.Again: pass
     if d.poll(500): answers += 1
     d.close()
@@ -379,22 +382,24 @@ echo "host h3 killed: a search $(ms_since "$T_KILL") ms later is $kind ($ms ms)"
 (cd "$TMP/h1" && inns 0 timeout 30 "$PY" - "${ADDR[0]}" <<'PY'
 import os, sys, time
 sys.path.insert(0, os.environ["NFLOW_PY_PROTO_DIR"])
+sys.path.insert(0, os.environ["NFLOW_E2E_DIR"])
 import zmq, zmq.auth
 import nflow_pb2 as pb
+import nfwire as nw
 pub, sec = zmq.auth.load_certificate("keys/pod.key")
 srv, _ = zmq.auth.load_certificate("keys/pod.pub")
 s = zmq.Context().socket(zmq.DEALER)
 s.linger = 0; s.identity = b"shard-1"
 s.curve_publickey, s.curve_secretkey, s.curve_serverkey = pub, sec, srv
 s.connect(f"tcp://{sys.argv[1]}:7021")
-hello = pb.Envelope(version=1, control=pb.Control(command=pb.CONTROL_HELLO, shard=1, ready=True))
+hello = nw.frames(pb.Control(command=pb.CONTROL_HELLO, shard=1, ready=True))
 t = time.time()
 while time.time() - t < 1.0:
-    try: s.send(hello.SerializeToString(), zmq.NOBLOCK)
+    try: s.send_multipart(hello, zmq.NOBLOCK)
     except zmq.Again: pass
     time.sleep(0.1)
-term = pb.Envelope(version=1, request_id=3, control=pb.Control(command=pb.CONTROL_TERMINATE))
-s.send(term.SerializeToString(), zmq.NOBLOCK)       # not served on --shards
+term = nw.frames(pb.Control(command=pb.CONTROL_TERMINATE), request_id=3)
+s.send_multipart(term, zmq.NOBLOCK)                 # not served on --shards
 time.sleep(0.2)
 # an authenticated peer sending garbage into the router's and reducer's
 # inputs: malformed input, counted, nothing more

@@ -1,0 +1,81 @@
+/*  nf_batch: the columns of index batches, deletes and searches (protocol
+    2, proto/README.md "Bodies"): reading one item of a checked column, and
+    building columnar batches in buffers that grow once and are reused
+    from batch to batch (the client, the router's per-shard split, tests).
+
+    A column is a blob of concatenated items and a list of cumulative end
+    offsets (item i spans [ends[i-1], ends[i]), ends[-1] = 0).  The readers
+    trust their input: call them only on messages nf_msg_recv accepted, or
+    after nf_msg_check_limits.  The builder checks nothing but memory; the
+    receiver checks the limits.                                           */
+#ifndef NF_BATCH_H
+#define NF_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nflow.pb-c.h"
+
+/* Item i of a column given by its cumulative ends[n]: *off and *len in
+   the blob (0, 0 when the column is absent, n == 0).  Checked columns
+   only (nf_msg_check_limits). */
+void nf_col_span(const uint32_t *ends, size_t n, size_t i, size_t *off, size_t *len);
+
+/* Id i of a checked batch (not NUL-terminated): pointer and *len. */
+const char *nf_batch_id(const Nflow__IndexBatch *b, size_t i, size_t *len);
+const char *nf_delete_id(const Nflow__DeleteRequest *d, size_t i, size_t *len);
+
+/* Text i of a checked batch ("" with *len 0 when it has none). */
+const char *nf_batch_text(const Nflow__IndexBatch *b, size_t i, size_t *len);
+
+/* Tags of document i of a checked batch: their index range [*t0, *t0 + n)
+   in tag_key_ends / tag_value_ends; returns n. */
+size_t nf_batch_tags(const Nflow__IndexBatch *b, size_t i, size_t *t0);
+
+/* ------------------------------------------------------------------ */
+/* Building columnar batches (client, encoder, router): the buffers grow  */
+/* once and are reused by nf_batch_reset, so a stream of batches does not */
+/* allocate.                                                              */
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} nf_buf_t;
+
+typedef struct {
+    uint32_t *v;
+    size_t n, cap;
+} nf_ends_t;
+
+typedef struct {
+    uint32_t count, dim;        /* dim 0: no vectors */
+    nf_buf_t ids, vectors, texts, tag_keys, tag_values;
+    nf_ends_t id_ends, text_ends, tag_ends, tag_key_ends, tag_value_ends;
+} nf_batch_t;
+
+/* Empty b for a new batch of vectors of dim values (0 = without vectors),
+   keeping its buffers. */
+void nf_batch_reset(nf_batch_t *b, uint32_t dim);
+
+/* Free b's buffers; b is zeroed and may be reused. */
+void nf_batch_free(nf_batch_t *b);
+
+/* Add one document: id (idlen bytes), vector (b->dim floats, or NULL when
+   b->dim is 0), text (may be NULL), tags as key/value strings.  Nothing
+   is checked but memory: NF_ENOMEM. */
+int nf_batch_add(nf_batch_t *b, const char *id, size_t idlen, const float *vector,
+                 const char *text, size_t textlen, const char *const *keys,
+                 const char *const *values, size_t ntags);
+
+/* Add document i of the checked batch src, its id, vector row, text and
+   tags copied as byte ranges (the router's split). */
+int nf_batch_add_from(nf_batch_t *b, const Nflow__IndexBatch *src, size_t i);
+
+/* The wire view of b: out's pointers point into b's buffers (valid until
+   b changes); columns with nothing in them are left empty. */
+void nf_batch_view(const nf_batch_t *b, Nflow__IndexBatch *out);
+
+/* The same ids as a DeleteRequest view. */
+void nf_batch_view_delete(const nf_batch_t *b, Nflow__DeleteRequest *out);
+
+#endif
