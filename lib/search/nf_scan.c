@@ -57,8 +57,10 @@
 #include "nf_scan.h"
 
 #include "nf_error.h"
+#include "nf_filter.h"
 
 #include <cblas.h>
+#include <time.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,6 +97,8 @@ typedef struct {
     const float *qpad;          /* few queries: nq x dpad zero-padded copy, else NULL */
     size_t dpad;
     s_dots_fn dots;             /* few queries: the dot kernel */
+    const nf_filter_prog_t *prog;   /* filter bound to the segment, or NULL */
+    size_t gather;              /* rows gathered at most per product (filter) */
 } s_job_t;
 
 /* One thread's share: windows [w0, w1) for all queries. */
@@ -110,6 +114,10 @@ typedef struct {
     bool started;
     bool failed;                /* the segment returned no rows for a window */
     bool stopped;               /* the stop flag was set between windows */
+    uint64_t *sel;              /* filter: window bitmap of kept live rows */
+    float *gx, *gn;             /* filter: gathered rows and their norms */
+    uint64_t *grow;             /* filter: their row numbers */
+    nf_scan_stats_t st;
 } s_worker_t;
 
 /* 16 floats: GCC vector extensions, lowered to one zmm, two ymm or four
@@ -151,12 +159,13 @@ s_push_block(nf_topk_t *t, const float *sb, size_t bn, uint64_t row0, uint64_t d
         (out) = (u_[0] | u_[1] | u_[2] | u_[3] | u_[4] | u_[5] | u_[6] | u_[7]) != 0; \
     } while (0)
 
-/* The fused pass over one query's row of S (wn scores of rows row0..).
+/* The fused pass over one query's row of S (wn scores of rows row0..;
+   bit j of dead[j / 64], when dead is not NULL, excludes row row0 + j).
    l2: score = (||q||^2 + ||x||^2) - 2 q.x, clamped at 0; smaller is better.
    2 q.x is exact, so the score does not depend on FMA contraction. */
 NF_TARGET_CLONES static void
 s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
-          uint64_t row0, const uint64_t *tomb)
+          uint64_t row0, const uint64_t *dead)
 {
     const s_vf zero = {0};
     for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
@@ -189,7 +198,7 @@ s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
             }
         }
         if (hit)
-            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+            s_push_block(t, sb, bn, row0 + j0, dead ? dead[j0 / 64] : 0);
     }
 }
 
@@ -198,7 +207,7 @@ s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
    better. */
 NF_TARGET_CLONES static void
 s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
-          uint64_t row0, const uint64_t *tomb)
+          uint64_t row0, const uint64_t *dead)
 {
     for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
         float *sb = s + j0;
@@ -233,7 +242,7 @@ s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
             }
         }
         if (hit)
-            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+            s_push_block(t, sb, bn, row0 + j0, dead ? dead[j0 / 64] : 0);
     }
 }
 
@@ -500,6 +509,157 @@ s_scores(const s_job_t *job, float *pad, size_t q0, size_t m, const float *X, si
                     1.0f, job->queries + q0 * job->dim, d, X, d, 0.0f, S, (int) wn);
 }
 
+/* Scores of one query block against wn rows X (norms xn) of rows row0..
+   fused into the top-ks; dead excludes rows (relative to row0). */
+static void
+s_product(s_worker_t *w, const float *X, const float *xn, size_t wn, uint64_t row0,
+          const uint64_t *dead)
+{
+    const s_job_t *job = w->job;
+    if (job->metric == NF_METRIC_COSINE)
+        s_inv_norms(w->invx, xn, wn);
+    for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
+        size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
+        s_scores(job, w->pad, q0, m, X, wn, w->S);
+        for (size_t i = 0; i < m; i++) {
+            float *sc = w->S + i * wn;
+            nf_topk_t *t = &w->topk[q0 + i];
+            if (job->metric == NF_METRIC_L2)
+                s_fuse_l2(sc, xn, wn, job->qaux[q0 + i], t, row0, dead);
+            else if (job->metric == NF_METRIC_IP)
+                s_fuse_ip(sc, NULL, wn, 0.0f, t, row0, dead);
+            else
+                s_fuse_ip(sc, w->invx, wn, job->qaux[q0 + i], t, row0, dead);
+        }
+    }
+}
+
+/* The same over gathered rows: w->gx / w->gn hold cnt rows whose numbers
+   are w->grow[]. */
+static void
+s_product_gathered(s_worker_t *w, size_t cnt)
+{
+    const s_job_t *job = w->job;
+    if (job->metric == NF_METRIC_COSINE)
+        s_inv_norms(w->invx, w->gn, cnt);
+    for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
+        size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
+        s_scores(job, w->pad, q0, m, w->gx, cnt, w->S);
+        for (size_t i = 0; i < m; i++) {
+            const float *sc = w->S + i * cnt;
+            nf_topk_t *t = &w->topk[q0 + i];
+            float qa = job->qaux[q0 + i];
+            for (size_t j = 0; j < cnt; j++) {
+                float v = sc[j];
+                if (job->metric == NF_METRIC_L2) {
+                    v = (qa + w->gn[j]) - (v + v);
+                    v = v < 0.0f ? 0.0f : v;
+                } else if (job->metric == NF_METRIC_COSINE) {
+                    v = v * w->invx[j] * qa;
+                }
+                if (!nf_topk_rejects(t, v))
+                    nf_topk_push(t, v, w->grow[j]);
+            }
+        }
+    }
+}
+
+static uint64_t
+s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* One window under a filter.  From the count of kept rows (measured, per
+   window): none -> the vectors are not read; few (at most half the rows of
+   the 64-row blocks that hold one) -> they are gathered into a dense
+   buffer and go through the same product (sgemv / dot kernel / sgemm) as
+   a window, so the cost is that of the kept rows; else the product runs
+   over each run of consecutive 64-row blocks holding a kept row (blocks
+   without one are not read), or over the whole window when nearly every
+   block holds one; the bitmap excludes the other rows in the fused pass. */
+static bool
+s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
+{
+    const s_job_t *job = w->job;
+    size_t nw = (wn + 63) / 64;
+    uint64_t t0 = s_now_ns();
+    uint64_t blocks_read = 0;
+    nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read);
+    uint64_t nsel = 0, nb = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (job->tomb)
+            w->sel[i] &= ~job->tomb[row0 / 64 + i];
+        nsel += (uint64_t) __builtin_popcountll(w->sel[i]);
+        nb += w->sel[i] != 0;
+    }
+    w->st.filter_ns += s_now_ns() - t0;
+    w->st.blocks_read += blocks_read;
+    w->st.rows_selected += nsel;
+    w->st.windows++;
+    if (nsel == 0) {
+        w->st.windows_skipped++;
+        return true;
+    }
+    uint32_t d = job->dim;
+    if (nsel * 2 <= nb * 64) {
+        w->st.windows_gathered++;
+        size_t cnt = 0;
+        for (size_t i = 0; i < nw; i++)
+            for (uint64_t word = w->sel[i]; word; word &= word - 1) {
+                uint64_t r = row0 + i * 64 + (uint64_t) __builtin_ctzll(word);
+                const float *x = nf_segment_vectors(job->seg, r, 1);
+                const float *xn = nf_segment_norms(job->seg, r, 1);
+                if (!x || !xn)
+                    return false;
+                memcpy(w->gx + cnt * d, x, d * sizeof(float));
+                w->gn[cnt] = *xn;
+                w->grow[cnt] = r;
+                if (++cnt == job->gather) {
+                    s_product_gathered(w, cnt);
+                    cnt = 0;
+                }
+            }
+        if (cnt)
+            s_product_gathered(w, cnt);
+        return true;
+    }
+    for (size_t i = 0; i < nw; i++)
+        w->sel[i] = ~w->sel[i];     /* now: the dead rows */
+    if (nb * 8 >= (uint64_t) nw * 7) {
+        w->st.windows_full++;
+        const float *X = nf_segment_vectors(job->seg, row0, wn);
+        const float *xn = nf_segment_norms(job->seg, row0, wn);
+        if (!X || !xn)
+            return false;
+        s_product(w, X, xn, wn, row0, w->sel);
+        return true;
+    }
+    w->st.windows_runs++;
+    for (size_t i = 0; i < nw;) {
+        if (w->sel[i] == ~0ull) {
+            i++;
+            continue;
+        }
+        size_t e = i;
+        while (e < nw && w->sel[e] != ~0ull)
+            e++;
+        uint64_t r = row0 + i * 64;
+        size_t rn = (e - i) * 64;
+        if (r + rn > row0 + wn)
+            rn = (size_t) (row0 + wn - r);
+        const float *X = nf_segment_vectors(job->seg, r, rn);
+        const float *xn = nf_segment_norms(job->seg, r, rn);
+        if (!X || !xn)
+            return false;
+        s_product(w, X, xn, rn, r, w->sel + i);
+        i = e;
+    }
+    return true;
+}
+
 static void *
 s_worker_run(void *arg)
 {
@@ -512,6 +672,14 @@ s_worker_run(void *arg)
         }
         uint64_t row0 = win * job->window;
         size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
+        if (job->prog) {
+            if (!s_window_filtered(w, row0, wn)) {
+                w->failed = true;
+                return NULL;
+            }
+            nf_segment_release(job->seg, row0, wn);
+            continue;
+        }
         const float *X = nf_segment_vectors(job->seg, row0, wn);
         const float *xn = nf_segment_norms(job->seg, row0, wn);
         if (!X || !xn) {
@@ -526,12 +694,13 @@ s_worker_run(void *arg)
             for (size_t i = 0; i < m; i++) {
                 float *s = w->S + i * wn;
                 nf_topk_t *t = &w->topk[q0 + i];
+                const uint64_t *dead = job->tomb ? job->tomb + row0 / 64 : NULL;
                 if (job->metric == NF_METRIC_L2)
-                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, job->tomb);
+                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, dead);
                 else if (job->metric == NF_METRIC_IP)
-                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, job->tomb);
+                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, dead);
                 else
-                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, job->tomb);
+                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, dead);
             }
         }
         nf_segment_release(job->seg, row0, wn);
@@ -615,6 +784,19 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
                             (unsigned long long) job.window);
 
     int rc = NF_ENOMEM;
+    nf_filter_prog_t *prog = NULL;
+    if (opts && opts->stats)
+        memset(opts->stats, 0, sizeof *opts->stats);
+    if (opts && opts->filter) {
+        if ((rc = nf_filter_bind(opts->filter, seg, &prog)))
+            return rc;
+        job.prog = prog;
+        /* gathered rows per product: a window at most, and about 2 MiB */
+        uint64_t g = (2u << 20) / ((uint64_t) job.dim * sizeof(float));
+        g = g < 16 ? 16 : g / 16 * 16;
+        job.gather = (size_t) (g < job.window ? g : job.window);
+        rc = NF_ENOMEM;
+    }
     float *qaux = malloc(nq * sizeof *qaux);
     s_worker_t *workers = calloc((size_t) nt, sizeof *workers);
     float *qpad = NULL;
@@ -652,6 +834,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         if (!w->S || (job.metric == NF_METRIC_COSINE && !w->invx) || (qpad && !w->pad)
             || !w->topk || !w->heaps)
             goto done;
+        if (prog && (!(w->sel = malloc((job.window / 64 + 1) * sizeof *w->sel))
+                     || !(w->gx = malloc(job.gather * job.dim * sizeof *w->gx))
+                     || !(w->gn = malloc(job.gather * sizeof *w->gn))
+                     || !(w->grow = malloc(job.gather * sizeof *w->grow))))
+            goto done;
         for (size_t q = 0; q < nq; q++)
             nf_topk_init(&w->topk[q], w->heaps + q * k, k, job.larger_better);
     }
@@ -681,6 +868,18 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
             goto done;
         }
 
+    if (opts && opts->stats)
+        for (int i = 0; i < nt; i++) {
+            nf_scan_stats_t *a = opts->stats, *b = &workers[i].st;
+            a->filter_ns += b->filter_ns;
+            a->rows_selected += b->rows_selected;
+            a->blocks_read += b->blocks_read;
+            a->windows += b->windows;
+            a->windows_skipped += b->windows_skipped;
+            a->windows_gathered += b->windows_gathered;
+            a->windows_runs += b->windows_runs;
+            a->windows_full += b->windows_full;
+        }
     /* Merge into worker 0's collections, sort, copy out. */
     for (size_t q = 0; q < nq; q++) {
         nf_topk_t *t = &workers[0].topk[q];
@@ -701,7 +900,12 @@ done:
             free(workers[i].pad);
             free(workers[i].topk);
             free(workers[i].heaps);
+            free(workers[i].sel);
+            free(workers[i].gx);
+            free(workers[i].gn);
+            free(workers[i].grow);
         }
+    nf_filter_prog_destroy(&prog);
     free(workers);
     free(qaux);
     free(qpad);
