@@ -126,6 +126,8 @@ static const struct {
     {"genre == \"scifi\"", p_kweq},
     {"genre != 'scifi'", p_kwne},
     {"genre in [\"drama\", \"x y\"]", p_kwin},
+    {"genre in ['q1', 'drama', 'q2', 'q3', 'q4', 'x y', 'q5', 'q6', 'q7', 'q8', 'q9']", p_kwin},
+    {"genre not in ['q1', 'drama', 'q2', 'q3', 'q4', 'x y', 'q5', 'q6', 'q7', 'q8']", p_kwnotin},
     {"genre not in [\"drama\", \"x y\"]", p_kwnotin},
     {"genre == \"nosuch\"", p_kwabsent},
     {"labels contains \"c\"", p_has},

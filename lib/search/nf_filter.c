@@ -700,6 +700,8 @@ typedef struct {
     uint32_t *kids;         /* and / or / not */
     uint32_t nkids;
     uint64_t mask;          /* summary presence mask of the ids */
+    uint64_t *idbits;       /* long keyword lists: bit per dictionary id */
+    uint32_t idmax;         /* ids above it are in no list */
 } s_bnode_t;
 
 struct nf_filter_prog {
@@ -720,6 +722,7 @@ nf_filter_prog_destroy(nf_filter_prog_t **self_p)
         free(p->nodes[i].iv);
         free(p->nodes[i].fv);
         free(p->nodes[i].kids);
+        free(p->nodes[i].idbits);
     }
     free(p->nodes);
     free(p);
@@ -821,6 +824,15 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 b->nids = o;
                 for (uint32_t j = 0; j < b->nids; j++)
                     b->mask |= 1ull << (b->ids[j] % 64);
+                if (b->nids > 8) {      /* membership by one bit test per row */
+                    b->idmax = b->ids[b->nids - 1];
+                    if (!(b->idbits = calloc(b->idmax / 64 + 1, sizeof *b->idbits))) {
+                        rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
+                        break;
+                    }
+                    for (uint32_t j = 0; j < b->nids; j++)
+                        b->idbits[b->ids[j] / 64] |= 1ull << (b->ids[j] % 64);
+                }
             } else if (fd->type == NF_FIELD_FLOAT) {
                 if (!(b->fv = malloc((n->n + 1) * sizeof *b->fv))) {
                     rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
@@ -882,24 +894,16 @@ s_in_f64(const double *v, uint32_t n, double x)
     return a < n && v[a] == x;
 }
 
-static bool
-s_in_u32(const uint32_t *v, uint32_t n, uint32_t x)
+/* x in the bound list of b (ids sorted; idbits for long lists). */
+static inline bool
+s_in_ids(const s_bnode_t *b, uint32_t x)
 {
-    if (n <= 8) {
-        bool r = false;
-        for (uint32_t j = 0; j < n; j++)
-            r |= v[j] == x;
-        return r;
-    }
-    uint32_t a = 0, b = n;
-    while (a < b) {
-        uint32_t m = a + (b - a) / 2;
-        if (v[m] < x)
-            a = m + 1;
-        else
-            b = m;
-    }
-    return a < n && v[a] == x;
+    if (b->idbits)
+        return x <= b->idmax && (b->idbits[x / 64] >> (x % 64) & 1);
+    for (uint32_t j = 0; j < b->nids; j++)
+        if (b->ids[j] == x)
+            return true;
+    return false;
 }
 
 /* What the block summary says of leaf b. */
@@ -1104,9 +1108,9 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
         } else if (b->kind == N_NOTNULL) {
             S_WORDS(v[j] != 0)
         } else if (b->kind == N_IN) {
-            S_WORDS(v[j] != 0 && s_in_u32(b->ids, b->nids, v[j]))
+            S_WORDS(v[j] != 0 && s_in_ids(b, v[j]))
         } else if (b->kind == N_NOTIN) {
-            S_WORDS(v[j] != 0 && !s_in_u32(b->ids, b->nids, v[j]))
+            S_WORDS(v[j] != 0 && !s_in_ids(b, v[j]))
         } else if (b->op == OP_EQ) {
             if (!x)
                 memset(out, 0, nw * 8);
@@ -1139,7 +1143,7 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
                     uint64_t e = end[j] & ~NF_KWS_NULL;
                     bool hit = false;
                     for (uint64_t q = S_START(j); q < e && !hit; q++)
-                        hit = s_in_u32(b->ids, b->nids, ids[q]);
+                        hit = s_in_ids(b, ids[q]);
                     word |= (uint64_t) hit << jj;
                 }
                 out[w] = word;

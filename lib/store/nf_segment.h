@@ -222,6 +222,12 @@ typedef struct {
 } nf_column_t;
 int nf_segment_column(nf_segment_t *self, size_t i, uint64_t row0, uint64_t n, nf_column_t *out);
 
+/* Keywords in field i's dictionary (ids are 1 .. this); 0 for other types. */
+uint32_t nf_segment_keyword_count(const nf_segment_t *self, size_t i);
+
+/* Keyword of dictionary id (1..) of field i, or NULL. */
+const char *nf_segment_keyword(const nf_segment_t *self, size_t i, uint32_t id);
+
 /* Dictionary id (1..) of a keyword of field i, 0 when no row has it. */
 uint32_t nf_segment_keyword_id(const nf_segment_t *self, size_t i, const char *kw, size_t len);
 
@@ -283,6 +289,16 @@ int nf_segment_verify(const char *dir, uint64_t *bytes_checked);
    else is dropped.  Takes the writer lock.  *report (may be NULL; caller
    frees) gets a text saying, per batch, what was kept and what dropped. */
 int nf_segment_repair(const char *dir, char **report);
+
+/* Rewrite the segment in dir without its deleted rows (nf_segment_compact.c):
+   the live rows, with their ids, payloads and field values, in row order,
+   go to a new segment in the sibling directory "DIR.compact~" (synced
+   commit by commit), which is then swapped with dir by one atomic
+   renameat2(RENAME_EXCHANGE); the old one is removed.  A crash at any
+   point leaves dir whole: the old segment or the new one.  Takes the
+   writer lock (NF_ELOCKED when an indexer holds it).  *kept / *dropped
+   (may be NULL) get the rows written and the deleted rows left out. */
+int nf_segment_compact(const char *dir, uint64_t *kept, uint64_t *dropped);
 
 /* --- access for the scan (nf_scan) and for answering results --- */
 

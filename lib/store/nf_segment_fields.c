@@ -729,6 +729,20 @@ nf_segment_column(nf_segment_t *s, size_t i, uint64_t row0, uint64_t n, nf_colum
 }
 
 uint32_t
+nf_segment_keyword_count(const nf_segment_t *s, size_t i)
+{
+    return s && i < s->nfields ? s->fields[i].dict.n : 0;
+}
+
+const char *
+nf_segment_keyword(const nf_segment_t *s, size_t i, uint32_t id)
+{
+    if (!s || i >= s->nfields || id == 0 || id > s->fields[i].dict.n)
+        return NULL;
+    return s->fields[i].dict.buf + s->fields[i].dict.off[id - 1];
+}
+
+uint32_t
 nf_segment_keyword_id(const nf_segment_t *s, size_t i, const char *kw, size_t len)
 {
     if (!s || i >= s->nfields || s->fields[i].kdict < 0)
