@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { N_AND, N_OR, N_NOT, N_CMP, N_IN, N_NOTIN, N_HAS, N_HASANY, N_HASALL, N_ISNULL,
        N_NOTNULL };
@@ -824,7 +827,8 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 b->nids = o;
                 for (uint32_t j = 0; j < b->nids; j++)
                     b->mask |= 1ull << (b->ids[j] % 64);
-                if (b->nids > 8) {      /* membership by one bit test per row */
+                if (b->nids && b->ids[b->nids - 1] < (1u << 26)) {
+                    /* membership by one branch-free bit test per row */
                     b->idmax = b->ids[b->nids - 1];
                     if (!(b->idbits = calloc(b->idmax / 64 + 1, sizeof *b->idbits))) {
                         rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
@@ -898,8 +902,10 @@ s_in_f64(const double *v, uint32_t n, double x)
 static inline bool
 s_in_ids(const s_bnode_t *b, uint32_t x)
 {
-    if (b->idbits)
-        return x <= b->idmax && (b->idbits[x / 64] >> (x % 64) & 1);
+    if (b->idbits) {
+        uint32_t y = x <= b->idmax ? x : 0;     /* id 0 is in no list */
+        return b->idbits[y / 64] >> (y % 64) & 1;
+    }
     for (uint32_t j = 0; j < b->nids; j++)
         if (b->ids[j] == x)
             return true;
@@ -1009,16 +1015,46 @@ s_tri(const nf_filter_prog_t *p, uint32_t id, uint64_t block)
     return m ? s_tri_leaf(b, m) : TRI_SOME;
 }
 
-/* Word of 64 rows from a predicate on row j of the run. */
+/* 64 bytes (0 or 0xff each) -> 64 bits. */
+static inline uint64_t
+s_pack64(const uint8_t *m)
+{
+#if defined(__SSE2__)
+    uint64_t w = 0;
+    for (int i = 0; i < 4; i++) {
+        __m128i v;
+        memcpy(&v, m + 16 * i, 16);
+        w |= (uint64_t) (uint16_t) _mm_movemask_epi8(v) << (16 * i);
+    }
+    return w;
+#else
+    uint64_t w = 0;
+    for (int i = 0; i < 64; i++)
+        w |= (uint64_t) (m[i] & 1) << i;
+    return w;
+#endif
+}
+
+/* Words of 64 rows from a predicate on row j of the run: the predicate
+   fills 64 bytes (a loop the compiler vectorises when the predicate is a
+   plain compare), packed into one word. */
 #define S_WORDS(EXPR)                                                   \
     for (size_t w = 0; w < nw; w++) {                                   \
         size_t j0 = w * 64, jn = n - j0 < 64 ? n - j0 : 64;             \
-        uint64_t word = 0;                                              \
-        for (size_t jj = 0; jj < jn; jj++) {                            \
-            size_t j = j0 + jj;                                         \
-            word |= (uint64_t) (EXPR) << jj;                            \
+        uint8_t m_[64];                                                 \
+        if (jn == 64) {                                                 \
+            for (size_t jj = 0; jj < 64; jj++) {                        \
+                size_t j = j0 + jj;                                     \
+                m_[jj] = (EXPR) ? 0xff : 0;                             \
+            }                                                           \
+        } else {                                                        \
+            memset(m_, 0, sizeof m_);                                   \
+            for (size_t jj = 0; jj < jn; jj++) {                        \
+                size_t j = j0 + jj;                                     \
+                m_[jj] = (EXPR) ? 0xff : 0;                             \
+            }                                                           \
         }                                                               \
-        out[w] = word;                                                  \
+        out[w] = s_pack64(m_);                                          \
     }
 
 static bool

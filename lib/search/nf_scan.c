@@ -606,24 +606,43 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
     uint32_t d = job->dim;
     if (nsel * 2 <= nb * 64) {
         w->st.windows_gathered++;
-        size_t cnt = 0;
-        for (size_t i = 0; i < nw; i++)
-            for (uint64_t word = w->sel[i]; word; word &= word - 1) {
-                uint64_t r = row0 + i * 64 + (uint64_t) __builtin_ctzll(word);
-                const float *x = nf_segment_vectors(job->seg, r, 1);
-                const float *xn = nf_segment_norms(job->seg, r, 1);
-                if (!x || !xn)
-                    return false;
-                memcpy(w->gx + cnt * d, x, d * sizeof(float));
-                w->gn[cnt] = *xn;
-                w->grow[cnt] = r;
-                if (++cnt == job->gather) {
-                    s_product_gathered(w, cnt);
-                    cnt = 0;
+        const float *X = nf_segment_vectors(job->seg, row0, wn);
+        const float *xn = nf_segment_norms(job->seg, row0, wn);
+        if (!X || !xn)
+            return false;
+        size_t i = 0;
+        uint64_t word = nw ? w->sel[0] : 0;
+        for (;;) {
+            /* the next rows' numbers, then their copies: each row's lines
+               are prefetched a few rows ahead (they are scattered, so the
+               hardware prefetcher does not see them coming) */
+            size_t cnt = 0;
+            while (cnt < job->gather && i < nw) {
+                if (!word) {
+                    if (++i < nw)
+                        word = w->sel[i];
+                    continue;
                 }
+                w->grow[cnt++] = i * 64 + (uint64_t) __builtin_ctzll(word);
+                word &= word - 1;
             }
-        if (cnt)
+            if (!cnt)
+                break;
+            const size_t ahead = 6, line = 64 / sizeof(float);
+            for (size_t j = 0; j < cnt && j < ahead; j++)
+                for (size_t c = 0; c < d; c += line)
+                    __builtin_prefetch(X + w->grow[j] * d + c);
+            for (size_t j = 0; j < cnt; j++) {
+                if (j + ahead < cnt)
+                    for (size_t c = 0; c < d; c += line)
+                        __builtin_prefetch(X + w->grow[j + ahead] * d + c);
+                uint64_t r = w->grow[j];
+                memcpy(w->gx + j * d, X + r * d, d * sizeof(float));
+                w->gn[j] = xn[r];
+                w->grow[j] = row0 + r;
+            }
             s_product_gathered(w, cnt);
+        }
         return true;
     }
     for (size_t i = 0; i < nw; i++)
