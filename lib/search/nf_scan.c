@@ -572,14 +572,25 @@ s_now_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
+/* Costs behind the choice between gathering the kept rows of a window and
+   streaming the blocks that hold them, in tenths of the cost of streaming
+   one row: gathering a row (scattered reads, a page fault for nearly every
+   row at low selectivity, the copy) ~ 40; one query's product on a row ~ 1
+   (measured at 1M x 128 on the 2-core benchmark machine: a gathered row
+   ~220 ns against ~60 ns streamed at q = 1; sgemm at q = 100 ~ 11x the
+   streaming cost).  So at q = 1 up to ~27% of the rows are gathered, at
+   q = 100 up to ~79%. */
+#define S_COST_GATHER 40
+#define S_COST_STREAM 10
+
 /* One window under a filter.  From the count of kept rows (measured, per
-   window): none -> the vectors are not read; few (at most half the rows of
-   the 64-row blocks that hold one) -> they are gathered into a dense
-   buffer and go through the same product (sgemv / dot kernel / sgemm) as
-   a window, so the cost is that of the kept rows; else the product runs
-   over each run of consecutive 64-row blocks holding a kept row (blocks
-   without one are not read), or over the whole window when nearly every
-   block holds one; the bitmap excludes the other rows in the fused pass. */
+   window): none -> the vectors are not read; few (see the costs above) ->
+   they are gathered into a dense buffer and go through the same product
+   (sgemv / dot kernel / sgemm) as a window, so the cost is that of the
+   kept rows; else the product runs over each run of consecutive 64-row
+   blocks holding a kept row (blocks without one are not read), or over the
+   whole window when nearly every block holds one; the bitmap excludes the
+   other rows in the fused pass. */
 static bool
 s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
 {
@@ -604,7 +615,8 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
         return true;
     }
     uint32_t d = job->dim;
-    if (nsel * 2 <= nb * 64) {
+    uint64_t nq = job->nq;
+    if (nsel * (S_COST_GATHER + nq) < nb * 64 * (S_COST_STREAM + nq)) {
         w->st.windows_gathered++;
         const float *X = nf_segment_vectors(job->seg, row0, wn);
         const float *xn = nf_segment_norms(job->seg, row0, wn);
