@@ -1,9 +1,11 @@
-/*  nflow segment build|search|info|verify|repair: work on one segment
-    directory without a flow.  build reads documents (nf_vecio) and appends
-    them (nf_segment); search runs the exact scan (nf_scan) for a file of
-    queries; info prints the commit figures and file sizes; verify checks
-    every body chunk against its checksum; repair re-commits what an open
-    kept in recovered/.  Every command that opens a segment prints its
+/*  nflow segment build|search|info|verify|repair|compact: work on one
+    segment directory without a flow.  build reads documents and their typed
+    fields (nf_vecio) and appends them (nf_segment); search runs the exact
+    scan (nf_scan), with a filter (nf_filter) when given, for a file of
+    queries; info prints the commit figures, fields and file sizes; verify
+    checks every body chunk against its checksum; repair re-commits what an
+    open kept in recovered/; compact rewrites the segment without its
+    deleted rows.  Every command that opens a segment prints its
     notice (nf_segment_notice) to stderr.  Exit status: 0 ok, 1 runtime
     error (the nf_error_msg text after "nflow segment CMD: "), 2 usage
     error.                                                                 */

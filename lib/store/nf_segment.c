@@ -36,16 +36,18 @@
        16 u32 metric          20 u32 file-table entries in use (8)
        24 u64 seq             32 u64 rows         40 u64 deleted rows
        48 u32 log2 of the checksum chunk (20)     52 u32 incompatible
-       feature bits (0; a reader refuses bits it does not know)
+       feature bits (1 = typed fields; a reader refuses bits it does not
+       know)
        56 u32 compatible feature bits (0)         60..127 zero
       128 file table: 64 entries of {u64 committed body bytes, u64 body
           bytes at the previous commit, u64 XXH3-64 of the body's trailing
           partial chunk (checksums.nfc: of its whole body)}, indexed
           0 vectors, 1 norms, 2 ids.dat, 3 ids.off, 4 payload.dat,
-          5 payload.off, 6 deletes.nfd, 7 checksums.nfc; 8 is reserved for
-          a field schema and 9..63 for field columns, so typed fields can
-          be added without a version bump (a segment without them has 8
-          entries and opens as before).
+          5 payload.off, 6 deletes.nfd, 7 checksums.nfc; 8 the field
+          schema fields.nfs and 9..63 the field columns (their layout is
+          at the top of nf_segment_fields.c): a segment with fields sets
+          incompatible feature bit 1 and uses 10..64 entries, one without
+          them has 8 entries and opens as before.
      1664..2039 zero
      2040 u64 XXH3-64 of bytes 0..2039
     The current commit is the valid slot (magic, version, checksum, values
@@ -86,7 +88,9 @@
     keeps constant memory.  Writers grow the files in chunks (fallocate;
     vectors in 2 MiB blocks) and trim them to the committed size on close.
 
-    Code: this file opens, creates, closes, reads and verifies a segment;
+    Code: this file opens, creates, closes, reads and verifies a segment
+    (every loop over files goes to s->nfiles: the 8 files, then the field
+    schema and columns, which nf_segment_fields.c names and checks);
     nf_segment_write.c grows and commits it, keeps the id -> row table and
     does append and delete; nf_segment_repair.c re-commits recovered rows;
     nf_segment_impl.h (private) holds the handle struct and what they share. */

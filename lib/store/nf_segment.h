@@ -5,8 +5,10 @@
     committed bytes), the row norms (||x||^2, computed once at append), the
     document ids with an id-to-row map, the per-row payload bytes (encoded
     by nf_payload.h, opaque to this module), the delete log (replayed into a
-    bitmap at open) and the chunk checksums of every file's body.  The
-    format (version 2) is described at the top of nf_segment.c.
+    bitmap at open), the chunk checksums of every file's body, and typed
+    field columns with their schema, dictionaries and block summaries
+    (nf_segment_fields.c); compaction (nf_segment_compact.c).  The format
+    (version 2) is described at the top of nf_segment.c.
 
     Durability: nf_segment_append and nf_segment_delete return only after
     their data and the commit slot are synced; a crash at any instant leaves

@@ -766,6 +766,8 @@ void nf_seg_fields_release(nf_segment_t *s, uint64_t row0, uint64_t n);
 void
 nf_seg_fields_release(nf_segment_t *s, uint64_t row0, uint64_t n)
 {
+    if (n == 0 || row0 + n > s->rows)
+        return;
     bool last = row0 + n >= s->rows;
     for (size_t i = 0; i < s->nfields; i++) {
         const s_field_t *f = &s->fields[i];
