@@ -117,6 +117,7 @@ typedef struct {
     uint64_t *sel;              /* filter: window bitmap of kept live rows */
     float *gx, *gn;             /* filter: gathered rows and their norms */
     uint64_t *grow;             /* filter: their row numbers */
+    bool read_before;           /* filter: the previous window's vectors were read */
     nf_scan_stats_t st;
 } s_worker_t;
 
@@ -592,7 +593,7 @@ s_now_ns(void)
    whole window when nearly every block holds one; the bitmap excludes the
    other rows in the fused pass. */
 static bool
-s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
+s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
 {
     const s_job_t *job = w->job;
     size_t nw = (wn + 63) / 64;
@@ -610,6 +611,9 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
     w->st.blocks_read += blocks_read;
     w->st.rows_selected += nsel;
     w->st.windows++;
+    /* what to release after: nothing when the summaries decided the window
+       (no page was touched), the columns when only they were read */
+    *read = nsel ? 2 : blocks_read ? 1 : 0;
     if (nsel == 0) {
         w->st.windows_skipped++;
         return true;
@@ -704,11 +708,18 @@ s_worker_run(void *arg)
         uint64_t row0 = win * job->window;
         size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
         if (job->prog) {
-            if (!s_window_filtered(w, row0, wn)) {
+            int read = 2;
+            if (!s_window_filtered(w, row0, wn, &read)) {
                 w->failed = true;
                 return NULL;
             }
-            nf_segment_release(job->seg, row0, wn);
+            /* a window after one whose vectors were read releases too: it
+               drops the 2 MiB block the two share (nf_segment_release) */
+            if (read == 2 || w->read_before)
+                nf_segment_release(job->seg, row0, wn);
+            else if (read == 1)
+                nf_segment_release_columns(job->seg, row0, wn);
+            w->read_before = read == 2;
             continue;
         }
         const float *X = nf_segment_vectors(job->seg, row0, wn);

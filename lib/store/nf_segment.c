@@ -1191,6 +1191,14 @@ nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
 }
 
 void
+nf_segment_release_columns(nf_segment_t *s, uint64_t row0, uint64_t n)
+{
+    if (!s || row0 >= s->rows)
+        return;
+    nf_seg_fields_release(s, row0, n > s->rows - row0 ? s->rows - row0 : n);
+}
+
+void
 nf_segment_release_lookups(nf_segment_t *s)
 {
     static const int kinds[] = {S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF};

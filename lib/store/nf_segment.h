@@ -319,6 +319,10 @@ const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
    windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
 
+/* The same for the field columns only (a filtered scan that read the
+   columns of rows [row0, row0+n) but none of their vectors). */
+void nf_segment_release_columns(nf_segment_t *self, uint64_t row0, uint64_t n);
+
 /* Hint that the ids and payloads read through nf_segment_id /
    nf_segment_payload (and the id table's lookups) may leave resident
    memory: drops the mapped pages of ids.dat, ids.off, payload.dat and
