@@ -102,6 +102,7 @@ P(p_complex, (!x->year_null && x->year >= 2000
               && !x->genre_null && (x->genre == 0 || x->genre == 1)) && !(!x->ok_null && x->ok))
 P(p_or, (!x->year_null && x->year < 1992) || s_lab(x, 0) || x->genre_null)
 P(p_nested, !((!x->year_null && x->year > 2000) || (!x->price_null && x->price < 50)))
+P(p_rare, !x->price_null && x->price == 12.5 && !x->genre_null && x->genre == 0)
 P(p_all, true)
 P(p_none, !x->year_null && x->year > 3000)
 
@@ -144,6 +145,7 @@ static const struct {
     {"year < 1992 or labels contains \"a\" or genre is null", p_or},
     {"not (year > 2000 or (price < 50))", p_nested},
     {"year is null or year is not null", p_all},
+    {"price == 12.5 and genre == \"scifi\"", p_rare},
     {"year > 3000", p_none},
 };
 
@@ -342,7 +344,7 @@ s_check_case(nf_segment_t *seg, nf_metric_t m, const float *qs, size_t nq, const
     nf_filter_destroy(&f);
 }
 
-static uint64_t s_paths[4];
+static uint64_t s_paths[4], s_rows_read;
 
 static void
 test_exact(nf_metric_t m)
@@ -376,6 +378,18 @@ test_exact(nf_metric_t m)
         s_paths[1] += st.windows_gathered;
         s_paths[2] += st.windows_runs;
         s_paths[3] += st.windows_full;
+        nf_filter_destroy(&f);
+    }
+    /* very few rows in a large window: read with pread */
+    {
+        nf_filter_t *f = NULL;
+        CHECK_OK(nf_filter_parse_for("price == 12.5 and genre == \"scifi\"", seg, &f));
+        nf_hit_t out[K];
+        size_t cnt;
+        nf_scan_stats_t st;
+        nf_scan_opts_t o = {.threads = 1, .filter = f, .stats = &st};
+        CHECK_OK(nf_scan_search(seg, qs, 1, K, &o, out, &cnt));
+        s_rows_read += st.rows_read;
         nf_filter_destroy(&f);
     }
     /* reopen: same schema, same answers */
@@ -557,7 +571,9 @@ main(void)
     }
     /* every path ran */
     CHECK(s_paths[0] > 0 && s_paths[1] > 0 && s_paths[2] > 0 && s_paths[3] > 0);
-    fprintf(stderr, "paths: skipped %llu gathered %llu runs %llu full %llu\n",
+    CHECK(s_rows_read > 0);
+    fprintf(stderr, "paths: pread rows %llu, windows skipped %llu gathered %llu runs %llu "
+            "full %llu\n", (unsigned long long) s_rows_read,
             (unsigned long long) s_paths[0], (unsigned long long) s_paths[1],
             (unsigned long long) s_paths[2], (unsigned long long) s_paths[3]);
     return nf_test_done("filter");

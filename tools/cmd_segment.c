@@ -661,11 +661,12 @@ s_search(int argc, char **argv)
     if (stats)
         fprintf(stderr, "scan_s=%.6f rows=%" PRIu64 " live=%" PRIu64 " kept=%" PRIu64
                 " filter_s=%.6f blocks_read=%" PRIu64 " windows=%" PRIu64 " skipped=%" PRIu64
-                " gathered=%" PRIu64 " runs=%" PRIu64 " whole=%" PRIu64 "\n", secs,
+                " gathered=%" PRIu64 " rows_read=%" PRIu64 " runs=%" PRIu64 " whole=%" PRIu64
+                "\n", secs,
                 nf_segment_rows(seg), nf_segment_count(seg),
                 filter ? st.rows_selected : nf_segment_count(seg), (double) st.filter_ns / 1e9,
                 st.blocks_read, st.windows, st.windows_skipped, st.windows_gathered,
-                st.windows_runs, st.windows_full);
+                st.rows_read, st.windows_runs, st.windows_full);
     for (size_t q = 0; q < nq && rc == 0; q++) {
         rc = s_print_query(seg, q, hits + q * k, counts[q], json, matches, payloads, &of);
         nf_segment_release_lookups(seg);    /* ids and payloads do not pile up */

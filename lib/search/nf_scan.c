@@ -117,6 +117,7 @@ typedef struct {
     uint64_t *sel;              /* filter: window bitmap of kept live rows */
     float *gx, *gn;             /* filter: gathered rows and their norms */
     uint64_t *grow;             /* filter: their row numbers */
+    size_t gcnt;                /* filter: rows waiting in gx (< job->gather) */
     bool read_before;           /* filter: the previous window's vectors were read */
     nf_scan_stats_t st;
 } s_worker_t;
@@ -592,6 +593,17 @@ s_now_ns(void)
    blocks holding a kept row (blocks without one are not read), or over the
    whole window when nearly every block holds one; the bitmap excludes the
    other rows in the fused pass. */
+static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb);
+
+/* The gathered rows waiting in the worker's buffer through one product. */
+static void
+s_gather_flush(s_worker_t *w)
+{
+    if (w->gcnt)
+        s_product_gathered(w, w->gcnt);
+    w->gcnt = 0;
+}
+
 static bool
 s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
 {
@@ -620,47 +632,84 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     }
     uint32_t d = job->dim;
     uint64_t nq = job->nq;
-    if (nsel * (S_COST_GATHER + nq) < nb * 64 * (S_COST_STREAM + nq)) {
-        w->st.windows_gathered++;
-        const float *X = nf_segment_vectors(job->seg, row0, wn);
-        const float *xn = nf_segment_norms(job->seg, row0, wn);
-        if (!X || !xn)
-            return false;
-        size_t i = 0;
-        uint64_t word = nw ? w->sel[0] : 0;
-        for (;;) {
-            /* the next rows' numbers, then their copies: each row's lines
-               are prefetched a few rows ahead (they are scattered, so the
-               hardware prefetcher does not see them coming) */
-            size_t cnt = 0;
-            while (cnt < job->gather && i < nw) {
-                if (!word) {
-                    if (++i < nw)
-                        word = w->sel[i];
-                    continue;
-                }
-                w->grow[cnt++] = i * 64 + (uint64_t) __builtin_ctzll(word);
-                word &= word - 1;
+    /* very few rows (under 2 per 64 KiB of the window, the kernel's
+       fault-around unit): read with pread, no page mapped */
+    uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
+    bool by_read = nsel * (64u << 10) < 2 * wbytes;
+    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq))
+        return s_window_stream(w, row0, wn, nb);
+    /* gather: the kept rows join the worker's buffer, which goes through
+       one product when full (and at the end of the worker's windows), so
+       windows with a handful of kept rows do not each pay a product */
+    w->st.windows_gathered++;
+    const float *X = NULL, *xn = NULL;
+    if (by_read)
+        *read = blocks_read ? 1 : 0;
+    else if (!(X = nf_segment_vectors(job->seg, row0, wn))
+             || !(xn = nf_segment_norms(job->seg, row0, wn)))
+        return false;
+    size_t i = 0;
+    uint64_t word = nw ? w->sel[0] : 0;
+    for (;;) {
+        size_t cnt = 0, room = job->gather - w->gcnt;
+        uint64_t *rows = w->grow + w->gcnt;
+        float *gx = w->gx + w->gcnt * d, *gn = w->gn + w->gcnt;
+        while (cnt < room && i < nw) {
+            if (!word) {
+                if (++i < nw)
+                    word = w->sel[i];
+                continue;
             }
-            if (!cnt)
-                break;
+            rows[cnt++] = i * 64 + (uint64_t) __builtin_ctzll(word);
+            word &= word - 1;
+        }
+        if (!cnt)
+            break;
+        if (by_read) {
+            for (size_t j = 0; j < cnt; j++)
+                rows[j] += row0;
+            if (nf_segment_read_vectors(job->seg, rows, cnt, gx) != 0)
+                return false;
+            w->st.rows_read += cnt;
+            for (size_t j = 0; j < cnt; j++) {      /* as nf_segment_append computes it */
+                double acc = 0;
+                const float *x = gx + j * d;
+                for (uint32_t c = 0; c < d; c++)
+                    acc += (double) x[c] * x[c];
+                gn[j] = (float) acc;
+            }
+        } else {
+            /* each row's lines are prefetched a few rows ahead (they are
+               scattered: the hardware prefetcher does not see them) */
             const size_t ahead = 6, line = 64 / sizeof(float);
             for (size_t j = 0; j < cnt && j < ahead; j++)
                 for (size_t c = 0; c < d; c += line)
-                    __builtin_prefetch(X + w->grow[j] * d + c);
+                    __builtin_prefetch(X + rows[j] * d + c);
             for (size_t j = 0; j < cnt; j++) {
                 if (j + ahead < cnt)
                     for (size_t c = 0; c < d; c += line)
-                        __builtin_prefetch(X + w->grow[j + ahead] * d + c);
-                uint64_t r = w->grow[j];
-                memcpy(w->gx + j * d, X + r * d, d * sizeof(float));
-                w->gn[j] = xn[r];
-                w->grow[j] = row0 + r;
+                        __builtin_prefetch(X + rows[j + ahead] * d + c);
+                uint64_t r = rows[j];
+                memcpy(gx + j * d, X + r * d, d * sizeof(float));
+                gn[j] = xn[r];
+                rows[j] = row0 + r;
             }
-            s_product_gathered(w, cnt);
         }
-        return true;
+        w->gcnt += cnt;
+        if (w->gcnt == job->gather)
+            s_gather_flush(w);
     }
+    return true;
+}
+
+/* A filtered window streamed: the product over the runs of 64-row blocks
+   holding a kept row, or over the whole window when nearly every block
+   holds one (w->sel: the kept rows; nb blocks hold one). */
+static bool
+s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
+{
+    const s_job_t *job = w->job;
+    size_t nw = (wn + 63) / 64;
     for (size_t i = 0; i < nw; i++)
         w->sel[i] = ~w->sel[i];     /* now: the dead rows */
     if (nb * 8 >= (uint64_t) nw * 7) {
@@ -747,6 +796,7 @@ s_worker_run(void *arg)
         }
         nf_segment_release(job->seg, row0, wn);
     }
+    s_gather_flush(w);      /* the gathered rows still waiting (filter) */
     return NULL;
 }
 
@@ -919,6 +969,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
             a->windows += b->windows;
             a->windows_skipped += b->windows_skipped;
             a->windows_gathered += b->windows_gathered;
+            a->rows_read += b->rows_read;
             a->windows_runs += b->windows_runs;
             a->windows_full += b->windows_full;
         }

@@ -31,6 +31,7 @@ typedef struct {
     uint64_t windows;           /* windows of the scan */
     uint64_t windows_skipped;   /* no row selected: vectors not read */
     uint64_t windows_gathered;  /* few rows: distances on the gathered rows */
+    uint64_t rows_read;         /* of them, rows read with pread (very few per window) */
     uint64_t windows_runs;      /* products over the runs of 64-row blocks with a row */
     uint64_t windows_full;      /* one product over the whole window */
 } nf_scan_stats_t;

@@ -1146,6 +1146,27 @@ nf_segment_vectors(nf_segment_t *s, uint64_t row0, uint64_t n)
     return (const float *) (s->f[S_VEC].map + S_VEC_HDR) + row0 * s->dim;
 }
 
+int
+nf_segment_read_vectors(nf_segment_t *s, const uint64_t *rows, size_t n, float *dst)
+{
+    size_t vb = (size_t) s->dim * sizeof(float);
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i] >= s->rows)
+            return nf_error_set(NF_EINVAL, "%s: row %llu past the %llu rows", s->dir,
+                                (unsigned long long) rows[i], (unsigned long long) s->rows);
+        if (s->opts.vectors == NF_MEM_MEMORY) {
+            memcpy((char *) dst + i * vb, s->mvec + rows[i] * s->dim, vb);
+            continue;
+        }
+        ssize_t got = s_pread_all(s->f[S_VEC].fd, (char *) dst + i * vb, vb,
+                                  S_VEC_HDR + rows[i] * vb);
+        if (got != (ssize_t) vb)
+            return s_serr(s, S_VEC, NF_EIO, "read of row %llu: %s", (unsigned long long) rows[i],
+                          got < 0 ? strerror(errno) : "short read");
+    }
+    return 0;
+}
+
 const float *
 nf_segment_norms(nf_segment_t *s, uint64_t row0, uint64_t n)
 {

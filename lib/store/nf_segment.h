@@ -308,6 +308,13 @@ int nf_segment_compact(const char *dir, uint64_t *kept, uint64_t *dropped);
    NULL when the range goes past nf_segment_rows(). */
 const float *nf_segment_vectors(nf_segment_t *self, uint64_t row0, uint64_t n);
 
+/* Copy the vectors of rows[0..n) (each < nf_segment_rows()) into dst (n x
+   dim floats) without mapping them: pread under the mmap policy (for a
+   few scattered rows, one system call each costs less than faulting their
+   pages in and releasing them again), memcpy under memory.  NF_EIO /
+   NF_EINVAL naming the row on failure. */
+int nf_segment_read_vectors(nf_segment_t *self, const uint64_t *rows, size_t n, float *dst);
+
 /* ||x||^2 of rows [row0, row0+n) (NULL past the end). */
 const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
 
