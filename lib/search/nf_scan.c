@@ -632,10 +632,13 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     }
     uint32_t d = job->dim;
     uint64_t nq = job->nq;
-    /* very few rows (under 2 per 64 KiB of the window, the kernel's
-       fault-around unit): read with pread, no page mapped */
+    /* very few rows (under one per 128 KiB of the window; the kernel maps
+       64 KiB around a fault): read with pread, no page mapped.  Measured at
+       1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against 3.5-6.5 ms
+       faulting the pages in and out; 1% kept, pread 13-23 ms against
+       10-16 ms through the mapping (a busy machine). */
     uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
-    bool by_read = nsel * (64u << 10) < 2 * wbytes;
+    bool by_read = nsel * (64u << 10) * 2 < wbytes;
     if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq))
         return s_window_stream(w, row0, wn, nb);
     /* gather: the kept rows join the worker's buffer, which goes through
