@@ -614,6 +614,72 @@ s_col(const nf_segment_t *s, int k)
     return s->f[k].map + S_SMALL_HDR;
 }
 
+/* Rows per step of the pass at open: its column pages are released after
+   each step (mmap policy), so opening costs constant memory whatever the
+   rows (a multiple of NF_SUMMARY_ROWS). */
+#define S_OPEN_STEP (64u * NF_SUMMARY_ROWS)
+
+/* Drop the mapped pages of file k over body bytes [lo, hi) (whole pages
+   inside, or through the end of the mapping when last). */
+static void
+s_drop_pages(const nf_segment_t *s, int k, uint64_t lo, uint64_t hi, bool last)
+{
+    const s_file_t *fl = &s->f[k];
+    if (!fl->map)
+        return;
+    uint64_t a = (S_SMALL_HDR + lo) & ~(uint64_t) (S_PAGE - 1);
+    uint64_t b = last ? fl->map_len : (S_SMALL_HDR + hi) & ~(uint64_t) (S_PAGE - 1);
+    if (b > fl->map_len)
+        b = fl->map_len & ~(uint64_t) (S_PAGE - 1);
+    if (b > a)
+        madvise(fl->map + a, b - a, MADV_DONTNEED);
+}
+
+/* Check rows [r0, r1) of field f (ids within the dictionary, keyword[]
+   offsets in order) and fold them into the summaries. */
+static int
+s_open_rows(nf_segment_t *s, s_field_t *f, uint64_t r0, uint64_t r1, uint64_t *last)
+{
+    uint64_t w = nf_seg_col_width(s, f->kval);
+    const char *col = s_col(s, f->kval);
+    const uint64_t *end = NULL;
+    const uint32_t *ids = NULL;
+    uint64_t start0 = *last;
+    if (f->def.type == NF_FIELD_KEYWORDS) {
+        end = (const uint64_t *) col;
+        ids = (const uint32_t *) s_col(s, f->kids);
+        uint64_t nids = s->bytes[f->kids] / 4;
+        for (uint64_t r = r0; r < r1; r++) {
+            uint64_t e = end[r] & ~NF_KWS_NULL;
+            if (e < *last || e > nids || e - *last > NF_KEYWORDS_MAX)
+                return s_serr(s, f->kval, NF_ECORRUPT, "row %llu: end %llu out of order or "
+                              "past the %llu ids", (unsigned long long) r,
+                              (unsigned long long) e, (unsigned long long) nids);
+            for (uint64_t j = *last; j < e; j++)
+                if (ids[j] == 0 || ids[j] > f->dict.n)
+                    return s_serr(s, f->kids, NF_ECORRUPT, "id %llu: %u is not in the "
+                                  "dictionary (%u keywords)", (unsigned long long) j, ids[j],
+                                  f->dict.n);
+            *last = e;
+        }
+    } else if (f->def.type == NF_FIELD_KEYWORD) {
+        const uint32_t *v = (const uint32_t *) col;
+        for (uint64_t r = r0; r < r1; r++)
+            if (v[r] > f->dict.n)
+                return s_serr(s, f->kval, NF_ECORRUPT, "row %llu: id %u is not in the "
+                              "dictionary (%u keywords)", (unsigned long long) r, v[r],
+                              f->dict.n);
+    }
+    s_sum_rows(f, col + r0 * w, end ? end + r0 : NULL, ids, 0, start0, r0, r1);
+    if (f->def.policy == NF_MEM_MMAP) {
+        bool fin = r1 == s->rows;
+        s_drop_pages(s, f->kval, r0 * w, r1 * w, fin);
+        if (f->kids >= 0)
+            s_drop_pages(s, f->kids, start0 * 4, *last * 4, fin);
+    }
+    return 0;
+}
+
 int
 nf_seg_fields_open(nf_segment_t *s)
 {
@@ -627,48 +693,20 @@ nf_seg_fields_open(nf_segment_t *s)
                           (unsigned long long) w);
         if (f->kdict >= 0 && (rc = s_load_dict(s, f)))
             return rc;
-        const uint64_t *end = NULL;
-        const uint32_t *ids = NULL;
-        if (f->def.type == NF_FIELD_KEYWORDS) {
-            end = (const uint64_t *) s_col(s, f->kval);
-            ids = (const uint32_t *) s_col(s, f->kids);
-            uint64_t last = 0, nids = s->bytes[f->kids] / 4;
-            if (s->bytes[f->kids] % 4)
-                return s_serr(s, f->kids, NF_ECORRUPT, "not a whole number of ids");
-            for (uint64_t r = 0; r < s->rows; r++) {
-                uint64_t e = end[r] & ~NF_KWS_NULL;
-                if (e < last || e > nids || e - last > NF_KEYWORDS_MAX)
-                    return s_serr(s, f->kval, NF_ECORRUPT, "row %llu: end %llu out of order "
-                                  "or past the %llu ids", (unsigned long long) r,
-                                  (unsigned long long) e, (unsigned long long) nids);
-                last = e;
-            }
-            if (last != nids)
-                return s_serr(s, f->kids, NF_ECORRUPT, "%llu ids, the rows use %llu",
-                              (unsigned long long) nids, (unsigned long long) last);
-            for (uint64_t j = 0; j < nids; j++)
-                if (ids[j] == 0 || ids[j] > f->dict.n)
-                    return s_serr(s, f->kids, NF_ECORRUPT, "id %llu: %u is not in the "
-                                  "dictionary (%u keywords)", (unsigned long long) j, ids[j],
-                                  f->dict.n);
-        } else if (f->def.type == NF_FIELD_KEYWORD) {
-            const uint32_t *v = (const uint32_t *) s_col(s, f->kval);
-            for (uint64_t r = 0; r < s->rows; r++)
-                if (v[r] > f->dict.n)
-                    return s_serr(s, f->kval, NF_ECORRUPT, "row %llu: id %u is not in the "
-                                  "dictionary (%u keywords)", (unsigned long long) r, v[r],
-                                  f->dict.n);
-        }
+        if (f->kids >= 0 && s->bytes[f->kids] % 4)
+            return s_serr(s, f->kids, NF_ECORRUPT, "not a whole number of ids");
         if ((rc = s_grow_sum(f, s->rows / NF_SUMMARY_ROWS + 1)))
             return rc;
         f->nsum = 0;
-        if (s->rows)
-            s_sum_rows(f, s_col(s, f->kval), end, ids, 0, 0, 0, s->rows);
-        /* what was read to build the summaries leaves resident memory
-           (mmap policy) or stays (memory policy) */
-        for (int k = f->k0; k < f->k0 + f->nk; k++)
-            if (s->f[k].map && f->def.policy == NF_MEM_MMAP)
-                madvise(s->f[k].map, s->f[k].map_len, MADV_DONTNEED);
+        /* one pass, in steps whose pages leave resident memory after them
+           (mmap policy; the memory policy keeps them) */
+        uint64_t last = 0;
+        for (uint64_t r0 = 0; r0 < s->rows && !rc; r0 += S_OPEN_STEP)
+            rc = s_open_rows(s, f, r0, s->rows - r0 < S_OPEN_STEP ? s->rows : r0 + S_OPEN_STEP,
+                             &last);
+        if (!rc && f->kids >= 0 && last != s->bytes[f->kids] / 4)
+            rc = s_serr(s, f->kids, NF_ECORRUPT, "%llu ids, the rows use %llu",
+                        (unsigned long long) (s->bytes[f->kids] / 4), (unsigned long long) last);
     }
     return rc;
 }
