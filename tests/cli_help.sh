@@ -11,7 +11,8 @@ import re, subprocess, sys
 
 nflow, readme = sys.argv[1], sys.argv[2]
 commands = ["up", "keys", "index", "search", "delete", "status", "segment build",
-            "segment search", "segment info", "segment verify", "segment repair", "check-pod",
+            "segment search", "segment info", "segment verify", "segment repair", "segment compact",
+            "check-pod",
             "bench limits", "bench scan", "bench flow"]
 OPT = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])")
 

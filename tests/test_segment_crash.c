@@ -7,7 +7,9 @@
    plus possibly the one in flight, whole (an upsert with the delete of the
    row it replaces, a delete with all its ids), byte for byte: no id is
    live twice, no acknowledged delete is undone, every acknowledged row is
-   there; then starts the next child where the segment stands.
+   there, and the typed field columns (an int, a keyword[] with its
+   dictionary) hold each row's values; then starts the next child where the
+   segment stands.
 
    Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
 #include "nf_error.h"
@@ -75,9 +77,34 @@ s_content(uint64_t k, int i, float *v, unsigned char *pl, size_t *plen)
         pl[j] = (unsigned char) nf_test_rand(&st);
 }
 
+/* Typed fields of doc i of operation k (the columns share the commit):
+   n (int, null for one doc in five) and kw (keyword[], 0..3 of p q r s,
+   null for one in seven). */
+static const char *const s_kws[] = {"p", "q", "r", "s"};
+
+static size_t
+s_fields(uint64_t k, int i, nf_fval_t *v, const char **set)
+{
+    size_t n = 0;
+    uint64_t h = k * 7 + (uint64_t) i;
+    if (h % 5)
+        v[n++] = (nf_fval_t) {.name = "n", .type = NF_FIELD_INT, .v.i = (int64_t) (k * 100) + i};
+    if (h % 7) {
+        size_t m = 0;
+        for (int j = 0; j < 4; j++)
+            if ((h >> j) & 1)
+                set[m++] = s_kws[j];
+        v[n++] = (nf_fval_t) {.name = "kw", .type = NF_FIELD_KEYWORDS, .v.set = {set, m}};
+    }
+    return n;
+}
+
 static int
 s_run_op(nf_segment_t *seg, uint64_t k)
 {
+    nf_fval_t fv[BATCH_MAX][2];
+    const char *sets[BATCH_MAX][4];
+    nf_fields_t fl[BATCH_MAX];
     s_op_t op = s_op(k);
     char ids[BATCH_MAX][NF_ID_MAX + 1];
     const char *idp[BATCH_MAX];
@@ -91,10 +118,12 @@ s_run_op(nf_segment_t *seg, uint64_t k)
         docs[i].id = ids[i];
         docs[i].vector = v[i];
         docs[i].payload = pl[i];
+        fl[i].v = fv[i];
+        fl[i].n = s_fields(k, i, fv[i], sets[i]);
     }
     if (op.is_delete)
         return nf_segment_delete(seg, idp, (size_t) op.n, NULL);
-    return nf_segment_append(seg, docs, (size_t) op.n);
+    return nf_segment_append_fields(seg, docs, fl, (size_t) op.n);
 }
 
 static void __attribute__((noreturn))
@@ -181,6 +210,36 @@ s_verify(nf_segment_t *seg, const s_model_t *m)
             n2 += (double) v[c] * v[c];
         bool ok = gv && !memcmp(gv, v, sizeof v) && gn && fabs(*gn - n2) <= 1e-4 * (1 + n2)
                   && gid && !strcmp(gid, id) && gpl && len == plen && !memcmp(gpl, pl, plen);
+        /* the field columns of the row */
+        nf_fval_t fv[2];
+        const char *set[4];
+        size_t nfv = s_fields(m->src_op[r], m->src_i[r], fv, set);
+        bool has_n = false, has_kw = false;
+        for (size_t f = 0; f < nfv; f++) {
+            nf_column_t c;
+            if (!strcmp(fv[f].name, "n")) {
+                has_n = true;
+                ok &= nf_segment_column(seg, 0, r, 1, &c) == 0
+                      && *(const int64_t *) c.val == fv[f].v.i;
+            } else {
+                has_kw = true;
+                ok &= nf_segment_column(seg, 1, r, 1, &c) == 0 && !(c.end[0] & NF_KWS_NULL)
+                      && c.end[0] - c.start == fv[f].v.set.n;
+                for (size_t j = 0; ok && j < fv[f].v.set.n; j++) {
+                    uint32_t kid = nf_segment_keyword_id(seg, 1, fv[f].v.set.v[j], 1);
+                    bool found = false;
+                    for (uint64_t q = c.start; q < c.end[0]; q++)
+                        found |= c.ids[q] == kid;
+                    ok &= kid && found;
+                }
+            }
+        }
+        nf_column_t cn, ck;
+        ok &= nf_segment_column(seg, 0, r, 1, &cn) == 0 && nf_segment_column(seg, 1, r, 1, &ck) == 0;
+        if (ok && !has_n)
+            ok = *(const int64_t *) cn.val == NF_INT_NULL;
+        if (ok && !has_kw)
+            ok = (ck.end[0] & NF_KWS_NULL) != 0;
         bool want_dead = m->dead[r], is_dead = nf_segment_is_deleted(seg, r);
         if (is_dead != want_dead)
             ok = false;
@@ -229,6 +288,10 @@ main(void)
     snprintf(seg_dir, sizeof seg_dir, "%s/seg", dir);
     nf_segment_t *seg = NULL;
     CHECK_OK(nf_segment_create(seg_dir, DIM, NF_METRIC_L2, &seg));
+    nf_field_def_t defs[2];
+    CHECK_OK(nf_field_def_parse("n:int", &defs[0]));
+    CHECK_OK(nf_field_def_parse("kw:keyword[]", &defs[1]));
+    CHECK_OK(nf_segment_set_schema(seg, defs, 2));
     nf_segment_destroy(&seg);
 
     s_model_t m = {0};

@@ -546,10 +546,57 @@ test_json(void)
     json_decref(obj);
 }
 
+/* Typed fields from top-level JSONL keys: values, nulls, and a value of the
+   wrong type naming file:line, the id and the field. */
+static void
+test_fields(void)
+{
+    nf_field_def_t d[6];
+    CHECK_OK(nf_field_def_parse("year:int", &d[0]));
+    CHECK_OK(nf_field_def_parse("price:float", &d[1]));
+    CHECK_OK(nf_field_def_parse("ok:bool", &d[2]));
+    CHECK_OK(nf_field_def_parse("genre:keyword", &d[3]));
+    CHECK_OK(nf_field_def_parse("labels:keyword[]", &d[4]));
+    CHECK_OK(nf_field_def_parse("when:datetime", &d[5]));
+    const char *path = s_write_text("f.jsonl",
+        "{\"id\": \"a\", \"year\": 2001, \"price\": 2, \"ok\": true, \"genre\": \"scifi\", "
+        "\"labels\": [\"x\", \"y\"], \"when\": \"2001-02-03T04:05:06Z\"}\n"
+        "{\"id\": \"b\", \"year\": null}\n"
+        "{\"id\": \"c\", \"year\": \"2001\"}\n"
+        "{\"id\": \"d\", \"labels\": [\"x\", 3]}\n"
+        "{\"id\": \"e\", \"when\": \"yesterday\"}\n");
+    nf_vecio_t *r = NULL;
+    CHECK_OK(nf_vecio_open(path, NF_VECIO_AUTO, 0, &r));
+    if (!r)
+        return;
+    CHECK_OK(nf_vecio_set_fields(r, d, 6));
+    nf_vecio_skip_bad(r, true);
+    nf_vecio_batch_t b;
+    CHECK_OK(nf_vecio_next(r, 10, &b));
+    CHECK(b.n == 2 && b.nrejects == 3);
+    if (b.n == 2) {
+        const nf_fields_t *f = &b.docs[0].fields;
+        CHECK(f->n == 6);
+        CHECK(f->n == 6 && f->v[0].type == NF_FIELD_INT && f->v[0].v.i == 2001);
+        CHECK(f->n == 6 && f->v[1].v.f == 2.0 && f->v[2].v.b);
+        CHECK(f->n == 6 && !strcmp(f->v[3].v.s, "scifi") && f->v[4].v.set.n == 2);
+        CHECK(f->n == 6 && f->v[5].type == NF_FIELD_DATETIME && f->v[5].v.i == 981173106000000ll);
+        CHECK(b.docs[1].fields.n == 0);         /* null and missing */
+    }
+    if (b.nrejects == 3) {
+        CHECK(strstr(b.rejects[0].why, "f.jsonl:3: id \"c\": field 'year' is an int field; "
+                                        "got a string") != NULL);
+        CHECK(strstr(b.rejects[1].why, "f.jsonl:4: id \"d\": field 'labels'") != NULL);
+        CHECK(strstr(b.rejects[2].why, "f.jsonl:5: id \"e\": field 'when'") != NULL);
+    }
+    nf_vecio_destroy(&r);
+}
+
 int
 main(void)
 {
     s_dir = nf_test_tmpdir();
+    test_fields();
     test_formats();
     test_fvecs();
     test_f32();

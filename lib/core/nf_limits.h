@@ -34,10 +34,18 @@
     - NF_HOPS_MAX 64: a request's route (it passes 5 pods).
     - NF_HEADER_MAX 64 KiB: a header frame (64 hops and a status message
       fit many times over); the body frame is bounded by NF_FRAME_MAX.
-    - NF_FILTER_MAX 64 KiB and NF_FIELDS_MAX 64: what a search may carry
-      in the fields reserved for filters (issue 11).
     - NF_YAML_DEPTH_MAX 64: flow files nest 4 levels; libyaml's cost grows
-      with the square of the depth, so depth is refused while parsing.  */
+      with the square of the depth, so depth is refused while parsing.
+    - Typed fields (lib/store/nf_segment_fields.c, lib/search/nf_filter.c):
+      NF_FIELDS_MAX 32 fields per segment (the commit slot's file table
+      has 55 entries for the schema and columns: a keyword[] takes 3);
+      NF_FIELD_NAME_MAX 48 bytes of a field name; NF_KEYWORD_MAX 1 KiB of
+      one keyword (as a tag value); NF_KEYWORDS_MAX 256 keywords in one
+      document's keyword[] value.
+    - Filters: NF_FILTER_BYTES_MAX 4 KiB of filter text, NF_FILTER_DEPTH_MAX
+      32 levels of nesting (parentheses and not), NF_FILTER_LIST_MAX 1,024
+      values in one list (in [...], contains any/all [...]).  The parser
+      is recursive; the depth bound keeps its stack small.  */
 #ifndef NF_LIMITS_H
 #define NF_LIMITS_H
 
@@ -56,10 +64,16 @@
 #define NF_HOPS_MAX 64                  /* hops in a request's route */
 #define NF_FRAME_MAX (128u << 20)       /* bytes of one body frame */
 #define NF_HEADER_MAX (64u << 10)       /* bytes of one header frame */
-#define NF_FILTER_MAX (64u << 10)       /* bytes of a search's filter (issue 11) */
-#define NF_FIELDS_MAX 64                /* output fields a search names (issue 11) */
 #define NF_ANSWER_MAX (64u << 20)       /* bytes of one answer (a part or a result), packed */
 #define NF_YAML_DEPTH_MAX 64            /* nesting of a flow file */
+#define NF_FIELDS_MAX 32                /* typed fields of one segment (and output fields or
+                                           columns one request names) */
+#define NF_FIELD_NAME_MAX 48            /* bytes of one field name */
+#define NF_KEYWORD_MAX 1024             /* bytes of one keyword value */
+#define NF_KEYWORDS_MAX 256             /* keywords of one keyword[] value */
+#define NF_FILTER_BYTES_MAX 4096        /* bytes of one filter expression */
+#define NF_FILTER_DEPTH_MAX 32          /* nesting of one filter expression */
+#define NF_FILTER_LIST_MAX 1024         /* values in one list of a filter */
 #define NF_TIMEOUT_MAX_MS 600000        /* the longest request timeout (ms) */
 
 #endif

@@ -120,6 +120,8 @@ struct nf_vecio {
     char *linebuf;
     size_t linecap;
     bool skip;              /* skip bad records (nf_vecio_skip_bad) */
+    nf_field_def_t *fdefs;  /* typed fields read from JSONL (nf_vecio_set_fields) */
+    size_t nfdefs;
     nf_vecio_reject_t *rejects;
     size_t nrejects, rejects_cap;
 };
@@ -343,6 +345,7 @@ nf_vecio_destroy(nf_vecio_t **self_p)
     free(self->linebuf);
     free(self->rejects);
     free(self->failmsg);
+    free(self->fdefs);
     free(self->path);
     free(self);
     *self_p = NULL;
@@ -653,6 +656,128 @@ s_jsonl_fields(nf_vecio_t *self, json_t *obj, nf_vecio_doc_t *doc)
     return 0;
 }
 
+int
+nf_vecio_set_fields(nf_vecio_t *self, const nf_field_def_t *defs, size_t n)
+{
+    if (!self || (n && !defs))
+        return nf_error_set(NF_EINVAL, "nf_vecio_set_fields: NULL argument");
+    if (n > NF_FIELDS_MAX)
+        return nf_error_set(NF_EINVAL, "%zu fields, at most %d (NF_FIELDS_MAX)", n,
+                            NF_FIELDS_MAX);
+    nf_field_def_t *d = malloc((n + 1) * sizeof *d);
+    if (!d)
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    if (n)
+        memcpy(d, defs, n * sizeof *d);
+    free(self->fdefs);
+    self->fdefs = d;
+    self->nfdefs = n;
+    return 0;
+}
+
+/* The typed fields of a JSONL document (top-level keys). */
+static int
+s_jsonl_typed(nf_vecio_t *self, json_t *obj, nf_vecio_doc_t *doc)
+{
+    if (!self->nfdefs)
+        return 0;
+    nf_fval_t *v = s_arena_alloc(&self->arena, self->nfdefs * sizeof *v);
+    if (!v)
+        return s_fail(self, NF_ENOMEM, "%s: out of memory", self->path);
+    size_t n = 0;
+    for (size_t i = 0; i < self->nfdefs; i++) {
+        const nf_field_def_t *d = &self->fdefs[i];
+        json_t *x = json_object_get(obj, d->name);
+        if (!x || json_is_null(x))
+            continue;
+        nf_fval_t *o = &v[n];
+        o->name = d->name;
+        o->type = d->type;
+        bool ok = true;
+        switch (d->type) {
+        case NF_FIELD_INT:
+            ok = json_is_integer(x);
+            if (ok)
+                o->v.i = json_integer_value(x);
+            if (ok && o->v.i == NF_INT_NULL)
+                return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s': %lld is "
+                              "out of range", self->path, self->line, doc->id, d->name,
+                              (long long) o->v.i);
+            break;
+        case NF_FIELD_FLOAT:
+            ok = json_is_number(x);
+            if (ok)
+                o->v.f = json_number_value(x);
+            break;
+        case NF_FIELD_BOOL:
+            ok = json_is_boolean(x);
+            if (ok)
+                o->v.b = json_is_true(x);
+            break;
+        case NF_FIELD_KEYWORD:
+            ok = json_is_string(x);
+            if (ok && (json_string_length(x) == 0 || json_string_length(x) > NF_KEYWORD_MAX))
+                return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s': a "
+                              "keyword has 1..%d bytes (NF_KEYWORD_MAX), this one %zu",
+                              self->path, self->line, doc->id, d->name, NF_KEYWORD_MAX,
+                              json_string_length(x));
+            if (ok && !(o->v.s = s_arena_strdup(&self->arena, json_string_value(x),
+                                                json_string_length(x))))
+                return s_fail(self, NF_ENOMEM, "%s: out of memory", self->path);
+            break;
+        case NF_FIELD_DATETIME:
+            ok = json_is_string(x);
+            if (ok && nf_datetime_parse(json_string_value(x), json_string_length(x),
+                                        &o->v.i) != 0)
+                return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s': %s",
+                              self->path, self->line, doc->id, d->name, nf_error_msg());
+            break;
+        case NF_FIELD_KEYWORDS: {
+            ok = json_is_array(x);
+            if (!ok)
+                break;
+            size_t m = json_array_size(x);
+            if (m > NF_KEYWORDS_MAX)
+                return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s': %zu "
+                              "keywords, at most %d (NF_KEYWORDS_MAX)", self->path, self->line,
+                              doc->id, d->name, m, NF_KEYWORDS_MAX);
+            const char **set = s_arena_alloc(&self->arena, (m + 1) * sizeof *set);
+            if (!set)
+                return s_fail(self, NF_ENOMEM, "%s: out of memory", self->path);
+            for (size_t j = 0; j < m; j++) {
+                json_t *e = json_array_get(x, j);
+                if (!json_is_string(e) || json_string_length(e) == 0
+                    || json_string_length(e) > NF_KEYWORD_MAX)
+                    return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s' is "
+                                  "a keyword[] field; element %zu is %s", self->path,
+                                  self->line, doc->id, d->name, j,
+                                  json_is_string(e) ? "an empty or too long string"
+                                                    : s_json_type(e));
+                if (!(set[j] = s_arena_strdup(&self->arena, json_string_value(e),
+                                              json_string_length(e))))
+                    return s_fail(self, NF_ENOMEM, "%s: out of memory", self->path);
+            }
+            o->v.set.v = set;
+            o->v.set.n = m;
+            break;
+        }
+        default:
+            break;
+        }
+        if (!ok)
+            return s_fail(self, NF_EINVAL, "%s:%" PRIu64 ": id \"%s\": field '%s' is a%s %s "
+                          "field; got %s%s", self->path, self->line, doc->id, d->name,
+                          d->type == NF_FIELD_INT ? "n" : "", nf_field_type_name(d->type),
+                          json_is_integer(x) || json_is_array(x) || json_is_object(x) ? "an "
+                                                                                       : "a ",
+                          s_json_type(x));
+        n++;
+    }
+    doc->fields.v = v;
+    doc->fields.n = n;
+    return 0;
+}
+
 static int
 s_next_jsonl(nf_vecio_t *self, size_t max, size_t *n, bool *all_vectors)
 {
@@ -712,6 +837,8 @@ s_next_jsonl(nf_vecio_t *self, size_t max, size_t *n, bool *all_vectors)
             rc = s_jsonl_vector(self, obj, doc, *n, max, &has);
         if (!rc)
             rc = s_jsonl_fields(self, obj, doc);
+        if (!rc)
+            rc = s_jsonl_typed(self, obj, doc);
         json_decref(obj);
         if (rc) {
             if ((rc = s_reject(self, rc, doc)) != 0)

@@ -13,6 +13,7 @@
 #define NF_VECIO_H
 
 #include "nf_payload.h"      /* nf_tag_t */
+#include "nf_segment.h"      /* nf_field_def_t, nf_fields_t */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +40,8 @@ typedef struct {
     const float *vector;    /* dim floats, NULL when the document has none (JSONL) */
     uint64_t record;        /* 0-based record number across the file */
     uint64_t line;          /* 1-based line number (JSONL); 0 for binary formats */
+    nf_fields_t fields;     /* typed field values (nf_vecio_set_fields), top-level
+                               JSONL keys; a missing or null key is left out (null) */
 } nf_vecio_doc_t;
 
 /* A record skipped by a reader in skip mode (nf_vecio_skip_bad). */
@@ -77,6 +80,14 @@ int nf_vecio_open(const char *path, nf_vecio_fmt_t fmt, uint32_t dim_hint, nf_ve
 /* Require a vector on every document: a JSONL line without "vector" is then
    an error naming file:line (use for queries and for segment building). */
 void nf_vecio_require_vectors(nf_vecio_t *self, bool require);
+
+/* Read the typed fields defs[0..n) from every JSONL document: the
+   top-level key of each field's name, checked against its type (int: a JSON
+   integer; float: a number; bool: true/false; keyword: a string; keyword[]:
+   an array of strings; datetime: an RFC 3339 string).  A value of another
+   type makes the document bad: "FILE:LINE: id "X": field 'year' is an int
+   field; got a string" (skipped in skip mode).  Copies defs. */
+int nf_vecio_set_fields(nf_vecio_t *self, const nf_field_def_t *defs, size_t n);
 
 /* Skip bad records instead of failing: a JSONL line that is not JSON or
    whose id, vector, text or tags are bad is reported in the batch's

@@ -57,8 +57,10 @@
 #include "nf_scan.h"
 
 #include "nf_error.h"
+#include "nf_filter.h"
 
 #include <cblas.h>
+#include <time.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,6 +97,8 @@ typedef struct {
     const float *qpad;          /* few queries: nq x dpad zero-padded copy, else NULL */
     size_t dpad;
     s_dots_fn dots;             /* few queries: the dot kernel */
+    const nf_filter_prog_t *prog;   /* filter bound to the segment, or NULL */
+    size_t gather;              /* rows gathered at most per product (filter) */
 } s_job_t;
 
 /* One thread's share: windows [w0, w1) for all queries. */
@@ -110,6 +114,12 @@ typedef struct {
     bool started;
     bool failed;                /* the segment returned no rows for a window */
     bool stopped;               /* the stop flag was set between windows */
+    uint64_t *sel;              /* filter: window bitmap of kept live rows */
+    float *gx, *gn;             /* filter: gathered rows and their norms */
+    uint64_t *grow;             /* filter: their row numbers */
+    size_t gcnt;                /* filter: rows waiting in gx (< job->gather) */
+    bool read_before;           /* filter: the previous window's vectors were read */
+    nf_scan_stats_t st;
 } s_worker_t;
 
 /* 16 floats: GCC vector extensions, lowered to one zmm, two ymm or four
@@ -151,12 +161,13 @@ s_push_block(nf_topk_t *t, const float *sb, size_t bn, uint64_t row0, uint64_t d
         (out) = (u_[0] | u_[1] | u_[2] | u_[3] | u_[4] | u_[5] | u_[6] | u_[7]) != 0; \
     } while (0)
 
-/* The fused pass over one query's row of S (wn scores of rows row0..).
+/* The fused pass over one query's row of S (wn scores of rows row0..;
+   bit j of dead[j / 64], when dead is not NULL, excludes row row0 + j).
    l2: score = (||q||^2 + ||x||^2) - 2 q.x, clamped at 0; smaller is better.
    2 q.x is exact, so the score does not depend on FMA contraction. */
 NF_TARGET_CLONES static void
 s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
-          uint64_t row0, const uint64_t *tomb)
+          uint64_t row0, const uint64_t *dead)
 {
     const s_vf zero = {0};
     for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
@@ -189,7 +200,7 @@ s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
             }
         }
         if (hit)
-            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+            s_push_block(t, sb, bn, row0 + j0, dead ? dead[j0 / 64] : 0);
     }
 }
 
@@ -198,7 +209,7 @@ s_fuse_l2(float *s, const float *xn, size_t wn, float qq, nf_topk_t *t,
    better. */
 NF_TARGET_CLONES static void
 s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
-          uint64_t row0, const uint64_t *tomb)
+          uint64_t row0, const uint64_t *dead)
 {
     for (size_t j0 = 0; j0 < wn; j0 += S_BLOCK) {
         float *sb = s + j0;
@@ -233,7 +244,7 @@ s_fuse_ip(float *s, const float *invx, size_t wn, float qinv, nf_topk_t *t,
             }
         }
         if (hit)
-            s_push_block(t, sb, bn, row0 + j0, tomb ? tomb[(row0 + j0) / 64] : 0);
+            s_push_block(t, sb, bn, row0 + j0, dead ? dead[j0 / 64] : 0);
     }
 }
 
@@ -579,6 +590,242 @@ s_scores(const s_job_t *job, float *pad, size_t q0, size_t m, const float *X, si
                     1.0f, job->queries + q0 * job->dim, d, X, d, 0.0f, S, (int) wn);
 }
 
+/* Scores of one query block against wn rows X (norms xn) of rows row0..
+   fused into the top-ks; dead excludes rows (relative to row0). */
+static void
+s_product(s_worker_t *w, const float *X, const float *xn, size_t wn, uint64_t row0,
+          const uint64_t *dead)
+{
+    const s_job_t *job = w->job;
+    if (job->metric == NF_METRIC_COSINE)
+        s_inv_norms(w->invx, xn, wn);
+    for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
+        size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
+        s_scores(job, w->pad, q0, m, X, wn, w->S);
+        for (size_t i = 0; i < m; i++) {
+            float *sc = w->S + i * wn;
+            nf_topk_t *t = &w->topk[q0 + i];
+            if (job->metric == NF_METRIC_L2)
+                s_fuse_l2(sc, xn, wn, job->qaux[q0 + i], t, row0, dead);
+            else if (job->metric == NF_METRIC_IP)
+                s_fuse_ip(sc, NULL, wn, 0.0f, t, row0, dead);
+            else
+                s_fuse_ip(sc, w->invx, wn, job->qaux[q0 + i], t, row0, dead);
+        }
+    }
+}
+
+/* The same over gathered rows: w->gx / w->gn hold cnt rows whose numbers
+   are w->grow[]. */
+static void
+s_product_gathered(s_worker_t *w, size_t cnt)
+{
+    const s_job_t *job = w->job;
+    if (job->metric == NF_METRIC_COSINE)
+        s_inv_norms(w->invx, w->gn, cnt);
+    for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
+        size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
+        s_scores(job, w->pad, q0, m, w->gx, cnt, w->S);
+        for (size_t i = 0; i < m; i++) {
+            const float *sc = w->S + i * cnt;
+            nf_topk_t *t = &w->topk[q0 + i];
+            float qa = job->qaux[q0 + i];
+            for (size_t j = 0; j < cnt; j++) {
+                float v = sc[j];
+                if (job->metric == NF_METRIC_L2) {
+                    v = (qa + w->gn[j]) - (v + v);
+                    v = v < 0.0f ? 0.0f : v;
+                } else if (job->metric == NF_METRIC_COSINE) {
+                    v = v * w->invx[j] * qa;
+                }
+                if (!nf_topk_rejects(t, v))
+                    nf_topk_push(t, v, w->grow[j]);
+            }
+        }
+    }
+}
+
+static uint64_t
+s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* Costs behind the choice between gathering the kept rows of a window and
+   streaming the blocks that hold them, in tenths of the cost of streaming
+   one row: gathering a row (scattered reads, a page fault for nearly every
+   row at low selectivity, the copy) ~ 40; one query's product on a row ~ 1
+   (measured at 1M x 128 on the 2-core benchmark machine: a gathered row
+   ~220 ns against ~60 ns streamed at q = 1; sgemm at q = 100 ~ 11x the
+   streaming cost).  So at q = 1 up to ~27% of the rows are gathered, at
+   q = 100 up to ~79%. */
+#define S_COST_GATHER 40
+#define S_COST_STREAM 10
+
+/* One window under a filter.  From the count of kept rows (measured, per
+   window): none -> the vectors are not read; few (see the costs above) ->
+   they are gathered into a dense buffer and go through the same product
+   (sgemv / dot kernel / sgemm) as a window, so the cost is that of the
+   kept rows; else the product runs over each run of consecutive 64-row
+   blocks holding a kept row (blocks without one are not read), or over the
+   whole window when nearly every block holds one; the bitmap excludes the
+   other rows in the fused pass. */
+static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb);
+
+/* The gathered rows waiting in the worker's buffer through one product. */
+static void
+s_gather_flush(s_worker_t *w)
+{
+    if (w->gcnt)
+        s_product_gathered(w, w->gcnt);
+    w->gcnt = 0;
+}
+
+static bool
+s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
+{
+    const s_job_t *job = w->job;
+    size_t nw = (wn + 63) / 64;
+    uint64_t t0 = s_now_ns();
+    uint64_t blocks_read = 0;
+    nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read);
+    uint64_t nsel = 0, nb = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (job->tomb)
+            w->sel[i] &= ~job->tomb[row0 / 64 + i];
+        nsel += (uint64_t) __builtin_popcountll(w->sel[i]);
+        nb += w->sel[i] != 0;
+    }
+    w->st.filter_ns += s_now_ns() - t0;
+    w->st.blocks_read += blocks_read;
+    w->st.rows_selected += nsel;
+    w->st.windows++;
+    /* what to release after: nothing when the summaries decided the window
+       (no page was touched), the columns when only they were read */
+    *read = nsel ? 2 : blocks_read ? 1 : 0;
+    if (nsel == 0) {
+        w->st.windows_skipped++;
+        return true;
+    }
+    uint32_t d = job->dim;
+    uint64_t nq = job->nq;
+    /* very few rows (under one per 128 KiB of the window; the kernel maps
+       64 KiB around a fault): read with pread, no page mapped.  Measured at
+       1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against 3.5-6.5 ms
+       faulting the pages in and out; 1% kept, pread 13-23 ms against
+       10-16 ms through the mapping (a busy machine). */
+    uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
+    bool by_read = nsel * (64u << 10) * 2 < wbytes;
+    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq))
+        return s_window_stream(w, row0, wn, nb);
+    /* gather: the kept rows join the worker's buffer, which goes through
+       one product when full (and at the end of the worker's windows), so
+       windows with a handful of kept rows do not each pay a product */
+    w->st.windows_gathered++;
+    const float *X = NULL, *xn = NULL;
+    if (by_read)
+        *read = blocks_read ? 1 : 0;
+    else if (!(X = nf_segment_vectors(job->seg, row0, wn))
+             || !(xn = nf_segment_norms(job->seg, row0, wn)))
+        return false;
+    size_t i = 0;
+    uint64_t word = nw ? w->sel[0] : 0;
+    for (;;) {
+        size_t cnt = 0, room = job->gather - w->gcnt;
+        uint64_t *rows = w->grow + w->gcnt;
+        float *gx = w->gx + w->gcnt * d, *gn = w->gn + w->gcnt;
+        while (cnt < room && i < nw) {
+            if (!word) {
+                if (++i < nw)
+                    word = w->sel[i];
+                continue;
+            }
+            rows[cnt++] = i * 64 + (uint64_t) __builtin_ctzll(word);
+            word &= word - 1;
+        }
+        if (!cnt)
+            break;
+        if (by_read) {
+            for (size_t j = 0; j < cnt; j++)
+                rows[j] += row0;
+            if (nf_segment_read_vectors(job->seg, rows, cnt, gx) != 0)
+                return false;
+            w->st.rows_read += cnt;
+            for (size_t j = 0; j < cnt; j++) {      /* as nf_segment_append computes it */
+                double acc = 0;
+                const float *x = gx + j * d;
+                for (uint32_t c = 0; c < d; c++)
+                    acc += (double) x[c] * x[c];
+                gn[j] = (float) acc;
+            }
+        } else {
+            /* each row's lines are prefetched a few rows ahead (they are
+               scattered: the hardware prefetcher does not see them) */
+            const size_t ahead = 6, line = 64 / sizeof(float);
+            for (size_t j = 0; j < cnt && j < ahead; j++)
+                for (size_t c = 0; c < d; c += line)
+                    __builtin_prefetch(X + rows[j] * d + c);
+            for (size_t j = 0; j < cnt; j++) {
+                if (j + ahead < cnt)
+                    for (size_t c = 0; c < d; c += line)
+                        __builtin_prefetch(X + rows[j + ahead] * d + c);
+                uint64_t r = rows[j];
+                memcpy(gx + j * d, X + r * d, d * sizeof(float));
+                gn[j] = xn[r];
+                rows[j] = row0 + r;
+            }
+        }
+        w->gcnt += cnt;
+        if (w->gcnt == job->gather)
+            s_gather_flush(w);
+    }
+    return true;
+}
+
+/* A filtered window streamed: the product over the runs of 64-row blocks
+   holding a kept row, or over the whole window when nearly every block
+   holds one (w->sel: the kept rows; nb blocks hold one). */
+static bool
+s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
+{
+    const s_job_t *job = w->job;
+    size_t nw = (wn + 63) / 64;
+    for (size_t i = 0; i < nw; i++)
+        w->sel[i] = ~w->sel[i];     /* now: the dead rows */
+    if (nb * 8 >= (uint64_t) nw * 7) {
+        w->st.windows_full++;
+        const float *X = nf_segment_vectors(job->seg, row0, wn);
+        const float *xn = nf_segment_norms(job->seg, row0, wn);
+        if (!X || !xn)
+            return false;
+        s_product(w, X, xn, wn, row0, w->sel);
+        return true;
+    }
+    w->st.windows_runs++;
+    for (size_t i = 0; i < nw;) {
+        if (w->sel[i] == ~0ull) {
+            i++;
+            continue;
+        }
+        size_t e = i;
+        while (e < nw && w->sel[e] != ~0ull)
+            e++;
+        uint64_t r = row0 + i * 64;
+        size_t rn = (e - i) * 64;
+        if (r + rn > row0 + wn)
+            rn = (size_t) (row0 + wn - r);
+        const float *X = nf_segment_vectors(job->seg, r, rn);
+        const float *xn = nf_segment_norms(job->seg, r, rn);
+        if (!X || !xn)
+            return false;
+        s_product(w, X, xn, rn, r, w->sel + i);
+        i = e;
+    }
+    return true;
+}
+
 static void *
 s_worker_run(void *arg)
 {
@@ -591,6 +838,21 @@ s_worker_run(void *arg)
         }
         uint64_t row0 = win * job->window;
         size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
+        if (job->prog) {
+            int read = 2;
+            if (!s_window_filtered(w, row0, wn, &read)) {
+                w->failed = true;
+                return NULL;
+            }
+            /* a window after one whose vectors were read releases too: it
+               drops the 2 MiB block the two share (nf_segment_release) */
+            if (read == 2 || w->read_before)
+                nf_segment_release(job->seg, row0, wn);
+            else if (read == 1)
+                nf_segment_release_columns(job->seg, row0, wn);
+            w->read_before = read == 2;
+            continue;
+        }
         const float *X = nf_segment_vectors(job->seg, row0, wn);
         const float *xn = nf_segment_norms(job->seg, row0, wn);
         if (!X || !xn) {
@@ -605,16 +867,18 @@ s_worker_run(void *arg)
             for (size_t i = 0; i < m; i++) {
                 float *s = w->S + i * wn;
                 nf_topk_t *t = &w->topk[q0 + i];
+                const uint64_t *dead = job->tomb ? job->tomb + row0 / 64 : NULL;
                 if (job->metric == NF_METRIC_L2)
-                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, job->tomb);
+                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, dead);
                 else if (job->metric == NF_METRIC_IP)
-                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, job->tomb);
+                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, dead);
                 else
-                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, job->tomb);
+                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, dead);
             }
         }
         nf_segment_release(job->seg, row0, wn);
     }
+    s_gather_flush(w);      /* the gathered rows still waiting (filter) */
     return NULL;
 }
 
@@ -699,6 +963,19 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
                             (unsigned long long) job.window);
 
     int rc = NF_ENOMEM;
+    nf_filter_prog_t *prog = NULL;
+    if (opts && opts->stats)
+        memset(opts->stats, 0, sizeof *opts->stats);
+    if (opts && opts->filter) {
+        if ((rc = nf_filter_bind(opts->filter, seg, &prog)))
+            return rc;
+        job.prog = prog;
+        /* gathered rows per product: a window at most, and about 2 MiB */
+        uint64_t g = (2u << 20) / ((uint64_t) job.dim * sizeof(float));
+        g = g < 16 ? 16 : g / 16 * 16;
+        job.gather = (size_t) (g < job.window ? g : job.window);
+        rc = NF_ENOMEM;
+    }
     float *qaux = malloc(nq * sizeof *qaux);
     s_worker_t *workers = calloc((size_t) nt, sizeof *workers);
     float *qpad = NULL;
@@ -736,6 +1013,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         if (!w->S || (job.metric == NF_METRIC_COSINE && !w->invx) || (qpad && !w->pad)
             || !w->topk || !w->heaps)
             goto done;
+        if (prog && (!(w->sel = malloc((job.window / 64 + 1) * sizeof *w->sel))
+                     || !(w->gx = malloc(job.gather * job.dim * sizeof *w->gx))
+                     || !(w->gn = malloc(job.gather * sizeof *w->gn))
+                     || !(w->grow = malloc(job.gather * sizeof *w->grow))))
+            goto done;
         for (size_t q = 0; q < nq; q++)
             nf_topk_init(&w->topk[q], w->heaps + q * k, k, job.larger_better);
     }
@@ -765,6 +1047,19 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
             goto done;
         }
 
+    if (opts && opts->stats)
+        for (int i = 0; i < nt; i++) {
+            nf_scan_stats_t *a = opts->stats, *b = &workers[i].st;
+            a->filter_ns += b->filter_ns;
+            a->rows_selected += b->rows_selected;
+            a->blocks_read += b->blocks_read;
+            a->windows += b->windows;
+            a->windows_skipped += b->windows_skipped;
+            a->windows_gathered += b->windows_gathered;
+            a->rows_read += b->rows_read;
+            a->windows_runs += b->windows_runs;
+            a->windows_full += b->windows_full;
+        }
     /* Merge into worker 0's collections, sort, copy out. */
     for (size_t q = 0; q < nq; q++) {
         nf_topk_t *t = &workers[0].topk[q];
@@ -785,7 +1080,12 @@ done:
             free(workers[i].pad);
             free(workers[i].topk);
             free(workers[i].heaps);
+            free(workers[i].sel);
+            free(workers[i].gx);
+            free(workers[i].gn);
+            free(workers[i].grow);
         }
+    nf_filter_prog_destroy(&prog);
     free(workers);
     free(qaux);
     free(qpad);

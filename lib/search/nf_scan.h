@@ -20,6 +20,22 @@
 #include "nf_segment.h"
 #include "nf_topk.h"
 
+typedef struct nf_filter nf_filter_t;
+
+/* What a filtered search did (summed over threads). */
+typedef struct {
+    uint64_t filter_ns;         /* thread-time spent evaluating the filter */
+    uint64_t rows_selected;     /* live rows the filter kept */
+    uint64_t blocks_read;       /* NF_SUMMARY_ROWS blocks whose columns were read
+                                   (the others were decided by their summaries) */
+    uint64_t windows;           /* windows of the scan */
+    uint64_t windows_skipped;   /* no row selected: vectors not read */
+    uint64_t windows_gathered;  /* few rows: distances on the gathered rows */
+    uint64_t rows_read;         /* of them, rows read with pread (very few per window) */
+    uint64_t windows_runs;      /* products over the runs of 64-row blocks with a row */
+    uint64_t windows_full;      /* one product over the whole window */
+} nf_scan_stats_t;
+
 typedef struct {
     int threads;            /* 0 = number of online cores */
     uint64_t window_rows;   /* rows per sgemm window; 0 = automatic */
@@ -27,9 +43,17 @@ typedef struct {
                                    search ends with NF_ETIMEOUT ("stopped").  NULL =
                                    never.  A pod passes &zsys_interrupted (set by
                                    SIGTERM / SIGINT) so it exits in time. */
+    const nf_filter_t *filter;  /* only rows it keeps are candidates (nf_filter.h;
+                                   parsed against the segment's schema); NULL = all */
+    nf_scan_stats_t *stats;     /* filled when non-NULL */
 } nf_scan_opts_t;
 
-/* Search nq queries (row-major nq x dim) for the k best rows each.
+/* Search nq queries (row-major nq x dim) for the k best rows each (with
+   opts->filter: the k best rows the filter keeps; per window the filter is
+   evaluated into a row bitmap, combined with the tombstones, and the
+   window is skipped unread (nothing kept), scanned over the gathered kept
+   rows (few kept), over the runs of 64-row blocks holding a kept row, or
+   whole, from the measured count; see nf_scan.c).
    out[q*k .. q*k+counts[q]) gets query q's hits, best first (key = row);
    counts[q] < k only when fewer live rows exist.  opts may be NULL.
    Not reentrant: it sets OpenBLAS's process-wide thread count to 1 for

@@ -36,16 +36,18 @@
        16 u32 metric          20 u32 file-table entries in use (8)
        24 u64 seq             32 u64 rows         40 u64 deleted rows
        48 u32 log2 of the checksum chunk (20)     52 u32 incompatible
-       feature bits (0; a reader refuses bits it does not know)
+       feature bits (1 = typed fields; a reader refuses bits it does not
+       know)
        56 u32 compatible feature bits (0)         60..127 zero
       128 file table: 64 entries of {u64 committed body bytes, u64 body
           bytes at the previous commit, u64 XXH3-64 of the body's trailing
           partial chunk (checksums.nfc: of its whole body)}, indexed
           0 vectors, 1 norms, 2 ids.dat, 3 ids.off, 4 payload.dat,
-          5 payload.off, 6 deletes.nfd, 7 checksums.nfc; 8 is reserved for
-          a field schema and 9..63 for field columns, so typed fields can
-          be added without a version bump (a segment without them has 8
-          entries and opens as before).
+          5 payload.off, 6 deletes.nfd, 7 checksums.nfc; 8 the field
+          schema fields.nfs and 9..63 the field columns (their layout is
+          at the top of nf_segment_fields.c): a segment with fields sets
+          incompatible feature bit 1 and uses 10..64 entries, one without
+          them has 8 entries and opens as before.
      1664..2039 zero
      2040 u64 XXH3-64 of bytes 0..2039
     The current commit is the valid slot (magic, version, checksum, values
@@ -86,7 +88,9 @@
     keeps constant memory.  Writers grow the files in chunks (fallocate;
     vectors in 2 MiB blocks) and trim them to the committed size on close.
 
-    Code: this file opens, creates, closes, reads and verifies a segment;
+    Code: this file opens, creates, closes, reads and verifies a segment
+    (every loop over files goes to s->nfiles: the 8 files, then the field
+    schema and columns, which nf_segment_fields.c names and checks);
     nf_segment_write.c grows and commits it, keeps the id -> row table and
     does append and delete; nf_segment_repair.c re-commits recovered rows;
     nf_segment_impl.h (private) holds the handle struct and what they share. */
@@ -217,17 +221,17 @@ nf_metric_parse(const char *name, nf_metric_t *metric)
 /* ---------------------------------------------------------------- open */
 
 static int
-s_open_fd(const char *dir, int kind, int flags, int *fd)
+s_open_fd(const nf_segment_t *s, int kind, int flags, int *fd)
 {
     char path[4096];
-    if (!s_file_path(dir, s_kinds[kind].name, path, sizeof path))
-        return nf_error_set(NF_EINVAL, "%s: path too long", dir);
+    if (!s_file_path(s->dir, s_kname(s, kind), path, sizeof path))
+        return nf_error_set(NF_EINVAL, "%s: path too long", s->dir);
     *fd = open(path, flags | O_CLOEXEC, 0644);
     if (*fd >= 0)
         return 0;
     if (errno == ENOENT)
-        return s_ferr(dir, kind, NF_ECORRUPT, "missing (the segment is incomplete)");
-    return s_ferr(dir, kind, NF_EIO, "open: %s", strerror(errno));
+        return s_serr(s, kind, NF_ECORRUPT, "missing (the segment is incomplete)");
+    return s_serr(s, kind, NF_EIO, "open: %s", strerror(errno));
 }
 
 /* Names of the segment files in dir that exist (present) and are missing,
@@ -263,13 +267,15 @@ s_slot_state(const s_slot_t *h)
         return 2;
     if (h->checksum != s_slot_hash(h))
         return 3;
-    if (h->incompat)
+    if (h->incompat & ~S_FEAT_KNOWN)
         return 5;
     const s_fent_t *f = h->file;
     bool bad = h->dim < 1 || h->dim > NF_DIM_MAX || h->metric > NF_METRIC_COSINE
-               || h->rows > S_ROWS_MAX || h->deleted > h->rows || h->nfiles != S_NFILES
+               || h->rows > S_ROWS_MAX || h->deleted > h->rows
+               || (h->incompat & S_FEAT_FIELDS ? h->nfiles < S_COL0 + 1 || h->nfiles > S_TABLE_MAX
+                                                : h->nfiles != S_NFILES)
                || h->chunk_log2 != S_CHUNK_LOG2;
-    for (int k = 0; k < S_NFILES && !bad; k++)
+    for (int k = 0; k < S_TABLE_MAX && !bad; k++)
         bad = f[k].bytes > S_BYTES_MAX || f[k].prev > f[k].bytes;
     if (!bad)
         bad = f[S_VEC].bytes != h->rows * h->dim * sizeof(float)
@@ -290,19 +296,19 @@ s_read_header(nf_segment_t *s, uint64_t size, int *failed, const char **why, uin
     const char *magic = s_kinds[S_VEC].magic;
     *failed = -1;
     if (size == 0)
-        return s_ferr(s->dir, S_VEC, NF_ECORRUPT,
+        return s_serr(s, S_VEC, NF_ECORRUPT,
                       "truncated: empty file (a segment starts with a %u-byte header region)",
                       S_VEC_HDR);
     size_t want = size < S_PAGE ? (size_t) size : S_PAGE;
     ssize_t got = s_pread_all(s->f[S_VEC].fd, page, want, 0);
     if (got < 0)
-        return s_ferr(s->dir, S_VEC, NF_EIO, "read: %s", strerror(errno));
+        return s_serr(s, S_VEC, NF_EIO, "read: %s", strerror(errno));
     bool m0 = got >= 8 && !memcmp(page, magic, 8);
     bool m1 = (size_t) got >= S_SLOT1_OFF + 8 && !memcmp(page + S_SLOT1_OFF, magic, 8);
     if (got >= 8 && !m0 && !m1)
-        return s_ferr(s->dir, S_VEC, NF_EFORMAT, "bad magic (not an nflow segment)");
+        return s_serr(s, S_VEC, NF_EFORMAT, "bad magic (not an nflow segment)");
     if ((size_t) got < S_PAGE)
-        return s_ferr(s->dir, S_VEC, NF_ECORRUPT, "truncated: %llu bytes, the header needs %u",
+        return s_serr(s, S_VEC, NF_ECORRUPT, "truncated: %llu bytes, the header needs %u",
                       (unsigned long long) size, S_PAGE);
     s_slot_t slot[2];
     int state[2], best = -1;
@@ -315,21 +321,21 @@ s_read_header(nf_segment_t *s, uint64_t size, int *failed, const char **why, uin
     if (best < 0) {
         for (int i = 0; i < 2; i++)
             if (state[i] == 2 && slot[i].version != NF_SEGMENT_VERSION)
-                return s_ferr(s->dir, S_VEC, NF_EVERSION,
+                return s_serr(s, S_VEC, NF_EVERSION,
                               "segment format version %u, this build reads version %d only: "
                               "rebuild the segment from its documents with `nflow segment "
                               "build NEWDIR FILE`", slot[i].version, NF_SEGMENT_VERSION);
         if (state[0] == 5 || state[1] == 5)
-            return s_ferr(s->dir, S_VEC, NF_EVERSION, "uses format features this build does "
+            return s_serr(s, S_VEC, NF_EVERSION, "uses format features this build does "
                           "not know (flags 0x%x)", slot[state[0] == 5 ? 0 : 1].incompat);
-        return s_ferr(s->dir, S_VEC, NF_ECORRUPT, "no valid commit slot (slot 0: %s; slot 1: "
+        return s_serr(s, S_VEC, NF_ECORRUPT, "no valid commit slot (slot 0: %s; slot 1: "
                       "%s)", s_slot_why[state[0]], s_slot_why[state[1]]);
     }
     if (state[1 - best]) {
         const s_slot_t *f = &slot[1 - best];
         *failed = 1 - best;
         *why = s_slot_why[state[1 - best]];
-        for (int k = 0; k < S_NFILES && state[1 - best] != 1; k++)  /* what it claims */
+        for (int k = 0; k < S_TABLE_MAX && state[1 - best] != 1; k++)  /* what it claims */
             hint[k] = f->file[k].bytes <= S_BYTES_MAX ? s_hdr(k) + f->file[k].bytes : 0;
     }
     const s_slot_t *h = &slot[best];
@@ -338,7 +344,8 @@ s_read_header(nf_segment_t *s, uint64_t size, int *failed, const char **why, uin
     s->seq = h->seq;
     s->rows = h->rows;
     s->deleted = h->deleted;
-    for (int k = 0; k < S_NFILES; k++) {
+    s->nfiles = h->nfiles;
+    for (int k = 0; k < S_TABLE_MAX; k++) {
         s->bytes[k] = h->file[k].bytes;
         s->prev[k] = h->file[k].prev;
         s->tail[k] = h->file[k].tail;
@@ -382,26 +389,26 @@ s_check_small(const nf_segment_t *s, int kind, uint64_t size)
 {
     char hdr[S_SMALL_HDR];
     if (size == 0)
-        return s_ferr(s->dir, kind, NF_ECORRUPT, "truncated: empty file");
+        return s_serr(s, kind, NF_ECORRUPT, "truncated: empty file");
     ssize_t got = s_pread_all(s->f[kind].fd, hdr, sizeof hdr, 0);
     if (got < 0)
-        return s_ferr(s->dir, kind, NF_EIO, "read: %s", strerror(errno));
-    if (got >= 8 && memcmp(hdr, s_kinds[kind].magic, 8)) {
-        for (int k = 0; k < S_NFILES; k++)
-            if (!memcmp(hdr, s_kinds[k].magic, 8))
-                return s_ferr(s->dir, kind, NF_EFORMAT,
+        return s_serr(s, kind, NF_EIO, "read: %s", strerror(errno));
+    if (got >= 8 && memcmp(hdr, s_kmagic(kind), 8)) {
+        for (int k = 0; k <= S_COL0; k++)
+            if (!memcmp(hdr, s_kmagic(k), 8))
+                return s_serr(s, kind, NF_EFORMAT,
                               "bad magic: this is an nflow %s file, expected %s",
-                              s_kinds[k].what, s_kinds[kind].what);
-        return s_ferr(s->dir, kind, NF_EFORMAT, "bad magic (not an nflow %s file)",
-                      s_kinds[kind].what);
+                              s_kwhat(k), s_kwhat(kind));
+        return s_serr(s, kind, NF_EFORMAT, "bad magic (not an nflow %s file)",
+                      s_kwhat(kind));
     }
     if ((size_t) got < sizeof hdr)
-        return s_ferr(s->dir, kind, NF_ECORRUPT, "truncated: %llu bytes, the header needs %u",
+        return s_serr(s, kind, NF_ECORRUPT, "truncated: %llu bytes, the header needs %u",
                       (unsigned long long) size, S_SMALL_HDR);
     uint32_t version;
     memcpy(&version, hdr + 8, sizeof version);
     if (version != NF_SEGMENT_VERSION)
-        return s_ferr(s->dir, kind, NF_EVERSION, "format version %u, this build reads %d",
+        return s_serr(s, kind, NF_EVERSION, "format version %u, this build reads %d",
                       version, NF_SEGMENT_VERSION);
     return 0;
 }
@@ -412,7 +419,9 @@ static void
 s_row_range(const nf_segment_t *s, int k, uint64_t lo, uint64_t hi, uint64_t *r0, uint64_t *r1)
 {
     uint64_t unit = 8;
-    if (k == S_VEC)
+    if (k >= S_SCHEMA)
+        unit = nf_seg_col_width(s, k) ? nf_seg_col_width(s, k) : 1;
+    else if (k == S_VEC)
         unit = (uint64_t) s->dim * sizeof(float);
     else if (k == S_NORM)
         unit = sizeof(float);
@@ -442,7 +451,7 @@ s_row_range(const nf_segment_t *s, int k, uint64_t lo, uint64_t hi, uint64_t *r0
 static int
 s_load_checksums(nf_segment_t *s)
 {
-    uint64_t n = s->bytes[S_CK] / S_CK_ENTRY, want[S_NFILES];
+    uint64_t n = s->bytes[S_CK] / S_CK_ENTRY, want[S_TABLE_MAX];
     unsigned char *buf = malloc(s->bytes[S_CK] + 1);
     if (!buf)
         return nf_error_set(NF_ENOMEM, "%s: out of memory for checksums", s->dir);
@@ -450,11 +459,13 @@ s_load_checksums(nf_segment_t *s)
                                  : 0;
     int rc = 0;
     if (got < 0 || (uint64_t) got != s->bytes[S_CK])
-        rc = s_ferr(s->dir, S_CK, NF_EIO, "read: %s", got < 0 ? strerror(errno) : "short read");
+        rc = s_serr(s, S_CK, NF_EIO, "read: %s", got < 0 ? strerror(errno) : "short read");
     else if (XXH3_64bits(buf, s->bytes[S_CK]) != s->tail[S_CK])
-        rc = s_ferr(s->dir, S_CK, NF_ECORRUPT, "checksum mismatch over its %llu entries",
+        rc = s_serr(s, S_CK, NF_ECORRUPT, "checksum mismatch over its %llu entries",
                     (unsigned long long) n);
-    for (int k = 0; k < S_CK && !rc; k++) {
+    for (int k = 0; k < (int) s->nfiles && !rc; k++) {
+        if (k == S_CK)
+            continue;
         want[k] = s->bytes[k] / S_CHUNK;
         free(s->ck[k]);
         s->nck[k] = 0;
@@ -466,17 +477,17 @@ s_load_checksums(nf_segment_t *s)
         uint64_t e[2];
         memcpy(&fk, buf + i * S_CK_ENTRY, 4);
         memcpy(e, buf + i * S_CK_ENTRY + 8, 16);
-        if (fk >= S_CK || e[0] != s->nck[fk] || s->nck[fk] >= want[fk])
-            rc = s_ferr(s->dir, S_CK, NF_ECORRUPT, "entry %llu (file %u, chunk %llu) out of "
+        if (fk >= s->nfiles || fk == S_CK || e[0] != s->nck[fk] || s->nck[fk] >= want[fk])
+            rc = s_serr(s, S_CK, NF_ECORRUPT, "entry %llu (file %u, chunk %llu) out of "
                         "order or past the committed data", (unsigned long long) i, fk,
                         (unsigned long long) e[0]);
         else
             s->ck[fk][s->nck[fk]++] = e[1];
     }
-    for (int k = 0; k < S_CK && !rc; k++)
-        if (s->nck[k] != want[k])
-            rc = s_ferr(s->dir, S_CK, NF_ECORRUPT, "%llu chunk checksums for %s, its %llu "
-                        "bytes need %llu", (unsigned long long) s->nck[k], s_kinds[k].name,
+    for (int k = 0; k < (int) s->nfiles && !rc; k++)
+        if (k != S_CK && s->nck[k] != want[k])
+            rc = s_serr(s, S_CK, NF_ECORRUPT, "%llu chunk checksums for %s, its %llu "
+                        "bytes need %llu", (unsigned long long) s->nck[k], s_kname(s, k),
                         (unsigned long long) s->bytes[k], (unsigned long long) want[k]);
     free(buf);
     return rc;
@@ -494,7 +505,7 @@ s_check_chunks(nf_segment_t *s, int k, uint64_t c0, unsigned char *buf, bool ini
         uint64_t lo = c * S_CHUNK, len = c < nfull ? S_CHUNK : s->bytes[k] - lo;
         ssize_t got = len ? s_pread_all(s->f[k].fd, buf, len, s_hdr(k) + lo) : 0;
         if (got < 0 || (uint64_t) got != len)
-            return s_ferr(s->dir, k, NF_EIO, "read of chunk %llu: %s", (unsigned long long) c,
+            return s_serr(s, k, NF_EIO, "read of chunk %llu: %s", (unsigned long long) c,
                           got < 0 ? strerror(errno) : "short read");
         uint64_t h = XXH3_64bits(buf, len), want = c < nfull ? s->ck[k][c] : s->tail[k];
         if (checked)
@@ -508,12 +519,12 @@ s_check_chunks(nf_segment_t *s, int k, uint64_t c0, unsigned char *buf, bool ini
             if (len)
                 s_row_range(s, k, lo, lo + len, &r0, &r1);
             if (k == S_DEL)
-                return s_ferr(s->dir, k, NF_ECORRUPT, "chunk %llu (body bytes %llu..%llu, "
+                return s_serr(s, k, NF_ECORRUPT, "chunk %llu (body bytes %llu..%llu, "
                               "delete-log entries %llu..%llu) fails its checksum",
                               (unsigned long long) c, (unsigned long long) lo,
                               (unsigned long long) (lo + len), (unsigned long long) r0,
                               (unsigned long long) r1);
-            return s_ferr(s->dir, k, NF_ECORRUPT, "chunk %llu (body bytes %llu..%llu, rows "
+            return s_serr(s, k, NF_ECORRUPT, "chunk %llu (body bytes %llu..%llu, rows "
                           "%llu..%llu) fails its checksum", (unsigned long long) c,
                           (unsigned long long) lo, (unsigned long long) (lo + len),
                           (unsigned long long) r0, (unsigned long long) r1);
@@ -533,16 +544,16 @@ s_replay_deletes(nf_segment_t *s)
         uint64_t m = n - i < N ? n - i : N;
         ssize_t got = s_pread_all(s->f[S_DEL].fd, buf, m * 8, S_SMALL_HDR + i * 8);
         if (got != (ssize_t) (m * 8))
-            return s_ferr(s->dir, S_DEL, NF_EIO, "read: %s",
+            return s_serr(s, S_DEL, NF_EIO, "read: %s",
                           got < 0 ? strerror(errno) : "short read");
         for (uint64_t j = 0; j < m; j++) {
             uint64_t r = buf[j];
             if (r >= s->rows)
-                return s_ferr(s->dir, S_DEL, NF_ECORRUPT, "entry %llu: row %llu past the %llu "
+                return s_serr(s, S_DEL, NF_ECORRUPT, "entry %llu: row %llu past the %llu "
                               "rows", (unsigned long long) (i + j), (unsigned long long) r,
                               (unsigned long long) s->rows);
             if (s->tomb[r / 64] >> (r % 64) & 1)
-                return s_ferr(s->dir, S_DEL, NF_ECORRUPT, "entry %llu: row %llu deleted twice",
+                return s_serr(s, S_DEL, NF_ECORRUPT, "entry %llu: row %llu deleted twice",
                               (unsigned long long) (i + j), (unsigned long long) r);
             s->tomb[r / 64] |= 1ull << (r % 64);
         }
@@ -644,8 +655,8 @@ s_keep_aside(nf_segment_t *s, const uint64_t *sizes, char *where, size_t wsize)
     if (mkdir(tmp, 0755) != 0)
         return nf_error_set(NF_EIO, "%s: mkdir: %s", tmp, strerror(errno));
     int rc = 0;
-    for (int k = 0; k < S_NFILES && !rc; k++) {
-        snprintf(path, sizeof path, "%s/%s", tmp, s_kinds[k].name);
+    for (int k = 0; k < (int) s->nfiles && !rc; k++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, s_kname(s, k));
         if (s_copy_range(s->f[k].fd, s_used(s, k), sizes[k] - s_used(s, k), path) != 0)
             rc = nf_error_set(NF_EIO, "%s: %s", path, strerror(errno));
     }
@@ -667,7 +678,7 @@ s_read_body(nf_segment_t *s, int kind, void *dst, uint64_t len)
 {
     ssize_t got = len ? s_pread_all(s->f[kind].fd, dst, len, s_hdr(kind)) : 0;
     if (got < 0 || (uint64_t) got != len)
-        return s_ferr(s->dir, kind, NF_EIO, "read of %llu bytes: %s", (unsigned long long) len,
+        return s_serr(s, kind, NF_EIO, "read of %llu bytes: %s", (unsigned long long) len,
                       got < 0 ? strerror(errno) : "short read");
     return 0;
 }
@@ -716,7 +727,7 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
     int rc = 0, failed = -1;
     const char *why = NULL;
     struct stat st;
-    uint64_t sizes[S_NFILES], hint[S_NFILES] = {0};
+    uint64_t sizes[S_TABLE_MAX], hint[S_TABLE_MAX] = {0};
     unsigned char *buf = NULL;
     *out = NULL;
     nf_segment_t *s = calloc(1, sizeof *s);
@@ -731,7 +742,8 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
     if (opts)
         s->opts = *opts;
     s->lock_fd = lock_fd;
-    for (int k = 0; k < S_NFILES; k++)
+    s->nfiles = S_NFILES;
+    for (int k = 0; k < S_TABLE_MAX; k++)
         s->f[k].fd = -1;
     bool rw = !s->opts.readonly;
     if ((unsigned) s->opts.vectors > NF_MEM_MEMORY || (unsigned) s->opts.payloads > NF_MEM_MEMORY) {
@@ -758,7 +770,7 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
     }
     if (rw && lock_fd < 0 && (rc = s_lock(s)))
         goto fail;
-    for (int k = 0; k < S_NFILES; k++) {
+    for (int k = 0; k < (int) s->nfiles; k++) {
         /* vectors.nfv first: its version decides before anything is missing */
         if (k == S_NORM && missing[0]) {
             rc = nf_error_set(NF_ECORRUPT, "%s: incomplete segment: missing %s", s->dir,
@@ -766,33 +778,35 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
             goto fail;
         }
         /* O_NONBLOCK: a FIFO planted in the directory must not hang us */
-        if ((rc = s_open_fd(s->dir, k, (rw ? O_RDWR : O_RDONLY) | O_NONBLOCK, &s->f[k].fd)))
+        if ((rc = s_open_fd(s, k, (rw ? O_RDWR : O_RDONLY) | O_NONBLOCK, &s->f[k].fd)))
             goto fail;
         if (fstat(s->f[k].fd, &st) != 0) {
-            rc = s_ferr(s->dir, k, NF_EIO, "fstat: %s", strerror(errno));
+            rc = s_serr(s, k, NF_EIO, "fstat: %s", strerror(errno));
             goto fail;
         }
         if (!S_ISREG(st.st_mode)) {
-            rc = s_ferr(s->dir, k, NF_EFORMAT, "not a regular file");
+            rc = s_serr(s, k, NF_EFORMAT, "not a regular file");
             goto fail;
         }
         sizes[k] = s->f[k].cap = (uint64_t) st.st_size;
         if ((rc = k == S_VEC ? s_read_header(s, sizes[k], &failed, &why, hint)
                              : s_check_small(s, k, sizes[k])))
             goto fail;
+        if (k == S_SCHEMA && (rc = nf_seg_fields_load(s)))     /* names the columns */
+            goto fail;
     }
     uint64_t beyond = 0, rows_beyond = 0;
-    for (int k = 0; k < S_NFILES; k++) {
+    for (int k = 0; k < (int) s->nfiles; k++) {
         uint64_t need = s_used(s, k);
         hint[k] = hint[k] > need ? hint[k] : need;
         if (sizes[k] < need) {
             if (k == S_VEC)
-                rc = s_ferr(s->dir, k, NF_ECORRUPT, "truncated: header says %llu rows "
+                rc = s_serr(s, k, NF_ECORRUPT, "truncated: header says %llu rows "
                             "(%llu bytes) but file has %llu", (unsigned long long) s->rows,
                             (unsigned long long) (need - S_VEC_HDR),
                             (unsigned long long) sizes[k]);
             else
-                rc = s_ferr(s->dir, k, NF_ECORRUPT, "truncated: the commit needs %llu bytes "
+                rc = s_serr(s, k, NF_ECORRUPT, "truncated: the commit needs %llu bytes "
                             "but file has %llu", (unsigned long long) need,
                             (unsigned long long) sizes[k]);
             goto fail;
@@ -822,10 +836,10 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
                                                     "`nflow segment repair`)",
                rw && beyond ? where : "", rw && beyond ? " before trimming" : "");
     }
-    for (int k = 0; k < S_NFILES; k++) {
+    for (int k = 0; k < (int) s->nfiles; k++) {
         uint64_t need = s_used(s, k);
         if (rw && s->f[k].cap > need && ftruncate(s->f[k].fd, (off_t) need) != 0) {
-            rc = s_ferr(s->dir, k, NF_EIO, "trimming uncommitted data: %s", strerror(errno));
+            rc = s_serr(s, k, NF_EIO, "trimming uncommitted data: %s", strerror(errno));
             goto fail;
         }
         s->f[k].cap = need;
@@ -846,7 +860,9 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
         rc = nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
         goto fail;
     }
-    for (int k = 0; k < S_CK && (check || rw); k++) {
+    for (int k = 0; k < (int) s->nfiles && (check || rw); k++) {
+        if (k == S_CK)
+            continue;
         uint64_t c0 = check ? s->prev[k] / S_CHUNK : s->nck[k];
         if ((rc = s_check_chunks(s, k, c0, buf, rw, NULL)))
             goto fail;
@@ -856,7 +872,7 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
         for (uint64_t off = 0; off < s->bytes[S_CK]; off += S_CHUNK) {
             uint64_t len = s->bytes[S_CK] - off < S_CHUNK ? s->bytes[S_CK] - off : S_CHUNK;
             if (s_pread_all(s->f[S_CK].fd, buf, len, S_SMALL_HDR + off) != (ssize_t) len) {
-                rc = s_ferr(s->dir, S_CK, NF_EIO, "read: %s", strerror(errno));
+                rc = s_serr(s, S_CK, NF_EIO, "read: %s", strerror(errno));
                 goto fail;
             }
             XXH3_64bits_update(s->st[S_CK], buf, len);
@@ -870,17 +886,18 @@ s_open(const char *dir, const nf_segment_opts_t *opts, int lock_fd, bool check,
         uint64_t last = s->rows ? s_off(s, k)[s->rows - 1] : 0;
         uint64_t want = k == S_IDOFF ? s->bytes[S_IDDAT] : s->bytes[S_PLDAT];
         if (last != want) {
-            rc = s_ferr(s->dir, k, NF_ECORRUPT, "last offset %llu but the commit holds %llu "
+            rc = s_serr(s, k, NF_ECORRUPT, "last offset %llu but the commit holds %llu "
                         "bytes", (unsigned long long) last, (unsigned long long) want);
             goto fail;
         }
     }
-    if ((rc = s_replay_deletes(s)))
+    if ((rc = s_replay_deletes(s)) || (rc = nf_seg_fields_open(s)))
         goto fail;
     if (rw && (rc = nf_seg_build(s, true)))
         goto fail;
     if (s->opts.warmup)
         s_warmup(s);
+    nf_seg_fields_warm(s);
     free(buf);
     *out = s;
     return 0;
@@ -909,7 +926,7 @@ s_write_new(const char *dir, int kind, const char *name)
     if (fd < 0)
         return nf_error_set(NF_EIO, "%s: %s", path, strerror(errno));
     uint32_t v = NF_SEGMENT_VERSION;
-    memcpy(hdr, s_kinds[kind].magic, 8);
+    memcpy(hdr, s_kmagic(kind), 8);
     memcpy(hdr + 8, &v, sizeof v);
     int rc = nf_seg_pwrite_all(fd, hdr, S_SMALL_HDR, 0) || fdatasync(fd);
     int err = errno;
@@ -974,8 +991,9 @@ s_create(const char *dir, uint32_t dim, nf_metric_t metric, const nf_segment_opt
         || !s_file_path(dir, "vectors.nfv.tmp", tmp, sizeof tmp))
         return nf_error_set(NF_EINVAL, "%s: path too long", dir);
     /* a handle only to hold the lock and write the first slots */
-    nf_segment_t t = {.dir = (char *) dir, .dim = dim, .metric = metric, .lock_fd = -1};
-    for (int k = 0; k < S_NFILES; k++) {
+    nf_segment_t t = {.dir = (char *) dir, .dim = dim, .metric = metric, .lock_fd = -1,
+                      .nfiles = S_NFILES};
+    for (int k = 0; k < S_TABLE_MAX; k++) {
         t.f[k].fd = -1;
         t.tail[k] = XXH3_64bits(NULL, 0);
     }
@@ -1057,7 +1075,7 @@ nf_segment_destroy(nf_segment_t **self_p)
     if (!self_p || !*self_p)
         return;
     nf_segment_t *s = *self_p;
-    for (int k = 0; k < S_NFILES; k++) {
+    for (int k = 0; k < S_TABLE_MAX; k++) {
         s_file_t *f = &s->f[k];
         if (f->map)
             munmap(f->map, f->map_len);
@@ -1073,7 +1091,9 @@ nf_segment_destroy(nf_segment_t **self_p)
         XXH3_freeState(s->st[k]);
         XXH3_freeState(s->st2[k]);
         free(s->ck[k]);
+        free(s->fname[k]);
     }
+    nf_seg_fields_free(s);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->mvec);
@@ -1126,6 +1146,27 @@ nf_segment_vectors(nf_segment_t *s, uint64_t row0, uint64_t n)
     return (const float *) (s->f[S_VEC].map + S_VEC_HDR) + row0 * s->dim;
 }
 
+int
+nf_segment_read_vectors(nf_segment_t *s, const uint64_t *rows, size_t n, float *dst)
+{
+    size_t vb = (size_t) s->dim * sizeof(float);
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i] >= s->rows)
+            return nf_error_set(NF_EINVAL, "%s: row %llu past the %llu rows", s->dir,
+                                (unsigned long long) rows[i], (unsigned long long) s->rows);
+        if (s->opts.vectors == NF_MEM_MEMORY) {
+            memcpy((char *) dst + i * vb, s->mvec + rows[i] * s->dim, vb);
+            continue;
+        }
+        ssize_t got = s_pread_all(s->f[S_VEC].fd, (char *) dst + i * vb, vb,
+                                  S_VEC_HDR + rows[i] * vb);
+        if (got != (ssize_t) vb)
+            return s_serr(s, S_VEC, NF_EIO, "read of row %llu: %s", (unsigned long long) rows[i],
+                          got < 0 ? strerror(errno) : "short read");
+    }
+    return 0;
+}
+
 const float *
 nf_segment_norms(nf_segment_t *s, uint64_t row0, uint64_t n)
 {
@@ -1156,15 +1197,26 @@ s_release_blocks(const char *base, uint64_t lo, uint64_t hi, bool last)
 void
 nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
 {
-    if (!s || s->opts.vectors != NF_MEM_MMAP || row0 >= s->rows)
+    if (!s || row0 >= s->rows)
         return;
     if (n > s->rows - row0)
         n = s->rows - row0;
+    nf_seg_fields_release(s, row0, n);
+    if (s->opts.vectors != NF_MEM_MMAP)
+        return;
     bool last = row0 + n == s->rows;
     uint64_t vb = (uint64_t) s->dim * sizeof(float);
     s_release_blocks(s->f[S_VEC].map, S_VEC_HDR + row0 * vb, S_VEC_HDR + (row0 + n) * vb, last);
     s_release_blocks(s->f[S_NORM].map, S_SMALL_HDR + row0 * sizeof(float),
                      S_SMALL_HDR + (row0 + n) * sizeof(float), last);
+}
+
+void
+nf_segment_release_columns(nf_segment_t *s, uint64_t row0, uint64_t n)
+{
+    if (!s || row0 >= s->rows)
+        return;
+    nf_seg_fields_release(s, row0, n > s->rows - row0 ? s->rows - row0 : n);
 }
 
 void
@@ -1226,11 +1278,11 @@ int
 nf_segment_files(const nf_segment_t *s, nf_segment_file_t *files, size_t max, size_t *n)
 {
     size_t k;
-    for (k = 0; k < S_NFILES && k < max; k++) {
+    for (k = 0; k < s->nfiles && k < max; k++) {
         struct stat st;
         if (fstat(s->f[k].fd, &st) != 0)
-            return s_ferr(s->dir, (int) k, NF_EIO, "fstat: %s", strerror(errno));
-        files[k].name = s_kinds[k].name;
+            return s_serr(s, (int) k, NF_EIO, "fstat: %s", strerror(errno));
+        files[k].name = s_kname(s, (int) k);
         files[k].bytes = (uint64_t) st.st_size;
         files[k].used = s_used(s, (int) k);
     }
@@ -1260,7 +1312,9 @@ nf_segment_verify(const char *dir, uint64_t *bytes_checked)
         nf_segment_destroy(&s);
         return nf_error_set(NF_ENOMEM, "%s: out of memory", dir);
     }
-    for (int k = 0; k < S_CK; k++) {
+    for (int k = 0; k < (int) s->nfiles; k++) {
+        if (k == S_CK)
+            continue;
         int r = s_check_chunks(s, k, 0, buf, false, &checked);
         if (!r)
             continue;

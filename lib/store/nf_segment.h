@@ -5,8 +5,10 @@
     committed bytes), the row norms (||x||^2, computed once at append), the
     document ids with an id-to-row map, the per-row payload bytes (encoded
     by nf_payload.h, opaque to this module), the delete log (replayed into a
-    bitmap at open) and the chunk checksums of every file's body.  The
-    format (version 2) is described at the top of nf_segment.c.
+    bitmap at open), the chunk checksums of every file's body, and typed
+    field columns with their schema, dictionaries and block summaries
+    (nf_segment_fields.c); compaction (nf_segment_compact.c).  The format
+    (version 2) is described at the top of nf_segment.c.
 
     Durability: nf_segment_append and nf_segment_delete return only after
     their data and the commit slot are synced; a crash at any instant leaves
@@ -29,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nf_limits.h"          /* NF_ID_MAX, NF_DIM_MAX */
+#include "nf_limits.h"          /* NF_ID_MAX, NF_DIM_MAX, NF_FIELD_NAME_MAX */
 
 typedef enum { NF_METRIC_L2 = 0, NF_METRIC_IP = 1, NF_METRIC_COSINE = 2 } nf_metric_t;
 
@@ -98,6 +100,158 @@ void nf_segment_destroy(nf_segment_t **self_p);
    reopen.  NF_EINVAL on a read-only handle. */
 int nf_segment_append(nf_segment_t *self, const nf_doc_t *docs, size_t n);
 
+/* ------------------------------------------------------------ fields
+
+   Typed fields (nf_segment_fields.c): a schema committed with the segment
+   and one column per field, appended with the rows in the same commit, so
+   they have the vectors' crash safety.  A missing value is null.  Values:
+     int       64-bit signed (INT64_MIN is the null mark, refused as a value)
+     float     64-bit, finite
+     bool
+     keyword   a string (1..NF_KEYWORD_MAX bytes) compared as a whole,
+               stored as an id into the field's dictionary
+     keyword[] a set of keywords (0..NF_KEYWORDS_MAX per document)
+     datetime  RFC 3339 in ("2001-02-03T04:05:06.789Z", offsets, or a bare
+               date), stored as microseconds since 1970 UTC
+   Each column keeps per-block (NF_SUMMARY_ROWS rows) summaries: minimum and
+   maximum, null count and a 64-bit keyword presence mask, so a scan with a
+   filter skips blocks that cannot match without reading them. */
+
+typedef enum {
+    NF_FIELD_NULL = 0,      /* (an nf_fval_t only: the value is null) */
+    NF_FIELD_INT,
+    NF_FIELD_FLOAT,
+    NF_FIELD_BOOL,
+    NF_FIELD_KEYWORD,
+    NF_FIELD_KEYWORDS,      /* keyword[] */
+    NF_FIELD_DATETIME,
+} nf_ftype_t;
+
+typedef struct {
+    char name[NF_FIELD_NAME_MAX + 1];
+    nf_ftype_t type;
+    nf_mempolicy_t policy;      /* mmap: page cache, released after a scan;
+                                   memory: kept resident (touched at open) */
+} nf_field_def_t;
+
+/* "int" "float" "bool" "keyword" "keyword[]" "datetime" <-> type;
+   nf_field_type_parse: NF_EINVAL on anything else. */
+const char *nf_field_type_name(nf_ftype_t type);
+int nf_field_type_parse(const char *name, nf_ftype_t *type);
+
+/* Parse "NAME:TYPE" or "NAME:TYPE:mmap|memory" (the CLI's --field and the
+   flow file's fields) into *def; NF_EINVAL saying what is wrong.  A name is
+   [A-Za-z_][A-Za-z0-9_]*, at most NF_FIELD_NAME_MAX bytes, and not a word of
+   the filter language (and, or, not, in, is, null, contains, any, all,
+   true, false). */
+int nf_field_def_parse(const char *spec, nf_field_def_t *def);
+int nf_field_name_check(const char *name, size_t len);
+
+/* RFC 3339 date-time (or YYYY-MM-DD) of len bytes -> microseconds since
+   1970-01-01T00:00:00Z; NF_EINVAL when malformed.  Format back as
+   "YYYY-MM-DDTHH:MM:SS[.ffffff]Z". */
+int nf_datetime_parse(const char *text, size_t len, int64_t *us);
+void nf_datetime_format(int64_t us, char *buf, size_t size);
+
+/* One field value of one document.  type says which member holds it
+   (NF_FIELD_NULL: null).  Accepted for a field of type T: a value of type
+   T; an int for a float field; a keyword (RFC 3339 text) or an int
+   (microseconds) for a datetime; a keyword for a keyword[] (a set of
+   one).  Anything else rejects the document, naming it and the field. */
+typedef struct {
+    const char *name;
+    nf_ftype_t type;
+    union {
+        int64_t i;          /* int, datetime (microseconds) */
+        double f;
+        bool b;
+        const char *s;      /* keyword (NUL-terminated) */
+        struct {
+            const char *const *v;
+            size_t n;
+        } set;              /* keyword[] */
+    } v;
+} nf_fval_t;
+
+/* The field values of one document (any order; unnamed fields are null). */
+typedef struct {
+    const nf_fval_t *v;
+    size_t n;
+} nf_fields_t;
+
+/* Make the segment's schema hold defs: a field of the segment must be
+   declared again with the same type (NF_EINVAL naming it when it is
+   missing from defs -- fields cannot be removed -- or declared with another
+   type or policy); fields not yet in the segment are added, in one commit,
+   with null for every existing row.  At most NF_FIELDS_MAX fields.
+   Writable handles only. */
+int nf_segment_set_schema(nf_segment_t *self, const nf_field_def_t *defs, size_t n);
+
+/* nf_segment_append with field values: fields[i] (fields may be NULL: all
+   null) belongs to docs[i].  A value of the wrong type, an unknown field
+   name, a field given twice, a keyword too long or a set too large
+   rejects the batch with NF_EINVAL naming the document index, its id and
+   the field. */
+int nf_segment_append_fields(nf_segment_t *self, const nf_doc_t *docs,
+                             const nf_fields_t *fields, size_t n);
+
+size_t nf_segment_nfields(const nf_segment_t *self);
+/* Definition of field i (< nf_segment_nfields), or NULL. */
+const nf_field_def_t *nf_segment_field(const nf_segment_t *self, size_t i);
+/* Index of the field named name[0..len), or -1. */
+int nf_segment_field_find(const nf_segment_t *self, const char *name, size_t len);
+
+/* Null marks inside the columns. */
+#define NF_INT_NULL INT64_MIN
+#define NF_BOOL_NULL 0xffu
+#define NF_KWS_NULL (1ull << 63)    /* keyword[]: bit of an end offset */
+#define NF_SUMMARY_ROWS 1024
+
+/* Rows [row0, row0+n) of field i's column, for the filter (valid while no
+   write; NF_EINVAL past the rows):
+     int, datetime: val is int64_t[n] (NF_INT_NULL = null)
+     float: val is double[n] (NaN = null)
+     bool: val is uint8_t[n] (0, 1, NF_BOOL_NULL)
+     keyword: val is uint32_t[n] dictionary ids (0 = null)
+     keyword[]: end[n] are the end offsets in ids of each row's set (bit
+       NF_KWS_NULL set: null), start the start offset of row0's set */
+typedef struct {
+    nf_ftype_t type;
+    const void *val;
+    const uint64_t *end;
+    uint64_t start;
+    const uint32_t *ids;
+} nf_column_t;
+int nf_segment_column(nf_segment_t *self, size_t i, uint64_t row0, uint64_t n, nf_column_t *out);
+
+/* Keywords in field i's dictionary (ids are 1 .. this); 0 for other types. */
+uint32_t nf_segment_keyword_count(const nf_segment_t *self, size_t i);
+
+/* Keyword of dictionary id (1..) of field i, or NULL. */
+const char *nf_segment_keyword(const nf_segment_t *self, size_t i, uint32_t id);
+
+/* Dictionary id (1..) of a keyword of field i, 0 when no row has it. */
+uint32_t nf_segment_keyword_id(const nf_segment_t *self, size_t i, const char *kw, size_t len);
+
+/* Summary of NF_SUMMARY_ROWS-row block b of field i (rows b*1024 ..):
+   rows in it, nulls among them, min/max of the non-null values (int and
+   datetime in imin/imax, float in fmin/fmax, bool: imin = 0 when some row
+   is false, imax = 1 when some row is true), and for keyword/keyword[] a
+   mask with bit (id % 64) set for every id present. */
+typedef struct {
+    int64_t imin, imax;
+    double fmin, fmax;
+    uint64_t kwmask;
+    uint32_t rows, nulls;
+} nf_summary_t;
+const nf_summary_t *nf_segment_summary(const nf_segment_t *self, size_t i, uint64_t block);
+
+/* Field i of row as JSON text into buf (null, 2001, 1.5, true, "scifi",
+   ["a","b"], "2001-02-03T04:05:06Z"); returns the length it needs (like
+   snprintf: the text is cut when it does not fit). */
+size_t nf_segment_value_json(nf_segment_t *self, size_t i, uint64_t row, char *buf,
+                             size_t size);
+
 /* Delete by id; ids not present are skipped.  *deleted (may be NULL) gets
    how many were removed.  Durable and whole (one commit) on return.  NF_EINVAL on a read-only
    handle or a NULL / empty / too long id (checked before any change). */
@@ -138,11 +292,28 @@ int nf_segment_verify(const char *dir, uint64_t *bytes_checked);
    frees) gets a text saying, per batch, what was kept and what dropped. */
 int nf_segment_repair(const char *dir, char **report);
 
+/* Rewrite the segment in dir without its deleted rows (nf_segment_compact.c):
+   the live rows, with their ids, payloads and field values, in row order,
+   go to a new segment in the sibling directory "DIR.compact~" (synced
+   commit by commit), which is then swapped with dir by one atomic
+   renameat2(RENAME_EXCHANGE); the old one is removed.  A crash at any
+   point leaves dir whole: the old segment or the new one.  Takes the
+   writer lock (NF_ELOCKED when an indexer holds it).  *kept / *dropped
+   (may be NULL) get the rows written and the deleted rows left out. */
+int nf_segment_compact(const char *dir, uint64_t *kept, uint64_t *dropped);
+
 /* --- access for the scan (nf_scan) and for answering results --- */
 
 /* Row-major float32 vectors of rows [row0, row0+n); valid while no write.
    NULL when the range goes past nf_segment_rows(). */
 const float *nf_segment_vectors(nf_segment_t *self, uint64_t row0, uint64_t n);
+
+/* Copy the vectors of rows[0..n) (each < nf_segment_rows()) into dst (n x
+   dim floats) without mapping them: pread under the mmap policy (for a
+   few scattered rows, one system call each costs less than faulting their
+   pages in and releasing them again), memcpy under memory.  NF_EIO /
+   NF_EINVAL naming the row on failure. */
+int nf_segment_read_vectors(nf_segment_t *self, const uint64_t *rows, size_t n, float *dst);
 
 /* ||x||^2 of rows [row0, row0+n) (NULL past the end). */
 const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
@@ -154,6 +325,10 @@ const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
    and those ending by row0+n (all of them when row0+n is the last row), so
    windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
+
+/* The same for the field columns only (a filtered scan that read the
+   columns of rows [row0, row0+n) but none of their vectors). */
+void nf_segment_release_columns(nf_segment_t *self, uint64_t row0, uint64_t n);
 
 /* Hint that the ids and payloads read through nf_segment_id /
    nf_segment_payload (and the id table's lookups) may leave resident
@@ -188,8 +363,9 @@ typedef struct {
     uint64_t used;          /* bytes holding committed data, headers included */
 } nf_segment_file_t;
 
-/* How many files nf_segment_files reports. */
-#define NF_SEGMENT_NFILES 8
+/* At most how many files nf_segment_files reports (8 without fields; the
+   field schema and columns come after them). */
+#define NF_SEGMENT_NFILES 64
 
 /* Fill files[0 .. min(max, NF_SEGMENT_NFILES)) with each data file's name
    (static string) and sizes; *n (may be NULL) gets how many were filled. */

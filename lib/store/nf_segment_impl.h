@@ -46,6 +46,11 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 /* File-table index of each file; 8 is reserved for a field schema and
    9..63 for field columns (a later format revision, same version). */
 enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_DEL, S_CK, S_NFILES };
+#define S_SCHEMA 8                  /* fields.nfs: the field schema (nf_segment_fields.c) */
+#define S_COL0 9                    /* first field column file */
+#define S_FEAT_FIELDS 1u            /* incompatible feature: file table has a schema and columns */
+#define S_FEAT_KNOWN S_FEAT_FIELDS
+#define S_SUM_ROWS 1024u            /* rows per field summary block (a multiple of 64) */
 
 static const struct {
     const char *name, *magic, *what;
@@ -72,12 +77,12 @@ typedef struct {
     uint32_t version;               /*    8 NF_SEGMENT_VERSION */
     uint32_t dim;                   /*   12 */
     uint32_t metric;                /*   16 */
-    uint32_t nfiles;                /*   20 file-table entries in use (8 today) */
+    uint32_t nfiles;                /*   20 file-table entries in use (8, or 10..64 with fields) */
     uint64_t seq;                   /*   24 */
     uint64_t rows;                  /*   32 */
     uint64_t deleted;               /*   40 = delete-log entries */
     uint32_t chunk_log2;            /*   48 body checksum chunk = 1 << this */
-    uint32_t incompat;              /*   52 features a reader must know (0 today) */
+    uint32_t incompat;              /*   52 features a reader must know (S_FEAT_FIELDS) */
     uint32_t compat;                /*   56 features a reader may ignore (0 today) */
     uint8_t reserved[68];           /*   60 zero */
     s_fent_t file[S_TABLE_MAX];     /*  128 */
@@ -106,14 +111,18 @@ struct nf_segment {
     uint32_t dim;
     nf_metric_t metric;
     uint64_t seq, rows, deleted;
-    uint64_t bytes[S_NFILES];       /* committed body bytes per file */
-    uint64_t prev[S_NFILES];        /* body bytes at the commit before */
-    uint64_t tail[S_NFILES];        /* tail hashes of the current commit */
-    XXH3_state_t *st[S_NFILES];     /* writer: hash state of each tail chunk */
-    XXH3_state_t *st2[S_NFILES];    /* writer: scratch for a commit */
-    uint64_t *ck[S_NFILES];         /* hashes of each file's full chunks */
-    uint64_t nck[S_NFILES];
-    s_file_t f[S_NFILES];
+    uint32_t nfiles;                /* file-table entries in use */
+    uint64_t bytes[S_TABLE_MAX];    /* committed body bytes per file */
+    uint64_t prev[S_TABLE_MAX];     /* body bytes at the commit before */
+    uint64_t tail[S_TABLE_MAX];     /* tail hashes of the current commit */
+    XXH3_state_t *st[S_TABLE_MAX];  /* writer: hash state of each tail chunk */
+    XXH3_state_t *st2[S_TABLE_MAX]; /* writer: scratch for a commit */
+    uint64_t *ck[S_TABLE_MAX];      /* hashes of each file's full chunks */
+    uint64_t nck[S_TABLE_MAX];
+    s_file_t f[S_TABLE_MAX];
+    char *fname[S_TABLE_MAX];       /* names of the files from S_SCHEMA on */
+    struct nf_seg_field *fields;    /* the schema, nfields entries (nf_segment_fields.c) */
+    size_t nfields;
     int lock_fd;
     uint64_t *tomb;                 /* deleted-row bitmap (from the delete log) */
     uint64_t tomb_cap;              /* words */
@@ -129,6 +138,41 @@ struct nf_segment {
 };
 
 /* ------------------------------------------------- inline helpers */
+
+/* Name, magic and description of file k of the handle. */
+static inline const char *
+s_kname(const nf_segment_t *s, int k)
+{
+    return k < S_NFILES ? s_kinds[k].name : s->fname[k] ? s->fname[k] : "fields.nfs";
+}
+
+static inline const char *
+s_kmagic(int k)
+{
+    return k < S_NFILES ? s_kinds[k].magic : k == S_SCHEMA ? "NFSEGFLD" : "NFSEGCOL";
+}
+
+static inline const char *
+s_kwhat(int k)
+{
+    return k < S_NFILES ? s_kinds[k].what : k == S_SCHEMA ? "field schema" : "field column";
+}
+
+/* Record an error about file `kind` of segment s ("dir/name: msg") and
+   return code. */
+static inline int s_serr(const nf_segment_t *s, int kind, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static inline int
+s_serr(const nf_segment_t *s, int kind, int code, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nf_error_set(code, "%s/%s: %s", s->dir, s_kname(s, kind), msg);
+}
 
 /* Record an error about file `kind` of segment dir ("dir/name: msg") and
    return code. */
@@ -214,10 +258,12 @@ int nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb);
 /* Grow the deleted-row bitmap to cover `rows` rows (zero-filled). */
 int nf_seg_grow_tomb(nf_segment_t *s, uint64_t rows);
 
-/* What one commit appends: per file, bytes to add at its committed end. */
+/* What one commit appends: per file, bytes to add at its committed end;
+   nfiles > the handle's: the commit also adds files (their fds open). */
 typedef struct {
-    const void *buf[S_NFILES];
-    uint64_t len[S_NFILES];
+    const void *buf[S_TABLE_MAX];
+    uint64_t len[S_TABLE_MAX];
+    uint32_t nfiles;
 } nf_seg_batch_t;
 
 /* Append the batch to the files, extend the chunk checksums, sync, and
@@ -237,5 +283,40 @@ int nf_seg_build(nf_segment_t *s, bool repair);
 /* Table entry of a live id (len bytes, hash h = s_fnv1a of it), or NULL. */
 const s_entry_t *nf_seg_tab_find(const nf_segment_t *s, const char *id, size_t len,
                                  uint64_t h);
+
+/* ------------------------------- defined in nf_segment_fields.c */
+
+/* Open: read the schema (file S_SCHEMA, committed bytes) and name the
+   column files of the table. */
+int nf_seg_fields_load(nf_segment_t *s);
+
+/* Open, after the columns are mapped: check their sizes against the rows,
+   read the dictionaries, build the summaries. */
+int nf_seg_fields_open(nf_segment_t *s);
+
+/* Bytes per row of file k when it is a fixed-width column, else 0. */
+uint64_t nf_seg_col_width(const nf_segment_t *s, int k);
+
+/* Memory policy of file k (columns: their field's). */
+bool nf_seg_col_memory(const nf_segment_t *s, int k);
+
+/* Free the field state of the handle. */
+void nf_seg_fields_free(nf_segment_t *s);
+
+/* Stage the field columns of m kept docs into b (buffers owned by *staged,
+   freed with nf_seg_fields_unstage); validation of values included. */
+typedef struct nf_seg_staged nf_seg_staged_t;
+int nf_seg_fields_stage(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
+                        size_t n, const unsigned char *keep, uint64_t m, nf_seg_batch_t *b,
+                        nf_seg_staged_t **staged);
+/* After the commit: update dictionaries and summaries. */
+void nf_seg_fields_commit(nf_segment_t *s, nf_seg_staged_t *staged, uint64_t row0, uint64_t m);
+void nf_seg_fields_unstage(nf_seg_staged_t **staged);
+/* The commit failed: forget the keywords the staging added. */
+void nf_seg_fields_abort(nf_segment_t *s, nf_seg_staged_t *staged);
+/* Drop the mmap-policy column pages of rows [row0, row0+n). */
+void nf_seg_fields_release(nf_segment_t *s, uint64_t row0, uint64_t n);
+/* Touch the memory-policy columns (and all with opts.warmup). */
+void nf_seg_fields_warm(nf_segment_t *s);
 
 #endif

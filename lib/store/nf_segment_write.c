@@ -81,6 +81,8 @@ nf_seg_mapped(const nf_segment_t *s, int kind)
         return s->opts.vectors == NF_MEM_MMAP;
     if (kind == S_PLDAT || kind == S_PLOFF)
         return s->opts.payloads == NF_MEM_MMAP;
+    if (kind >= S_SCHEMA)
+        return nf_seg_col_width(s, kind) > 0;     /* columns (dictionaries are in RAM) */
     return kind == S_IDDAT || kind == S_IDOFF;
 }
 
@@ -122,7 +124,7 @@ nf_seg_map(nf_segment_t *s, int kind, uint64_t len)
     else
         p = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, 0);
     if (p == MAP_FAILED)
-        return s_ferr(s->dir, kind, NF_EIO, "mmap of %llu bytes: %s",
+        return s_serr(s, kind, NF_EIO, "mmap of %llu bytes: %s",
                       (unsigned long long) len, strerror(errno));
     f->map = p;
     f->map_len = len;
@@ -146,10 +148,10 @@ s_reserve(nf_segment_t *s, int kind, uint64_t need)
     ncap = (ncap + align - 1) & ~(uint64_t) (align - 1);
     if (fallocate(f->fd, 0, (off_t) f->cap, (off_t) (ncap - f->cap)) != 0) {
         if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
-            return s_ferr(s->dir, kind, NF_EIO, "cannot grow to %llu bytes: %s",
+            return s_serr(s, kind, NF_EIO, "cannot grow to %llu bytes: %s",
                           (unsigned long long) ncap, strerror(errno));
         if (ftruncate(f->fd, (off_t) ncap) != 0)
-            return s_ferr(s->dir, kind, NF_EIO, "cannot grow to %llu bytes: %s",
+            return s_serr(s, kind, NF_EIO, "cannot grow to %llu bytes: %s",
                           (unsigned long long) ncap, strerror(errno));
     }
     f->cap = ncap;
@@ -233,7 +235,7 @@ s_id_raw(const nf_segment_t *s, uint64_t row, size_t *len)
 int
 nf_seg_states(nf_segment_t *s)
 {
-    for (int k = 0; k < S_NFILES; k++) {
+    for (int k = 0; k < S_TABLE_MAX; k++) {
         if (!s->st[k] && (s->st[k] = XXH3_createState()))
             XXH3_64bits_reset(s->st[k]);
         if (!s->st2[k])
@@ -272,24 +274,28 @@ s_write_file(nf_segment_t *s, int k, const void *buf, uint64_t len)
         rc = nf_seg_pwrite_all(fd, buf, len, off);
     }
     if (rc)
-        return s_ferr(s->dir, k, NF_EIO, "write: %s", strerror(errno));
+        return s_serr(s, k, NF_EIO, "write: %s", strerror(errno));
     return 0;
 }
 
 int
 nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
 {
-    uint64_t nb[S_NFILES], tail[S_NFILES];
-    bool wrote[S_NFILES] = {false};
+    uint64_t nb[S_TABLE_MAX], tail[S_TABLE_MAX];
+    bool wrote[S_TABLE_MAX] = {false};
     size_t maxce = 0, nce = 0;
     int rc = 0;
-    for (int k = 0; b && k < S_CK; k++)
-        maxce += (size_t) ((s->bytes[k] % S_CHUNK + b->len[k]) / S_CHUNK);
+    int nf = (int) (b && b->nfiles > s->nfiles ? b->nfiles : s->nfiles);
+    for (int k = 0; b && k < nf; k++)
+        if (k != S_CK)
+            maxce += (size_t) ((s->bytes[k] % S_CHUNK + b->len[k]) / S_CHUNK);
     unsigned char *ckbuf = malloc(maxce * S_CK_ENTRY + 1);
     if (!ckbuf)
         return nf_error_set(NF_ENOMEM, "%s: out of memory for checksums", s->dir);
     /* hash the new bytes: full chunks go to checksums.nfc, the tail to the slot */
-    for (int k = 0; k < S_CK; k++) {
+    for (int k = 0; k < nf; k++) {
+        if (k == S_CK)
+            continue;
         uint64_t len = b ? b->len[k] : 0;
         nb[k] = s->bytes[k] + len;
         tail[k] = s->tail[k];
@@ -325,12 +331,12 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
         tail[S_CK] = XXH3_64bits_digest(s->st2[S_CK]);
         wrote[S_CK] = true;
     }
-    for (int k = 0; k < S_NFILES && !rc; k++)
+    for (int k = 0; k < nf && !rc; k++)
         if (wrote[k] && !(rc = s_reserve(s, k, s_hdr(k) + nb[k])))
             rc = s_write_file(s, k, k == S_CK ? ckbuf : b->buf[k], nb[k] - s->bytes[k]);
-    for (int k = 0; k < S_NFILES && !rc; k++)
+    for (int k = 0; k < nf && !rc; k++)
         if (wrote[k] && fdatasync(s->f[k].fd) != 0)
-            rc = s_ferr(s->dir, k, NF_EIO, "fdatasync: %s", strerror(errno));
+            rc = s_serr(s, k, NF_EIO, "fdatasync: %s", strerror(errno));
     free(ckbuf);
     if (rc)
         return rc;
@@ -342,20 +348,22 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
     slot.version = NF_SEGMENT_VERSION;
     slot.dim = s->dim;
     slot.metric = (uint32_t) s->metric;
-    slot.nfiles = S_NFILES;
+    slot.nfiles = (uint32_t) nf;
+    slot.incompat = nf > S_NFILES ? S_FEAT_FIELDS : 0;
     slot.seq = s->seq + 1;
     slot.rows = rows;
     slot.deleted = deleted;
     slot.chunk_log2 = S_CHUNK_LOG2;
-    for (int k = 0; k < S_NFILES; k++)
+    for (int k = 0; k < nf; k++)
         slot.file[k] = (s_fent_t) {nb[k], s->bytes[k], tail[k]};
     slot.checksum = s_slot_hash(&slot);
     uint64_t off = (slot.seq & 1) ? S_SLOT1_OFF : 0;
     if (nf_seg_pwrite_all(s->f[S_VEC].fd, &slot, sizeof slot, off) != 0
         || fdatasync(s->f[S_VEC].fd) != 0)
-        return s_ferr(s->dir, S_VEC, NF_EIO, "writing commit slot: %s", strerror(errno));
+        return s_serr(s, S_VEC, NF_EIO, "writing commit slot: %s", strerror(errno));
     s->seq = slot.seq;
-    for (int k = 0; k < S_NFILES; k++) {
+    s->nfiles = (uint32_t) nf;
+    for (int k = 0; k < nf; k++) {
         s->prev[k] = s->bytes[k];
         s->bytes[k] = nb[k];
         s->tail[k] = tail[k];
@@ -489,7 +497,7 @@ nf_seg_build(nf_segment_t *s, bool repair)
             || end - start - 1 > NF_ID_MAX || data[end - 1] != '\0'
             || memchr(data + start, 0, end - start - 1)) {
             free(dups);
-            return s_ferr(s->dir, S_IDOFF, NF_ECORRUPT,
+            return s_serr(s, S_IDOFF, NF_ECORRUPT,
                           "row %llu: bad id record (offsets %llu..%llu of %llu bytes)",
                           (unsigned long long) r, (unsigned long long) start,
                           (unsigned long long) end, (unsigned long long) s->bytes[S_IDDAT]);
@@ -603,7 +611,15 @@ s_dedupe(const nf_doc_t *docs, size_t n, const uint64_t *hash, unsigned char *ke
 int
 nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
 {
+    return nf_segment_append_fields(s, docs, NULL, n);
+}
+
+int
+nf_segment_append_fields(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
+                         size_t n)
+{
     int rc;
+    nf_seg_staged_t *staged = NULL;
     if (!s || (n && !docs))
         return nf_error_set(NF_EINVAL, "nf_segment_append: NULL argument");
     if ((rc = s_writable(s, "append")))
@@ -677,9 +693,15 @@ nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
         .len = {[S_VEC] = m * vbytes, [S_NORM] = m * sizeof(float), [S_IDDAT] = idb,
                 [S_IDOFF] = m * 8, [S_PLDAT] = plb, [S_PLOFF] = m * 8, [S_DEL] = nrep * 8},
     };
-    if ((rc = nf_seg_grow_ram(s, row0 + m, pl0 + plb)) || (rc = nf_seg_grow_tomb(s, row0 + m))
-        || (rc = nf_seg_commit(s, &b, row0 + m, s->deleted + nrep)))
+    /* the field columns of the same rows: in the same commit */
+    if ((rc = nf_seg_fields_stage(s, docs, fields, n, keep, m, &b, &staged)))
         goto done;
+    if ((rc = nf_seg_grow_ram(s, row0 + m, pl0 + plb)) || (rc = nf_seg_grow_tomb(s, row0 + m))
+        || (rc = nf_seg_commit(s, &b, row0 + m, s->deleted + nrep))) {
+        nf_seg_fields_abort(s, staged);
+        goto done;
+    }
+    nf_seg_fields_commit(s, staged, row0, m);
 
     /* committed: bring the handle up to date */
     if (s->opts.vectors == NF_MEM_MEMORY) {
@@ -706,6 +728,7 @@ nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
         j++;
     }
 done:
+    nf_seg_fields_unstage(&staged);
     free(hash);
     free(keep);
     free(replaced);

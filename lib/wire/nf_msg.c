@@ -539,8 +539,8 @@ s_check_search(const Nflow__SearchRequest *s)
     if (rc)
         return rc;
     size_t flen = s->filter ? strlen(s->filter) : 0;
-    if (flen > NF_FILTER_MAX)
-        return S_OVER("filter bytes", flen, NF_FILTER_MAX, "NF_FILTER_MAX");
+    if (flen > NF_FILTER_BYTES_MAX)
+        return S_OVER("filter bytes", flen, NF_FILTER_BYTES_MAX, "NF_FILTER_BYTES_MAX");
     if (s->n_fields > NF_FIELDS_MAX)
         return S_OVER("output fields", s->n_fields, NF_FIELDS_MAX, "NF_FIELDS_MAX");
     for (size_t i = 0; i < s->n_fields; i++) {
