@@ -373,7 +373,8 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
             g->pllen = pl0;
             return false;
         }
-        nf_payload_write_n(g->plbuf + g->pllen, text, tlen, tags, nt);
+        if (plen)       /* none for a document without text and tags (plbuf may be NULL) */
+            nf_payload_write_n(g->plbuf + g->pllen, text, tlen, tags, nt);
         g->ploff[d0 + i] = g->pllen;
         g->pllen += plen;
         doc->payload_len = plen;
