@@ -238,20 +238,24 @@ expect 1 "nflow segment search: .*vectors\.nfv" \
 
 # usage errors
 expect 2 "usage" "$NFLOW" segment
-expect 2 "unknown subcommand" "$NFLOW" segment frobnicate
-expect 2 "expected DIR and FILE" "$NFLOW" segment build only-dir
-expect 2 "--metric 'manhattan'" "$NFLOW" segment build s base.fvecs --metric manhattan
+expect 2 "unknown command 'frobnicate'" "$NFLOW" segment frobnicate
+expect 2 "missing FILE" "$NFLOW" segment build only-dir
+expect 2 "--metric: expected one of l2\|ip\|cosine, got 'manhattan'" "$NFLOW" segment build s base.fvecs --metric manhattan
 expect 2 "--dim is required" "$NFLOW" segment build s base.f32
-expect 2 "--dim '0'" "$NFLOW" segment build s base.f32 --dim 0
+expect 2 "--dim: expected an integer in 1\.\.65536, got '0'" "$NFLOW" segment build s base.f32 --dim 0
 expect 2 "unknown option '--bogus'" "$NFLOW" segment build s base.fvecs --bogus
 expect 2 "--queries FILE is required" "$NFLOW" segment search seg-l2 -k 3
-expect 2 "-k 'x'" "$NFLOW" segment search seg-l2 --queries queries.fvecs -k x
-expect 2 "--vectors 'disk'" "$NFLOW" segment search seg-l2 --queries queries.fvecs --vectors disk
+expect 2 "-k: expected an integer in 1\.\.100000, got 'x'" "$NFLOW" segment search seg-l2 --queries queries.fvecs -k x
+expect 2 "--vectors: expected one of mmap\|memory, got 'disk'" "$NFLOW" segment search seg-l2 --queries queries.fvecs --vectors disk
 expect 2 "needs a value" "$NFLOW" segment search seg-l2 --queries
-expect 2 "expected one DIR" "$NFLOW" segment info
-expect 2 "expected one DIR" "$NFLOW" segment verify
-expect 2 "expected one DIR" "$NFLOW" segment repair a b
-for sub in build search info verify repair; do
+expect 2 "missing DIR" "$NFLOW" segment info
+expect 2 "missing DIR" "$NFLOW" segment verify
+expect 2 "unexpected argument 'b'" "$NFLOW" segment repair a b
+expect 2 "--batch: expected an integer in 1\.\.1000000, got '0'" \
+    "$NFLOW" segment build s base.fvecs --batch=0
+expect 2 "--format: expected one of fvecs\|f32\|jsonl, got 'csv'" \
+    "$NFLOW" segment build s base.fvecs --format csv
+for sub in build search info verify repair compact; do
     "$NFLOW" segment "$sub" --help | grep -q "usage: nflow segment $sub" || fail "$sub --help"
 done
 [ ! -e s ] || fail "a usage error created a segment"

@@ -117,7 +117,7 @@ main(void)
     CHECK(!s_parse(&c, "--json", &status) && status == 2 && s_err_has("missing DIR"));
     CHECK(!s_parse(&c, "seg a b c d e", &status) && s_err_has("at most 4 FILE"));
     CHECK(!s_parse(&c, "seg --text a --text b --text c --text d", &status)
-          && s_err_has("at most 3"));
+          && s_err_has("nflow test: --text: at most 3 values"));
 
     /* --help: status 0, the usage, the summary and every option with its
        bounds, choices and default, from the table */
@@ -131,5 +131,31 @@ main(void)
     CHECK(strstr(s_out, "(default mmap)") != NULL);
     CHECK(!s_parse(&c, "seg -h", &status) && status == 0 && !strncmp(s_out, "usage:", 6));
     printf("%s", s_out);
+
+    /* options_first: the first positional starts a COMMAND... that keeps its
+       own options (check-pod); options before it are still parsed */
+    {
+        int dim = 256;
+        const char *items[8] = {NULL};
+        nf_args_list_t cmd = {items, 0, 7};
+        const nf_arg_t args[] = {
+            {"--dim", NULL, NF_ARG_INT, &dim, 1, 65536, .meta = "D"},
+            {"COMMAND", NULL, NF_ARG_REST, &cmd, .required = true},
+        };
+        char *argv[] = {"pod", "--dim", "8", "enc", "--dim", "9", "-x", NULL};
+        FILE *err = fmemopen(s_err, sizeof s_err, "w");
+        const nf_args_t spec = {"nflow pod", args, NF_ARGS_COUNT(args), .err = err,
+                                .options_first = true};
+        CHECK(nf_args_parse(&spec, 7, argv, &status) && status == 0 && dim == 8);
+        CHECK(cmd.n == 4 && !strcmp(items[0], "enc") && !strcmp(items[1], "--dim")
+              && !strcmp(items[3], "-x") && items[4] == NULL);
+        cmd.n = 0;
+        CHECK(!nf_args_parse(&spec, 3, argv, &status) && status == 2);
+        /* a usage error found after parsing, in the same form */
+        CHECK(nf_args_error(&spec, "--dim: %d is odd", 9) == 2);
+        fclose(err);
+        CHECK(strstr(s_err, "nflow pod: missing COMMAND") != NULL);
+        CHECK(strstr(s_err, "nflow pod: --dim: 9 is odd\n") != NULL);
+    }
     return nf_test_done("args");
 }

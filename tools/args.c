@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,8 +84,10 @@ static bool
 s_list_add(const nf_args_t *spec, const nf_arg_t *a, nf_args_list_t *l, const char *v)
 {
     if (l->n >= l->cap) {
-        fprintf(s_err(spec), "%s: at most %zu %s\n", spec->cmd, l->cap,
-                s_is_positional(a) ? a->name : "values of this option");
+        if (s_is_positional(a))
+            fprintf(s_err(spec), "%s: at most %zu %s\n", spec->cmd, l->cap, a->name);
+        else
+            fprintf(s_err(spec), "%s: %s: at most %zu values\n", spec->cmd, a->name, l->cap);
         return false;
     }
     l->items[l->n++] = v;
@@ -183,6 +186,7 @@ nf_args_parse(const nf_args_t *spec, int argc, char **argv, int *status)
         if (only_positional || arg[0] != '-' || !strcmp(arg, "-")) {
             if (!s_positional(spec, arg, &npos))
                 return false;
+            only_positional |= spec->options_first;
             continue;
         }
         if (!strcmp(arg, "--")) {
@@ -247,6 +251,18 @@ nf_args_parse(const nf_args_t *spec, int argc, char **argv, int *status)
     }
     *status = 0;
     return true;
+}
+
+int
+nf_args_error(const nf_args_t *spec, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(s_err(spec), "%s: ", spec->cmd);
+    va_start(ap, fmt);
+    vfprintf(s_err(spec), fmt, ap);
+    va_end(ap);
+    fprintf(s_err(spec), "\n");
+    return 2;
 }
 
 /* "-c, --clients N" */

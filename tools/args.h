@@ -75,6 +75,8 @@ typedef struct {
     const char *summary;    /* printed under the usage line by --help, or NULL */
     const char *synopsis;   /* replaces the generated argument part of the usage line */
     FILE *out, *err;        /* --help / errors; NULL = stdout / stderr */
+    bool options_first;     /* the first positional ends the options, as `--` does (a
+                               COMMAND... whose own options are not the command's) */
 } nf_args_t;
 
 #define NF_ARGS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -83,6 +85,11 @@ typedef struct {
    return *status from the command (0 after -h/--help, which printed the
    usage on out; 2 after a usage error, printed on err). */
 bool nf_args_parse(const nf_args_t *spec, int argc, char **argv, int *status);
+
+/* A usage error found after parsing (a value the table cannot check):
+   "CMD: " and the message on spec->err; returns 2, the status to exit with. */
+int nf_args_error(const nf_args_t *spec, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The usage line, the summary and one line per option and positional
    (with its bounds, choices and default). */

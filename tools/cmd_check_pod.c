@@ -15,6 +15,7 @@
     If the pod does not start or dies, that check fails with its exit
     status and the run stops.  The pod's own output goes to stderr.        */
 #include "nflow.h"
+#include "args.h"
 
 #include "nf_error.h"
 #include "nf_expand.h"
@@ -1047,46 +1048,31 @@ s_check_terminate(s_check_t *c, int arg)
 
 /* ---- the command ------------------------------------------------------ */
 
+/* The --help text above the options: what is run, with which options (the
+   encoder's sockets, from the socket table), and the checks. */
 static void
-s_usage(FILE *out)
+s_summary(char *buf, size_t size)
 {
     const nf_podspec_t *spec = nf_podspec_find("encoder");
-    fprintf(out,
-        "usage: nflow check-pod [--dim D] [--role encoder] [--timeout-ms T] -- COMMAND...\n"
-        "\n"
+    size_t at = (size_t) snprintf(buf, size,
         "Start COMMAND as a pod on free loopback endpoints and drive it through the\n"
-        "flow protocol (proto/README.md).  COMMAND gets --name,");
-    for (size_t i = 0; i < nf_podspec_nsockets(spec); i++)     /* the socket table's */
-        fprintf(out, " --%s", nf_podspec_socket_at(spec, i)->option);
-    fprintf(out, " and --dim\n"
-        "appended, and the same values as NFLOW_NAME, NFLOW_IN, ...  check-pod plays\n"
-        "the peer of each socket.\n"
+        "flow protocol (proto/README.md).\n"
+        "COMMAND gets --name,");
+    for (size_t i = 0; i < nf_podspec_nsockets(spec) && at < size; i++)     /* the socket table's */
+        at += (size_t) snprintf(buf + at, size - at, " --%s",
+                                nf_podspec_socket_at(spec, i)->option);
+    if (at < size)
+        snprintf(buf + at, size - at, " and --dim appended, and\n"
+        "the same values as NFLOW_NAME, NFLOW_IN, ...  check-pod plays the peer of each\n"
+        "socket.  Options after COMMAND are COMMAND's.\n"
         "Prints PASS/FAIL per check; exits 0 only if every check passed.  Checks:\n"
         "ready status index_text search_text vector_passthrough bad_dim bad_dim_query\n"
         "no_text_no_vector version_99 version_1 garbage_in garbage_control\n"
-        "malformed_counted "
-"control_delimiter counters deterministic similar (skipped below dim 16)\n"
-        "terminate\n"
-        "\n"
-        "  --dim D          vector dimension the pod is given (default 256, 1..%d)\n"
-        "  --role R         which contract to check: encoder (the only one so far)\n"
-        "  --timeout-ms T   how long to wait for each answer (default 5000; the\n"
-        "                   first PING waits at least %d for the pod to start)\n"
+        "malformed_counted control_delimiter counters deterministic similar (skipped\n"
+        "below dim %d) terminate\n"
         "A Python executor finds nflow_pb2 in $NFLOW_PY_PROTO_DIR, which check-pod\n"
-        "sets as `nflow up` does when it is not set (<build>/pods/python).\n",
-        NF_DIM_MAX, NF_POD_READY_MS);
-}
-
-static bool
-s_parse_int(const char *text, long min, long max, int *value)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max)
-        return false;
-    *value = (int) v;
-    return true;
+        "sets as `nflow up` does when it is not set (<build>/pods/python).",
+        S_SIMILAR_MIN_DIM);
 }
 
 /* check-pod plays the peer of every socket of the role, as the socket
@@ -1148,55 +1134,41 @@ cmd_check_pod(int argc, char **argv)
 {
     s_check_t c = {.dim = 256, .timeout_ms = 5000, .next_id = 1000};
     const char *role = "encoder";
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--")) {
-            i++;
-            break;
-        }
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-            s_usage(stdout);
-            return 0;
-        }
-        if (arg[0] != '-')
-            break;          /* the command, without a "--" before it */
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nflow check-pod: %s needs a value\n", arg);
-            return 2;
-        }
-        const char *value = argv[++i];
-        bool dim = !strcmp(arg, "--dim");
-        if (dim || !strcmp(arg, "--timeout-ms")) {
-            long min = dim ? 1 : 100, max = dim ? NF_DIM_MAX : NF_TIMEOUT_MAX_MS;
-            if (!s_parse_int(value, min, max, dim ? &c.dim : &c.timeout_ms)) {
-                fprintf(stderr, "nflow check-pod: %s: expected %ld..%ld, got '%s'\n", arg, min,
-                        max, value);
-                return 2;
-            }
-        } else if (!strcmp(arg, "--role")) {
-            role = value;
-        } else {
-            fprintf(stderr, "nflow check-pod: unknown option '%s'\n", arg);
-            s_usage(stderr);
-            return 2;
-        }
+    /* COMMAND: at most argc - 1 words, and a NULL after them for execvp */
+    const char **words = calloc((size_t) argc + 1, sizeof *words);
+    nf_args_list_t command = {words, 0, (size_t) argc};
+    char summary[2048], timeout_help[128];
+    s_summary(summary, sizeof summary);
+    snprintf(timeout_help, sizeof timeout_help, "how long to wait for each answer; the first\n"
+             "PING waits at least %d ms for the pod\nto start", NF_POD_READY_MS);
+    const nf_arg_t args[] = {
+        {"--dim", NULL, NF_ARG_INT, &c.dim, 1, NF_DIM_MAX, .meta = "D",
+         .help = "vector dimension the pod is given"},
+        {"--role", NULL, NF_ARG_CHOICE, &role, .choices = "encoder",
+         .help = "the contract to check, so far only"},
+        {"--timeout-ms", NULL, NF_ARG_INT, &c.timeout_ms, 100, NF_TIMEOUT_MAX_MS, .meta = "T",
+         .help = timeout_help},
+        {"COMMAND", NULL, NF_ARG_REST, &command, .required = true,
+         .help = "the pod's program and its arguments"},
+    };
+    const nf_args_t spec = {"nflow check-pod", args, NF_ARGS_COUNT(args),
+                            .synopsis = "[--dim D] [--role encoder] [--timeout-ms T] -- "
+                                        "COMMAND...",
+                            .summary = summary, .options_first = true};
+    int status;
+    if (!words) {
+        fprintf(stderr, "nflow check-pod: out of memory\n");
+        return 1;
     }
-    if (strcmp(role, "encoder") != 0) {        /* the checks are the encoder's contract */
-        fprintf(stderr, "nflow check-pod: --role: only 'encoder' can be checked, got '%s'\n",
-                role);
-        return 2;
+    if (!nf_args_parse(&spec, argc, argv, &status)) {
+        free(words);
+        return status;
     }
-    if (i >= argc) {
-        fprintf(stderr, "nflow check-pod: no COMMAND to check (put it after --)\n");
-        s_usage(stderr);
-        return 2;
-    }
-    c.command = argv + i;
+    c.command = (char *const *) words;
     snprintf(c.name, sizeof c.name, "%s/0", role);
     srandom((unsigned) getpid());
 
-    int status = 1;
+    status = 1;
     c.spec = nf_podspec_find(role);
     if (s_sockets(&c) != NF_OK) {
         fprintf(stderr, "nflow check-pod: cannot set up loopback sockets: %s\n", nf_error_msg());
@@ -1241,5 +1213,6 @@ cleanup:
     s_reap(&c);
     for (size_t k = 0; k < S_MAX_SOCKS; k++)
         zsock_destroy(&c.sock[k]);
+    free(words);
     return status;
 }

@@ -8,8 +8,10 @@
     deleted rows.  Every command that opens a segment prints its
     notice (nf_segment_notice) to stderr.  Exit status: 0 ok, 1 runtime
     error (the nf_error_msg text after "nflow segment CMD: "), 2 usage
-    error.                                                                 */
+    error.  Options are parsed with tools/args.h, one table per
+    subcommand; --help comes from the same tables.                         */
 #include "nflow.h"
+#include "args.h"
 
 #include "nf_error.h"
 #include "nf_filter.h"
@@ -21,9 +23,7 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,120 +32,6 @@
 #define S_PROGRESS_MIN_BYTES (8u << 20)     /* smaller inputs get no bar */
 #define S_K_MAX 100000
 #define S_EXCERPT 60
-
-static const char s_build_usage[] =
-    "usage: nflow segment build DIR FILE [--dim D] [--metric l2|ip|cosine] [--batch N]\n"
-    "                           [--format fvecs|f32|jsonl] [--field NAME:TYPE[:POLICY]]...\n"
-    "                           [--fields-file JSONL]\n"
-    "\n"
-    "Create the segment DIR (or append to it when it exists: dim and metric must match)\n"
-    "from the documents in FILE: .fvecs, .f32 (raw float32, needs --dim) or JSONL\n"
-    "(.jsonl/.json/.ndjson: {\"id\", \"vector\", \"text\"?, \"tags\"?} per line).  A document\n"
-    "whose id is already in the segment replaces it.\n"
-    "\n"
-    "  --field F      a typed field NAME:TYPE, TYPE one of int, float, bool, keyword,\n"
-    "                 keyword[], datetime (RFC 3339), optionally :mmap (default) or\n"
-    "                 :memory; repeat it for each field.  Values are the documents'\n"
-    "                 top-level JSONL keys (\"year\": 2001); a missing one is null, one\n"
-    "                 of the wrong type stops the build naming FILE:LINE, the id and the\n"
-    "                 field.  On an existing segment the fields must include its own\n"
-    "                 (same types; new ones are added, null for the rows there);\n"
-    "                 without --field an existing segment's fields are read\n"
-    "  --fields-file J  JSONL with the field values of FILE's documents, one line per\n"
-    "                 document in the same order (for .fvecs / .f32 input)\n"
-    "  --dim D        vector dim (default: from the data, or the existing segment)\n"
-    "  --metric M     l2 (squared euclidean), ip or cosine (default: the existing\n"
-    "                 segment's, else l2)\n"
-    "  --batch N      documents per durable append (default 10000)\n"
-    "  --format F     input format when the extension does not tell\n";
-
-static const char s_search_usage[] =
-    "usage: nflow segment search DIR --queries FILE [-k K] [--json] [--threads N]\n"
-    "                            [--vectors mmap|memory] [--payloads mmap|memory] [--warmup]\n"
-    "                            [--format fvecs|f32|jsonl] [--filter EXPR] [--fields A,B]\n"
-    "                            [--repeat N] [--stats]\n"
-    "\n"
-    "Exact top-k search of the segment DIR for every query vector in FILE (.fvecs,\n"
-    ".f32 or JSONL with \"vector\"; its dim must be the segment's).\n"
-    "\n"
-    "  --queries F    query vectors\n"
-    "  -k K           results per query (default 10)\n"
-    "  --json         one JSON line per query: {\"query\": i, \"matches\": [{\"id\", \"score\",\n"
-    "                 \"text\"?, \"tags\"?}]}; scores: l2 = squared distance (smaller is\n"
-    "                 better), ip / cosine = similarity (larger is better)\n"
-    "  --threads N    scan threads (default 0 = all cores)\n"
-    "  --vectors P    mmap (page cache, default) or memory (read into RAM at open)\n"
-    "  --payloads P   the same for the texts and tags\n"
-    "  --warmup       touch every page at open\n"
-    "  --format F     query file format when the extension does not tell\n"
-    "  --filter EXPR  only rows the filter keeps, e.g. 'year >= 2000 and genre in\n"
-    "                 [\"scifi\", \"drama\"] and not archived' (grammar: README, Filters);\n"
-    "                 a malformed or ill-typed filter exits 2 naming line:col and field\n"
-    "  --fields A,B   print these fields of each match (JSON: \"fields\": {...})\n"
-    "  --repeat N     run the scan N times (default 1) and report the fastest (benchmarks)\n"
-    "  --stats        print the scan time and the filter's figures (kept rows, filter\n"
-    "                 time, windows skipped / gathered / runs / whole) on stderr\n";
-
-static const char s_info_usage[] =
-    "usage: nflow segment info DIR\n"
-    "\n"
-    "Print the segment's format version, commit, rows, deleted and live counts, dim,\n"
-    "metric, its typed fields, the size of each of its files, and anything the open\n"
-    "found worth saying.\n";
-
-static const char s_compact_usage[] =
-    "usage: nflow segment compact DIR\n"
-    "\n"
-    "Rewrite the segment DIR without its deleted rows: the live rows (vectors, ids,\n"
-    "payloads, field values) are written and synced into a sibling directory\n"
-    "DIR.compact~, which is then swapped with DIR in one atomic rename (Linux\n"
-    "renameat2 RENAME_EXCHANGE) and the old files removed.  A crash at any point\n"
-    "leaves DIR whole, either the old segment or the new one.  Needs the writer lock\n"
-    "(stop the indexer using DIR first).\n";
-
-static const char s_verify_usage[] =
-    "usage: nflow segment verify DIR\n"
-    "\n"
-    "Check every 1 MiB chunk of every file of the segment DIR against its XXH3\n"
-    "checksum (an open checks only the chunks of the last commit).  Exit 0 when all\n"
-    "match; 1 naming, for each damaged file, its first bad chunk and the rows in it.\n";
-
-static const char s_repair_usage[] =
-    "usage: nflow segment repair DIR\n"
-    "\n"
-    "When an open found a commit slot failing its check, a writable open kept the\n"
-    "bytes beyond the commit it used in DIR/recovered/.  repair re-commits the rows\n"
-    "found there that are whole, consistent across the files and pass their checksums\n"
-    "(and whose ids were not written again since), re-applies their deletes, says what\n"
-    "it kept and what it dropped, and removes DIR/recovered/.  Needs the writer lock\n"
-    "(stop the indexer using DIR first).\n";
-
-static const char s_usage[] =
-    "usage: nflow segment build DIR FILE [--dim D] [--metric M] [--batch N]\n"
-    "       nflow segment search DIR --queries FILE [-k K] [--json] ...\n"
-    "       nflow segment info DIR\n"
-    "       nflow segment verify DIR\n"
-    "       nflow segment repair DIR\n"
-    "       nflow segment compact DIR\n"
-    "\n"
-    "`nflow segment SUBCOMMAND --help` shows its options.\n";
-
-/* Print a usage error for `nflow segment cmd` and return 2. */
-static int
-s_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-s_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "nflow segment %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s", usage);
-    return 2;
-}
 
 /* Print the last library error for `nflow segment cmd` and return 1. */
 static int
@@ -165,30 +51,16 @@ s_notice(const char *cmd, const nf_segment_t *seg)
         fprintf(stderr, "nflow segment %s: notice: %s\n", cmd, n);
 }
 
+/* --format (NULL: not given) into *fmt; false after printing the usage
+   error (nf_vecio_fmt_parse also takes json, ndjson, auto, any case). */
 static bool
-s_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+s_format(const nf_args_t *spec, const char *name, nf_vecio_fmt_t *fmt)
 {
-    if (!s || !*s || *s == '-' || *s == '+')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* The getopt error for the option just seen (opterr is off). */
-static int
-s_option_error(const char *cmd, const char *usage, int c, char **argv)
-{
-    const char *arg = argv[optind - 1];
-    if (c == ':')
-        return s_usage_error(cmd, usage, "option '%s' needs a value", arg);
-    if (optopt && optopt != '?')
-        return s_usage_error(cmd, usage, "unknown option '-%c'", optopt);
-    return s_usage_error(cmd, usage, "unknown option '%s'", arg);
+    *fmt = NF_VECIO_AUTO;
+    if (!name || nf_vecio_fmt_parse(name, fmt) == 0)
+        return true;
+    nf_args_error(spec, "--format: expected one of fvecs|f32|jsonl, got '%s'", name);
+    return false;
 }
 
 static double
@@ -260,67 +132,64 @@ s_append_batch(nf_segment_t *seg, const nf_vecio_batch_t *b, nf_doc_t *docs, uin
 static int
 s_build(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"dim", required_argument, NULL, 'd'}, {"metric", required_argument, NULL, 'm'},
-        {"batch", required_argument, NULL, 'b'}, {"format", required_argument, NULL, 'f'},
-        {"field", required_argument, NULL, 'F'}, {"fields-file", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    const char *cmd = "build", *dir = NULL, *file = NULL, *side_file = NULL;
+    const char *metric_name = NULL, *format = NULL, *field_items[NF_FIELDS_MAX];
+    nf_args_list_t field_args = {field_items, 0, NF_FIELDS_MAX};
+    long long dim_arg = 0, batch_arg = 10000;
+    const nf_arg_t args[] = {
+        {"DIR", NULL, NF_ARG_POS, &dir, .required = true,
+         .help = "the segment, created when it does not exist"},
+        {"FILE", NULL, NF_ARG_POS, &file, .required = true,
+         .help = "the documents: .fvecs, .f32 or JSONL"},
+        {"--dim", NULL, NF_ARG_LONG, &dim_arg, 1, NF_DIM_MAX, .meta = "D",
+         .help = "vector dim (default: from the data, or the\nexisting segment)"},
+        {"--metric", NULL, NF_ARG_CHOICE, &metric_name, .choices = "l2|ip|cosine",
+         .help = "l2 (squared euclidean), ip or cosine (default: the\n"
+                 "existing segment's, else l2)"},
+        {"--batch", NULL, NF_ARG_LONG, &batch_arg, 1, 1000000, .meta = "N",
+         .help = "documents per durable append"},
+        {"--format", NULL, NF_ARG_STR, &format, .meta = "fvecs|f32|jsonl",
+         .help = "input format when the extension does not tell"},
+        {"--field", NULL, NF_ARG_MULTI, &field_args, .meta = "NAME:TYPE[:POLICY]",
+         .help = "a typed field, repeated for each: TYPE one of int,\n"
+                 "float, bool, keyword, keyword[], datetime (RFC 3339);\n"
+                 "POLICY mmap (default) or memory.  Values are the\n"
+                 "documents' top-level JSONL keys (\"year\": 2001); a\n"
+                 "missing one is null, one of the wrong type stops the\n"
+                 "build naming FILE:LINE, the id and the field.  On an\n"
+                 "existing segment the fields must include its own (same\n"
+                 "types; new ones are added, null for the rows there);\n"
+                 "without any, an existing segment's fields are read"},
+        {"--fields-file", NULL, NF_ARG_STR, &side_file, .meta = "JSONL",
+         .help = "the field values of FILE's documents, one JSONL line\n"
+                 "per document in the same order (for .fvecs / .f32)"},
     };
-    const char *cmd = "build", *side_file = NULL;
+    const nf_args_t spec = {
+        "nflow segment build", args, NF_ARGS_COUNT(args),
+        .synopsis = "DIR FILE [--dim D] [--metric l2|ip|cosine] [--batch N]\n"
+                    "                           [--format fvecs|f32|jsonl] "
+                    "[--field NAME:TYPE[:POLICY]]...\n"
+                    "                           [--fields-file JSONL]",
+        .summary = "Create the segment DIR (or append to it when it exists: dim and metric must\n"
+                   "match) from the documents in FILE: .fvecs, .f32 (raw float32, needs --dim)\n"
+                   "or JSONL (.jsonl/.json/.ndjson: {\"id\", \"vector\", \"text\"?, \"tags\"?}\n"
+                   "per line).  A document whose id is already in the segment replaces it."};
+    int status;
+    if (!nf_args_parse(&spec, argc, argv, &status))
+        return status;
     nf_field_def_t defs[NF_FIELDS_MAX];
     size_t ndefs = 0;
-    uint64_t dim = 0, batch = 10000;
-    bool metric_given = false;
+    for (; ndefs < field_args.n; ndefs++)
+        if (nf_field_def_parse(field_items[ndefs], &defs[ndefs]) != 0)
+            return nf_args_error(&spec, "--field: %s", nf_error_msg());
     nf_metric_t metric = NF_METRIC_L2;
-    nf_vecio_fmt_t fmt = NF_VECIO_AUTO;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            if (!s_parse_uint(optarg, 1, NF_DIM_MAX, &dim))
-                return s_usage_error(cmd, s_build_usage, "--dim '%s': expected 1..%d", optarg,
-                                     NF_DIM_MAX);
-            break;
-        case 'm':
-            if (nf_metric_parse(optarg, &metric) != 0)
-                return s_usage_error(cmd, s_build_usage,
-                                     "--metric '%s': expected l2, ip or cosine", optarg);
-            metric_given = true;
-            break;
-        case 'b':
-            if (!s_parse_uint(optarg, 1, 1000000, &batch))
-                return s_usage_error(cmd, s_build_usage, "--batch '%s': expected 1..1000000",
-                                     optarg);
-            break;
-        case 'f':
-            if (nf_vecio_fmt_parse(optarg, &fmt) != 0)
-                return s_usage_error(cmd, s_build_usage, "--format '%s': expected fvecs, f32 "
-                                     "or jsonl", optarg);
-            break;
-        case 'F':
-            if (ndefs == NF_FIELDS_MAX)
-                return s_usage_error(cmd, s_build_usage, "more than %d --field (NF_FIELDS_MAX)",
-                                     NF_FIELDS_MAX);
-            if (nf_field_def_parse(optarg, &defs[ndefs]) != 0)
-                return s_usage_error(cmd, s_build_usage, "--field: %s", nf_error_msg());
-            ndefs++;
-            break;
-        case 'S':
-            side_file = optarg;
-            break;
-        case 'h':
-            fputs(s_build_usage, stdout);
-            return 0;
-        default:
-            return s_option_error(cmd, s_build_usage, c, argv);
-        }
-    }
-    if (argc - optind != 2)
-        return s_usage_error(cmd, s_build_usage, "expected DIR and FILE, got %d argument%s",
-                             argc - optind, argc - optind == 1 ? "" : "s");
-    const char *dir = argv[optind], *file = argv[optind + 1];
+    bool metric_given = metric_name != NULL;
+    if (metric_given)
+        (void) nf_metric_parse(metric_name, &metric);   /* one of the choices */
+    nf_vecio_fmt_t fmt;
+    if (!s_format(&spec, format, &fmt))
+        return 2;
+    uint64_t dim = (uint64_t) dim_arg, batch = (uint64_t) batch_arg;
     nf_vecio_fmt_t eff = fmt != NF_VECIO_AUTO ? fmt : nf_vecio_fmt_guess(file);
 
     uint64_t t0 = nf_now_us();
@@ -358,7 +227,7 @@ s_build(int argc, char **argv)
     }
     if (eff == NF_VECIO_F32 && dim == 0) {
         nf_segment_destroy(&seg);
-        return s_usage_error(cmd, s_build_usage, "--dim is required for .f32 input");
+        return nf_args_error(&spec, "--dim is required for .f32 input");
     }
     if ((rc = nf_vecio_open(file, fmt, (uint32_t) dim, &reader)))
         goto done;
@@ -421,16 +290,11 @@ done:
 /* ------------------------------------------------------------------ */
 /* search                                                              */
 
-static int
-s_parse_policy(const char *s, nf_mempolicy_t *p)
+/* --vectors / --payloads: one of the choices mmap|memory. */
+static nf_mempolicy_t
+s_policy(const char *name)
 {
-    if (!strcmp(s, "mmap"))
-        *p = NF_MEM_MMAP;
-    else if (!strcmp(s, "memory"))
-        *p = NF_MEM_MEMORY;
-    else
-        return -1;
-    return 0;
+    return !strcmp(name, "memory") ? NF_MEM_MEMORY : NF_MEM_MMAP;
 }
 
 /* At most max bytes of text on one line, not cutting a UTF-8 sequence. */
@@ -520,82 +384,66 @@ s_print_query(nf_segment_t *seg, size_t q, const nf_hit_t *hits, size_t n, bool 
 static int
 s_search(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"queries", required_argument, NULL, 'q'}, {"json", no_argument, NULL, 'j'},
-        {"threads", required_argument, NULL, 't'}, {"vectors", required_argument, NULL, 'V'},
-        {"payloads", required_argument, NULL, 'P'}, {"warmup", no_argument, NULL, 'w'},
-        {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
-        {"filter", required_argument, NULL, 'W'}, {"fields", required_argument, NULL, 'O'},
-        {"repeat", required_argument, NULL, 'R'}, {"stats", no_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *cmd = "search", *qfile = NULL, *ftext = NULL, *fields_arg = NULL;
-    uint64_t k = 10, threads = 0, repeat = 1;
+    const char *cmd = "search", *dir = NULL, *qfile = NULL, *ftext = NULL, *fields_arg = NULL;
+    const char *format = NULL, *vectors_policy = "mmap", *payloads_policy = "mmap";
+    long long k_arg = 10, threads_arg = 0, repeat_arg = 1;
     bool json = false, stats = false;
     nf_segment_opts_t sopts = {.readonly = true};
-    nf_vecio_fmt_t fmt = NF_VECIO_AUTO;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hk:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'q':
-            qfile = optarg;
-            break;
-        case 'k':
-            if (!s_parse_uint(optarg, 1, S_K_MAX, &k))
-                return s_usage_error(cmd, s_search_usage, "-k '%s': expected 1..%d", optarg,
-                                     S_K_MAX);
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 't':
-            if (!s_parse_uint(optarg, 0, 1024, &threads))
-                return s_usage_error(cmd, s_search_usage, "--threads '%s': expected 0..1024",
-                                     optarg);
-            break;
-        case 'V':
-        case 'P':
-            if (s_parse_policy(optarg, c == 'V' ? &sopts.vectors : &sopts.payloads) != 0)
-                return s_usage_error(cmd, s_search_usage, "--%s '%s': expected mmap or memory",
-                                     c == 'V' ? "vectors" : "payloads", optarg);
-            break;
-        case 'w':
-            sopts.warmup = true;
-            break;
-        case 'f':
-            if (nf_vecio_fmt_parse(optarg, &fmt) != 0)
-                return s_usage_error(cmd, s_search_usage, "--format '%s': expected fvecs, f32 "
-                                     "or jsonl", optarg);
-            break;
-        case 'W':
-            ftext = optarg;
-            break;
-        case 'O':
-            fields_arg = optarg;
-            break;
-        case 'R':
-            if (!s_parse_uint(optarg, 1, 1000, &repeat))
-                return s_usage_error(cmd, s_search_usage, "--repeat '%s': expected 1..1000",
-                                     optarg);
-            break;
-        case 'T':
-            stats = true;
-            break;
-        case 'h':
-            fputs(s_search_usage, stdout);
-            return 0;
-        default:
-            return s_option_error(cmd, s_search_usage, c, argv);
-        }
-    }
-    if (argc - optind != 1)
-        return s_usage_error(cmd, s_search_usage, "expected one DIR, got %d arguments",
-                             argc - optind);
-    if (!qfile)
-        return s_usage_error(cmd, s_search_usage, "--queries FILE is required");
-    const char *dir = argv[optind];
+    const nf_arg_t args[] = {
+        {"DIR", NULL, NF_ARG_POS, &dir, .required = true, .help = "the segment (opened read-only)"},
+        {"--queries", NULL, NF_ARG_STR, &qfile, .meta = "FILE", .required = true,
+         .help = "the query vectors"},
+        {"-k", NULL, NF_ARG_LONG, &k_arg, 1, S_K_MAX, .meta = "K", .help = "results per query"},
+        {"--json", NULL, NF_ARG_FLAG, &json,
+         .help = "one JSON line per query: {\"query\": i, \"matches\":\n"
+                 "[{\"id\", \"score\", \"text\"?, \"tags\"?}]}"},
+        {"--threads", NULL, NF_ARG_LONG, &threads_arg, 0, 1024, .meta = "N",
+         .help = "scan threads (0 = all cores)"},
+        {"--vectors", NULL, NF_ARG_CHOICE, &vectors_policy, .choices = "mmap|memory",
+         .help = "page cache, or read into RAM at open"},
+        {"--payloads", NULL, NF_ARG_CHOICE, &payloads_policy, .choices = "mmap|memory",
+         .help = "the same for the texts and tags"},
+        {"--warmup", NULL, NF_ARG_FLAG, &sopts.warmup, .help = "touch every page at open"},
+        {"--format", NULL, NF_ARG_STR, &format, .meta = "fvecs|f32|jsonl",
+         .help = "query file format when the extension does not tell"},
+        {"--filter", NULL, NF_ARG_STR, &ftext, .meta = "EXPR",
+         .help = "only rows the filter keeps, e.g. 'year >= 2000 and\n"
+                 "genre in [\"scifi\", \"drama\"] and not archived'\n"
+                 "(grammar: README, Filters); a malformed or ill-typed\n"
+                 "filter exits 2 naming line:col and the field"},
+        {"--fields", NULL, NF_ARG_STR, &fields_arg, .meta = "A,B",
+         .help = "print these fields of each match (JSON: \"fields\":\n"
+                 "{...}); an unknown name exits 2"},
+        {"--repeat", NULL, NF_ARG_LONG, &repeat_arg, 1, 1000, .meta = "N",
+         .help = "run the scan N times and report the fastest\n(benchmarks)"},
+        {"--stats", NULL, NF_ARG_FLAG, &stats,
+         .help = "print the scan time and the filter's figures on\n"
+                 "stderr: scan_s= rows= live= kept= filter_s=\n"
+                 "blocks_read= windows= skipped= gathered= rows_read=\n"
+                 "runs= whole= (kept rows, filter time, windows\n"
+                 "skipped / gathered / read in runs / read whole)"},
+    };
+    const nf_args_t spec = {
+        "nflow segment search", args, NF_ARGS_COUNT(args),
+        .synopsis = "DIR --queries FILE [-k K] [--json] [--threads N]\n"
+                    "                            [--vectors mmap|memory] [--payloads mmap|memory]"
+                    " [--warmup]\n"
+                    "                            [--format fvecs|f32|jsonl] [--filter EXPR]"
+                    " [--fields A,B]\n"
+                    "                            [--repeat N] [--stats]",
+        .summary = "Exact top-k search of the segment DIR for every query vector in FILE (.fvecs,\n"
+                   ".f32 or JSONL with \"vector\"; its dim must be the segment's).  Scores: l2 =\n"
+                   "squared distance (smaller is better), ip / cosine = similarity (larger is\n"
+                   "better)."};
+    int status;
+    if (!nf_args_parse(&spec, argc, argv, &status))
+        return status;
+    nf_vecio_fmt_t fmt;
+    if (!s_format(&spec, format, &fmt))
+        return 2;
+    uint64_t k = (uint64_t) k_arg, threads = (uint64_t) threads_arg, repeat = (uint64_t) repeat_arg;
+    sopts.vectors = s_policy(vectors_policy);
+    sopts.payloads = s_policy(payloads_policy);
 
     nf_segment_t *seg = NULL;
     float *queries = NULL;
@@ -612,7 +460,7 @@ s_search(int argc, char **argv)
     s_notice(cmd, seg);
     /* the filter and the output fields are checked before anything is read */
     if (ftext && nf_filter_parse_for(ftext, seg, &filter) != 0) {
-        int st = s_usage_error(cmd, "", "--filter: %s", nf_error_msg());
+        int st = nf_args_error(&spec, "--filter: %s", nf_error_msg());
         nf_segment_destroy(&seg);
         return st;
     }
@@ -621,7 +469,7 @@ s_search(int argc, char **argv)
         size_t len = e ? (size_t) (e - p) : strlen(p);
         int fi = nf_segment_field_find(seg, p, len);
         if (fi < 0 || of.n == NF_FIELDS_MAX) {
-            int st = s_usage_error(cmd, "", "--fields: '%.*s' is not a field of %s", (int) len,
+            int st = nf_args_error(&spec, "--fields: '%.*s' is not a field of %s", (int) len,
                                    p, dir);
             nf_filter_destroy(&filter);
             nf_segment_destroy(&seg);
@@ -689,29 +537,35 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
-/* info                                                                */
+/* info, verify, repair, compact                                       */
+
+/* Parse `nflow segment CMD DIR` (DIR and --help, which prints summary):
+   true with *dir set, false with *status the command's exit status. */
+static bool
+s_dir_only(const char *cmd, const char *summary, int argc, char **argv, const char **dir,
+           int *status)
+{
+    char name[32];
+    snprintf(name, sizeof name, "nflow segment %s", cmd);
+    const nf_arg_t args[] = {
+        {"DIR", NULL, NF_ARG_POS, dir, .required = true, .help = "the segment directory"},
+    };
+    const nf_args_t spec = {name, args, NF_ARGS_COUNT(args), .summary = summary};
+    return nf_args_parse(&spec, argc, argv, status);
+}
+
+static const char s_info_summary[] =
+    "Print the segment's format version, commit, rows, deleted and live counts,\n"
+    "dim, metric, its typed fields, the size of each of its files, and anything\n"
+    "the open found worth saying.";
 
 static int
 s_info(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
-    };
-    const char *cmd = "info";
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(s_info_usage, stdout);
-            return 0;
-        }
-        return s_option_error(cmd, s_info_usage, c, argv);
-    }
-    if (argc - optind != 1)
-        return s_usage_error(cmd, s_info_usage, "expected one DIR, got %d arguments",
-                             argc - optind);
-    const char *dir = argv[optind];
+    const char *cmd = "info", *dir = NULL;
+    int st;
+    if (!s_dir_only(cmd, s_info_summary, argc, argv, &dir, &st))
+        return st;
     nf_segment_opts_t opts = {.readonly = true};
     nf_segment_t *seg = NULL;
     int rc = nf_segment_open(dir, &opts, &seg);
@@ -751,38 +605,18 @@ s_info(int argc, char **argv)
     return rc ? s_fail(cmd, rc) : 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* verify, repair                                                      */
-
-/* Parse `nflow segment CMD DIR` (only --help); *dir or a return status. */
-static int
-s_dir_only(const char *cmd, const char *usage, int argc, char **argv, const char **dir)
-{
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
-    };
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        }
-        return s_option_error(cmd, usage, c, argv);
-    }
-    if (argc - optind != 1)
-        return s_usage_error(cmd, usage, "expected one DIR, got %d arguments", argc - optind);
-    *dir = argv[optind];
-    return -1;
-}
+static const char s_verify_summary[] =
+    "Check every 1 MiB chunk of every file of the segment DIR against its XXH3\n"
+    "checksum (an open checks only the chunks of the last commit).  Exit 0 when\n"
+    "all match; 1 naming, for each damaged file, its first bad chunk and the rows\n"
+    "in it.";
 
 static int
 s_verify(int argc, char **argv)
 {
     const char *cmd = "verify", *dir = NULL;
-    int st = s_dir_only(cmd, s_verify_usage, argc, argv, &dir);
-    if (st >= 0)
+    int st;
+    if (!s_dir_only(cmd, s_verify_summary, argc, argv, &dir, &st))
         return st;
     uint64_t bytes = 0, t0 = nf_now_us();
     int rc = nf_segment_verify(dir, &bytes);
@@ -794,12 +628,20 @@ s_verify(int argc, char **argv)
     return 0;
 }
 
+static const char s_repair_summary[] =
+    "When an open found a commit slot failing its check, a writable open kept the\n"
+    "bytes beyond the commit it used in DIR/recovered/.  repair re-commits the\n"
+    "rows found there that are whole, consistent across the files and pass their\n"
+    "checksums (and whose ids were not written again since), re-applies their\n"
+    "deletes, says what it kept and what it dropped, and removes DIR/recovered/.\n"
+    "Needs the writer lock (stop the indexer using DIR first).";
+
 static int
 s_repair(int argc, char **argv)
 {
     const char *cmd = "repair", *dir = NULL;
-    int st = s_dir_only(cmd, s_repair_usage, argc, argv, &dir);
-    if (st >= 0)
+    int st;
+    if (!s_dir_only(cmd, s_repair_summary, argc, argv, &dir, &st))
         return st;
     char *report = NULL;
     int rc = nf_segment_repair(dir, &report);
@@ -809,12 +651,20 @@ s_repair(int argc, char **argv)
     return rc ? s_fail(cmd, rc) : 0;
 }
 
+static const char s_compact_summary[] =
+    "Rewrite the segment DIR without its deleted rows: the live rows (vectors,\n"
+    "ids, payloads, field values) are written and synced into a sibling directory\n"
+    "DIR.compact~, which is then swapped with DIR in one atomic rename (Linux\n"
+    "renameat2 RENAME_EXCHANGE) and the old files removed.  A crash at any point\n"
+    "leaves DIR whole, either the old segment or the new one.  Needs the writer\n"
+    "lock (stop the indexer using DIR first).";
+
 static int
 s_compact(int argc, char **argv)
 {
     const char *cmd = "compact", *dir = NULL;
-    int st = s_dir_only(cmd, s_compact_usage, argc, argv, &dir);
-    if (st >= 0)
+    int st;
+    if (!s_dir_only(cmd, s_compact_summary, argc, argv, &dir, &st))
         return st;
     uint64_t kept = 0, dropped = 0, t0 = nf_now_us();
     int rc = nf_segment_compact(dir, &kept, &dropped);
@@ -828,27 +678,15 @@ s_compact(int argc, char **argv)
 int
 cmd_segment(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(s_usage, stderr);
-        return 2;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
-        fputs(s_usage, stdout);
-        return 0;
-    }
-    if (!strcmp(sub, "build"))
-        return s_build(argc - 1, argv + 1);
-    if (!strcmp(sub, "search"))
-        return s_search(argc - 1, argv + 1);
-    if (!strcmp(sub, "info"))
-        return s_info(argc - 1, argv + 1);
-    if (!strcmp(sub, "verify"))
-        return s_verify(argc - 1, argv + 1);
-    if (!strcmp(sub, "repair"))
-        return s_repair(argc - 1, argv + 1);
-    if (!strcmp(sub, "compact"))
-        return s_compact(argc - 1, argv + 1);
-    fprintf(stderr, "nflow segment: unknown subcommand '%s'\n%s", sub, s_usage);
-    return 2;
+    static const nf_subcmd_t subs[] = {
+        {"build", s_build,
+         "build DIR FILE [--dim D] [--field F]... ...  create a segment or add to it"},
+        {"search", s_search, "search DIR --queries FILE [-k K] ...        exact top-k search"},
+        {"info", s_info, "info DIR                                   what it holds"},
+        {"verify", s_verify, "verify DIR                                 check every chunk"},
+        {"repair", s_repair, "repair DIR                                 re-commit DIR/recovered/"},
+        {"compact", s_compact, "compact DIR                                drop the deleted rows"},
+    };
+    return nf_args_dispatch("nflow segment", subs, NF_ARGS_COUNT(subs),
+                            "`nflow segment SUBCOMMAND --help` shows its options.", argc, argv);
 }
