@@ -704,7 +704,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
     float *qpad = NULL;
     if (!qaux || !workers)
         goto done;
-    if (nq >= 1 && nq <= S_SMALL_Q) {
+    if (nq >= 2 && nq <= S_SMALL_Q) {
         job.dpad = (job.dim + S_LANES - 1) / S_LANES * S_LANES;
         qpad = calloc(nq * job.dpad, sizeof *qpad);
         if (!qpad)
