@@ -277,6 +277,14 @@ s_cpu_s(void)
            + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* Minor page faults of this process so far. */
+static long
+s_minflt(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
 /* Read the first nq rows of a raw float32 file of dim d (nq 0 = all rows). */
 static float *
 s_read_queries(const char *path, uint32_t d, size_t *nq)
@@ -422,12 +430,17 @@ s_scan(int argc, char **argv)
 
     nf_scan_opts_t opts = {.threads = (int) threads, .window_rows = window};
     double first = 0.0, best = 0.0, cpu_first = 0.0, cpu_best = 0.0;
+    long flt_first = 0, flt_last = 0;
     for (long long r = 0; r < repeat; r++) {
+        long f0 = s_minflt();
         double c0 = s_cpu_s();
         uint64_t t0 = nf_now_us();
         rc = nf_scan_search(seg, queries, q, (size_t) k, &opts, out, counts);
         double s = (double) (nf_now_us() - t0) / 1e6;
         double cpu = s_cpu_s() - c0;
+        flt_last = s_minflt() - f0;
+        if (r == 0)
+            flt_first = flt_last;
         if (rc) {
             fprintf(stderr, "nflow bench scan: search failed: %s\n", nf_error_msg());
             goto done;
@@ -448,9 +461,10 @@ s_scan(int argc, char **argv)
            nf_metric_name(nf_segment_metric(seg)), (unsigned long long) n, d, q,
            (unsigned long long) k, first, (double) q / first, (double) n * d * 4 / first / 1e9,
            (double) nf_peak_rss_bytes() / 1048576.0);
-    printf(" cpu_s=%.4f", cpu_first);
+    printf(" cpu_s=%.4f faults=%ld", cpu_first, flt_first);
     if (repeat > 1)
-        printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f", best, (double) q / best, cpu_best);
+        printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f last_faults=%ld", best,
+               (double) q / best, cpu_best, flt_last);
     printf(" threads=%llu policy=%s\n", (unsigned long long) threads, policy);
     status = truth ? s_write_truth(truth, out, counts, q, (size_t) k) : 0;
 
