@@ -23,7 +23,13 @@
 # `nflow segment build` MB/s against the disk's synchronous write rate (5 MiB
 # write + fdatasync steps, `nflow bench limits --disk-dir`, same filesystem);
 # memory: peak RSS of `nflow segment search` (ids and payloads resolved) on a
-# 1M-row vs a 4M-row segment, q = 1, 10, 100, 1000 at d = 64 and 128.
+# 1M-row vs a 4M-row segment, q = 1, 10, 100, 1000 at d = 64 and 128; and a
+# flow's indexer pod (one shard, `nflow up`) under a stream of distinct single
+# searches (`nflow bench flow`) over 1M vs 4M indexed rows (d 128): its peak RSS
+# during the searches (VmHWM, reset after indexing) and what the searches added
+# to its resident memory (the id -> row table a writer keeps, ~32 bytes a row,
+# is in both).  Needs the pod programs ($NFLOW_PODS_DIR, else the nflow binary's
+# ../pods); skipped with a message without them.
 #
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE: the numpy anchor always runs with both
 # unset (that command only); nflow runs as the environment is and, when either
@@ -74,13 +80,13 @@ if [ "$quick" = 1 ]; then
     n=50000; d=64; qs="1 10 100"
     wide_n=20000; wide_d=384
     mem_small=50000; mem_large=200000; mem_dims="64 128"; mem_qs="1 10 100 1000"
-    limit_mb=256; disk_mb=50
+    limit_mb=256; disk_mb=50; flow_q=200
 else
     big_n=10000; big_d=10000; big_q=100
     n=1000000; d=128; qs="1 10 100 1000"
     wide_n=1000000; wide_d=384
     mem_small=1000000; mem_large=4000000; mem_dims="64 128"; mem_qs="1 10 100 1000"
-    limit_mb=1024; disk_mb=500
+    limit_mb=1024; disk_mb=500; flow_q=2000
 fi
 k=10
 
@@ -259,8 +265,88 @@ for md in $mem_dims; do
     rm -rf "$work/small.seg" "$work/large.seg"
 done
 
+# --- memory: a flow's indexer under a stream of distinct searches -------------
+pods=${NFLOW_PODS_DIR:-$(dirname "$(dirname "$nflow")")/pods}
+flowmem=$work/flowmem.tsv
+: > "$flowmem"
+fm_up=
+fm_stop() {
+    [ -n "$fm_up" ] || return 0
+    kill -TERM "$fm_up" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$fm_up" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$fm_up" 2>/dev/null || true
+    wait "$fm_up" 2>/dev/null || true
+    fm_up=
+}
+trap 'fm_stop; cleanup' EXIT
+# flow_mem ROWS: index ROWS x 128 through a one-shard flow, then 1 client's
+# stream of distinct searches; appends "rows rss_before_kb hwm_kb" to flowmem.
+flow_mem() {
+    local rows=$1 fd=128 dir=$work/flowmem-$1 gw= pid kb0 hwm
+    mkdir -p "$dir"
+    "$PY" "$anchors/flat_anchors.py" gen "$rows" "$fd" "$dir/base.f32"
+    "$PY" - "$dir/base.f32" "$dir/base.fvecs" "$fd" <<'PY'
+import sys
+import numpy as np
+a = np.memmap(sys.argv[1], dtype=np.float32, mode="r").reshape(-1, int(sys.argv[3]))
+head = np.array([a.shape[1]], dtype=np.int32).view(np.float32)[0]
+with open(sys.argv[2], "wb") as f:
+    for i in range(0, a.shape[0], 65536):
+        b = a[i:i + 65536]
+        o = np.empty((b.shape[0], a.shape[1] + 1), dtype=np.float32)
+        o[:, 0] = head
+        o[:, 1:] = b
+        o.tofile(f)
+PY
+    rm -f "$dir/base.f32"
+    cat > "$dir/flow.yml" <<YML
+# written by tools/bench.sh (indexer memory)
+version: 1
+name: benchmem
+gateway: {host: 127.0.0.1, port: 0, with: {timeout_ms: 60000}}
+pods:
+  - name: indexer
+    uses: indexer
+    shards: 1
+    with: {dim: $fd, metric: l2}
+  - name: reducer
+    uses: reducer
+YML
+    NFLOW_PODS_DIR=$pods "$nflow" up "$dir/flow.yml" --workspace "$dir/ws" > "$dir/up.out" 2> "$dir/up.err" &
+    fm_up=$!
+    for _ in $(seq 600); do
+        gw=$(sed -n 's/^ready gateway=//p' "$dir/up.out" 2>/dev/null || true)
+        [ -n "$gw" ] && break
+        kill -0 "$fm_up" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$gw" ] || { echo "bench.sh: the memory flow did not start:" >&2; tail -5 "$dir/up.err" >&2; fm_stop; return 1; }
+    "$nflow" index --gateway "$gw" --batch 10000 --inflight 4 "$dir/base.fvecs" > /dev/null
+    pid=$("$PY" -c 'import json,sys
+print(next(p["pid"] for p in json.load(open(sys.argv[1]))["pods"] if p["uses"] == "indexer"))' "$dir/ws/flow.state")
+    echo 5 > "/proc/$pid/clear_refs"        # VmHWM := VmRSS: the searches' peak from here
+    kb0=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
+    "$nflow" bench flow --gateway "$gw" --queries "$work/qflow.f32" --dim "$fd" -n "$flow_q" -c 1 -k "$k" --warmup 0 >&2
+    hwm=$(sed -n 's/^VmHWM:[^0-9]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
+    echo "indexer over $rows rows: RSS after indexing $kb0 KiB, peak during $flow_q searches $hwm KiB" >&2
+    printf '%s\t%s\t%s\n' "$rows" "$kb0" "$hwm" >> "$flowmem"
+    fm_stop
+    rm -rf "$dir"
+}
+if [ -d "$pods" ]; then
+    log "memory: a flow's indexer, ${mem_small} vs ${mem_large} rows, $flow_q distinct searches"
+    "$PY" -c "
+import sys, numpy as np
+np.random.default_rng(2).standard_normal((int(sys.argv[1]), 128), dtype=np.float32).tofile(sys.argv[2])" \
+        "$flow_q" "$work/qflow.f32"
+    flow_mem "$mem_small" || true
+    flow_mem "$mem_large" || true
+else
+    log "memory: no pods directory '$pods' (set NFLOW_PODS_DIR): the indexer rows are skipped"
+fi
+
 # --- the table ---------------------------------------------------------------
-"$PY" - "$results" "$bw" "$gf" "$memtab" "${disk:-0}" <<EOF
+"$PY" - "$results" "$bw" "$gf" "$memtab" "${disk:-0}" "$flowmem" <<EOF
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 bw, gf = float(sys.argv[2]), float(sys.argv[3])
@@ -307,6 +393,16 @@ print(f"{'d':>5} {'q':>6} {'${mem_small} rows MB':>16} {'${mem_large} rows MB':>
 for line in open(sys.argv[4]):
     md, q, a, b = line.split()
     print(f"{md:>5} {q:>6} {int(a) / 1024:>16.1f} {int(b) / 1024:>16.1f} {int(b) / int(a):>7.3f}")
+fm = [l.split() for l in open(sys.argv[6]) if l.strip()]
+if len(fm) == 2:
+    (r0, b0, h0), (r1, b1, h1) = fm
+    print(f"memory: a flow's indexer pod (1 shard, d 128) under ${flow_q} distinct single searches:")
+    print(f"  {r0} rows: RSS after indexing {int(b0) / 1024:.1f} MB, peak during the searches {int(h0) / 1024:.1f} MB "
+          f"(+{(int(h0) - int(b0)) / 1024:.1f} MB)")
+    print(f"  {r1} rows: RSS after indexing {int(b1) / 1024:.1f} MB, peak during the searches {int(h1) / 1024:.1f} MB "
+          f"(+{(int(h1) - int(b1)) / 1024:.1f} MB)")
+    print(f"  ratio of the peaks {int(h1) / int(h0):.3f}; of what the searches added "
+          f"{max(int(h1) - int(b1), 1) / max(int(h0) - int(b0), 1):.3f} (the id table, ~32 B a row, is in both RSS)")
 print()
 print("x numpy / x faiss: that tool's seconds divided by this row's (> 1 = this row is faster).")
 print("% limit: the machine's bound for the case (max of n*d*4 bytes at the DRAM read rate and")
