@@ -32,6 +32,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -152,20 +153,84 @@ s_sgemm_gflops(int n)
     return best;
 }
 
+/* The disk's synchronous write rate in MB/s: total_mb MiB written to a
+   fresh temporary file in dir as 5 MiB chunks, each write followed by
+   fdatasync (what a durable append of 5 MiB costs at best); the file is
+   removed.  -1 (with a message) on error. */
+static double
+s_disk_sync_write(const char *dir, long long total_mb)
+{
+    const size_t chunk = 5u << 20;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/nflow-limits-XXXXXX", dir) >= (int) sizeof path) {
+        fprintf(stderr, "nflow bench limits: --disk-dir '%s' is too long\n", dir);
+        return -1.0;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        fprintf(stderr, "nflow bench limits: %s: cannot create: %s\n", path, strerror(errno));
+        return -1.0;
+    }
+    unlink(path);
+    unsigned char *buf = malloc(chunk);
+    double rate = -1.0;
+    if (!buf) {
+        fprintf(stderr, "nflow bench limits: out of memory for a 5 MiB chunk\n");
+        goto done;
+    }
+    for (size_t i = 0; i < chunk; i++)
+        buf[i] = (unsigned char) (i * 2654435761u >> 13);
+    size_t n = (size_t) total_mb * (1u << 20) / chunk;
+    if (n == 0)
+        n = 1;
+    uint64_t t0 = nf_now_us();
+    for (size_t i = 0; i < n; i++) {
+        size_t done = 0;
+        while (done < chunk) {
+            ssize_t w = pwrite(fd, buf + done, chunk - done, (off_t) (i * chunk + done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                fprintf(stderr, "nflow bench limits: %s: write: %s\n", path,
+                        w < 0 ? strerror(errno) : "no progress");
+                goto done;
+            }
+            done += (size_t) w;
+        }
+        if (fdatasync(fd) != 0) {
+            fprintf(stderr, "nflow bench limits: %s: fdatasync: %s\n", path, strerror(errno));
+            goto done;
+        }
+    }
+    double t = (double) (nf_now_us() - t0) / 1e6;
+    rate = t > 0 ? (double) (n * chunk) / 1e6 / t : 0.0;
+done:
+    free(buf);
+    close(fd);
+    return rate;
+}
+
 static int
 s_limits(int argc, char **argv)
 {
-    long long mem_mb = 1024, threads = 0;
+    long long mem_mb = 1024, threads = 0, disk_mb = 200;
+    const char *disk_dir = NULL;
     const nf_arg_t args[] = {
         {"--mem-mb", NULL, NF_ARG_LONG, &mem_mb, 16, 1LL << 20, .meta = "MB",
          .help = "buffer read for the bandwidth"},
         {"--threads", NULL, NF_ARG_LONG, &threads, 0, 1024, .meta = "N",
          .help = "reader threads and OpenBLAS threads (0 = all cores)"},
+        {"--disk-dir", NULL, NF_ARG_STR, &disk_dir, .meta = "DIR",
+         .help = "also measure the synchronous write rate of DIR's filesystem"},
+        {"--disk-mb", NULL, NF_ARG_LONG, &disk_mb, 5, 1LL << 20, .meta = "MB",
+         .help = "bytes written for it, in 5 MiB write + fdatasync steps"},
     };
     const nf_args_t spec = {
         "nflow bench limits", args, NF_ARGS_COUNT(args),
         .summary = "DRAM read bandwidth (sum a buffer with N threads, best of 3) and sgemm\n"
-                   "GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each."};
+                   "GFLOP/s (2048^3 cblas_sgemm, best of 3), one line each; with --disk-dir,\n"
+                   "a third line: the disk's synchronous write rate (5 MiB writes, each\n"
+                   "followed by fdatasync, to a temporary file in DIR)."};
     int status;
     if (!nf_args_parse(&spec, argc, argv, &status))
         return status;
@@ -188,7 +253,14 @@ s_limits(int argc, char **argv)
         openblas_set_num_threads((int) threads);
     double gf = s_sgemm_gflops(2048);
     printf("limits sgemm_GFLOPs=%.1f n=2048 threads=%d\n", gf, openblas_get_num_threads());
-    return gbps > 0.0 && gf > 0.0 ? 0 : 1;
+    double disk = 1.0;
+    if (disk_dir) {
+        fflush(stdout);
+        disk = s_disk_sync_write(disk_dir, disk_mb);
+        if (disk >= 0.0)
+            printf("limits disk_sync_write_MBps=%.1f chunk_MB=5 total_MB=%lld\n", disk, disk_mb);
+    }
+    return gbps > 0.0 && gf > 0.0 && disk >= 0.0 ? 0 : 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -203,6 +275,14 @@ s_cpu_s(void)
         return 0.0;
     return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
            + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Minor page faults of this process so far. */
+static long
+s_minflt(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
 /* Read the first nq rows of a raw float32 file of dim d (nq 0 = all rows). */
@@ -350,12 +430,17 @@ s_scan(int argc, char **argv)
 
     nf_scan_opts_t opts = {.threads = (int) threads, .window_rows = window};
     double first = 0.0, best = 0.0, cpu_first = 0.0, cpu_best = 0.0;
+    long flt_first = 0, flt_last = 0;
     for (long long r = 0; r < repeat; r++) {
+        long f0 = s_minflt();
         double c0 = s_cpu_s();
         uint64_t t0 = nf_now_us();
         rc = nf_scan_search(seg, queries, q, (size_t) k, &opts, out, counts);
         double s = (double) (nf_now_us() - t0) / 1e6;
         double cpu = s_cpu_s() - c0;
+        flt_last = s_minflt() - f0;
+        if (r == 0)
+            flt_first = flt_last;
         if (rc) {
             fprintf(stderr, "nflow bench scan: search failed: %s\n", nf_error_msg());
             goto done;
@@ -376,9 +461,10 @@ s_scan(int argc, char **argv)
            nf_metric_name(nf_segment_metric(seg)), (unsigned long long) n, d, q,
            (unsigned long long) k, first, (double) q / first, (double) n * d * 4 / first / 1e9,
            (double) nf_peak_rss_bytes() / 1048576.0);
-    printf(" cpu_s=%.4f", cpu_first);
+    printf(" cpu_s=%.4f faults=%ld", cpu_first, flt_first);
     if (repeat > 1)
-        printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f", best, (double) q / best, cpu_best);
+        printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f last_faults=%ld", best,
+               (double) q / best, cpu_best, flt_last);
     printf(" threads=%llu policy=%s\n", (unsigned long long) threads, policy);
     status = truth ? s_write_truth(truth, out, counts, q, (size_t) k) : 0;
 
