@@ -31,7 +31,7 @@ packages=(
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libyaml-dev libjansson-dev libxxhash-dev
   protobuf-compiler python3 python3-numpy python3-faiss python3-zmq python3-protobuf
-  fortunes-min fortunes procps iproute2 tcpdump
+  fortunes-min fortunes procps iproute2 tcpdump faketime
 )
 
 install_missing() {

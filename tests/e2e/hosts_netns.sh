@@ -15,7 +15,9 @@
 #     sent during the cut are not applied late;
 #   - h3 killed (every process of the namespace) and restarted;
 #   - a host started with a different flow is refused by name;
-#   - `nflow status` from another machine's workspace lists every pod.
+#   - `nflow status` from another machine's workspace lists every pod;
+#   - all along, h2's clock is 10 s behind and h3's 10 s ahead (libfaketime):
+#     answers are complete and on time (deadlines travel as time left).
 # Needs root (namespaces): skipped otherwise, but fails when CI=true.
 set -euo pipefail
 : "${NFLOW_BIN:?NFLOW_BIN must point at the built nflow}"
@@ -121,11 +123,22 @@ if (cd "$TMP/h3" && inns 2 timeout 10 "$NFLOW_BIN" up flow.yml --host "${ADDR[2]
 grep -q "shard-1.key: mode 0640" "$TMP/h3/mode.err" || fail "mode refusal: $(cat "$TMP/h3/mode.err")"
 chmod 600 "$TMP/h3/keys/shard-1.key"
 
+# Clocks that disagree: h2's launcher and pods run 10 s behind, h3's 10 s
+# ahead (libfaketime, inherited by the pods).  Requests carry the time left,
+# measured by each pod on its own clock, so answers must stay complete.
+SKEW=("" "-10s" "+10s")
+if ! command -v faketime >/dev/null; then
+  [ "${CI:-}" = "true" ] && fail "faketime missing (tools/bootstrap.sh installs it)"
+  echo "note: no faketime, the hosts' clocks are not skewed" >&2
+  SKEW=("" "" "")
+fi
 start_host() {   # start_host H (1..3): nflow up in namespace h(H), in $TMP/hH
   local h=$1 i=$(( $1 - 1 ))
+  local skew=()
+  [ -n "${SKEW[$i]}" ] && skew=(faketime -f "${SKEW[$i]}")
   : >"$TMP/h$h/up.out"
-  (cd "$TMP/h$h" && exec ip netns exec "${NS[$i]}" "$NFLOW_BIN" up flow.yml --host "${ADDR[$i]}" \
-     --workspace ws >up.out 2>>up.err) &
+  (cd "$TMP/h$h" && exec ip netns exec "${NS[$i]}" "${skew[@]}" "$NFLOW_BIN" up flow.yml \
+     --host "${ADDR[$i]}" --workspace ws >up.out 2>>up.err) &
   PIDS[$i]=$!
 }
 wait_ready() {   # wait_ready H...: every launcher printed its ready line (<= 40 s)
