@@ -4,6 +4,7 @@
     flow.state written by `nflow up`, or the gateway's explicit port) or by
     --gateway EP, and talk to it through lib/nf_client.  Documents and
     queries are read with lib/nf_vecio. */
+#include "args.h"
 #include "nflow.h"
 
 #include <errno.h>
@@ -45,50 +46,6 @@ typedef struct {
     nf_keys_t *keys;            /* CURVE: our key (--key, else the flow's
                                    client or operator key); NULL = plain */
 } s_target_t;
-
-/* Consume a common option at argv[*i]; returns 1 when taken, 0 when not
-   one of ours, -1 on a usage error. */
-static int
-s_common_opt(s_target_t *t, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    bool has = *i + 1 < argc;
-    if ((!strcmp(a, "-f") || !strcmp(a, "--flow")) && has)
-        t->flow_path = argv[++*i];
-    else if (!strcmp(a, "--workspace") && has)
-        t->workspace = argv[++*i];
-    else if (!strcmp(a, "--gateway") && has)
-        t->gateway = argv[++*i];
-    else if (!strcmp(a, "--key") && has)
-        t->key_file = argv[++*i];
-    else if (!strcmp(a, "--json"))
-        t->json = true;
-    else if (!strcmp(a, "--timeout-ms") && has) {
-        char *end;
-        long v = strtol(argv[++*i], &end, 10);
-        if (*end || v < 1 || v > 600000) {
-            fprintf(stderr, "nflow %s: --timeout-ms: expected 1..600000, got '%s'\n", t->cmd, argv[*i]);
-            return -1;
-        }
-        t->timeout_ms = (int) v;
-    } else
-        return 0;
-    return 1;
-}
-
-static int
-s_parse_uint(const char *cmd, const char *opt, const char *v, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || !*v || x < min || x > max) {
-        fprintf(stderr, "nflow %s: %s: expected an integer in %ld..%ld, got '%s'\n", cmd, opt, min, max, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
 
 /* Our CurveZMQ key: --key FILE, else, when the flow uses CURVE, its
    directory's client key (operator for status). */
@@ -169,13 +126,27 @@ s_quiet_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static const char *s_common_help =
-    "  -f FLOW.yml        the flow (finds it through <workspace>/flow.state)\n"
-    "  --workspace DIR    the workspace the flow was started with (default: the flow's)\n"
-    "  --gateway EP       talk to this gateway endpoint instead (tcp://HOST:PORT)\n"
-    "  --key FILE         CurveZMQ: our secret key (DIR/NAME.key from `nflow keys`; default\n"
-    "                     with a flow that has keys: its client key, operator for status)\n"
-    "  --timeout-ms T     deadline per request (default: the gateway's timeout_ms)\n";
+/* The options every client command takes, one definition expanded into
+   each command's table: where the flow is, our key, the deadline (what
+   --timeout-ms bounds: timeout_help). */
+#define S_CLIENT_ARGS(t, timeout_help)                                                      \
+    {"-f", "--flow", NF_ARG_STR, &(t).flow_path, .meta = "FLOW.yml",                        \
+     .help = "the flow (finds it through <workspace>/flow.state)"},                         \
+    {"--workspace", NULL, NF_ARG_STR, &(t).workspace, .meta = "DIR",                        \
+     .help = "the workspace the flow was started with (default: the flow's)"},              \
+    {"--gateway", NULL, NF_ARG_STR, &(t).gateway, .meta = "EP",                             \
+     .help = "talk to this gateway endpoint instead (tcp://HOST:PORT)"},                    \
+    {"--key", NULL, NF_ARG_STR, &(t).key_file, .meta = "FILE",                              \
+     .help = "CurveZMQ: our secret key (DIR/NAME.key from `nflow keys`; default\n"          \
+             "with a flow that has keys: its client key, operator for status)"},            \
+    {"--timeout-ms", NULL, NF_ARG_INT, &(t).timeout_ms, 1, NF_TIMEOUT_MAX_MS, .meta = "T",  \
+     .help = timeout_help}
+
+#define S_REQUEST_TIMEOUT "deadline per request; default: the gateway's timeout_ms"
+
+/* The usage line's start, then the command's own arguments on the next line. */
+#define S_CLIENT_SYNOPSIS(own)                                                              \
+    "(-f FLOW.yml | --gateway EP) [--workspace DIR] [--key FILE] [--timeout-ms T]\n       " own
 
 /* ------------------------------------------------------------------ */
 /* nflow index                                                         */
@@ -431,51 +402,34 @@ cmd_index(int argc, char **argv)
 {
     s_target_t t = {.cmd = "index"};
     const char *files[256];
-    size_t nfiles = 0;
-    long batch = 256, inflight = 8, retries = 4;
+    nf_args_list_t file_list = {files, 0, NF_ARGS_COUNT(files)};
+    long long batch = 256, inflight = 8, retries = 4;
     s_index_run_t run = {0};
-    for (int i = 1; i < argc; i++) {
-        int c = s_common_opt(&t, argc, argv, &i);
-        if (c < 0)
-            return 2;
-        if (c)
-            continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nflow index (-f FLOW.yml | --gateway EP) [--batch N] [--inflight N] "
-                   "[--retries N] [--stop-on-error] FILE...\n"
-                   "  Index JSONL or .fvecs documents (upserts by id).  A bad document is\n"
-                   "  reported (file:line, id, why) and skipped; documents whose shard did\n"
-                   "  not answer are listed by id (re-running stores exactly them).  Ends\n"
-                   "  with `indexed N, rejected M, failed K`; exit status 1 when M or K > 0.\n%s"
-                   "  --batch N          documents per request (default 256, at most 10000)\n"
-                   "  --inflight N       requests in flight (default 8)\n"
-                   "  --retries N        retries of a failed or partial batch (default 4)\n"
-                   "  --stop-on-error    stop at the first bad document or failed batch\n",
-                   s_common_help);
-            return 0;
-        }
-        if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
-            if (s_parse_uint("index", "--batch", argv[++i], 1, NF_DOCS_MAX, &batch))
-                return 2;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--inflight")) {
-            if (s_parse_uint("index", "--inflight", argv[++i], 1, 256, &inflight))
-                return 2;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--retries")) {
-            if (s_parse_uint("index", "--retries", argv[++i], 0, 100, &retries))
-                return 2;
-        } else if (!strcmp(argv[i], "--stop-on-error")) {
-            run.stop_on_error = true;
-        } else if (argv[i][0] != '-' && nfiles < 256) {
-            files[nfiles++] = argv[i];
-        } else {
-            fprintf(stderr, "nflow index: unexpected argument '%s' (see nflow index --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!nfiles) {
-        fprintf(stderr, "nflow index: no input file (see nflow index --help)\n");
-        return 2;
-    }
+    const nf_arg_t args[] = {
+        S_CLIENT_ARGS(t, S_REQUEST_TIMEOUT),
+        {"--batch", NULL, NF_ARG_LONG, &batch, 1, NF_DOCS_MAX, .meta = "N",
+         .help = "documents per request"},
+        {"--inflight", NULL, NF_ARG_LONG, &inflight, 1, 256, .meta = "N",
+         .help = "requests in flight"},
+        {"--retries", NULL, NF_ARG_LONG, &retries, 0, 100, .meta = "N",
+         .help = "retries of a failed or partial batch"},
+        {"--stop-on-error", NULL, NF_ARG_FLAG, &run.stop_on_error,
+         .help = "stop at the first bad document or failed batch"},
+        {"FILE", NULL, NF_ARG_REST, &file_list, .required = true,
+         .help = "JSONL or .fvecs documents"},
+    };
+    const nf_args_t cli = {
+        "nflow index", args, NF_ARGS_COUNT(args),
+        .synopsis = S_CLIENT_SYNOPSIS("[--batch N] [--inflight N] [--retries N] [--stop-on-error] "
+                                      "FILE..."),
+        .summary = "Index JSONL or .fvecs documents (upserts by id).  A bad document is\n"
+                   "reported (file:line, id, why) and skipped; documents whose shard did\n"
+                   "not answer are listed by id (re-running stores exactly them).  Ends\n"
+                   "with `indexed N, rejected M, failed K`; exit status 1 when M or K > 0."};
+    int usage;
+    if (!nf_args_parse(&cli, argc, argv, &usage))
+        return usage;
+    size_t nfiles = file_list.n;
     s_quiet_signals();
     int rc = s_resolve(&t, false);
     if (rc == 0 && t.flow) {
@@ -590,7 +544,7 @@ cmd_index(int argc, char **argv)
                 if (++b->attempts > retries) {
                     bool split;
                     nf_error_set(NF_ETIMEOUT, "no answer from the gateway %s within %d ms "
-                                 "(gave up after %ld retries)", t.endpoint, t.wait_ms, retries);
+                                 "(gave up after %lld retries)", t.endpoint, t.wait_ms, retries);
                     s_settle(&run, b, NF_ETIMEOUT, NULL, &split);
                     s_batch_clear(b);
                     if (run.stop_on_error)
@@ -792,51 +746,39 @@ cmd_search(int argc, char **argv)
 {
     s_target_t t = {.cmd = "search"};
     const char *texts[256], *queries = NULL;
-    size_t ntexts = 0;
-    long k = 10, per = 64, inflight = 4;
+    nf_args_list_t text_list = {texts, 0, NF_ARGS_COUNT(texts)};
+    long long k = 10, per = 64;
+    long inflight = 4;
     bool ids_only = false, partial = false;
-    for (int i = 1; i < argc; i++) {
-        int c = s_common_opt(&t, argc, argv, &i);
-        if (c < 0)
-            return 2;
-        if (c)
-            continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nflow search (-f FLOW.yml | --gateway EP) (--text T... | --queries FILE) "
-                   "[-k K] [--json]\n  Search the flow; prints the best K matches per query.\n%s"
-                   "  --text T           a text query (repeat for several)\n"
-                   "  --queries FILE     queries from .fvecs / .f32 / JSONL (vector or text)\n"
-                   "  -k K               matches per query (default 10)\n"
-                   "  --json             one JSON line per query: {\"query\", \"matches\", "
-                   "\"partial\", \"missing_shards\"}\n"
-                   "  --batch N          queries per request (default 64, at most 1024)\n"
-                   "  --ids-only         matches without text and tags (smaller answers)\n"
-                   "  Exit status: 0 complete answers, 1 an error, 2 usage, 3 some answer was\n"
-                   "  partial (shards did not answer; the matches printed are from the others).\n",
-                   s_common_help);
-            return 0;
-        }
-        if (i + 1 < argc && !strcmp(argv[i], "--text") && ntexts < 256)
-            texts[ntexts++] = argv[++i];
-        else if (i + 1 < argc && !strcmp(argv[i], "--queries"))
-            queries = argv[++i];
-        else if (i + 1 < argc && (!strcmp(argv[i], "-k") || !strcmp(argv[i], "--top-k"))) {
-            if (s_parse_uint("search", "-k", argv[++i], 1, NF_TOPK_MAX, &k))
-                return 2;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--batch")) {
-            if (s_parse_uint("search", "--batch", argv[++i], 1, NF_QUERIES_MAX, &per))
-                return 2;
-        } else if (!strcmp(argv[i], "--ids-only")) {
-            ids_only = true;
-        } else {
-            fprintf(stderr, "nflow search: unexpected argument '%s' (see nflow search --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!ntexts == !queries) {
-        fprintf(stderr, "nflow search: give --text T or --queries FILE (see nflow search --help)\n");
-        return 2;
-    }
+    const nf_arg_t args[] = {
+        S_CLIENT_ARGS(t, S_REQUEST_TIMEOUT),
+        {"--text", NULL, NF_ARG_MULTI, &text_list, .meta = "T",
+         .help = "a text query (repeat for several)"},
+        {"--queries", NULL, NF_ARG_STR, &queries, .meta = "FILE",
+         .help = "queries from .fvecs / .f32 / JSONL (vector or text)"},
+        {"-k", "--top-k", NF_ARG_LONG, &k, 1, NF_TOPK_MAX, .meta = "K",
+         .help = "matches per query"},
+        {"--batch", NULL, NF_ARG_LONG, &per, 1, NF_QUERIES_MAX, .meta = "N",
+         .help = "queries per request"},
+        {"--ids-only", NULL, NF_ARG_FLAG, &ids_only,
+         .help = "matches without text and tags (smaller answers)"},
+        {"--json", NULL, NF_ARG_FLAG, &t.json,
+         .help = "one JSON line per query: {\"query\", \"matches\", \"partial\",\n"
+                 "\"missing_shards\"}"},
+    };
+    const nf_args_t cli = {
+        "nflow search", args, NF_ARGS_COUNT(args),
+        .synopsis = S_CLIENT_SYNOPSIS("(--text T... | --queries FILE) [-k K] [--batch N] "
+                                      "[--ids-only] [--json]"),
+        .summary = "Search the flow; prints the best K matches per query.\n"
+                   "Exit status: 0 complete answers, 1 an error, 2 usage, 3 some answer was\n"
+                   "partial (shards did not answer; the matches printed are from the others)."};
+    int usage;
+    if (!nf_args_parse(&cli, argc, argv, &usage))
+        return usage;
+    size_t ntexts = text_list.n;
+    if (!ntexts == !queries)
+        return nf_args_error(&cli, "give --text T or --queries FILE (see nflow search --help)");
     s_quiet_signals();
     int rc = s_resolve(&t, false);
     nf_request_t **reqs = NULL;         /* one request per `per` queries */
@@ -936,55 +878,37 @@ int
 cmd_delete(int argc, char **argv)
 {
     s_target_t t = {.cmd = "delete"};
-    char **ids = calloc((size_t) argc, sizeof *ids);
-    size_t nids = 0;
     long retries = 4;
+    const char **ids = calloc((size_t) argc, sizeof *ids);
+    nf_args_list_t id_list = {ids, 0, (size_t) argc};
     if (!ids)
         return 1;
-    for (int i = 1; i < argc; i++) {
-        int c = s_common_opt(&t, argc, argv, &i);
-        if (c < 0) {
-            free(ids);
-            return 2;
-        }
-        if (c)
-            continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nflow delete (-f FLOW.yml | --gateway EP) ID...\n"
-                   "  Delete documents by id; prints `deleted N`.\n%s", s_common_help);
-            free(ids);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--")) {
-            while (++i < argc)
-                ids[nids++] = argv[i];
-        } else if (argv[i][0] != '-' || !argv[i][0]) {
-            ids[nids++] = argv[i];
-        } else {
-            fprintf(stderr, "nflow delete: unexpected argument '%s' (see nflow delete --help)\n", argv[i]);
-            free(ids);
-            return 2;
-        }
-    }
-    if (!nids) {
-        fprintf(stderr, "nflow delete: no id given\n");
+    const nf_arg_t args[] = {
+        S_CLIENT_ARGS(t, S_REQUEST_TIMEOUT),
+        {"ID", NULL, NF_ARG_REST, &id_list, .required = true,
+         .help = "the documents' ids (one that starts with '-' after `--`)"},
+    };
+    const nf_args_t cli = {"nflow delete", args, NF_ARGS_COUNT(args),
+                            .synopsis = S_CLIENT_SYNOPSIS("ID..."),
+                            .summary = "Delete documents by id; prints `deleted N`."};
+    int usage;
+    if (!nf_args_parse(&cli, argc, argv, &usage)) {
         free(ids);
-        return 2;
+        return usage;
     }
-    if (nids > NF_DOCS_MAX) {
-        fprintf(stderr, "nflow delete: %zu ids, at most %d per request (NF_DOCS_MAX)\n", nids,
-                NF_DOCS_MAX);
-        free(ids);
-        return 2;
-    }
-    for (size_t i = 0; i < nids; i++) {
+    size_t nids = id_list.n;
+    if (nids > NF_DOCS_MAX)
+        usage = nf_args_error(&cli, "%zu ids, at most %d per request (NF_DOCS_MAX)", nids,
+                              NF_DOCS_MAX);
+    for (size_t i = 0; usage == 0 && i < nids; i++) {
         size_t len = strlen(ids[i]);
-        if (len == 0 || len > NF_ID_MAX) {
-            fprintf(stderr, "nflow delete: id %zu: ids have 1..%d bytes, this one has %zu\n",
-                    i + 1, NF_ID_MAX, len);
-            free(ids);
-            return 2;
-        }
+        if (len == 0 || len > NF_ID_MAX)      /* refused at once, before any connection */
+            usage = nf_args_error(&cli, "id %zu: ids have 1..%d bytes, this one has %zu", i + 1,
+                                  NF_ID_MAX, len);
+    }
+    if (usage) {
+        free(ids);
+        return usage;
     }
     s_quiet_signals();
     nf_client_t *client = NULL;
@@ -1057,26 +981,22 @@ int
 cmd_status(int argc, char **argv)
 {
     s_target_t t = {.cmd = "status"};
-    for (int i = 1; i < argc; i++) {
-        int c = s_common_opt(&t, argc, argv, &i);
-        if (c < 0)
-            return 2;
-        if (c)
-            continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nflow status (-f FLOW.yml | --gateway EP) [--key FILE] [--json]\n"
-                   "  Per pod: up/down, pid, requests served, errors, malformed frames, rows\n"
-                   "  (indexers), resident memory and host, from each pod's control socket.\n"
-                   "  Where the flow was not started (no flow.state), every pod of every host\n"
-                   "  is asked at the flow file's explicit ports (an operator key with CURVE).\n"
-                   "  With --gateway only the gateway is asked.  --timeout-ms bounds the\n"
-                   "  wait for the answers (default 1500).  Exit status 1 when any pod is down.\n%s"
-                   "  --json             one JSON object per pod and line\n", s_common_help);
-            return 0;
-        }
-        fprintf(stderr, "nflow status: unexpected argument '%s' (see nflow status --help)\n", argv[i]);
-        return 2;
-    }
+    const nf_arg_t args[] = {
+        S_CLIENT_ARGS(t, "bound on the wait for all the answers; default 1500"),
+        {"--json", NULL, NF_ARG_FLAG, &t.json, .help = "one JSON object per pod and line"},
+    };
+    const nf_args_t cli = {
+        "nflow status", args, NF_ARGS_COUNT(args),
+        .synopsis = S_CLIENT_SYNOPSIS("[--json]"),
+        .summary = "Per pod: up/down, pid, requests served, errors, malformed frames, rows\n"
+                   "(indexers), resident memory and host, from each pod's control socket.\n"
+                   "Where the flow was not started (no flow.state), every pod of every host\n"
+                   "is asked at the flow file's explicit ports (an operator key with CURVE).\n"
+                   "With --gateway only the gateway is asked.\n"
+                   "Exit status 1 when any pod is down."};
+    int usage;
+    if (!nf_args_parse(&cli, argc, argv, &usage))
+        return usage;
     s_quiet_signals();
     /* every pod of the flow: from this host's flow.state, else (another
        machine) from the flow file's explicit ports */
