@@ -131,6 +131,11 @@ if ! command -v faketime >/dev/null; then
   [ "${CI:-}" = "true" ] && fail "faketime missing (tools/bootstrap.sh installs it)"
   echo "note: no faketime, the hosts' clocks are not skewed" >&2
   SKEW=("" "" "")
+elif ! timeout 5 faketime -f "+10s" "$NFLOW_BIN" --help >/dev/null 2>&1; then
+  # libfaketime cannot start under every runtime (ASan's interceptors make
+  # its clock_gettime recurse and hang): the plain build runs the skew
+  echo "note: libfaketime does not run this build of nflow; the hosts' clocks are not skewed" >&2
+  SKEW=("" "" "")
 fi
 start_host() {   # start_host H (1..3): nflow up in namespace h(H), in $TMP/hH
   local h=$1 i=$(( $1 - 1 ))
