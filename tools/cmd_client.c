@@ -207,6 +207,11 @@ s_batch_clear(s_batch_t *b)
 }
 
 /* Documents [from, to) of in as one request. */
+/* The flow's typed fields (the flow file's, or the gateway's PING answer):
+   every index request carries a column for each. */
+static nf_field_def_t s_fields[NF_FIELDS_MAX];
+static size_t s_nfields;
+
 static int
 s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, const char *path,
              int timeout_ms)
@@ -222,7 +227,10 @@ s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, c
         const nf_vecio_doc_t *d = &in->docs[i];
         b->lines[i - from] = d->line;
         b->records[i - from] = d->record;
-        rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
+        if (i == from)
+            nf_request_set_fields(b->req, s_fields, s_nfields);
+        rc = nf_request_add_typed(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags,
+                                  &d->fields);
     }
     snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
              (unsigned long long) in->docs[from].record, (unsigned long long) in->docs[to - 1].record);
@@ -296,7 +304,21 @@ s_batch_single(s_batch_t *b, const s_batch_t *src, size_t i, int timeout_ms)
     if (rc == 0) {  /* the vector bytes are host float32 (nf_request_add wrote them) */
         const float *vec = ib->vectors.len
             ? (const float *) (void *) (ib->vectors.data + i * (size_t) ib->dim * 4) : NULL;
-        rc = nf_request_add(b->req, id, text, vec, ib->vectors.len ? ib->dim : 0, tags, nt);
+        size_t sbytes, nptrs;
+        nf_batch_fields_room(ib, &sbytes, &nptrs);
+        nf_fval_t fv[NF_FIELDS_MAX];
+        char *fstrs = malloc(sbytes), *sat = fstrs;
+        const char **fptrs = malloc(nptrs * sizeof *fptrs), **pat = fptrs;
+        if (!fstrs || !fptrs)
+            rc = nf_error_set(NF_ENOMEM, "out of memory");
+        if (rc == 0) {
+            nf_fields_t f = {fv, nf_batch_fields(ib, i, fv, &sat, &pat)};
+            nf_request_set_fields(b->req, s_fields, s_nfields);
+            rc = nf_request_add_typed(b->req, id, text, vec, ib->vectors.len ? ib->dim : 0, tags,
+                                      nt, &f);
+        }
+        free(fstrs);
+        free(fptrs);
     }
     free(strs);
     free(tags);
@@ -500,7 +522,13 @@ cmd_index(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_new_keyed(t.endpoint, t.keys, "pod", &client);
     if (rc == 0)
-        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
+        rc = nf_client_ping_fields(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS,
+                                   s_fields, NF_FIELDS_MAX, &s_nfields);
+    if (rc == 0 && t.flow) {    /* the flow file's, when given */
+        const nf_flow_pod_t *ix = nf_flow_role(t.flow, "indexer");
+        rc = nf_field_defs_parse(ix ? nf_flow_setting(ix, "fields") : NULL, s_fields,
+                                 NF_FIELDS_MAX, &s_nfields);
+    }
     while (rc == 0) {
         /* fill free slots: split documents first, then the input */
         for (long s = 0; s < inflight && rc == 0; s++) {
@@ -514,6 +542,8 @@ cmd_index(int argc, char **argv)
                 rc = nf_vecio_open(files[fi], NF_VECIO_AUTO, 0, &reader);
                 if (rc == 0)
                     nf_vecio_skip_bad(reader, !run.stop_on_error);
+                if (rc == 0 && s_nfields)
+                    rc = nf_vecio_set_fields(reader, s_fields, s_nfields);
             }
             if (!reader || rc)
                 break;
@@ -716,6 +746,13 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
                                  .tags = tags[i], .ntags = tags[i] ? d->n_tags : 0};
         }
         json_t *o = nf_results_json(q, mt, n);
+        json_t *ma = o ? json_object_get(o, "matches") : NULL;
+        for (size_t i = 0; ma && i < n; i++) {
+            const Nflow__Document *d = m->matches[i];
+            json_t *f = d->fields && *d->fields ? json_loads(d->fields, 0, NULL) : NULL;
+            if (f)
+                json_object_set_new(json_array_get(ma, i), "fields", f);
+        }
         if (o) {
             json_t *ms = json_array();
             for (size_t i = 0; i < res->n_missing_shards; i++)
@@ -757,6 +794,8 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
         }
         for (size_t j = 0; j < d->n_tags; j++)
             printf("      %s: %s\n", d->tags[j]->key, d->tags[j]->value);
+        if (d->fields && *d->fields)
+            printf("      fields: %s\n", d->fields);
     }
 }
 
@@ -795,6 +834,9 @@ cmd_search(int argc, char **argv)
     size_t ntexts = 0;
     long k = 10, per = 64, inflight = 4;
     bool ids_only = false, partial = false;
+    const char *filter = NULL;
+    char *fieldbuf = NULL, *fields[NF_FIELDS_MAX];
+    size_t nfields = 0;
     for (int i = 1; i < argc; i++) {
         int c = s_common_opt(&t, argc, argv, &i);
         if (c < 0)
@@ -803,7 +845,7 @@ cmd_search(int argc, char **argv)
             continue;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: nflow search (-f FLOW.yml | --gateway EP) (--text T... | --queries FILE) "
-                   "[-k K] [--json]\n  Search the flow; prints the best K matches per query.\n%s"
+                   "[-k K] [--filter EXPR] [--fields A,B] [--json]\n  Search the flow; prints the best K matches per query.\n%s"
                    "  --text T           a text query (repeat for several)\n"
                    "  --queries FILE     queries from .fvecs / .f32 / JSONL (vector or text)\n"
                    "  -k K               matches per query (default 10)\n"
@@ -811,6 +853,9 @@ cmd_search(int argc, char **argv)
                    "\"partial\", \"missing_shards\"}\n"
                    "  --batch N          queries per request (default 64, at most 1024)\n"
                    "  --ids-only         matches without text and tags (smaller answers)\n"
+                   "  --filter EXPR      only documents the filter keeps (README \"Filters\"),\n"
+                   "                     e.g. 'year >= 2000 and genre in [\"scifi\"]'\n"
+                   "  --fields A,B       output fields: each match carries them (\"fields\" in --json)\n"
                    "  Exit status: 0 complete answers, 1 an error, 2 usage, 3 some answer was\n"
                    "  partial (shards did not answer; the matches printed are from the others).\n",
                    s_common_help);
@@ -828,7 +873,30 @@ cmd_search(int argc, char **argv)
                 return 2;
         } else if (!strcmp(argv[i], "--ids-only")) {
             ids_only = true;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--filter")) {
+            filter = argv[++i];
+            if (strlen(filter) > NF_FILTER_BYTES_MAX) {
+                fprintf(stderr, "nflow search: --filter: %zu bytes, at most %d\n",
+                        strlen(filter), NF_FILTER_BYTES_MAX);
+                return 2;
+            }
+        } else if (i + 1 < argc && !strcmp(argv[i], "--fields")) {
+            free(fieldbuf);
+            nfields = 0;
+            if (!(fieldbuf = strdup(argv[++i])))
+                return 1;
+            for (char *save = NULL, *f = strtok_r(fieldbuf, ", ", &save); f;
+                 f = strtok_r(NULL, ", ", &save)) {
+                if (nfields == NF_FIELDS_MAX) {
+                    fprintf(stderr, "nflow search: --fields: more than %d fields\n",
+                            NF_FIELDS_MAX);
+                    free(fieldbuf);
+                    return 2;
+                }
+                fields[nfields++] = f;
+            }
         } else {
+            free(fieldbuf);
             fprintf(stderr, "nflow search: unexpected argument '%s' (see nflow search --help)\n", argv[i]);
             return 2;
         }
@@ -854,6 +922,12 @@ cmd_search(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < ntexts; i++)
         rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
                          !ids_only, NULL, texts[i], NULL, 0);
+    for (size_t c = 0; c < nchunks; c++) {
+        Nflow__SearchRequest *sr = nf_request_env(reqs[c])->search;
+        sr->filter = (char *) (filter ? filter : "");
+        sr->fields = nfields ? fields : NULL;
+        sr->n_fields = nfields;
+    }
     /* `inflight` requests at a time, answers printed in query order */
     nf_env_t **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
     uint64_t *ids = calloc(nchunks ? nchunks : 1, sizeof *ids);
@@ -922,6 +996,7 @@ cmd_search(int argc, char **argv)
     free(ids);
     nf_client_destroy(&client);
     s_target_clear(&t);
+    free(fieldbuf);
     if (rc) {
         fprintf(stderr, "nflow search: %s\n", nf_error_msg());
         return 1;
