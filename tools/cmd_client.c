@@ -99,8 +99,8 @@ s_load_keys(s_target_t *t)
     if (t->key_file)
         rc = nf_keys_open_file(t->key_file, &t->keys);
     else if (t->flow && t->flow->curve)
-        rc = nf_keys_open(t->flow->keys, strcmp(t->cmd, "status") ? "client" : "operator",
-                          &t->keys);
+        rc = nf_keys_open(t->flow->keys, strcmp(t->cmd, "status") && strcmp(t->cmd, "compact")
+                                             ? "client" : "operator", &t->keys);
     if (rc) {
         char why[900];
         snprintf(why, sizeof why, "%s", nf_error_msg());
@@ -1264,4 +1264,106 @@ cmd_status(int argc, char **argv)
         return 1;
     }
     return any_down ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* nflow compact                                                       */
+
+int
+cmd_compact(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "compact"};
+    for (int i = 1; i < argc; i++) {
+        int c = s_common_opt(&t, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c)
+            continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: nflow compact -f FLOW.yml [--workspace DIR] [--key FILE] "
+                   "[--timeout-ms T] [--json]\n"
+                   "  Make every shard of the running flow rewrite its segment without its\n"
+                   "  deleted rows (CONTROL_COMPACT on each indexer's control socket), one\n"
+                   "  shard after the other, while the flow keeps answering: the new segment\n"
+                   "  is swapped in between requests.  Prints per shard the rows kept and the\n"
+                   "  deleted rows dropped.  --timeout-ms bounds each shard's compaction\n"
+                   "  (default 600000).  Exit status 1 when a shard failed or did not answer.\n"
+                   "  -f FLOW.yml        the flow (finds it through <workspace>/flow.state)\n"
+                   "  --workspace DIR    the workspace the flow was started with\n"
+                   "  --key FILE         CurveZMQ: our secret key (default: the operator key)\n"
+                   "  --timeout-ms T     the longest wait for one shard (ms)\n"
+                   "  --json             one JSON object per shard and line\n");
+            return 0;
+        }
+        fprintf(stderr, "nflow compact: unexpected argument '%s' (see nflow compact --help)\n",
+                argv[i]);
+        return 2;
+    }
+    s_quiet_signals();
+    int rc = s_resolve(&t, false);
+    if (rc == 0 && !t.state)
+        rc = nf_error_set(NF_EINVAL, "no running flow found (flow.state): start it with "
+                          "`nflow up`, or give -f FLOW.yml and its --workspace");
+    if (rc) {
+        fprintf(stderr, "nflow compact: %s\n", nf_error_msg());
+        s_target_clear(&t);
+        return 1;
+    }
+    int timeout_ms = t.timeout_ms ? t.timeout_ms : NF_TIMEOUT_MAX_MS;
+    int failed = 0, shards = 0;
+    for (size_t i = 0; i < t.state->npods; i++) {
+        const nf_flowstate_pod_t *p = &t.state->pods[i];
+        if (strcmp(p->role, "indexer"))
+            continue;
+        shards++;
+        unsigned index = 0;
+        if (sscanf(p->name, "%*[^/]/%u", &index) != 1)
+            index = 0;
+        char key[NF_KEY_NAME_MAX + 1];
+        nf_keys_shard_name(index, key, sizeof key);
+        nf_client_t *cl = NULL;
+        nf_env_t env, *reply = NULL;
+        Nflow__Control ctl;
+        nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_COMPACT);
+        uint64_t t0 = nf_now_us();
+        int r = nf_client_new_keyed(p->control, t.keys, key, &cl);
+        if (r == 0)
+            r = nf_client_call(cl, &env, timeout_ms, &reply);
+        if (r == 0)
+            r = nf_client_status(reply);
+        if (r == 0 && (reply->body_case != NF_BODY_CONTROL || !reply->control))
+            r = nf_error_set(NF_EPROTO, "the shard answered without a control body");
+        double ms = (double) (nf_now_us() - t0) / 1000.0;
+        if (t.json) {
+            json_t *o = json_pack("{s:s, s:b}", "pod", p->name, "ok", r == 0);
+            if (o && r == 0) {
+                json_object_set_new(o, "kept", json_integer((json_int_t) reply->control->rows));
+                json_object_set_new(o, "dropped",
+                                    json_integer((json_int_t) reply->control->dropped));
+                json_object_set_new(o, "ms", json_real(ms));
+            } else if (o) {
+                json_object_set_new(o, "error", json_string(nf_error_msg()));
+            }
+            if (o)
+                nf_results_write(stdout, o);
+            json_decref(o);
+        } else if (r == 0) {
+            printf("%-16s kept %llu rows, dropped %llu deleted rows (%.0f ms)\n", p->name,
+                   (unsigned long long) reply->control->rows,
+                   (unsigned long long) reply->control->dropped, ms);
+        } else {
+            printf("%-16s failed: %s\n", p->name, nf_error_msg());
+        }
+        failed += r != 0;
+        if (reply)
+            nf_env_destroy(&reply);
+        nf_client_destroy(&cl);
+        fflush(stdout);
+    }
+    s_target_clear(&t);
+    if (!shards) {
+        fprintf(stderr, "nflow compact: the flow has no indexer\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
 }

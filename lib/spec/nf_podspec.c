@@ -46,7 +46,7 @@ static const nf_sockspec_t s_sockets[] = {
     {"reducer", "out", NF_ZMQ_PUSH, false, "gateway.results", false, false, NULL, NULL, false,
      "the gateway's --results"},
     {NULL, "control", NF_ZMQ_ROUTER, true, NULL, false, true, NULL, NULL, false,
-     "bound once the pod can serve; answers PING, STATUS, TERMINATE", "operators"},
+     "bound once the pod can serve; answers PING, STATUS, TERMINATE (indexer: COMPACT)", "operators"},
     {NULL, "errors", NF_ZMQ_PUSH, false, "gateway.results", false, true, NULL, NULL, false,
      "fail a request straight to the gateway"},
 };

@@ -960,6 +960,49 @@ s_open_segment(indexer_t *self)
     return rc;
 }
 
+/* COMPACT on the control socket: between requests (the pod loop serves
+   one thing at a time), close the segment, rewrite it without its deleted
+   rows (nf_segment_compact: atomic, the old segment stays whole until the
+   swap), and open the new one; searches queued meanwhile are answered
+   from it.  When compaction fails the old segment is opened again. */
+static int
+s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *out)
+{
+    indexer_t *self = arg;
+    if (in->command != NFLOW__CONTROL_COMMAND__CONTROL_COMPACT)
+        return nf_error_set(NF_EINVAL, "control command %d is not served here", in->command);
+    s_group_commit(self, &self->group);
+    const char *ws = nf_pod_get(pod, "workspace");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/shard-%u", ws ? ws : ".", self->shard);
+    uint64_t kept = 0, dropped = 0, t0 = nf_now_us();
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    nf_segment_destroy(&self->seg);
+    int rc = nf_segment_compact(dir, &kept, &dropped);
+    char why[1024] = "";
+    if (rc != NF_OK)
+        snprintf(why, sizeof why, "%s", nf_error_msg());
+    int orc = s_open_segment(self);
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    if (orc != NF_OK) {
+        /* without a segment the shard cannot serve: stop, the launcher says so */
+        nf_pod_log(pod, "after compaction the segment does not open: %s", nf_error_msg());
+        exit(1);
+    }
+    nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
+    if (rc != NF_OK) {
+        nf_pod_log(pod, "compaction failed (the segment is unchanged): %s", why);
+        return nf_error_set(rc, "shard %u: compaction failed (the segment is unchanged): %s",
+                            self->shard, why);
+    }
+    nf_pod_log(pod, "compacted: %llu rows kept, %llu deleted rows dropped (%.1f ms)",
+               (unsigned long long) kept, (unsigned long long) dropped,
+               (double) (nf_now_us() - t0) / 1000.0);
+    out->rows = kept;
+    out->dropped = dropped;
+    return NF_OK;
+}
+
 static int
 s_setup(nf_pod_t *pod, void *arg)
 {
@@ -986,6 +1029,7 @@ s_setup(nf_pod_t *pod, void *arg)
     if (rc != NF_OK)
         return rc;
     nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
+    nf_pod_on_command(pod, s_compact, self);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
     return NF_OK;
 }

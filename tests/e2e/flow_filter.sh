@@ -187,3 +187,47 @@ except RuntimeError as e:
 print("python example:", got[0])
 PY
 echo "flow_filter: python example OK"
+
+# compaction through the flow while searches go on: delete 300 ids, compact
+# every shard, searches stay exact and the shards hold fewer rows
+del=$(seq 0 5 1499 | sed 's/^/doc-/')
+out=$("$NFLOW_BIN" delete "${F[@]}" $del) || fail "delete failed: $out"
+echo "$out" | grep -q "deleted 300" || fail "delete printed '$out'"
+seg_rows() {  # physical rows of both shards' segments (deleted ones included)
+  local n=0 r
+  for d in "$WS"/indexer/shard-0 "$WS"/indexer/shard-1; do
+    r=$("$NFLOW_BIN" segment info "$d" | sed -n 's/^rows: *//p')
+    n=$((n + r))
+  done
+  echo $n
+}
+rows_before=$(seg_rows)
+[ "$rows_before" -eq 1500 ] || fail "the shards hold $rows_before rows before compaction"
+( for _ in $(seq 30); do
+    "$NFLOW_BIN" search "${F[@]}" --queries "$TMP/queries.fvecs" -k 5 --filter 'year >= 1990' \
+      --ids-only >/dev/null || { echo "search during compaction failed" >"$TMP/bg.fail"; exit 1; }
+  done ) &
+BG=$!
+"$NFLOW_BIN" compact "${F[@]}" >"$TMP/compact.out" 2>"$TMP/compact.err" \
+  || fail "compact failed: $(cat "$TMP/compact.out" "$TMP/compact.err")"
+wait $BG || fail "$(cat "$TMP/bg.fail" 2>/dev/null) searches during the compaction failed"
+cat "$TMP/compact.out"
+[ "$(grep -c '^indexer/[01] *kept' "$TMP/compact.out")" -eq 2 ] || fail "compact printed: $(cat "$TMP/compact.out")"
+"$PY" - "$TMP/compact.out" <<'PY' || fail "compact did not drop the 300 deleted rows: $(cat "$TMP/compact.out")"
+import re, sys
+kept = dropped = 0
+for l in open(sys.argv[1]):
+    m = re.search(r"kept (\d+) rows, dropped (\d+) deleted rows", l)
+    kept += int(m.group(1)); dropped += int(m.group(2))
+assert kept == 1200 and dropped == 300, (kept, dropped)
+PY
+ls -d "$WS"/indexer/shard-*.compact~ 2>/dev/null && fail "a compaction left its temporary directory"
+rows_after=$(seg_rows)
+[ "$rows_after" -eq 1200 ] || fail "the shards hold $rows_after rows after compaction"
+check 'year >= 2000' '"year" in m and m["year"] >= 2000' "$del"
+check 'labels contains "b" and not archived' '"b" in m["labels"] and not m["archived"]' "$del"
+head -n 5 "$TMP/docs.jsonl" >"$TMP/again.jsonl"      # doc-0 was deleted: stored again
+out=$("$NFLOW_BIN" index "${F[@]}" "$TMP/again.jsonl") || fail "index after compaction: $out"
+[ "$out" = "indexed 5, rejected 0, failed 0" ] || fail "index after compaction printed '$out'"
+check 'genre == "scifi"' 'm.get("genre") == "scifi"' "$(echo "$del" | grep -vx 'doc-0')"
+echo "flow_filter: compaction OK (rows $rows_before -> $rows_after)"
