@@ -902,6 +902,7 @@ cmd_search(int argc, char **argv)
         }
     }
     if (!ntexts == !queries) {
+        free(fieldbuf);
         fprintf(stderr, "nflow search: give --text T or --queries FILE (see nflow search --help)\n");
         return 2;
     }
