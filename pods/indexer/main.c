@@ -955,7 +955,7 @@ s_open_segment(indexer_t *self)
     if (rc != NF_OK) {
         char why[1024];
         snprintf(why, sizeof why, "%s", nf_error_msg());
-        rc = nf_error_set(rc, "%s: fields: %s", dir, why);
+        rc = nf_error_set(rc, "fields: %s", why);   /* the segment's message names dir */
     }
     return rc;
 }

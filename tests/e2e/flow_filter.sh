@@ -252,3 +252,23 @@ out=$("$NFLOW_BIN" index "${F[@]}" "$TMP/again.jsonl") || fail "index after comp
 [ "$out" = "indexed 5, rejected 0, failed 0" ] || fail "index after compaction printed '$out'"
 check 'genre == "scifi"' 'm.get("genre") == "scifi"' "$(echo "$del" | grep -vx 'doc-0')"
 echo "flow_filter: compaction OK (rows $rows_before -> $rows_after)"
+
+# the schema is the segments': stopping the flow and starting it with a field
+# changed is refused by name (the shard does not start); adding one is fine
+stop_flow
+sed 's/        year: int/        year: float/' "$TMP/flow.yml" >"$TMP/changed.yml"
+set +e
+timeout 60 "$NFLOW_BIN" up "$TMP/changed.yml" --workspace "$WS" >"$TMP/changed.out" 2>"$TMP/changed.err"
+st=$?
+set -e
+[ $st -ne 0 ] || fail "a flow with a changed field started"
+grep -q "year" "$TMP/changed.err" || fail "the refusal does not name the field: $(tail -5 "$TMP/changed.err")"
+grep "year" "$TMP/changed.err" | head -2
+sed 's/        day: datetime/        day: datetime\n        extra: int/' "$TMP/flow.yml" >"$TMP/added.yml"
+start_flow "$TMP/added.yml"
+"$NFLOW_BIN" search -f "$TMP/added.yml" --workspace "$WS" --queries "$TMP/queries.fvecs" -k 3 \
+  --filter 'extra is null and genre == "noir"' --fields extra,genre --json >"$TMP/added.jsonl" \
+  || fail "search over an added field failed"
+grep -q '"fields":{"extra":null,"genre":"noir"}' "$TMP/added.jsonl" || fail "added field: $(head -2 "$TMP/added.jsonl")"
+stop_flow
+echo "flow_filter: schema changes OK"
