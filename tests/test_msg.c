@@ -831,6 +831,35 @@ test_columns(void)
     CHECK(nf_batch_add_fields(&part, &fb) == NF_EINVAL
           && strstr(nf_error_msg(), "field 'year' has type int; the value is a keyword"));
     nf_msg_clear(&msg);
+
+    /* keyword ends are bounded per frame, counted before anything is
+       unpacked: two columns of 1,280,001 ends each (2.5 MB on the wire,
+       10 MB unpacked) are over NF_DOCS_MAX x NF_KEYWORDS_MAX together */
+    size_t half = (size_t) NF_DOCS_MAX * NF_KEYWORDS_MAX / 2 + 1;
+    uint32_t *zeros = calloc(half, sizeof *zeros);
+    CHECK(zeros != NULL);
+    if (zeros) {
+        Nflow__Column k1 = NFLOW__COLUMN__INIT, k2 = NFLOW__COLUMN__INIT, *kc[2] = {&k1, &k2};
+        k1.name = "a";
+        k2.name = "b";
+        k1.type = k2.type = NF_FIELD_KEYWORDS;
+        k1.ends = k2.ends = zeros;
+        k1.n_ends = k2.n_ends = half;
+        Nflow__IndexBatch big = NFLOW__INDEX_BATCH__INIT;
+        uint32_t one = 1;
+        big.count = 1;
+        big.ids = (ProtobufCBinaryData) {1, (uint8_t *) "a"};
+        big.id_ends = &one;
+        big.n_id_ends = 1;
+        big.columns = kc;
+        big.n_columns = 2;
+        e.index = &big;
+        CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+        CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO
+              && strstr(nf_error_msg(), "keywords in one frame"));
+        nf_msg_clear(&msg);
+        free(zeros);
+    }
     nf_batch_free(&b);
     nf_batch_free(&part);
     zsock_destroy(&pull);

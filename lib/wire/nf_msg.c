@@ -306,6 +306,7 @@ s_shape_of(int body_case)
 typedef struct {
     uint64_t matches;           /* match documents in the whole frame */
     uint64_t tags;              /* tags of every document in the whole frame */
+    uint64_t keywords;          /* keyword ends of every typed column in the whole frame */
     uint64_t request_id;        /* field 2 of the header, when seen */
     uint64_t version;           /* field 1 of the header, when seen */
 } s_scan_t;
@@ -375,6 +376,11 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                 over = (int) i;
             if (over >= 0)
                 continue;       /* only counting now */
+            if (sh == &s_column_shape && f->field == 4 && (sc->keywords += add)
+                > (uint64_t) NF_DOCS_MAX * NF_KEYWORDS_MAX)
+                return nf_error_set(NF_EPROTO, "keywords in one frame (NF_DOCS_MAX x "
+                                    "NF_KEYWORDS_MAX): more than %d",
+                                    NF_DOCS_MAX * NF_KEYWORDS_MAX);
             if (sh == &s_doc_shape && ++sc->tags > NF_FRAME_TAGS_MAX)
                 return nf_error_set(NF_EPROTO, "tags in one frame (NF_FRAME_TAGS_MAX): more "
                                     "than %d", NF_FRAME_TAGS_MAX);
