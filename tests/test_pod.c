@@ -403,6 +403,35 @@ test_indexer_pod(void)
     if (e)
         nf_env_destroy(&e);
 
+    /* a typed column this shard has no field for: the request is refused,
+       naming the document and the field; nothing is stored */
+    {
+        nf_field_def_t def;
+        CHECK_OK(nf_field_def_parse("year:int", &def));
+        nf_fval_t y = {.name = "year", .type = NF_FIELD_INT, .v.i = 2001};
+        nf_fields_t fy = {&y, 1};
+        float c[4] = {0, 0, 1, 0};
+        nf_batch_reset(&batch, 4);
+        nf_batch_set_columns(&batch, &def, 1);
+        CHECK_OK(nf_batch_add(&batch, "c", 1, c, NULL, 0, NULL, NULL, 0));
+        CHECK_OK(nf_batch_add_fields(&batch, &fy));
+        nf_batch_view(&batch, &ir);
+        env.request_id = 502;
+        CHECK_OK(nf_msg_send(rt, routing, &env, 0));
+        e = s_recv(errs);
+        CHECK(e && e->request_id == 502 && e->status
+              && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+              && strstr(e->status->message, "year"));
+        if (e && e->status)
+            printf("typed column refused: %s\n", e->status->message);
+        if (e)
+            nf_env_destroy(&e);
+        e = s_recv(red);
+        CHECK(e && e->request_id == 502 && e->status);
+        if (e)
+            nf_env_destroy(&e);
+    }
+
     /* an index request whose time is spent is dropped, never applied */
     float late[4] = {0, 0, 0, 9};
     nf_batch_reset(&batch, 4);

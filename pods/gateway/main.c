@@ -13,7 +13,9 @@
     counted).  A request without an answer at deadline + 100 ms is
     answered TIMEOUT.
     Control messages on --clients (PING, STATUS) are answered as on the
-    control socket, so `nflow status` can ask the gateway.                  */
+    control socket, so `nflow status` can ask the gateway.  A search's
+    filter and output fields are checked once here against the flow's
+    fields (from NFLOW_CANON) and refused before any scan.                  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,13 @@
     the index requests before it), each answered once durable; the
     searches, after the writes, are answered together by ONE
     nf_scan_search over all their queries (a shared scan), the hits split
-    back per request.  Every request gets one part PUSHed to
+    back per request; searches with a filter share a scan with those of
+    the same filter text only (the filter is parsed against this segment's
+    fields), and their matches carry the requested output fields as a
+    JSON object.  Index batches' typed columns are appended with the
+    documents (nf_segment_append_fields); the schema is set from --fields
+    at start.  CONTROL_COMPACT on the control socket compacts the segment
+    between requests (s_compact).  Every request gets one part PUSHed to
     the reducer (Result{indexed | deleted | results, shard, metric}).  A bad
     request is failed via --errors AND answered to the reducer with a part
     carrying the same status, so the request completes.                   */
