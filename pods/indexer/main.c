@@ -423,7 +423,8 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
             free(ptrs);
             return false;
         }
-        nf_payload_write_n(g->plbuf + g->pllen, text, tlen, tags, nt);
+        if (plen)       /* no text and no tags: no payload (and maybe no buffer yet) */
+            nf_payload_write_n(g->plbuf + g->pllen, text, tlen, tags, nt);
         g->ploff[d0 + i] = g->pllen;
         g->pllen += plen;
         doc->payload_len = plen;
