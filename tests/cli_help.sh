@@ -10,7 +10,7 @@ exec "${PYTHON:-/usr/bin/python3}" - "$NFLOW_BIN" "$NFLOW_SOURCE_ROOT/README.md"
 import re, subprocess, sys
 
 nflow, readme = sys.argv[1], sys.argv[2]
-commands = ["up", "keys", "index", "search", "delete", "status", "segment build",
+commands = ["up", "keys", "index", "search", "delete", "status", "compact", "segment build",
             "segment search", "segment info", "segment verify", "segment repair", "segment compact",
             "check-pod",
             "bench limits", "bench scan", "bench flow"]

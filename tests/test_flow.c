@@ -1,9 +1,11 @@
 /* nf_flow: loading flow files; every validation error names file:line:col
    and the key.  Also loads the flows shipped in flows/. */
 #include "nf_error.h"
+#include "nf_canon.h"
 #include "nf_flow.h"
 #include "nf_test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +240,56 @@ test_errors(void)
     CHECK(flow == NULL && strstr(nf_error_msg(), "/nonexistent/flow.yml"));
 }
 
+/* An indexer's typed fields: a mapping, a list or one string, kept as one
+   canonical list (the indexer's --fields, a line of the canonical text);
+   every bad field named at file:line:col. */
+static void
+test_fields(void)
+{
+    static const char *head = "version: 1\nname: f\npods:\n  - name: i\n    uses: indexer\n"
+                              "    with:\n      dim: 8\n";
+    char yaml[1024];
+    nf_flow_t *flow = NULL;
+    snprintf(yaml, sizeof yaml, "%s      fields:\n        year: int\n        genre: keyword\n"
+             "        labels: keyword[]\n        day: datetime:memory\n", head);
+    CHECK_OK(nf_flow_load_string("t.yml", yaml, &flow));
+    const nf_flow_pod_t *ix = flow ? nf_flow_role(flow, "indexer") : NULL;
+    const char *v = ix ? nf_flow_setting(ix, "fields") : NULL;
+    CHECK(v && !strcmp(v, "year:int,genre:keyword,labels:keyword[],day:datetime:memory"));
+    uint64_t f1 = flow ? nf_flow_fingerprint(flow) : 0;
+    nf_flow_destroy(&flow);
+    snprintf(yaml, sizeof yaml, "%s      fields: [\"year:int\", \"genre:keyword\", "
+             "\"labels:keyword[]\", \"day:datetime:memory\"]\n", head);
+    CHECK_OK(nf_flow_load_string("t.yml", yaml, &flow));      /* a list: the same flow */
+    CHECK(flow && nf_flow_fingerprint(flow) == f1);
+    nf_flow_destroy(&flow);
+    snprintf(yaml, sizeof yaml, "%s      fields: {year: int, genre: keyword}\n", head);
+    CHECK_OK(nf_flow_load_string("t.yml", yaml, &flow));      /* other fields: another flow */
+    CHECK(flow && nf_flow_fingerprint(flow) != f1);
+    nf_flow_destroy(&flow);
+    snprintf(yaml, sizeof yaml, "%s", head);
+    CHECK_OK(nf_flow_load_string("t.yml", yaml, &flow));      /* none: "" */
+    ix = flow ? nf_flow_role(flow, "indexer") : NULL;
+    v = ix ? nf_flow_setting(ix, "fields") : NULL;
+    CHECK(v && !strcmp(v, ""));
+    nf_flow_destroy(&flow);
+
+    snprintf(yaml, sizeof yaml, "%s      fields:\n        year: integer\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:9:15: pod 'i': with.fields: field 'year:integer'", "unknown");
+    snprintf(yaml, sizeof yaml, "%s      fields:\n        and: int\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:9:", "and");
+    snprintf(yaml, sizeof yaml, "%s      fields:\n        year: [int]\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:9:15: pod 'i': with.fields: expected a type", NULL);
+    snprintf(yaml, sizeof yaml, "%s      fields: [\"year:int\", \"year:float\"]\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:8:", "field 'year' is declared twice");
+    snprintf(yaml, sizeof yaml, "%s      fields: {labels: keyword[]}\n", head);
+    BAD(yaml, NF_EPARSE, "t.yml:8:", "bad YAML");   /* [] is YAML inside { }: quote it */
+    snprintf(yaml, sizeof yaml, "%s      fields: \"year:int,year:int\"\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:8:15:", "declared twice");
+    snprintf(yaml, sizeof yaml, "%s      fields: 3\n", head);
+    BAD(yaml, NF_EINVAL, "t.yml:8:15:", "expected NAME:TYPE");
+}
+
 static void
 test_files(void)
 {
@@ -288,6 +340,7 @@ main(void)
     test_multihost();
     test_exec();
     test_errors();
+    test_fields();
     test_files();
     test_hosts();
     return nf_test_done("flow");

@@ -2,6 +2,7 @@
     ROUTER sockets, every kind of malformed frame, send failures, hops,
     vectors and the id hash. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nf_error.h"
@@ -487,9 +488,14 @@ test_limits(void)
     Nflow__Column col = NFLOW__COLUMN__INIT, *cols[1] = {&col};
     ib.columns = cols;
     ib.n_columns = 1;
-    CHECK_OK(nf_msg_check_limits(&e));              /* reserved: the limits allow it ... */
-    CHECK(nf_msg_check_request(&e) == NF_EINVAL);   /* ... a client request may not yet */
-    CHECK(strstr(nf_error_msg(), "typed field columns are not supported yet") != NULL);
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO);    /* a column without a name */
+    CHECK(strstr(nf_error_msg(), "column 0: name bytes: 0") != NULL);
+    col.name = "year";
+    col.type = 1;
+    int64_t years[2] = {1999, 2001};
+    col.values = (ProtobufCBinaryData) {sizeof years, (uint8_t *) years};
+    CHECK_OK(nf_msg_check_limits(&e));
+    CHECK_OK(nf_msg_check_request(&e));
     nf_batch_free(&b);
 
     /* an answer of 600 queries x 20 matches x 64 empty tags: every match is
@@ -566,10 +572,9 @@ test_limits(void)
     sr.n_texts = 19;
     CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "query texts: 19"));
     sr.n_texts = 20;
-    sr.filter = "year >= 2000";     /* within the limits, refused until issue 11 */
+    sr.filter = "year >= 2000";     /* within the limits; the gateway checks its fields */
     CHECK_OK(nf_msg_check_limits(&e));
-    CHECK(nf_msg_check_request(&e) == NF_EINVAL);
-    CHECK(!strcmp(nf_error_msg(), "filter: filters are not supported yet"));
+    CHECK_OK(nf_msg_check_request(&e));
     sr.filter = "";
     CHECK_OK(nf_msg_check_request(&e));
 
@@ -700,6 +705,167 @@ test_batch(void)
 
 /* NaN / Inf and partial float32 values are refused, and a 3-byte vector
    is reported with its byte length, not as "0 values". */
+/* Typed columns (issue 11): built per document with nf_batch_add_fields,
+   sent, checked, read back with nulls; split as the router does; and every
+   malformed shape refused by nf_msg_check_limits with what and where. */
+static void
+test_columns(void)
+{
+    zsock_t *pull, *push;
+    s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
+    nf_field_def_t defs[6];
+    size_t nd = 0;
+    CHECK_OK(nf_field_defs_parse("year:int, price:float,archived:bool,genre:keyword,"
+                                 "labels:keyword[],day:datetime", defs, 6, &nd));
+    CHECK(nd == 6);
+    CHECK(nf_field_defs_parse("a:int,a:float", defs, 6, &nd) == NF_EINVAL
+          && strstr(nf_error_msg(), "'a' is declared twice"));
+    CHECK_OK(nf_field_defs_parse("year:int,price:float,archived:bool,genre:keyword,"
+                                 "labels:keyword[],day:datetime", defs, 6, &nd));
+    nf_batch_t b = {0}, part = {0};
+    nf_batch_reset(&b, 0);
+    nf_batch_set_columns(&b, defs, nd);
+    const char *set[2] = {"x", "yy"};
+    nf_fval_t d0[6] = {
+        {.name = "year", .type = NF_FIELD_INT, .v.i = 2001},
+        {.name = "price", .type = NF_FIELD_INT, .v.i = 3},      /* an int for a float */
+        {.name = "archived", .type = NF_FIELD_BOOL, .v.b = true},
+        {.name = "genre", .type = NF_FIELD_KEYWORD, .v.s = "scifi"},
+        {.name = "labels", .type = NF_FIELD_KEYWORDS, .v.set = {set, 2}},
+        {.name = "day", .type = NF_FIELD_DATETIME, .v.i = 86400000000ll},
+    };
+    nf_fval_t d1[1] = {{.name = "labels", .type = NF_FIELD_KEYWORD, .v.s = "solo"}};
+    nf_fields_t f0 = {d0, 6}, f1 = {d1, 1};
+    CHECK_OK(nf_batch_add(&b, "a", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add_fields(&b, &f0));
+    CHECK_OK(nf_batch_add(&b, "b", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add_fields(&b, &f1));             /* all but labels null */
+    CHECK_OK(nf_batch_add(&b, "c", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK_OK(nf_batch_add_fields(&b, NULL));            /* all null */
+    nf_env_t e;
+    nf_env_init(&e);
+    Nflow__IndexBatch ib;
+    nf_batch_view(&b, &ib);
+    CHECK(ib.n_columns == 6 && ib.columns[0]->values.len == 24 && ib.columns[0]->nulls.len == 1);
+    e.body_case = NF_BODY_INDEX;
+    e.index = &ib;
+    CHECK_OK(nf_msg_check_request(&e));
+    CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+    nf_msg_t msg;
+    CHECK_OK(nf_msg_recv(pull, &msg));
+    const Nflow__IndexBatch *got = msg.env->index;
+    CHECK(got->n_columns == 6);
+    size_t sb, np;
+    CHECK(nf_batch_fields_room(got, &sb, &np) == 6);
+    char *strs = malloc(sb), *sat = strs;
+    const char **ptrs = malloc(np * sizeof *ptrs), **pat = ptrs;
+    nf_fval_t out[NF_FIELDS_MAX];
+    CHECK(nf_batch_fields(got, 0, out, &sat, &pat) == 6);
+    CHECK(out[0].type == NF_FIELD_INT && out[0].v.i == 2001);
+    CHECK(out[1].type == NF_FIELD_FLOAT && out[1].v.f == 3.0);
+    CHECK(out[2].type == NF_FIELD_BOOL && out[2].v.b);
+    CHECK(out[3].type == NF_FIELD_KEYWORD && !strcmp(out[3].v.s, "scifi"));
+    CHECK(out[4].type == NF_FIELD_KEYWORDS && out[4].v.set.n == 2
+          && !strcmp(out[4].v.set.v[1], "yy"));
+    CHECK(out[5].type == NF_FIELD_DATETIME && out[5].v.i == 86400000000ll);
+    CHECK(nf_batch_fields(got, 1, out, &sat, &pat) == 6);
+    CHECK(out[0].type == NF_FIELD_NULL && out[3].type == NF_FIELD_NULL);
+    CHECK(out[4].type == NF_FIELD_KEYWORDS && out[4].v.set.n == 1
+          && !strcmp(out[4].v.set.v[0], "solo"));
+    CHECK(nf_batch_fields(got, 2, out, &sat, &pat) == 6);
+    CHECK(out[4].type == NF_FIELD_NULL && out[5].type == NF_FIELD_NULL);
+    CHECK((size_t) (sat - strs) <= sb && (size_t) (pat - ptrs) <= np);
+
+    /* the router's split: documents 2 and 0, their values with them */
+    nf_batch_reset(&part, 0);
+    CHECK_OK(nf_batch_add_from(&part, got, 2));
+    CHECK_OK(nf_batch_add_from(&part, got, 0));
+    Nflow__IndexBatch pv;
+    nf_batch_view(&part, &pv);
+    e.index = &pv;
+    CHECK_OK(nf_msg_check_limits(&e));
+    sat = strs;
+    pat = ptrs;
+    CHECK(nf_batch_fields(&pv, 0, out, &sat, &pat) == 6 && out[3].type == NF_FIELD_NULL);
+    CHECK(nf_batch_fields(&pv, 1, out, &sat, &pat) == 6 && !strcmp(out[3].v.s, "scifi")
+          && out[4].v.set.n == 2);
+    free(strs);
+    free(ptrs);
+
+    /* malformed columns: what and where */
+    Nflow__Column *c = b.colp[0];
+    e.index = &ib;
+    c->values.len = 16;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO
+          && strstr(nf_error_msg(), "column 'year': 16 bytes of values, expected count x 8 = 24"));
+    c->values.len = 24;
+    c->nulls.len = 2;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO
+          && strstr(nf_error_msg(), "column 'year': nulls: 2 bytes for 3 documents"));
+    c->nulls.len = 1;
+    c->type = 9;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "unknown type 9"));
+    c->type = NF_FIELD_INT;
+    uint8_t saved = b.colp[2]->values.data[0];
+    b.colp[2]->values.data[0] = 7;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "bool byte 7"));
+    b.colp[2]->values.data[0] = saved;
+    b.colp[3]->n_ends = 2;
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO
+          && strstr(nf_error_msg(), "column 'genre': keyword ends: 2 entries for 3"));
+    b.colp[3]->n_ends = 3;
+    b.colp[4]->item_ends[2] = 2;        /* 3 keywords, the documents say 2 */
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO && strstr(nf_error_msg(), "column 'labels'"));
+    b.colp[4]->item_ends[2] = 3;
+    b.colp[5]->name = "year";
+    CHECK(nf_msg_check_limits(&e) == NF_EPROTO
+          && strstr(nf_error_msg(), "column 'year' is given twice"));
+    b.colp[5]->name = "day";
+    CHECK_OK(nf_msg_check_limits(&e));
+    /* a wrong-typed value is refused by the builder, naming the field */
+    nf_fval_t bad[1] = {{.name = "year", .type = NF_FIELD_KEYWORD, .v.s = "2001"}};
+    nf_fields_t fb = {bad, 1};
+    nf_batch_reset(&part, 0);
+    nf_batch_set_columns(&part, defs, nd);
+    CHECK_OK(nf_batch_add(&part, "z", 1, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK(nf_batch_add_fields(&part, &fb) == NF_EINVAL
+          && strstr(nf_error_msg(), "field 'year' has type int; the value is a keyword"));
+    nf_msg_clear(&msg);
+
+    /* keyword ends are bounded per frame, counted before anything is
+       unpacked: two columns of 1,280,001 ends each (2.5 MB on the wire,
+       10 MB unpacked) are over NF_DOCS_MAX x NF_KEYWORDS_MAX together */
+    size_t half = (size_t) NF_DOCS_MAX * NF_KEYWORDS_MAX / 2 + 1;
+    uint32_t *zeros = calloc(half, sizeof *zeros);
+    CHECK(zeros != NULL);
+    if (zeros) {
+        Nflow__Column k1 = NFLOW__COLUMN__INIT, k2 = NFLOW__COLUMN__INIT, *kc[2] = {&k1, &k2};
+        k1.name = "a";
+        k2.name = "b";
+        k1.type = k2.type = NF_FIELD_KEYWORDS;
+        k1.ends = k2.ends = zeros;
+        k1.n_ends = k2.n_ends = half;
+        Nflow__IndexBatch big = NFLOW__INDEX_BATCH__INIT;
+        uint32_t one = 1;
+        big.count = 1;
+        big.ids = (ProtobufCBinaryData) {1, (uint8_t *) "a"};
+        big.id_ends = &one;
+        big.n_id_ends = 1;
+        big.columns = kc;
+        big.n_columns = 2;
+        e.index = &big;
+        CHECK_OK(nf_msg_send(push, NULL, &e, 0));
+        CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO
+              && strstr(nf_error_msg(), "keywords in one frame"));
+        nf_msg_clear(&msg);
+        free(zeros);
+    }
+    nf_batch_free(&b);
+    nf_batch_free(&part);
+    zsock_destroy(&pull);
+    zsock_destroy(&push);
+}
+
 static void
 test_vec_check(void)
 {
@@ -748,6 +914,7 @@ main(void)
     test_shard_of();
     test_limits();
     test_batch();
+    test_columns();
     test_vec_check();
     return nf_test_done("msg");
 }

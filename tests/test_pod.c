@@ -403,6 +403,35 @@ test_indexer_pod(void)
     if (e)
         nf_env_destroy(&e);
 
+    /* a typed column this shard has no field for: the request is refused,
+       naming the document and the field; nothing is stored */
+    {
+        nf_field_def_t def;
+        CHECK_OK(nf_field_def_parse("year:int", &def));
+        nf_fval_t y = {.name = "year", .type = NF_FIELD_INT, .v.i = 2001};
+        nf_fields_t fy = {&y, 1};
+        float c[4] = {0, 0, 1, 0};
+        nf_batch_reset(&batch, 4);
+        nf_batch_set_columns(&batch, &def, 1);
+        CHECK_OK(nf_batch_add(&batch, "c", 1, c, NULL, 0, NULL, NULL, 0));
+        CHECK_OK(nf_batch_add_fields(&batch, &fy));
+        nf_batch_view(&batch, &ir);
+        env.request_id = 502;
+        CHECK_OK(nf_msg_send(rt, routing, &env, 0));
+        e = s_recv(errs);
+        CHECK(e && e->request_id == 502 && e->status
+              && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+              && strstr(e->status->message, "year"));
+        if (e && e->status)
+            printf("typed column refused: %s\n", e->status->message);
+        if (e)
+            nf_env_destroy(&e);
+        e = s_recv(red);
+        CHECK(e && e->request_id == 502 && e->status);
+        if (e)
+            nf_env_destroy(&e);
+    }
+
     /* an index request whose time is spent is dropped, never applied */
     float late[4] = {0, 0, 0, 9};
     nf_batch_reset(&batch, 4);
@@ -456,14 +485,14 @@ test_indexer_pod(void)
         nf_env_destroy(&e);
     }
 
-    /* a filter: refused until filters exist (issue 11) */
+    /* a filter over a field this shard does not have: refused by name */
     sr.filter = "year >= 2000";
     env.request_id = 605;
     CHECK_OK(nf_msg_send(rt, routing, &env, 0));
     e = s_recv(errs);
     CHECK(e && e->request_id == 605 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
-          && strstr(e->status->message, "filters are not supported yet"));
+          && strstr(e->status->message, "filter:1:1:") && strstr(e->status->message, "year"));
     if (e)
         nf_env_destroy(&e);
     e = s_recv(red);
@@ -658,7 +687,10 @@ test_gateway_pod(void)
     char *args[] = {NULL, "--clients", (char *) clients, "--results", (char *) results,
                     "--out", (char *) out, "--control", (char *) ctl, "--timeout_ms", "300",
                     NULL};
+    /* the flow's canonical text tells the gateway the fields it checks filters against */
+    setenv("NFLOW_CANON", "name=t\npod.indexer.with.fields=year:int,genre:keyword\n", 1);
     pid_t pid = s_spawn("nflow-gateway", args);
+    unsetenv("NFLOW_CANON");
     CHECK(s_ready(ctl));
     CHECK(s_ready(clients));        /* PING is answered on the client socket too */
     zsock_t *client = s_sock(ZMQ_DEALER, clients, false);
@@ -742,13 +774,13 @@ test_gateway_pod(void)
             nflow__header__free_unpacked(h, NULL);
     }
     zmsg_destroy(&z);
-    /* a filter: refused at the gateway until filters exist (issue 11) */
+    /* an ill-typed filter: refused at the gateway, before any scan */
     Nflow__SearchRequest sr = NFLOW__SEARCH_REQUEST__INIT;
     float qv[2] = {1, 2};
     sr.count = 1;
     sr.dim = 2;
     sr.vectors = (ProtobufCBinaryData) {8, (uint8_t *) qv};
-    sr.filter = "genre == \"scifi\"";
+    sr.filter = "genre == 1";
     env.body_case = NF_BODY_SEARCH;
     env.search = &sr;
     env.request_id = 12;
@@ -756,7 +788,9 @@ test_gateway_pod(void)
     e = s_recv(client);
     CHECK(e && e->request_id == 12 && e->status
           && e->status->code == NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
-          && !strcmp(e->status->message, "gateway: filter: filters are not supported yet"));
+          && !strncmp(e->status->message, "filter:1:10: 'genre' is a keyword field", 39));
+    if (e && e->status)
+        printf("gateway refusal: %s\n", e->status->message);
     if (e)
         nf_env_destroy(&e);
     nf_batch_free(&batch);

@@ -56,8 +56,8 @@ s_load_keys(s_target_t *t)
     if (t->key_file)
         rc = nf_keys_open_file(t->key_file, &t->keys);
     else if (t->flow && t->flow->curve)
-        rc = nf_keys_open(t->flow->keys, strcmp(t->cmd, "status") ? "client" : "operator",
-                          &t->keys);
+        rc = nf_keys_open(t->flow->keys, strcmp(t->cmd, "status") && strcmp(t->cmd, "compact")
+                                             ? "client" : "operator", &t->keys);
     if (rc) {
         char why[900];
         snprintf(why, sizeof why, "%s", nf_error_msg());
@@ -178,6 +178,11 @@ s_batch_clear(s_batch_t *b)
 }
 
 /* Documents [from, to) of in as one request. */
+/* The flow's typed fields (the flow file's, or the gateway's PING answer):
+   every index request carries a column for each. */
+static nf_field_def_t s_fields[NF_FIELDS_MAX];
+static size_t s_nfields;
+
 static int
 s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, const char *path,
              int timeout_ms)
@@ -193,7 +198,10 @@ s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, c
         const nf_vecio_doc_t *d = &in->docs[i];
         b->lines[i - from] = d->line;
         b->records[i - from] = d->record;
-        rc = nf_request_add(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags);
+        if (i == from)
+            nf_request_set_fields(b->req, s_fields, s_nfields);
+        rc = nf_request_add_typed(b->req, d->id, d->text, d->vector, in->dim, d->tags, d->ntags,
+                                  &d->fields);
     }
     snprintf(b->where, sizeof b->where, "%s records %llu..%llu", path,
              (unsigned long long) in->docs[from].record, (unsigned long long) in->docs[to - 1].record);
@@ -267,7 +275,21 @@ s_batch_single(s_batch_t *b, const s_batch_t *src, size_t i, int timeout_ms)
     if (rc == 0) {  /* the vector bytes are host float32 (nf_request_add wrote them) */
         const float *vec = ib->vectors.len
             ? (const float *) (void *) (ib->vectors.data + i * (size_t) ib->dim * 4) : NULL;
-        rc = nf_request_add(b->req, id, text, vec, ib->vectors.len ? ib->dim : 0, tags, nt);
+        size_t sbytes, nptrs;
+        nf_batch_fields_room(ib, &sbytes, &nptrs);
+        nf_fval_t fv[NF_FIELDS_MAX];
+        char *fstrs = malloc(sbytes), *sat = fstrs;
+        const char **fptrs = malloc(nptrs * sizeof *fptrs), **pat = fptrs;
+        if (!fstrs || !fptrs)
+            rc = nf_error_set(NF_ENOMEM, "out of memory");
+        if (rc == 0) {
+            nf_fields_t f = {fv, nf_batch_fields(ib, i, fv, &sat, &pat)};
+            nf_request_set_fields(b->req, s_fields, s_nfields);
+            rc = nf_request_add_typed(b->req, id, text, vec, ib->vectors.len ? ib->dim : 0, tags,
+                                      nt, &f);
+        }
+        free(fstrs);
+        free(fptrs);
     }
     free(strs);
     free(tags);
@@ -454,7 +476,13 @@ cmd_index(int argc, char **argv)
     if (rc == 0)
         rc = nf_client_new_keyed(t.endpoint, t.keys, "pod", &client);
     if (rc == 0)
-        rc = nf_client_ping(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS);
+        rc = nf_client_ping_fields(client, t.wait_ms < S_PING_MS ? t.wait_ms : S_PING_MS,
+                                   s_fields, NF_FIELDS_MAX, &s_nfields);
+    if (rc == 0 && t.flow) {    /* the flow file's, when given */
+        const nf_flow_pod_t *ix = nf_flow_role(t.flow, "indexer");
+        rc = nf_field_defs_parse(ix ? nf_flow_setting(ix, "fields") : NULL, s_fields,
+                                 NF_FIELDS_MAX, &s_nfields);
+    }
     while (rc == 0) {
         /* fill free slots: split documents first, then the input */
         for (long s = 0; s < inflight && rc == 0; s++) {
@@ -468,6 +496,8 @@ cmd_index(int argc, char **argv)
                 rc = nf_vecio_open(files[fi], NF_VECIO_AUTO, 0, &reader);
                 if (rc == 0)
                     nf_vecio_skip_bad(reader, !run.stop_on_error);
+                if (rc == 0 && s_nfields)
+                    rc = nf_vecio_set_fields(reader, s_fields, s_nfields);
             }
             if (!reader || rc)
                 break;
@@ -670,6 +700,13 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
                                  .tags = tags[i], .ntags = tags[i] ? d->n_tags : 0};
         }
         json_t *o = nf_results_json(q, mt, n);
+        json_t *ma = o ? json_object_get(o, "matches") : NULL;
+        for (size_t i = 0; ma && i < n; i++) {
+            const Nflow__Document *d = m->matches[i];
+            json_t *f = d->fields && *d->fields ? json_loads(d->fields, 0, NULL) : NULL;
+            if (f)
+                json_object_set_new(json_array_get(ma, i), "fields", f);
+        }
         if (o) {
             json_t *ms = json_array();
             for (size_t i = 0; i < res->n_missing_shards; i++)
@@ -711,6 +748,8 @@ s_print_matches(const s_target_t *t, size_t q, const char *text, const Nflow__Ma
         }
         for (size_t j = 0; j < d->n_tags; j++)
             printf("      %s: %s\n", d->tags[j]->key, d->tags[j]->value);
+        if (d->fields && *d->fields)
+            printf("      fields: %s\n", d->fields);
     }
 }
 
@@ -750,6 +789,9 @@ cmd_search(int argc, char **argv)
     long long k = 10, per = 64;
     long inflight = 4;
     bool ids_only = false, partial = false;
+    const char *filter = NULL, *fieldlist = NULL;
+    char *fieldbuf = NULL, *fields[NF_FIELDS_MAX];
+    size_t nfields = 0;
     const nf_arg_t args[] = {
         S_CLIENT_ARGS(t, S_REQUEST_TIMEOUT),
         {"--text", NULL, NF_ARG_MULTI, &text_list, .meta = "T",
@@ -765,11 +807,16 @@ cmd_search(int argc, char **argv)
         {"--json", NULL, NF_ARG_FLAG, &t.json,
          .help = "one JSON line per query: {\"query\", \"matches\", \"partial\",\n"
                  "\"missing_shards\"}"},
+        {"--filter", NULL, NF_ARG_STR, &filter, .meta = "EXPR",
+         .help = "only documents the filter keeps (README \"Filters\"),\n"
+                 "e.g. 'year >= 2000 and genre in [\"scifi\"]'"},
+        {"--fields", NULL, NF_ARG_STR, &fieldlist, .meta = "A,B",
+         .help = "output fields: each match carries them (\"fields\" in --json)"},
     };
     const nf_args_t cli = {
         "nflow search", args, NF_ARGS_COUNT(args),
         .synopsis = S_CLIENT_SYNOPSIS("(--text T... | --queries FILE) [-k K] [--batch N] "
-                                      "[--ids-only] [--json]"),
+                                      "[--ids-only] [--filter EXPR] [--fields A,B] [--json]"),
         .summary = "Search the flow; prints the best K matches per query.\n"
                    "Exit status: 0 complete answers, 1 an error, 2 usage, 3 some answer was\n"
                    "partial (shards did not answer; the matches printed are from the others)."};
@@ -779,6 +826,23 @@ cmd_search(int argc, char **argv)
     size_t ntexts = text_list.n;
     if (!ntexts == !queries)
         return nf_args_error(&cli, "give --text T or --queries FILE (see nflow search --help)");
+    if (filter && strlen(filter) > NF_FILTER_BYTES_MAX)
+        return nf_args_error(&cli, "--filter: %zu bytes, at most %d (NF_FILTER_BYTES_MAX)",
+                             strlen(filter), NF_FILTER_BYTES_MAX);
+    if (fieldlist) {
+        if (!(fieldbuf = strdup(fieldlist)))
+            return 1;
+        for (char *save = NULL, *f = strtok_r(fieldbuf, ", ", &save); f;
+             f = strtok_r(NULL, ", ", &save)) {
+            if (nfields == NF_FIELDS_MAX) {
+                free(fieldbuf);
+                return nf_args_error(&cli, "--fields: more than %d fields (NF_FIELDS_MAX)",
+                                     NF_FIELDS_MAX);
+            }
+            fields[nfields++] = f;
+        }
+    }
+
     s_quiet_signals();
     int rc = s_resolve(&t, false);
     nf_request_t **reqs = NULL;         /* one request per `per` queries */
@@ -796,6 +860,12 @@ cmd_search(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < ntexts; i++)
         rc = s_add_query(&reqs, &nchunks, (size_t) per, (uint32_t) k, (uint32_t) t.timeout_ms,
                          !ids_only, NULL, texts[i], NULL, 0);
+    for (size_t c = 0; c < nchunks; c++) {
+        Nflow__SearchRequest *sr = nf_request_env(reqs[c])->search;
+        sr->filter = (char *) (filter ? filter : "");
+        sr->fields = nfields ? fields : NULL;
+        sr->n_fields = nfields;
+    }
     /* `inflight` requests at a time, answers printed in query order */
     nf_env_t **replies = calloc(nchunks ? nchunks : 1, sizeof *replies);
     uint64_t *ids = calloc(nchunks ? nchunks : 1, sizeof *ids);
@@ -864,6 +934,7 @@ cmd_search(int argc, char **argv)
     free(ids);
     nf_client_destroy(&client);
     s_target_clear(&t);
+    free(fieldbuf);
     if (rc) {
         fprintf(stderr, "nflow search: %s\n", nf_error_msg());
         return 1;
@@ -1109,4 +1180,101 @@ cmd_status(int argc, char **argv)
         return 1;
     }
     return any_down ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* nflow compact                                                       */
+
+int
+cmd_compact(int argc, char **argv)
+{
+    s_target_t t = {.cmd = "compact"};
+    const nf_arg_t args[] = {
+        {"-f", "--flow", NF_ARG_STR, &t.flow_path, .meta = "FLOW.yml", .required = true,
+         .help = "the flow (finds it through <workspace>/flow.state)"},
+        {"--workspace", NULL, NF_ARG_STR, &t.workspace, .meta = "DIR",
+         .help = "the workspace the flow was started with (default: the flow's)"},
+        {"--key", NULL, NF_ARG_STR, &t.key_file, .meta = "FILE",
+         .help = "CurveZMQ: our secret key (default: the flow's operator key)"},
+        {"--timeout-ms", NULL, NF_ARG_INT, &t.timeout_ms, 1, NF_TIMEOUT_MAX_MS, .meta = "T",
+         .help = "the longest wait for one shard (default 600000)"},
+        {"--json", NULL, NF_ARG_FLAG, &t.json, .help = "one JSON object per shard and line"},
+    };
+    const nf_args_t cli = {
+        "nflow compact", args, NF_ARGS_COUNT(args),
+        .summary = "Make every shard of the running flow rewrite its segment without its\n"
+                   "deleted rows (CONTROL_COMPACT on each indexer's control socket), one\n"
+                   "shard after the other, while the flow keeps answering: the new segment\n"
+                   "is swapped in between requests.  Prints per shard the rows kept and the\n"
+                   "deleted rows dropped.  Exit status 1 when a shard failed or did not answer."};
+    int usage;
+    if (!nf_args_parse(&cli, argc, argv, &usage))
+        return usage;
+    s_quiet_signals();
+    int rc = s_resolve(&t, false);
+    if (rc == 0 && !t.state)
+        rc = nf_error_set(NF_EINVAL, "no running flow found (flow.state): start it with "
+                          "`nflow up`, or give -f FLOW.yml and its --workspace");
+    if (rc) {
+        fprintf(stderr, "nflow compact: %s\n", nf_error_msg());
+        s_target_clear(&t);
+        return 1;
+    }
+    int timeout_ms = t.timeout_ms ? t.timeout_ms : NF_TIMEOUT_MAX_MS;
+    int failed = 0, shards = 0;
+    for (size_t i = 0; i < t.state->npods; i++) {
+        const nf_flowstate_pod_t *p = &t.state->pods[i];
+        if (strcmp(p->role, "indexer"))
+            continue;
+        shards++;
+        unsigned index = 0;
+        if (sscanf(p->name, "%*[^/]/%u", &index) != 1)
+            index = 0;
+        char key[NF_KEY_NAME_MAX + 1];
+        nf_keys_shard_name(index, key, sizeof key);
+        nf_client_t *cl = NULL;
+        nf_env_t env, *reply = NULL;
+        Nflow__Control ctl;
+        nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_COMPACT);
+        uint64_t t0 = nf_now_us();
+        int r = nf_client_new_keyed(p->control, t.keys, key, &cl);
+        if (r == 0)
+            r = nf_client_call(cl, &env, timeout_ms, &reply);
+        if (r == 0)
+            r = nf_client_status(reply);
+        if (r == 0 && (reply->body_case != NF_BODY_CONTROL || !reply->control))
+            r = nf_error_set(NF_EPROTO, "the shard answered without a control body");
+        double ms = (double) (nf_now_us() - t0) / 1000.0;
+        if (t.json) {
+            json_t *o = json_pack("{s:s, s:b}", "pod", p->name, "ok", r == 0);
+            if (o && r == 0) {
+                json_object_set_new(o, "kept", json_integer((json_int_t) reply->control->rows));
+                json_object_set_new(o, "dropped",
+                                    json_integer((json_int_t) reply->control->dropped));
+                json_object_set_new(o, "ms", json_real(ms));
+            } else if (o) {
+                json_object_set_new(o, "error", json_string(nf_error_msg()));
+            }
+            if (o)
+                nf_results_write(stdout, o);
+            json_decref(o);
+        } else if (r == 0) {
+            printf("%-16s kept %llu rows, dropped %llu deleted rows (%.0f ms)\n", p->name,
+                   (unsigned long long) reply->control->rows,
+                   (unsigned long long) reply->control->dropped, ms);
+        } else {
+            printf("%-16s failed: %s\n", p->name, nf_error_msg());
+        }
+        failed += r != 0;
+        if (reply)
+            nf_env_destroy(&reply);
+        nf_client_destroy(&cl);
+        fflush(stdout);
+    }
+    s_target_clear(&t);
+    if (!shards) {
+        fprintf(stderr, "nflow compact: the flow has no indexer\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
 }

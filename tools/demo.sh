@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# nflow demo: start flows/demo.yml, index Debian's fortunes corpus, run a
-# few text searches, show the status, stop the flow.
+# nflow demo: start flows/demo.yml, index Debian's fortunes corpus (each
+# fortune's file as the keyword field `file`), run a few text searches and
+# one filtered to two files, show the status, stop the flow.
 #
 #   tools/demo.sh [BUILD_DIR]        (tools/bootstrap.sh demo calls it)
 #
@@ -74,7 +75,7 @@ with open(out, "w") as f:
         share = max(1, len(texts[name]) * limit // max(total, 1)) if limit else len(texts[name])
         for i, t in enumerate(texts[name][:share]):
             f.write(json.dumps({"id": f"fortunes/{name}/{i}", "text": t,
-                                "tags": {"file": name}}) + "\n")
+                                "tags": {"file": name}, "file": name}) + "\n")
             n += 1
 print(f"{n} fortunes from {len(files)} files")
 PY
@@ -102,6 +103,11 @@ for q in "computers are only as smart as their programmers" \
   step "nflow search --text \"$q\" -k 3"
   "$nflow" search -f "$flow" --workspace "$ws" --text "$q" -k 3
 done
+
+q="a bug in the software"
+step "nflow search --text \"$q\" -k 3 --filter 'file in [\"linux\", \"computers\"]' --fields file"
+"$nflow" search -f "$flow" --workspace "$ws" --text "$q" -k 3 \
+  --filter 'file in ["linux", "computers"]' --fields file
 
 step "nflow status"
 "$nflow" status -f "$flow" --workspace "$ws"

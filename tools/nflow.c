@@ -17,7 +17,8 @@
 static bool
 s_no_blas(int argc, char **argv)
 {
-    static const char *const cmds[] = {"up", "keys", "index", "delete", "status", "check-pod"};
+    static const char *const cmds[] = {"up", "keys", "index", "delete", "status", "compact",
+                                       "check-pod"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (argc > 1 && !strcmp(argv[1], cmds[i]))
             return true;
@@ -53,6 +54,7 @@ main(int argc, char **argv)
         {"search", cmd_search, "search -f FLOW.yml --text T | --queries F [-k K] [--json]"},
         {"delete", cmd_delete, "delete -f FLOW.yml ID...           delete documents by id"},
         {"status", cmd_status, "status -f FLOW.yml                 per-pod status"},
+        {"compact", cmd_compact, "compact -f FLOW.yml                compact every shard, serving"},
         {"segment", cmd_segment, "segment build|search|info|verify|repair ... one segment directory"},
         {"check-pod", cmd_check_pod, "check-pod [--dim D] -- COMMAND...   drive an executor through the protocol"},
         {"bench", cmd_bench, "bench limits|scan|flow ...         measure this machine, the scan, the flow"},

@@ -13,6 +13,7 @@ int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_check_pod(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "nf_error.h"
 #include "nf_limits.h"
+#include "nf_segment.h"
 
 #define S_DEFAULT_HOST "127.0.0.1"
 
@@ -218,6 +219,62 @@ s_reserved(const char *key)
     return !strcmp(key, "help");
 }
 
+/* An indexer's with.fields: a mapping NAME: TYPE[:mmap|memory], a sequence
+   of "NAME:TYPE[:policy]", or a scalar "NAME:TYPE,...".  Each field is
+   checked (nf_field_def_parse) where it is written; *out gets the
+   canonical list "name:type[:memory],..." in the order written (the
+   indexer's --fields, and the flow's canonical text). */
+static int
+s_parse_fields(s_ctx_t *cx, const char *where, const yaml_node_t *vn, char **out)
+{
+    nf_field_def_t defs[NF_FIELDS_MAX];
+    size_t n = 0;
+    if (vn->type == YAML_SCALAR_NODE) {
+        if (nf_field_defs_parse(s_scalar(vn), defs, NF_FIELDS_MAX, &n) != NF_OK)
+            return s_fail(cx, vn, "%s.fields: %s", where, nf_error_msg());
+    } else if (vn->type == YAML_MAPPING_NODE || vn->type == YAML_SEQUENCE_NODE) {
+        bool map = vn->type == YAML_MAPPING_NODE;
+        if (map && s_check_keys(cx, vn, NULL, where))
+            return NF_EINVAL;
+        size_t cnt = map ? (size_t) (vn->data.mapping.pairs.top - vn->data.mapping.pairs.start)
+                         : (size_t) (vn->data.sequence.items.top - vn->data.sequence.items.start);
+        for (size_t i = 0; i < cnt; i++) {
+            const yaml_node_t *item = map ? s_node(cx, vn->data.mapping.pairs.start[i].value)
+                                          : s_node(cx, vn->data.sequence.items.start[i]);
+            const yaml_node_t *kn = map ? s_node(cx, vn->data.mapping.pairs.start[i].key) : NULL;
+            if (!item || item->type != YAML_SCALAR_NODE)
+                return s_fail(cx, item ? item : vn, "%s.fields: expected %s, got %s", where,
+                              map ? "a type (int, float, bool, keyword, \"keyword[]\", datetime)"
+                                  : "NAME:TYPE", item ? s_kind(item) : "nothing");
+            if (n == NF_FIELDS_MAX)
+                return s_fail(cx, item, "%s.fields: more than %d fields", where, NF_FIELDS_MAX);
+            char spec[256];
+            snprintf(spec, sizeof spec, "%s%s%s", map ? s_scalar(kn) : "", map ? ":" : "",
+                     s_scalar(item));
+            if (nf_field_def_parse(spec, &defs[n]) != NF_OK)
+                return s_fail(cx, map && !strchr(spec, ':') ? kn : item, "%s.fields: %s", where,
+                              nf_error_msg());
+            for (size_t j = 0; j < n; j++)
+                if (!strcmp(defs[j].name, defs[n].name))
+                    return s_fail(cx, map ? kn : item, "%s.fields: field '%s' is declared twice",
+                                  where, defs[n].name);
+            n++;
+        }
+    } else {
+        return s_fail(cx, vn, "%s.fields: expected a mapping NAME: TYPE, got %s", where,
+                      s_kind(vn));
+    }
+    size_t cap = n * (NF_FIELD_NAME_MAX + 20) + 1, at = 0;
+    if (!(*out = malloc(cap)))
+        return nf_error_set(NF_ENOMEM, "out of memory");
+    (*out)[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t) snprintf(*out + at, cap - at, "%s%s:%s%s", i ? "," : "", defs[i].name,
+                                nf_field_type_name(defs[i].type),
+                                defs[i].policy == NF_MEM_MEMORY ? ":memory" : "");
+    return NF_OK;
+}
+
 static int
 s_parse_with(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
 {
@@ -236,11 +293,17 @@ s_parse_with(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = s_node(cx, p->key), *vn = s_node(cx, p->value);
         const char *key = s_scalar(kn);
-        if (vn->type != YAML_SCALAR_NODE)
-            return s_fail(cx, vn, "%s.%s: expected a scalar value, got %s", where, key, s_kind(vn));
-        const char *value = s_scalar(vn);
         const nf_setting_t *set = nf_podspec_setting(pod->spec, key);
-        if (set) {
+        char *fields = NULL;
+        if (set && !strcmp(set->name, "fields") && !strcmp(pod->role, "indexer")) {
+            if ((rc = s_parse_fields(cx, where, vn, &fields)) != 0)
+                return rc;
+        } else if (vn->type != YAML_SCALAR_NODE)
+            return s_fail(cx, vn, "%s.%s: expected a scalar value, got %s", where, key, s_kind(vn));
+        const char *value = fields ? fields : s_scalar(vn);
+        if (fields) {
+            ;
+        } else if (set) {
             if (nf_setting_check(set, value) != 0)
                 return s_fail(cx, vn, "%s.%s: %s", where, key, nf_error_msg());
         } else if (!exec) {
@@ -260,6 +323,7 @@ s_parse_with(s_ctx_t *cx, nf_flow_pod_t *pod, const yaml_node_t *map)
         nf_flow_with_t *w = &pod->with[pod->nwith++];
         w->key = strdup(set ? set->name : key);     /* timeout-ms is timeout_ms */
         w->value = strdup(value);
+        free(fields);
         w->line = (int) vn->start_mark.line + 1;
         w->col = (int) vn->start_mark.column + 1;
         if (!w->key || !w->value)

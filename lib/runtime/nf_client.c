@@ -149,10 +149,21 @@ nf_client_call(nf_client_t *self, nf_env_t *env, int timeout_ms, nf_env_t **repl
 int
 nf_client_ping(nf_client_t *self, int timeout_ms)
 {
+    return nf_client_ping_fields(self, timeout_ms, NULL, 0, NULL);
+}
+
+int
+nf_client_ping_fields(nf_client_t *self, int timeout_ms, nf_field_def_t *defs, size_t max,
+                      size_t *n)
+{
     nf_env_t env, *reply = NULL;
     Nflow__Control ctl;
     nf_control_env(&env, &ctl, NFLOW__CONTROL_COMMAND__CONTROL_PING);
     int rc = nf_client_call(self, &env, timeout_ms, &reply);
+    if (n)
+        *n = 0;
+    if (rc == 0 && n && reply && reply->body_case == NF_BODY_CONTROL && reply->control)
+        rc = nf_canon_fields(reply->control->canonical, defs, max, n);
     if (reply)
         nf_env_destroy(&reply);
     if (rc == NF_ETIMEOUT)
@@ -205,6 +216,8 @@ struct nf_request {
     char **texts;               /* search: one per query ("" when none) */
     bool any_text;
     size_t n, cap;
+    nf_field_def_t fields[NF_FIELDS_MAX];   /* index: the typed columns */
+    size_t nfields;
 };
 
 int
@@ -227,9 +240,27 @@ nf_request_new(int body, uint32_t top_k, uint32_t timeout_ms, nf_request_t **out
     return 0;
 }
 
+void
+nf_request_set_fields(nf_request_t *self, const nf_field_def_t *defs, size_t n)
+{
+    self->nfields = n < NF_FIELDS_MAX ? n : NF_FIELDS_MAX;
+    if (n)
+        memcpy(self->fields, defs, self->nfields * sizeof *defs);
+    if (self->n == 0 || self->env.body_case != NF_BODY_INDEX)
+        return;
+    nf_batch_set_columns(&self->batch, self->fields, self->nfields);
+}
+
 int
 nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
                uint32_t dim, const nf_tag_t *tags, size_t ntags)
+{
+    return nf_request_add_typed(self, id, text, vector, dim, tags, ntags, NULL);
+}
+
+int
+nf_request_add_typed(nf_request_t *self, const char *id, const char *text, const float *vector,
+                     uint32_t dim, const nf_tag_t *tags, size_t ntags, const nf_fields_t *fields)
 {
     int body = self->env.body_case;
     bool has_vec = vector && dim;
@@ -242,6 +273,8 @@ nf_request_add(nf_request_t *self, const char *id, const char *text, const float
     if (self->n == 0) {
         self->vectors = has_vec;
         nf_batch_reset(&self->batch, has_vec ? dim : 0);
+        if (body == NF_BODY_INDEX)
+            nf_batch_set_columns(&self->batch, self->fields, self->nfields);
     }
     else if (has_vec != self->vectors || (has_vec && dim != self->batch.dim))
         return nf_error_set(NF_EDIM, "%s '%s': %s, the request's others %s", body == NF_BODY_INDEX
@@ -277,6 +310,8 @@ nf_request_add(nf_request_t *self, const char *id, const char *text, const float
     int rc = nf_batch_add(&self->batch, i, strlen(i), has_vec ? vector : NULL, text,
                           text ? strlen(text) : 0, keys, keys ? keys + ntags : NULL, ntags);
     free(keys);
+    if (rc == 0 && self->nfields)
+        rc = nf_batch_add_fields(&self->batch, fields);
     if (rc == 0)
         self->n++;
     return rc;
@@ -355,4 +390,28 @@ nf_control_call(const char *endpoint, Nflow__ControlCommand command, int timeout
     rc = nf_client_call(c, &env, timeout_ms, reply);
     nf_client_destroy(&c);
     return rc;
+}
+
+int
+nf_canon_fields(const char *canon, nf_field_def_t *defs, size_t max, size_t *n)
+{
+    static const char key[] = "pod.indexer.with.fields=";
+    *n = 0;
+    const char *at = canon;
+    while (at && *at) {
+        if (!strncmp(at, key, sizeof key - 1)) {
+            at += sizeof key - 1;
+            size_t len = strcspn(at, "\n");
+            char *list = strndup(at, len);
+            if (!list)
+                return nf_error_set(NF_ENOMEM, "out of memory");
+            int rc = nf_field_defs_parse(list, defs, max, n);
+            free(list);
+            return rc;
+        }
+        at = strchr(at, '\n');
+        if (at)
+            at++;
+    }
+    return NF_OK;
 }

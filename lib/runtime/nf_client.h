@@ -21,6 +21,7 @@
 
 #include "nf_msg.h"
 #include "nf_payload.h"      /* nf_tag_t */
+#include "nf_segment.h"      /* nf_field_def_t */
 
 typedef struct nf_client nf_client_t;
 
@@ -69,6 +70,12 @@ int nf_client_call(nf_client_t *self, nf_env_t *env, int timeout_ms,
    instead of after every retry. */
 int nf_client_ping(nf_client_t *self, int timeout_ms);
 
+/* nf_client_ping, and the flow's typed fields from the answer's canonical
+   text (nf_canon_fields) into defs[0..max), *n of them (0: none, or a
+   gateway that does not tell). */
+int nf_client_ping_fields(nf_client_t *self, int timeout_ms, nf_field_def_t *defs, size_t max,
+                          size_t *n);
+
 /* 0 when reply->status is absent or STATUS_OK; else the matching NF_E...
    code (BAD_DIM -> NF_EDIM, TIMEOUT -> NF_ETIMEOUT, UNAVAILABLE and
    SHARD_DOWN -> NF_EUNAVAIL, BAD_VERSION -> NF_EVERSION, NOT_FOUND ->
@@ -99,6 +106,17 @@ int nf_request_new(int body, uint32_t top_k, uint32_t timeout_ms, nf_request_t *
 int nf_request_add(nf_request_t *self, const char *id, const char *text, const float *vector,
                    uint32_t dim, const nf_tag_t *tags, size_t ntags);
 
+/* Index requests: every document added after this has a value or a null
+   for each typed field defs[0..n) (IndexBatch.columns). */
+void nf_request_set_fields(nf_request_t *self, const nf_field_def_t *defs, size_t n);
+
+/* nf_request_add with the document's typed values (NULL: all null); the
+   values must have the fields' types (nf_vecio checked them): NF_EINVAL
+   naming the field otherwise. */
+int nf_request_add_typed(nf_request_t *self, const char *id, const char *text,
+                         const float *vector, uint32_t dim, const nf_tag_t *tags, size_t ntags,
+                         const nf_fields_t *fields);
+
 /* Documents added so far. */
 size_t nf_request_size(const nf_request_t *self);
 
@@ -120,5 +138,12 @@ int nf_control_call(const char *endpoint, Nflow__ControlCommand command, int tim
 
 /* Build a control message in env (stack storage given by the caller). */
 void nf_control_env(nf_env_t *env, Nflow__Control *control, Nflow__ControlCommand command);
+
+/* The flow's typed fields (issue 11) from its canonical text (NFLOW_CANON,
+   or the canonical text of a PING answer): the line
+   "pod.indexer.with.fields=year:int,..." parsed with nf_field_defs_parse
+   into defs[0..max).  *n = 0 when canon is NULL or has no such line (a
+   flow without fields).  NF_EINVAL when the list is malformed. */
+int nf_canon_fields(const char *canon, nf_field_def_t *defs, size_t max, size_t *n);
 
 #endif

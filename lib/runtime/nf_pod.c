@@ -40,6 +40,8 @@ struct nf_pod {
     zsock_t *control;
     zsock_t *errors;
     bool stopping;
+    nf_pod_command_fn command_fn;   /* commands served by the pod program */
+    void *command_arg;
     nf_keys_t *ring;            /* --keys: CURVE on every socket; NULL = plain */
     uint64_t fingerprint;       /* --fingerprint, 0 = none */
     const char *canon;          /* NFLOW_CANON: the flow's canonical text, or NULL */
@@ -508,7 +510,18 @@ nf_pod_control(nf_pod_t *self, zsock_t *sock, zmsg_t *routing, const nf_env_t *e
         c.denied = nf_zap_denied();
         break;
     default: {
-        char what[96];
+        char what[512];
+        if (self->command_fn) {
+            int rc = self->command_fn(self, self->command_arg, in, &c);
+            if (rc == NF_OK)
+                break;
+            snprintf(what, sizeof what, "%s", nf_error_msg());
+            nf_msg_reply_error(sock, routing, env->request_id,
+                               rc == NF_EINVAL || rc == NF_ELOCKED
+                                   ? NFLOW__STATUS_CODE__STATUS_BAD_REQUEST
+                                   : NFLOW__STATUS_CODE__STATUS_INTERNAL, what);
+            return;
+        }
         snprintf(what, sizeof what, "control command %d is not served here", in->command);
         nf_msg_reply_error(sock, routing, env->request_id,
                            NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, what);
@@ -762,3 +775,10 @@ nf_pod_stopping(const nf_pod_t *self)
     return self->stopping || zsys_interrupted;
 }
 
+
+void
+nf_pod_on_command(nf_pod_t *self, nf_pod_command_fn fn, void *arg)
+{
+    self->command_fn = fn;
+    self->command_arg = arg;
+}

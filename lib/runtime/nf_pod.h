@@ -167,6 +167,15 @@ void nf_pod_reject(nf_pod_t *self, zsock_t *sock, nf_msg_t *msg, const char *wha
 void nf_pod_fail(nf_pod_t *self, uint64_t request_id, Nflow__StatusCode code,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* A control command the pod program serves itself (the indexer's
+   COMPACT): fn fills out (command, pod, shard... are set already) and
+   returns NF_OK, or an NF_E... code with a message (answered
+   STATUS_BAD_REQUEST for NF_EINVAL / NF_ELOCKED, else STATUS_INTERNAL).
+   Commands nf_pod_control does not know go to fn; NULL = none. */
+typedef int (*nf_pod_command_fn)(nf_pod_t *pod, void *arg, const Nflow__Control *in,
+                                 Nflow__Control *out);
+void nf_pod_on_command(nf_pod_t *self, nf_pod_command_fn fn, void *arg);
+
 /* The hooks of nf_pod_main; arg is the pod program's own state. */
 typedef struct {
     int (*setup)(nf_pod_t *pod, void *arg);     /* NULL = none; != NF_OK: exit 1 */

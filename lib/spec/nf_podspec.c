@@ -46,7 +46,7 @@ static const nf_sockspec_t s_sockets[] = {
     {"reducer", "out", NF_ZMQ_PUSH, false, "gateway.results", false, false, NULL, NULL, false,
      "the gateway's --results"},
     {NULL, "control", NF_ZMQ_ROUTER, true, NULL, false, true, NULL, NULL, false,
-     "bound once the pod can serve; answers PING, STATUS, TERMINATE", "operators"},
+     "bound once the pod can serve; answers PING, STATUS, TERMINATE (indexer: COMPACT)", "operators"},
     {NULL, "errors", NF_ZMQ_PUSH, false, "gateway.results", false, true, NULL, NULL, false,
      "fail a request straight to the gateway"},
 };
@@ -96,6 +96,8 @@ static const nf_setting_t s_indexer_settings[] = {
     {"warmup", NF_SET_BOOL, 0, 0, NULL, "false", "touch every page of the segment at start"},
     {"threads", NF_SET_INT, 0, 1024, NULL, "0", "scan threads (0 = cores / nshards, at least 1)"},
     {"heartbeat_ms", NF_SET_INT, 10, 60000, NULL, "250", "heartbeat interval to the router (ms)"},
+    {"fields", NF_SET_STRING, 0, 0, NULL, "",
+     "typed fields NAME:TYPE[:mmap|memory],... (the flow file's fields: mapping)"},
 };
 
 /* ------------------------------------------------------------------ */

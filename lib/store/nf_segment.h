@@ -147,6 +147,12 @@ int nf_field_type_parse(const char *name, nf_ftype_t *type);
 int nf_field_def_parse(const char *spec, nf_field_def_t *def);
 int nf_field_name_check(const char *name, size_t len);
 
+/* Parse a comma-separated list of nf_field_def_parse specs ("year:int,
+   genre:keyword"; spaces around items allowed; "" = no field) into
+   defs[0..max), *n of them; NF_EINVAL naming the bad item, a name given
+   twice or more than max fields. */
+int nf_field_defs_parse(const char *list, nf_field_def_t *defs, size_t max, size_t *n);
+
 /* RFC 3339 date-time (or YYYY-MM-DD) of len bytes -> microseconds since
    1970-01-01T00:00:00Z; NF_EINVAL when malformed.  Format back as
    "YYYY-MM-DDTHH:MM:SS[.ffffff]Z". */

@@ -148,6 +148,40 @@ nf_field_def_parse(const char *spec, nf_field_def_t *def)
     return 0;
 }
 
+int
+nf_field_defs_parse(const char *list, nf_field_def_t *defs, size_t max, size_t *n)
+{
+    *n = 0;
+    if (!list)
+        return NF_OK;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ",");
+        while (len && p[len - 1] == ' ')
+            len--;
+        char item[NF_FIELD_NAME_MAX + 32];
+        if (len >= sizeof item)
+            return nf_error_set(NF_EINVAL, "field '%.*s...': too long", 48, p);
+        if (*n == max)
+            return nf_error_set(NF_EINVAL, "more than %zu fields", max);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        int rc = nf_field_def_parse(item, &defs[*n]);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < *n; i++)
+            if (!strcmp(defs[i].name, defs[*n].name))
+                return nf_error_set(NF_EINVAL, "field '%s' is declared twice", defs[i].name);
+        (*n)++;
+        p += len;
+    }
+    return NF_OK;
+}
+
 /* ------------------------------------------------------------- datetime */
 
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant). */

@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "nflow.pb-c.h"
+#include "nf_limits.h"
+#include "nf_segment.h"     /* nf_field_def_t, nf_fields_t */
 
 /* Item i of a column given by its cumulative ends[n]: *off and *len in
    the blob (0, 0 when the column is absent, n == 0).  Checked columns
@@ -47,14 +49,27 @@ typedef struct {
     size_t n, cap;
 } nf_ends_t;
 
+/* One typed column being built (proto/README.md "Typed fields"). */
+typedef struct {
+    char name[NF_FIELD_NAME_MAX + 1];
+    nf_ftype_t type;
+    nf_buf_t values, nulls;
+    nf_ends_t ends, item_ends;
+    bool any_null;
+} nf_bcol_t;
+
 typedef struct {
     uint32_t count, dim;        /* dim 0: no vectors */
     nf_buf_t ids, vectors, texts, tag_keys, tag_values;
     nf_ends_t id_ends, text_ends, tag_ends, tag_key_ends, tag_value_ends;
+    nf_bcol_t cols[NF_FIELDS_MAX];      /* typed columns (nf_batch_set_columns) */
+    size_t ncols;
+    Nflow__Column colv[NF_FIELDS_MAX], *colp[NF_FIELDS_MAX];    /* nf_batch_view's */
 } nf_batch_t;
 
 /* Empty b for a new batch of vectors of dim values (0 = without vectors),
-   keeping its buffers. */
+   keeping its buffers; the batch has no typed column until
+   nf_batch_set_columns. */
 void nf_batch_reset(nf_batch_t *b, uint32_t dim);
 
 /* Free b's buffers; b is zeroed and may be reused. */
@@ -67,13 +82,35 @@ int nf_batch_add(nf_batch_t *b, const char *id, size_t idlen, const float *vecto
                  const char *text, size_t textlen, const char *const *keys,
                  const char *const *values, size_t ntags);
 
-/* Add document i of the checked batch src, its id, vector row, text and
-   tags copied as byte ranges (the router's split). */
+/* Give the (empty) batch one typed column per field defs[0..n) (n <=
+   NF_FIELDS_MAX); every document added then has a value or a null in
+   each: nf_batch_add_fields after nf_batch_add. */
+void nf_batch_set_columns(nf_batch_t *b, const nf_field_def_t *defs, size_t n);
+
+/* The typed values of the document nf_batch_add just added: f's values by
+   name (a name without a column is skipped, a column without a value gets
+   a null).  The values must have their column's type (an int is taken for
+   a float, a keyword for a keyword[]; the caller checked them, e.g.
+   nf_vecio's typed fields); NF_EINVAL otherwise, NF_ENOMEM. */
+int nf_batch_add_fields(nf_batch_t *b, const nf_fields_t *f);
+
+/* Add document i of the checked batch src, its id, vector row, text,
+   tags and typed values copied as byte ranges (the router's split; b
+   takes src's columns when it has none and is empty). */
 int nf_batch_add_from(nf_batch_t *b, const Nflow__IndexBatch *src, size_t i);
 
 /* The wire view of b: out's pointers point into b's buffers (valid until
    b changes); columns with nothing in them are left empty. */
-void nf_batch_view(const nf_batch_t *b, Nflow__IndexBatch *out);
+void nf_batch_view(nf_batch_t *b, Nflow__IndexBatch *out);
+
+/* Typed values of document i of a checked batch into out[0..NF_FIELDS_MAX)
+   (one per column, type NF_FIELD_NULL for a null): keywords are copied
+   NUL-terminated into strs (room for the column blobs' bytes plus one per
+   keyword: nf_batch_fields_room) and keyword[] pointers into ptrs.
+   Returns how many values were written. */
+size_t nf_batch_fields_room(const Nflow__IndexBatch *b, size_t *strbytes, size_t *nptrs);
+size_t nf_batch_fields(const Nflow__IndexBatch *b, size_t i, nf_fval_t *out, char **strs,
+                       const char ***ptrs);
 
 /* The same ids as a DeleteRequest view. */
 void nf_batch_view_delete(const nf_batch_t *b, Nflow__DeleteRequest *out);

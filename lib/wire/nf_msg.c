@@ -27,6 +27,7 @@
 #include "nf_error.h"
 #include "nf_hash.h"
 #include "nf_limits.h"
+#include "nf_segment.h"
 #include "nf_sys.h"
 
 /* ------------------------------------------------------------------ */
@@ -266,13 +267,17 @@ struct s_shape {
 
 S_SHAPE(s_doc_shape, {4, "tags per document (NF_TAGS_MAX)", NF_TAGS_MAX, false, NULL});
 S_SHAPE(s_matches_shape, {1, "matches per query (NF_TOPK_MAX)", NF_TOPK_MAX, false, &s_doc_shape});
+S_SHAPE(s_column_shape,
+        {4, "column keyword ends (NF_DOCS_MAX x NF_KEYWORDS_MAX)", NF_DOCS_MAX * NF_KEYWORDS_MAX,
+         true, NULL},
+        {6, "column item ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL});
 S_SHAPE(s_index_shape,
         {4, "id ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
         {7, "text ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
         {8, "tag ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL},
         {10, "tag key ends (NF_FRAME_TAGS_MAX)", NF_FRAME_TAGS_MAX, true, NULL},
         {12, "tag value ends (NF_FRAME_TAGS_MAX)", NF_FRAME_TAGS_MAX, true, NULL},
-        {15, "typed field columns (NF_FIELDS_MAX)", NF_FIELDS_MAX, false, NULL});
+        {15, "typed field columns (NF_FIELDS_MAX)", NF_FIELDS_MAX, false, &s_column_shape});
 S_SHAPE(s_delete_shape, {4, "id ends (NF_DOCS_MAX)", NF_DOCS_MAX, true, NULL});
 S_SHAPE(s_search_shape,
         {3, "query texts (NF_QUERIES_MAX)", NF_QUERIES_MAX, false, NULL},
@@ -301,6 +306,7 @@ s_shape_of(int body_case)
 typedef struct {
     uint64_t matches;           /* match documents in the whole frame */
     uint64_t tags;              /* tags of every document in the whole frame */
+    uint64_t keywords;          /* keyword ends of every typed column in the whole frame */
     uint64_t request_id;        /* field 2 of the header, when seen */
     uint64_t version;           /* field 1 of the header, when seen */
 } s_scan_t;
@@ -370,6 +376,11 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
                 over = (int) i;
             if (over >= 0)
                 continue;       /* only counting now */
+            if (sh == &s_column_shape && f->field == 4 && (sc->keywords += add)
+                > (uint64_t) NF_DOCS_MAX * NF_KEYWORDS_MAX)
+                return nf_error_set(NF_EPROTO, "keywords in one frame (NF_DOCS_MAX x "
+                                    "NF_KEYWORDS_MAX): more than %d",
+                                    NF_DOCS_MAX * NF_KEYWORDS_MAX);
             if (sh == &s_doc_shape && ++sc->tags > NF_FRAME_TAGS_MAX)
                 return nf_error_set(NF_EPROTO, "tags in one frame (NF_FRAME_TAGS_MAX): more "
                                     "than %d", NF_FRAME_TAGS_MAX);
@@ -475,6 +486,73 @@ s_check_ids(const char *what, uint32_t count, const ProtobufCBinaryData *ids,
     return s_check_ends("id", ends, nends, ids->len, NF_ID_MAX, "NF_ID_MAX");
 }
 
+/* One typed column of an index batch of count documents (proto/README.md
+   "Typed fields"): its name, type, the bytes its values need, nulls,
+   keyword lengths and set sizes. */
+static int
+s_check_column(const Nflow__Column *c, size_t ci, uint32_t count)
+{
+    size_t nlen = c->name ? strlen(c->name) : 0;
+    if (nlen == 0 || nlen > NF_FIELD_NAME_MAX)
+        return nf_error_set(NF_EPROTO, "column %zu: name bytes: %zu, expected 1..%d "
+                            "(NF_FIELD_NAME_MAX)", ci, nlen, NF_FIELD_NAME_MAX);
+    if (c->nulls.len != 0 && c->nulls.len != ((size_t) count + 7) / 8)
+        return nf_error_set(NF_EPROTO, "column '%s': nulls: %zu bytes for %u documents "
+                            "(0 or %zu)", c->name, c->nulls.len, count, ((size_t) count + 7) / 8);
+    bool keywords = c->type == NF_FIELD_KEYWORD || c->type == NF_FIELD_KEYWORDS;
+    if (!keywords && (c->n_ends || c->n_item_ends))
+        return nf_error_set(NF_EPROTO, "column '%s': ends given for a %s column", c->name,
+                            nf_field_type_name((nf_ftype_t) c->type));
+    size_t width = 0;
+    switch (c->type) {
+    case NF_FIELD_INT:
+    case NF_FIELD_FLOAT:
+    case NF_FIELD_DATETIME:
+        width = 8;
+        break;
+    case NF_FIELD_BOOL:
+        width = 1;
+        break;
+    case NF_FIELD_KEYWORD:
+        if (c->n_ends != count || c->n_item_ends)
+            return nf_error_set(NF_EPROTO, "column '%s': keyword ends: %zu entries for %u "
+                                "documents", c->name, c->n_ends, count);
+        return s_check_ends("keyword", c->ends, c->n_ends, c->values.len, NF_KEYWORD_MAX,
+                            "NF_KEYWORD_MAX");
+    case NF_FIELD_KEYWORDS: {
+        if (c->n_item_ends != count)
+            return nf_error_set(NF_EPROTO, "column '%s': item ends: %zu entries for %u "
+                                "documents", c->name, c->n_item_ends, count);
+        uint32_t prev = 0;
+        for (size_t i = 0; i < c->n_item_ends; i++) {
+            if (c->item_ends[i] < prev || c->item_ends[i] - prev > NF_KEYWORDS_MAX)
+                return nf_error_set(NF_EPROTO, "column '%s': document %zu: %s (at most %d "
+                                    "keywords, NF_KEYWORDS_MAX)", c->name, i,
+                                    c->item_ends[i] < prev ? "item ends go back"
+                                                           : "too many keywords",
+                                    NF_KEYWORDS_MAX);
+            prev = c->item_ends[i];
+        }
+        if (prev != c->n_ends)
+            return nf_error_set(NF_EPROTO, "column '%s': the documents have %u keywords, "
+                                "there are %zu ends", c->name, prev, c->n_ends);
+        return s_check_ends("keyword", c->ends, c->n_ends, c->values.len, NF_KEYWORD_MAX,
+                            "NF_KEYWORD_MAX");
+    }
+    default:
+        return nf_error_set(NF_EPROTO, "column '%s': unknown type %u (1 int, 2 float, 3 bool, "
+                            "4 keyword, 5 keyword[], 6 datetime)", c->name, c->type);
+    }
+    if (c->values.len != (size_t) count * width)
+        return nf_error_set(NF_EPROTO, "column '%s': %zu bytes of values, expected count x %zu "
+                            "= %zu", c->name, c->values.len, width, (size_t) count * width);
+    for (size_t i = 0; width == 1 && i < count; i++)
+        if (c->values.data[i] > 1)
+            return nf_error_set(NF_EPROTO, "column '%s': document %zu: bool byte %u (0 or 1)",
+                                c->name, i, c->values.data[i]);
+    return NF_OK;
+}
+
 static int
 s_check_index(const Nflow__IndexBatch *b)
 {
@@ -511,6 +589,15 @@ s_check_index(const Nflow__IndexBatch *b)
     if ((rc = s_check_ends("tag value", b->tag_value_ends, b->n_tag_value_ends,
                            b->tag_values.len, NF_TAG_BYTES_MAX, "NF_TAG_BYTES_MAX")))
         return rc;
+    if (b->n_columns > NF_FIELDS_MAX)
+        return S_OVER("typed field columns", b->n_columns, NF_FIELDS_MAX, "NF_FIELDS_MAX");
+    for (size_t i = 0; i < b->n_columns; i++) {
+        if ((rc = s_check_column(b->columns[i], i, b->count)))
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(b->columns[j]->name, b->columns[i]->name))
+                return nf_error_set(NF_EPROTO, "column '%s' is given twice", b->columns[i]->name);
+    }
     return NF_OK;
 }
 
@@ -661,8 +748,6 @@ nf_msg_check_request(const nf_env_t *env)
                 return nf_error_set(NF_EINVAL, "doc %zu: empty id (ids have 1..%d bytes)", i,
                                     NF_ID_MAX);
         }
-        if (b->n_columns)
-            return nf_error_set(NF_EINVAL, "typed field columns are not supported yet");
         if (s_check_rows(&b->vectors, b->dim, b->count, &row) != NF_OK) {
             snprintf(what, sizeof what, "%s", nf_error_msg());
             const char *id = nf_batch_id(b, row, &len);
@@ -687,8 +772,6 @@ nf_msg_check_request(const nf_env_t *env)
         if (s->n_texts == 0 && s->vectors.len == 0)
             return nf_error_set(NF_EINVAL, "search request: the queries have neither texts "
                                 "nor vectors");
-        if (s->filter && *s->filter)
-            return nf_error_set(NF_EINVAL, "filter: filters are not supported yet");
         if (s_check_rows(&s->vectors, s->dim, s->count, &row) != NF_OK) {
             snprintf(what, sizeof what, "%s", nf_error_msg());
             return nf_error_set(NF_EINVAL, "query %zu: %s", row, what);

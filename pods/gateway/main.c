@@ -13,12 +13,16 @@
     counted).  A request without an answer at deadline + 100 ms is
     answered TIMEOUT.
     Control messages on --clients (PING, STATUS) are answered as on the
-    control socket, so `nflow status` can ask the gateway.                  */
+    control socket, so `nflow status` can ask the gateway.  A search's
+    filter and output fields are checked once here against the flow's
+    fields (from NFLOW_CANON) and refused before any scan.                  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nf_client.h"
 #include "nf_error.h"
+#include "nf_filter.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
 #include "nf_limits.h"
@@ -36,6 +40,9 @@ typedef struct {
 
 typedef struct {
     nf_pod_t *pod;
+    nf_field_def_t fields[NF_FIELDS_MAX];   /* the flow's typed fields (NFLOW_CANON) */
+    size_t nfields;
+    bool schema;                /* known: filters are checked here, before any scan */
     zsock_t *clients, *results, *out;
     uint32_t timeout_ms;
     size_t max_inflight;
@@ -67,12 +74,36 @@ s_key(char *key, size_t size, uint64_t id)
    client request must satisfy (nf_msg_check_request: ids not empty,
    vectors finite, ...).  The message names the limit and the value. */
 static const char *
-s_check(const nf_env_t *env, char *why, size_t size)
+s_check(gateway_t *self, const nf_env_t *env, char *why, size_t size)
 {
-    if (nf_msg_check_request(env) == NF_OK)
+    if (nf_msg_check_request(env) != NF_OK) {
+        snprintf(why, size, "gateway: %s", nf_error_msg());
+        return why;
+    }
+    if (env->body_case != NF_BODY_SEARCH || !self->schema)
         return NULL;
-    snprintf(why, size, "gateway: %s", nf_error_msg());
-    return why;
+    /* a filter and output fields are checked once against the flow's
+       fields: a malformed or ill-typed filter never reaches a shard */
+    const Nflow__SearchRequest *s = env->search;
+    if (s->filter && *s->filter) {
+        nf_filter_t *f = NULL;
+        if (nf_filter_parse(s->filter, self->fields, self->nfields, &f) != NF_OK) {
+            snprintf(why, size, "%s", nf_error_msg());
+            return why;
+        }
+        nf_filter_destroy(&f);
+    }
+    for (size_t i = 0; i < s->n_fields; i++) {
+        size_t j = 0;
+        while (j < self->nfields && strcmp(self->fields[j].name, s->fields[i]))
+            j++;
+        if (j == self->nfields) {
+            snprintf(why, size, "fields: '%.64s' is not a field of this flow (%s)", s->fields[i],
+                     self->nfields ? "see its indexer's with.fields" : "it declares none");
+            return why;
+        }
+    }
+    return NULL;
 }
 
 static void
@@ -98,7 +129,7 @@ s_from_client(void *arg, nf_msg_t *msg, uint64_t recv_us)
         return;
     }
     char why[512];
-    const char *bad = s_check(env, why, sizeof why);
+    const char *bad = s_check(self, env, why, sizeof why);
     if (bad) {
         nf_pod_reject(self->pod, self->clients, msg, bad);
         return;
@@ -245,6 +276,13 @@ s_setup(nf_pod_t *pod, void *arg)
     zhashx_set_destructor(self->pending, s_pending_destroy);
     self->next_id = nf_wall_us();   /* ids of a restarted gateway do not meet old ones */
     self->next_sweep = UINT64_MAX;
+    const char *canon = nf_pod_canon(pod);
+    if (canon) {
+        int rc = nf_canon_fields(canon, self->fields, NF_FIELDS_MAX, &self->nfields);
+        if (rc != NF_OK)
+            return rc;
+        self->schema = true;
+    }
     return NF_OK;
 }
 

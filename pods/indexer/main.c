@@ -9,7 +9,13 @@
     the index requests before it), each answered once durable; the
     searches, after the writes, are answered together by ONE
     nf_scan_search over all their queries (a shared scan), the hits split
-    back per request.  Every request gets one part PUSHed to
+    back per request; searches with a filter share a scan with those of
+    the same filter text only (the filter is parsed against this segment's
+    fields), and their matches carry the requested output fields as a
+    JSON object.  Index batches' typed columns are appended with the
+    documents (nf_segment_append_fields); the schema is set from --fields
+    at start.  CONTROL_COMPACT on the control socket compacts the segment
+    between requests (s_compact).  Every request gets one part PUSHed to
     the reducer (Result{indexed | deleted | results, shard, metric}).  A bad
     request is failed via --errors AND answered to the reducer with a part
     carrying the same status, so the request completes.                   */
@@ -22,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "nf_error.h"
+#include "nf_filter.h"
 #include "nf_limits.h"
 #include "nf_msg.h"
 #include "nf_pod.h"
@@ -46,6 +53,9 @@ typedef struct {
     const float *vecs;          /* their vectors: the batch's own block (aligned, it
                                    stays with msg until the commit), or NULL: copied
                                    into the group's */
+    nf_fval_t *fv;              /* its documents' typed values (n x columns), their */
+    char *strs;                 /* keywords NUL-terminated and keyword[] pointers; */
+    const char **ptrs;          /* freed after the commit */
 } s_wreq_t;
 
 /* The documents of a group, copied straight from the batches' columns:
@@ -56,6 +66,7 @@ typedef struct {
     s_wreq_t reqs[S_GROUP_MSGS];
     size_t nreqs;
     nf_doc_t *docs;
+    nf_fields_t *fields;        /* each document's typed values (into its request's fv) */
     float *vecs;
     size_t *idoff, *ploff;      /* each document's id and payload in idbuf / plbuf */
     char *idbuf;
@@ -82,6 +93,7 @@ typedef struct {
     nf_msg_t msg;
     uint64_t recv_us;
     size_t q0, nq, k;
+    nf_filter_t *filter;        /* parsed against this segment, or NULL; owned */
 } pending_t;
 
 /* PUSH one part for the request in env to the reducer. */
@@ -168,6 +180,7 @@ static void
 s_group_free(s_group_t *g)
 {
     free(g->docs);
+    free(g->fields);
     free(g->vecs);
     free(g->idoff);
     free(g->ploff);
@@ -197,7 +210,10 @@ s_group_reserve(indexer_t *self, s_group_t *g, size_t more)
     size_t *ploff = idoff ? realloc(g->ploff, cap * sizeof *ploff) : NULL;
     if (ploff)
         g->ploff = ploff;
-    if (!ploff)
+    nf_fields_t *fields = ploff ? realloc(g->fields, cap * sizeof *fields) : NULL;
+    if (fields)
+        g->fields = fields;
+    if (!fields)
         return nf_error_set(NF_ENOMEM, "out of memory for %zu docs", g->ndocs + more);
     g->cap = cap;
     return NF_OK;
@@ -254,17 +270,23 @@ s_group_commit(indexer_t *self, s_group_t *g)
     for (size_t r = 0; r < g->nreqs; r++)       /* appended straight from the batch */
         for (size_t j = 0; g->reqs[r].vecs && j < g->reqs[r].n; j++)
             g->docs[g->reqs[r].d0 + j].vector = g->reqs[r].vecs + j * self->dim;
-    int rc = g->ndocs ? nf_segment_append(self->seg, g->docs, g->ndocs) : NF_OK;
+    int rc = g->ndocs ? nf_segment_append_fields(self->seg, g->docs, g->fields, g->ndocs)
+                      : NF_OK;
     if (rc == NF_EINVAL && g->nreqs > 1) {
         for (size_t r = 0; r < g->nreqs; r++) {
             s_wreq_t *w = &g->reqs[r];
-            s_group_answer(self, w, 1, nf_segment_append(self->seg, g->docs + w->d0, w->n));
+            s_group_answer(self, w, 1, nf_segment_append_fields(self->seg, g->docs + w->d0,
+                                                                g->fields + w->d0, w->n));
         }
     } else {
         s_group_answer(self, g->reqs, g->nreqs, rc);
     }
-    for (size_t r = 0; r < g->nreqs; r++)
+    for (size_t r = 0; r < g->nreqs; r++) {
         nf_msg_clear(&g->reqs[r].msg);
+        free(g->reqs[r].fv);
+        free(g->reqs[r].strs);
+        free(g->reqs[r].ptrs);
+    }
     g->nreqs = 0;
     g->ndocs = 0;
     g->idlen = 0;
@@ -310,10 +332,24 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
                self->dim);
         return false;
     }
-    if (b->n_columns) {
-        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-               "typed field columns are not supported yet");
-        return false;
+    /* typed values (checked against the limits by nf_msg_recv; their names
+       and types are checked by the segment at the append) */
+    nf_fval_t *fv = NULL;
+    char *strs = NULL;
+    const char **ptrs = NULL;
+    if (b->n_columns && n) {
+        size_t sbytes, nptrs;
+        nf_batch_fields_room(b, &sbytes, &nptrs);
+        fv = malloc(n * b->n_columns * sizeof *fv);
+        strs = malloc(sbytes);
+        ptrs = malloc(nptrs * sizeof *ptrs);
+        if (!fv || !strs || !ptrs) {
+            free(fv);
+            free(strs);
+            free(ptrs);
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
+            return false;
+        }
     }
     bool finite = nf_vec_check(&b->vectors) == NF_OK;     /* one fast pass */
     for (size_t i = 0; !finite && i < n; i++) {
@@ -330,8 +366,19 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
         s_group_commit(self, g);
     if (s_group_reserve(self, g, n) != NF_OK
         || s_room((void **) &g->idbuf, &g->idcap, g->idlen, b->ids.len + n) != NF_OK) {
+        free(fv);
+        free(strs);
+        free(ptrs);
         s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "%s", nf_error_msg());
         return false;
+    }
+    {
+        char *sat = strs;
+        const char **pat = ptrs;
+        for (size_t i = 0; i < n; i++) {
+            size_t nv = fv ? nf_batch_fields(b, i, fv + i * b->n_columns, &sat, &pat) : 0;
+            g->fields[g->ndocs + i] = (nf_fields_t) {fv ? fv + i * b->n_columns : NULL, nv};
+        }
     }
     size_t d0 = g->ndocs, id0 = g->idlen, pl0 = g->pllen;
     /* vectors: one copy of the whole block */
@@ -371,6 +418,9 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
             g->ndocs = d0;
             g->idlen = id0;
             g->pllen = pl0;
+            free(fv);
+            free(strs);
+            free(ptrs);
             return false;
         }
         if (plen)       /* none for a document without text and tags (plbuf may be NULL) */
@@ -386,6 +436,9 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
     w->d0 = d0;
     w->vecs = vecs;
     w->n = n;
+    w->fv = fv;
+    w->strs = strs;
+    w->ptrs = ptrs;
     return true;
 }
 
@@ -472,6 +525,12 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
     size_t npls = 0;
     Nflow__Document__TagsEntry **tagptrs = NULL;
     Nflow__Document__TagsEntry *tagents = NULL;
+    char *fbuf = NULL;          /* the matches' output fields, JSON objects one after another */
+    int fidx[NF_FIELDS_MAX];    /* n_fields <= NF_FIELDS_MAX: checked by nf_msg_recv */
+    size_t nf = env->search->n_fields;
+    for (size_t f = 0; f < nf; f++)     /* each one exists: checked when queued */
+        fidx[f] = nf_segment_field_find(self->seg, env->search->fields[f],
+                                        strlen(env->search->fields[f]));
     if (!matches || !mptr || !docs || !dptr || (with_payload && (!refs || !pls))) {
         s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
         goto done;
@@ -495,6 +554,51 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
             dptr[j] = &docs[j];
             if (refs)
                 refs[j] = (s_rowref_t){h->key, j};
+        }
+    }
+    if (nf && total) {
+        /* {"name":value,...} per match: measured first, against NF_ANSWER_MAX */
+        size_t need = 0;
+        size_t m = 0;
+        for (size_t q = 0; q < p->nq; q++) {
+            size_t c = counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
+            for (size_t r = 0; r < c; r++, m++) {
+                uint64_t row = hits[(p->q0 + q) * kmax + r].key;
+                need += 3;
+                for (size_t f = 0; f < nf; f++)
+                    need += strlen(env->search->fields[f]) + 4
+                            + nf_segment_value_json(self->seg, (size_t) fidx[f], row, NULL, 0);
+            }
+        }
+        bytes += need + 8 * total;
+        if (bytes > NF_ANSWER_MAX) {
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_TOO_LARGE,
+                   "shard %u: the answer would be over %zu bytes, at most %u (NF_ANSWER_MAX): "
+                   "ask for fewer queries, a smaller top_k or fewer fields", self->shard, bytes,
+                   NF_ANSWER_MAX);
+            goto done;
+        }
+        if (!(fbuf = malloc(need + 1))) {
+            s_fail(self, env, p->recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
+            goto done;
+        }
+        size_t at = 0;
+        m = 0;
+        for (size_t q = 0; q < p->nq; q++) {
+            size_t c = counts[p->q0 + q] < p->k ? counts[p->q0 + q] : p->k;
+            for (size_t r = 0; r < c; r++, m++) {
+                uint64_t row = hits[(p->q0 + q) * kmax + r].key;
+                docs[m].fields = fbuf + at;
+                fbuf[at++] = '{';
+                for (size_t f = 0; f < nf; f++) {
+                    at += (size_t) snprintf(fbuf + at, need + 1 - at, "%s\"%s\":", f ? "," : "",
+                                            env->search->fields[f]);
+                    at += nf_segment_value_json(self->seg, (size_t) fidx[f], row, fbuf + at,
+                                                need + 1 - at);
+                }
+                fbuf[at++] = '}';
+                fbuf[at++] = '\0';
+            }
         }
     }
     if (with_payload && total) {
@@ -583,6 +687,7 @@ s_answer(indexer_t *self, const pending_t *p, const nf_hit_t *hits, const size_t
     s_part(self, env, &res, NULL, p->recv_us);
     nf_pod_stats(self->pod)->served++;
 done:
+    free(fbuf);
     for (size_t d = 0; pls && d < npls; d++)
         nf_payload_clear(&pls[d]);
     free(tagents);
@@ -595,9 +700,11 @@ done:
     free(matches);
 }
 
-/* One shared scan for every pending search. */
+/* One shared scan for the pending searches pend[0..npend) (nq queries),
+   all with the same filter (NULL: none). */
 static void
-s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
+s_scan_group(indexer_t *self, pending_t *pend, size_t npend, size_t nq,
+             const nf_filter_t *filter)
 {
     size_t kmax = 1;
     for (size_t i = 0; i < npend; i++)
@@ -615,8 +722,10 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
     }
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
     self->scan.stop = &zsys_interrupted;    /* SIGTERM ends a long scan between windows */
+    nf_scan_opts_t opts = self->scan;
+    opts.filter = filter;
     if (rc == NF_OK)
-        rc = nf_scan_search(self->seg, queries, nq, kmax, &self->scan, hits, counts);
+        rc = nf_scan_search(self->seg, queries, nq, kmax, &opts, hits, counts);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
     for (size_t i = 0; i < npend; i++) {
         if (rc == NF_OK)
@@ -630,6 +739,43 @@ s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
     free(counts);
 }
 
+/* The pending searches, in shared scans: the unfiltered ones together,
+   and those with a filter grouped by its text (searches with different
+   filters cannot share one filtered scan). */
+static void
+s_search_batch(indexer_t *self, pending_t *pend, size_t npend, size_t nq)
+{
+    (void) nq;
+    bool *done = calloc(npend ? npend : 1, sizeof *done);
+    pending_t *grp = malloc((npend ? npend : 1) * sizeof *grp);
+    if (!done || !grp) {
+        for (size_t i = 0; i < npend; i++)
+            s_fail(self, pend[i].msg.env, pend[i].recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL,
+                   "shard %u: out of memory", self->shard);
+        goto out;
+    }
+    for (size_t i = 0; i < npend; i++) {
+        if (done[i])
+            continue;
+        const char *text = pend[i].filter ? pend[i].msg.env->search->filter : NULL;
+        size_t n = 0, q = 0;
+        for (size_t j = i; j < npend; j++) {
+            const char *t = pend[j].filter ? pend[j].msg.env->search->filter : NULL;
+            if (done[j] || (text ? !t || strcmp(t, text) : t != NULL))
+                continue;
+            done[j] = true;
+            grp[n] = pend[j];
+            grp[n].q0 = q;
+            q += grp[n].nq;
+            n++;
+        }
+        s_scan_group(self, grp, n, q, pend[i].filter);
+    }
+out:
+    free(done);
+    free(grp);
+}
+
 /* Check a search; true when it is queued in pend (which then owns msg). */
 static bool
 s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend,
@@ -639,11 +785,18 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
     const Nflow__SearchRequest *s = env->search;
     if (env->deadline_us && nf_now_us() >= env->deadline_us)
         return false;   /* answered as timed out already: not worth a scan */
-    if (s->filter && *s->filter) {
-        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-               "filter: filters are not supported yet");
+    nf_filter_t *filter = NULL;
+    if (s->filter && *s->filter && nf_filter_parse_for(s->filter, self->seg, &filter) != NF_OK) {
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST, "%s", nf_error_msg());
         return false;
     }
+    for (size_t i = 0; i < s->n_fields; i++)
+        if (nf_segment_field_find(self->seg, s->fields[i], strlen(s->fields[i])) < 0) {
+            nf_filter_destroy(&filter);
+            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+                   "fields: '%.64s' is not a field of shard %u", s->fields[i], self->shard);
+            return false;
+        }
     /* counts and sizes were checked against the limits by nf_msg_recv */
     for (size_t q = 0; q < s->count; q++) {
         int rc = NF_OK;
@@ -657,6 +810,7 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
             rc = nf_vec_check(&row);
         }
         if (rc != NF_OK) {
+            nf_filter_destroy(&filter);
             s_fail(self, env, recv_us, rc == NF_EDIM ? NFLOW__STATUS_CODE__STATUS_BAD_DIM
                                                      : NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
                    "query %zu: %s", q, nf_error_msg());
@@ -669,6 +823,7 @@ s_queue_search(indexer_t *self, nf_msg_t *msg, uint64_t recv_us, pending_t *pend
     p->q0 = *nq;
     p->nq = s->count;
     p->k = nf_msg_top_k(s->top_k);     /* stamped by the gateway; 0 only from a bad peer */
+    p->filter = filter;
     *nq += p->nq;
     return true;
 }
@@ -718,8 +873,10 @@ s_drain(indexer_t *self)
             if (npend && (nq + msg.env->search->count) * kb > NF_MATCHES_MAX) {
                 s_group_commit(self, &self->group);
                 s_search_batch(self, pend, npend, nq);
-                for (size_t j = 0; j < npend; j++)
+                for (size_t j = 0; j < npend; j++) {
                     nf_msg_clear(&pend[j].msg);
+                    nf_filter_destroy(&pend[j].filter);
+                }
                 npend = 0;
                 nq = 0;
                 kmax = 1;
@@ -748,8 +905,10 @@ s_drain(indexer_t *self)
     s_group_commit(self, &self->group);
     if (npend)
         s_search_batch(self, pend, npend, nq);
-    for (size_t i = 0; i < npend; i++)
+    for (size_t i = 0; i < npend; i++) {
         nf_msg_clear(&pend[i].msg);
+        nf_filter_destroy(&pend[i].filter);
+    }
 }
 
 static int
@@ -792,7 +951,63 @@ s_open_segment(indexer_t *self)
     rc = nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
     if (rc == NF_OK && nf_segment_notice(self->seg))    /* a damaged commit, recovered/ */
         nf_pod_log(self->pod, "segment: %s", nf_segment_notice(self->seg));
+    /* the flow's typed fields: new ones are added; a changed or removed
+       one is refused by name and the shard does not start */
+    nf_field_def_t defs[NF_FIELDS_MAX];
+    size_t ndefs = 0;
+    if (rc == NF_OK)
+        rc = nf_field_defs_parse(nf_pod_get(self->pod, "fields"), defs, NF_FIELDS_MAX, &ndefs);
+    if (rc == NF_OK && (ndefs || nf_segment_nfields(self->seg)))
+        rc = nf_segment_set_schema(self->seg, defs, ndefs);
+    if (rc != NF_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", nf_error_msg());
+        rc = nf_error_set(rc, "fields: %s", why);   /* the segment's message names dir */
+    }
     return rc;
+}
+
+/* COMPACT on the control socket: between requests (the pod loop serves
+   one thing at a time), close the segment, rewrite it without its deleted
+   rows (nf_segment_compact: atomic, the old segment stays whole until the
+   swap), and open the new one; searches queued meanwhile are answered
+   from it.  When compaction fails the old segment is opened again. */
+static int
+s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *out)
+{
+    indexer_t *self = arg;
+    if (in->command != NFLOW__CONTROL_COMMAND__CONTROL_COMPACT)
+        return nf_error_set(NF_EINVAL, "control command %d is not served here", in->command);
+    s_group_commit(self, &self->group);
+    const char *ws = nf_pod_get(pod, "workspace");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/shard-%u", ws ? ws : ".", self->shard);
+    uint64_t kept = 0, dropped = 0, t0 = nf_now_us();
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    nf_segment_destroy(&self->seg);
+    int rc = nf_segment_compact(dir, &kept, &dropped);
+    char why[1024] = "";
+    if (rc != NF_OK)
+        snprintf(why, sizeof why, "%s", nf_error_msg());
+    int orc = s_open_segment(self);
+    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+    if (orc != NF_OK) {
+        /* without a segment the shard cannot serve: stop, the launcher says so */
+        nf_pod_log(pod, "after compaction the segment does not open: %s", nf_error_msg());
+        exit(1);
+    }
+    nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
+    if (rc != NF_OK) {
+        nf_pod_log(pod, "compaction failed (the segment is unchanged): %s", why);
+        return nf_error_set(rc, "shard %u: compaction failed (the segment is unchanged): %s",
+                            self->shard, why);
+    }
+    nf_pod_log(pod, "compacted: %llu rows kept, %llu deleted rows dropped (%.1f ms)",
+               (unsigned long long) kept, (unsigned long long) dropped,
+               (double) (nf_now_us() - t0) / 1000.0);
+    out->rows = kept;
+    out->dropped = dropped;
+    return NF_OK;
 }
 
 static int
@@ -821,6 +1036,7 @@ s_setup(nf_pod_t *pod, void *arg)
     if (rc != NF_OK)
         return rc;
     nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
+    nf_pod_on_command(pod, s_compact, self);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HELLO);
     return NF_OK;
 }

@@ -42,7 +42,9 @@ s_cost(const nf_env_t *env)
     const Nflow__Result *r = env->result;
     for (size_t q = 0; r && q < r->n_results; q++)
         for (size_t j = 0; j < r->results[q]->n_matches; j++)
-            c += 256 + 140 * (uint64_t) r->results[q]->matches[j]->n_tags;
+            c += 256 + 140 * (uint64_t) r->results[q]->matches[j]->n_tags
+                 + (r->results[q]->matches[j]->fields
+                        ? strlen(r->results[q]->matches[j]->fields) : 0);
     return c;
 }
 

@@ -191,11 +191,15 @@ expect(head, pb.STATUS_BAD_REQUEST, "infinite")
 s = pb.SearchRequest(count=1, dim=8, vectors=b"abc")
 head, _, _ = call(s)
 expect(head, pb.STATUS_BAD_REQUEST, "3 bytes")
-# a filter: refused until filters exist (issue 11)
+# a filter over a field this flow does not declare: refused by the gateway, naming it
 s = nw.search([[1.0] * 8])
 s.filter = 'year >= 2000'
 head, _, _ = call(s)
-expect(head, pb.STATUS_BAD_REQUEST, "filters are not supported yet")
+expect(head, pb.STATUS_BAD_REQUEST, "filter:1:1: 'year' is not a field (fields: none)")
+# a filter of more than NF_FILTER_BYTES_MAX bytes: over the limit
+s.filter = 'year >= 2000 or ' * 300 + 'year > 1'
+head, _, _ = call(s)
+expect(head, pb.STATUS_BAD_REQUEST, "NF_FILTER_BYTES_MAX")
 
 # top_k 0: NF_TOPK_DEFAULT (10) everywhere
 s = nw.search([[1.0] * 8], with_payload=True)
