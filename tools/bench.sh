@@ -58,18 +58,10 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-if [ -z "$nflow" ]; then
-    for b in "$src_root"/build*/tools/nflow; do
-        if [ -x "$b" ]; then nflow=$b; break; fi
-    done
-fi
-[ -n "$nflow" ] && [ -x "$nflow" ] || { echo "bench.sh: no nflow binary (use --nflow or NFLOW_BIN)" >&2; exit 2; }
-[ -f "$anchors/flat_anchors.py" ] || { echo "bench.sh: no flat_anchors.py in '$anchors' (use --anchors)" >&2; exit 2; }
-"$PY" -c 'import numpy, faiss' 2>/dev/null || { echo "bench.sh: $PY lacks numpy or faiss" >&2; exit 2; }
-
-base=${NFLOW_BENCH_DIR:-${TMPDIR:-/tmp}}
-mkdir -p "$base"
-work=$(mktemp -d "$base/nflow-bench-XXXXXX")
+. "$here/bench_lib.sh"
+bench_find_nflow bench.sh
+bench_need_anchors bench.sh
+bench_workdir nflow-bench
 cleanup() { if [ "$keep" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 results=$work/results.tsv

@@ -104,12 +104,8 @@ for v in "$clients" "$batch" "$inflight" ${rows:+"$rows"}; do
     case "$v" in ''|*[!0-9]*|0) echo "bench_flow.sh: expected a positive integer, got '$v'" >&2; exit 2 ;; esac
 done
 
-if [ -z "$nflow" ]; then
-    for b in "$src_root"/build*/tools/nflow; do
-        if [ -x "$b" ]; then nflow=$b; break; fi
-    done
-fi
-[ -n "$nflow" ] && [ -x "$nflow" ] || { echo "bench_flow.sh: no nflow binary (use --nflow or NFLOW_BIN)" >&2; exit 2; }
+. "$here/bench_lib.sh"
+bench_find_nflow bench_flow.sh
 [ -n "$pods" ] || pods=$(cd "$(dirname "$nflow")/../pods" 2>/dev/null && pwd || true)
 [ -n "$pods" ] && [ -d "$pods" ] || { echo "bench_flow.sh: no pods directory (use --pods or NFLOW_PODS_DIR)" >&2; exit 2; }
 export NFLOW_PODS_DIR=$pods
@@ -125,9 +121,7 @@ d=128
 k=10
 [ "$clients" -le 256 ] || { echo "bench_flow.sh: --clients must be 1..256" >&2; exit 2; }
 
-base=${NFLOW_BENCH_DIR:-${TMPDIR:-/tmp}}
-mkdir -p "$base"
-work=$(mktemp -d "$base/nflow-benchflow-XXXXXX")
+bench_workdir nflow-benchflow
 up_pid=
 up_rc=
 log() { echo "== $*" >&2; }
