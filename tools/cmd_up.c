@@ -125,22 +125,6 @@ s_oom(void)
     return nf_error_set(NF_ENOMEM, "out of memory");
 }
 
-static int
-s_push(char ***arr, size_t *n, char *s)
-{
-    if (!s)
-        return s_oom();
-    char **grown = realloc(*arr, (*n + 2) * sizeof **arr);
-    if (!grown) {
-        free(s);
-        return s_oom();
-    }
-    *arr = grown;
-    grown[(*n)++] = s;
-    grown[*n] = NULL;
-    return 0;
-}
-
 /* The processes of the flow (nf_flow_expand), for supervision. */
 static int
 s_expand(s_up_t *up, const char *only_host)
@@ -179,10 +163,10 @@ s_build_env(s_proc_t *p)
             if (!strncmp(own[i], *e, klen) && own[i][klen] == '=')
                 shadowed = true;
         if (!shadowed)
-            rc = s_push(&p->envp, &p->nenv, strdup(*e));
+            rc = nf_strv_push(&p->envp, &p->nenv, strdup(*e));
     }
     for (size_t i = 0; i < nown && rc == 0; i++)
-        rc = s_push(&p->envp, &p->nenv, strdup(own[i]));
+        rc = nf_strv_push(&p->envp, &p->nenv, strdup(own[i]));
     return rc;
 }
 

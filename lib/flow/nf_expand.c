@@ -18,9 +18,8 @@ s_oom(void)
     return nf_error_set(NF_ENOMEM, "out of memory");
 }
 
-/* Append s (taken over) to a NULL-terminated array. */
-static int
-s_push(char ***arr, size_t *n, char *s)
+int
+nf_strv_push(char ***arr, size_t *n, char *s)
 {
     if (!s)
         return s_oom();
@@ -41,15 +40,15 @@ s_opt(nf_proc_t *p, const char *opt, const char *value)
 {
     char flag[96];
     snprintf(flag, sizeof flag, "--%s", opt);
-    int rc = s_push(&p->argv, &p->argc, strdup(flag));
+    int rc = nf_strv_push(&p->argv, &p->argc, strdup(flag));
     if (rc == NF_OK)
-        rc = s_push(&p->argv, &p->argc, strdup(value));
+        rc = nf_strv_push(&p->argv, &p->argc, strdup(value));
     if (rc == NF_OK && !strcmp(p->pod->uses, "exec")) {
         char var[96], *entry = NULL;
         nf_podspec_env_name(opt, var, sizeof var);
         if (asprintf(&entry, "%s=%s", var, value) < 0)
             return s_oom();
-        rc = s_push(&p->env, &p->nenv, entry);
+        rc = nf_strv_push(&p->env, &p->nenv, entry);
     }
     return rc;
 }
@@ -191,9 +190,9 @@ s_command(const nf_plan_t *plan, const nf_expand_opts_t *o, nf_proc_t *p)
     int rc = NF_OK;
     if (!strcmp(pod->uses, "exec")) {
         for (size_t k = 0; k < pod->ncommand && rc == NF_OK; k++)
-            rc = s_push(&p->argv, &p->argc, strdup(pod->command[k]));
+            rc = nf_strv_push(&p->argv, &p->argc, strdup(pod->command[k]));
     } else {
-        rc = s_push(&p->argv, &p->argc, strdup(pod->spec->program));
+        rc = nf_strv_push(&p->argv, &p->argc, strdup(pod->spec->program));
     }
     /* instance options, as the table says how to fill them */
     unsigned nshards = 1;
@@ -244,7 +243,7 @@ s_command(const nf_plan_t *plan, const nf_expand_opts_t *o, nf_proc_t *p)
         char *var = NULL;
         if (asprintf(&var, "%s=%s", pod->env[k].key, pod->env[k].value) < 0)
             return s_oom();
-        rc = s_push(&p->env, &p->nenv, var);
+        rc = nf_strv_push(&p->env, &p->nenv, var);
     }
     return rc;
 }

@@ -110,4 +110,9 @@ int nf_flow_find_program(const char *program, char *path, size_t size);
    first of the places above that has it.  NF_ENOTFOUND otherwise. */
 int nf_flow_py_proto_dir(char *dir, size_t size);
 
+/* Append s (taken over; NULL means strdup failed) to the NULL-terminated
+   array *arr of *n strings, growing it.  NF_ENOMEM (s freed) on failure.
+   Used for argv and environment arrays (the plan's, the launcher's). */
+int nf_strv_push(char ***arr, size_t *n, char *s);
+
 #endif
