@@ -291,8 +291,10 @@ int nf_segment_verify(const char *dir, uint64_t *bytes_checked);
 
 /* Re-commit what an open kept aside in dir/recovered/ and remove it.  For
    each kept batch (oldest first): the rows that are whole in every file,
-   consistent (offsets, norms, finite vectors, valid ids) and, where the
-   kept checksums cover them, pass them, are appended again (upsert by id);
+   consistent (offsets, norms, finite vectors, valid ids, valid field
+   values) and, where the kept checksums cover them, pass them, are
+   appended again with their field values (upsert by id); the first row
+   that fails ends its batch;
    the kept delete-log entries of rows still live are applied; everything
    else is dropped.  Takes the writer lock.  *report (may be NULL; caller
    frees) gets a text saying, per batch, what was kept and what dropped. */

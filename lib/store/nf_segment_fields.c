@@ -1470,3 +1470,261 @@ nf_seg_fields_abort(nf_segment_t *s, nf_seg_staged_t *st)
     if (st)
         s_undo_dicts(s, st);
 }
+
+/* ------------------------------------------------------------- repair */
+
+/* The field bytes of one kept batch (nf_segment_repair.c): per field of
+   the base commit, where its kept bytes are and how far a checksum
+   confirms them; keywords resolved to strings the kept values own (the
+   append that re-commits them interns them again: a kept id past the base
+   dictionary may name another keyword in the dictionary of today). */
+struct nf_seg_fkept {
+    const nf_segment_t *s;
+    uint64_t brows;
+    size_t nf;                      /* fields of the base commit: fields[0..nf) */
+    const unsigned char *d[S_TABLE_MAX];
+    uint64_t n[S_TABLE_MAX], bb[S_TABLE_MAX], upto[S_TABLE_MAX];
+    uint32_t *nbase;                /* keyword fields: keywords at the base commit */
+    const char ***kw;               /* keyword fields: id -> string (base: copied on
+                                       first use; kept: into the kept dictionary) */
+    uint32_t *nkw;                  /* ids 1..nkw[fi] resolve */
+    uint64_t *prev;                 /* keyword[]: end of the previous kept row's set */
+    const char **sets;              /* keyword[] strings of every kept row, in order */
+    uint64_t nsets, setcap;
+    char why[192];
+};
+
+void
+nf_seg_fields_kept_free(nf_seg_fkept_t **fp)
+{
+    if (!fp || !*fp)
+        return;
+    nf_seg_fkept_t *fk = *fp;
+    for (size_t fi = 0; fi < fk->nf; fi++) {
+        for (uint32_t id = 1; fk->kw && fk->kw[fi] && id <= fk->nbase[fi]; id++)
+            free((char *) fk->kw[fi][id]);
+        if (fk->kw)
+            free(fk->kw[fi]);
+    }
+    free(fk->kw);
+    free(fk->nkw);
+    free(fk->nbase);
+    free(fk->prev);
+    free(fk->sets);
+    free(fk);
+    *fp = NULL;
+}
+
+int
+nf_seg_fields_kept(const nf_segment_t *s, uint32_t bnfiles, uint64_t brows,
+                   const unsigned char *const *d, const uint64_t *n, const uint64_t *bb,
+                   const uint64_t *upto, nf_seg_fkept_t **out)
+{
+    *out = NULL;
+    nf_seg_fkept_t *fk = calloc(1, sizeof *fk);
+    if (!fk)
+        return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
+    fk->s = s;
+    fk->brows = brows;
+    while (fk->nf < s->nfields
+           && s->fields[fk->nf].k0 + s->fields[fk->nf].nk <= (int) bnfiles)
+        fk->nf++;
+    for (int k = S_COL0; k < (int) bnfiles; k++) {
+        fk->d[k] = d[k];
+        fk->n[k] = n[k];
+        fk->bb[k] = bb[k];
+        fk->upto[k] = upto[k];
+    }
+    fk->nbase = calloc(fk->nf + 1, sizeof *fk->nbase);
+    fk->nkw = calloc(fk->nf + 1, sizeof *fk->nkw);
+    fk->kw = calloc(fk->nf + 1, sizeof *fk->kw);
+    fk->prev = calloc(fk->nf + 1, sizeof *fk->prev);
+    if (!fk->nbase || !fk->nkw || !fk->kw || !fk->prev) {
+        nf_seg_fields_kept_free(&fk);
+        return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
+    }
+    for (size_t fi = 0; fi < fk->nf; fi++) {
+        const s_field_t *f = &s->fields[fi];
+        uint64_t w = nf_seg_col_width(s, f->kval);
+        /* the base commit's columns must line up with its rows; when they
+           do not, no kept row can be placed (row_check says so) */
+        if (bb[f->kval] != brows * w || (f->kids >= 0 && bb[f->kids] % 4)) {
+            snprintf(fk->why, sizeof fk->why, "field '%s': the base commit's column does "
+                     "not match its rows", f->def.name);
+            break;
+        }
+        if (f->kids >= 0)
+            fk->prev[fi] = bb[f->kids] / 4;
+        if (f->kdict < 0)
+            continue;
+        /* keywords of the base commit: those starting below its dictionary
+           bytes, which must end on a keyword boundary */
+        const s_dict_t *dc = &f->dict;
+        uint32_t nb = 0;
+        while (nb < dc->n && dc->off[nb] < bb[f->kdict])
+            nb++;
+        if ((nb < dc->n ? dc->off[nb] : dc->len) != bb[f->kdict]) {
+            snprintf(fk->why, sizeof fk->why, "field '%s': the base commit's dictionary "
+                     "does not end on a keyword", f->def.name);
+            break;
+        }
+        /* kept keywords: whole, sane and confirmed by a checksum; the
+           first one that is not ends what ids can name */
+        uint64_t ok = upto[f->kdict] - bb[f->kdict];
+        ok = ok < n[f->kdict] ? ok : n[f->kdict];
+        uint64_t cnt = 0;
+        for (uint64_t p = 0; p < ok;) {
+            const char *e = memchr(d[f->kdict] + p, '\0', ok - p);
+            uint64_t kl = e ? (uint64_t) (e - (const char *) (d[f->kdict] + p)) : 0;
+            if (!e || kl == 0 || kl > NF_KEYWORD_MAX)
+                break;
+            cnt++;
+            p += kl + 1;
+        }
+        if ((uint64_t) nb + cnt >= UINT32_MAX
+            || !(fk->kw[fi] = calloc((size_t) (nb + cnt + 1), sizeof *fk->kw[fi]))) {
+            nf_seg_fields_kept_free(&fk);
+            return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
+        }
+        fk->nbase[fi] = nb;
+        fk->nkw[fi] = nb + (uint32_t) cnt;
+        uint64_t p = 0;
+        for (uint32_t id = nb + 1; id <= fk->nkw[fi]; id++) {
+            fk->kw[fi][id] = (const char *) d[f->kdict] + p;
+            p += strlen(fk->kw[fi][id]) + 1;
+        }
+    }
+    /* every kept keyword[] id at most once: the sets never move */
+    for (size_t fi = 0; fi < fk->nf; fi++)
+        if (s->fields[fi].kids >= 0)
+            fk->setcap += n[s->fields[fi].kids] / 4;
+    if (!(fk->sets = malloc((fk->setcap + 1) * sizeof *fk->sets))) {
+        nf_seg_fields_kept_free(&fk);
+        return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
+    }
+    *out = fk;
+    return 0;
+}
+
+/* Keyword id of field fi as a string the kept state owns, or NULL. */
+static const char *
+s_kept_kw(nf_seg_fkept_t *fk, size_t fi, uint32_t id)
+{
+    if (id == 0 || id > fk->nkw[fi])
+        return NULL;
+    if (!fk->kw[fi][id]) {      /* base keyword: copied (the live one may move) */
+        const s_dict_t *dc = &fk->s->fields[fi].dict;
+        fk->kw[fi][id] = strdup(dc->buf + dc->off[id - 1]);
+    }
+    return fk->kw[fi][id];
+}
+
+static bool __attribute__((format(printf, 3, 4)))
+s_kept_bad(nf_seg_fkept_t *fk, const char **why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fk->why, sizeof fk->why, fmt, ap);
+    va_end(ap);
+    *why = fk->why;
+    return false;
+}
+
+bool
+nf_seg_fields_kept_row(nf_seg_fkept_t *fk, uint64_t i, nf_fval_t *v, size_t *nv,
+                       const char **why)
+{
+    *nv = 0;
+    if (fk->why[0]) {
+        *why = fk->why;
+        return false;
+    }
+    const nf_segment_t *s = fk->s;
+    uint64_t row = fk->brows + i;
+    for (size_t fi = 0; fi < fk->nf; fi++) {
+        const s_field_t *f = &s->fields[fi];
+        const char *name = f->def.name;
+        uint64_t w = nf_seg_col_width(s, f->kval);
+        if ((i + 1) * w > fk->n[f->kval])
+            return s_kept_bad(fk, why, "field '%s': value not in the kept bytes", name);
+        if ((row + 1) * w > fk->upto[f->kval])
+            return s_kept_bad(fk, why, "field '%s': not covered by a matching checksum", name);
+        const unsigned char *p = fk->d[f->kval] + i * w;
+        nf_fval_t *o = &v[*nv];
+        o->name = name;
+        o->type = f->def.type;
+        switch (f->def.type) {
+        case NF_FIELD_INT:
+        case NF_FIELD_DATETIME:
+            memcpy(&o->v.i, p, 8);
+            if (o->v.i != NF_INT_NULL)
+                ++*nv;
+            break;
+        case NF_FIELD_FLOAT:
+            memcpy(&o->v.f, p, 8);
+            if (isinf(o->v.f))
+                return s_kept_bad(fk, why, "field '%s': value is not finite", name);
+            if (!isnan(o->v.f))
+                ++*nv;
+            break;
+        case NF_FIELD_BOOL:
+            if (*p > 1 && *p != NF_BOOL_NULL)
+                return s_kept_bad(fk, why, "field '%s': bool byte %u", name, *p);
+            o->v.b = *p == 1;
+            if (*p != NF_BOOL_NULL)
+                ++*nv;
+            break;
+        case NF_FIELD_KEYWORD: {
+            uint32_t id;
+            memcpy(&id, p, 4);
+            if (id == 0)
+                break;
+            if (!(o->v.s = s_kept_kw(fk, fi, id)))
+                return id > fk->nkw[fi]
+                           ? s_kept_bad(fk, why, "field '%s': keyword id %u is not in the "
+                                        "dictionary (%u confirmed keywords)", name, id,
+                                        fk->nkw[fi])
+                           : s_kept_bad(fk, why, "out of memory");
+            ++*nv;
+            break;
+        }
+        case NF_FIELD_KEYWORDS: {
+            uint64_t end, e, st = fk->prev[fi];
+            memcpy(&end, p, 8);
+            e = end & ~NF_KWS_NULL;
+            if (e < st || e - st > NF_KEYWORDS_MAX || ((end & NF_KWS_NULL) && e != st))
+                return s_kept_bad(fk, why, "field '%s': set end %llu out of order", name,
+                                  (unsigned long long) e);
+            if (e * 4 - fk->bb[f->kids] > fk->n[f->kids])
+                return s_kept_bad(fk, why, "field '%s': set not in the kept bytes", name);
+            if (e * 4 > fk->upto[f->kids])
+                return s_kept_bad(fk, why, "field '%s': set not covered by a matching "
+                                  "checksum", name);
+            if (fk->nsets + (e - st) > fk->setcap)     /* sized for all kept ids */
+                return s_kept_bad(fk, why, "field '%s': more ids than kept", name);
+            const char **set = fk->sets + fk->nsets;
+            uint32_t last = 0;
+            for (uint64_t j = st; j < e; j++) {
+                uint32_t id;
+                memcpy(&id, fk->d[f->kids] + (j * 4 - fk->bb[f->kids]), 4);
+                if (id <= last || !(set[j - st] = s_kept_kw(fk, fi, id)))
+                    return s_kept_bad(fk, why, "field '%s': keyword id %u out of order or not "
+                                      "in the dictionary (%u confirmed keywords)", name, id,
+                                      fk->nkw[fi]);
+                last = id;
+            }
+            fk->prev[fi] = e;
+            if (end & NF_KWS_NULL)
+                break;
+            fk->nsets += e - st;
+            o->v.set.v = set;
+            o->v.set.n = (size_t) (e - st);
+            ++*nv;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return true;
+}

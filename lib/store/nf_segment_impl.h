@@ -319,4 +319,23 @@ void nf_seg_fields_release(nf_segment_t *s, uint64_t row0, uint64_t n);
 /* Touch the memory-policy columns (and all with opts.warmup). */
 void nf_seg_fields_warm(nf_segment_t *s);
 
+/* Repair (nf_segment_repair.c): the field bytes a damaged commit left
+   aside.  d/n: the kept bytes of each file-table entry (columns from
+   S_COL0 on), bb: each file's body bytes at the base commit (bnfiles
+   entries, brows rows), upto: how far from the body's start a checksum
+   confirms the file.  The fields of the base commit (a prefix of the
+   handle's schema) are checked; fields added since get null. */
+typedef struct nf_seg_fkept nf_seg_fkept_t;
+int nf_seg_fields_kept(const nf_segment_t *s, uint32_t bnfiles, uint64_t brows,
+                       const unsigned char *const *d, const uint64_t *n, const uint64_t *bb,
+                       const uint64_t *upto, nf_seg_fkept_t **out);
+/* Kept row i (row brows + i; call in row order): check its field bytes
+   (whole, confirmed by a checksum, valid values and dictionary ids,
+   keyword[] sets in order) and fill v (room for every field) with its
+   non-null values, *nv of them, whose strings stay valid until
+   nf_seg_fields_kept_free; false with *why saying what is wrong. */
+bool nf_seg_fields_kept_row(nf_seg_fkept_t *fk, uint64_t i, nf_fval_t *v, size_t *nv,
+                            const char **why);
+void nf_seg_fields_kept_free(nf_seg_fkept_t **fk);
+
 #endif

@@ -7,12 +7,18 @@
     slots as they were).  Row i of the batch is row base+i of that commit's
     numbering.  A row is kept when it is whole in every file, consistent
     (offsets in order and inside the kept bytes, a valid id, a finite
-    vector whose norm matches), lies entirely in chunks whose checksums
-    (kept checksums.nfc entries, or the failed slot's tail hashes) match,
-    and its id was not written or deleted again since; the first row that
-    fails ends the batch (rows after it are dropped with it).  Kept rows
-    are appended in one commit (upsert by id); the kept delete-log entries
-    of rows that are still live are applied.                               */
+    vector whose norm matches, field values valid: bools 0/1/null, floats
+    finite or null, keyword ids inside the base dictionary plus the kept
+    keywords, keyword[] sets in order), lies entirely in chunks whose
+    checksums (kept checksums.nfc entries, or the failed slot's tail
+    hashes) match -- for the field columns and dictionaries too -- and its
+    id was not written or deleted again since; the first row that fails
+    ends the batch (rows after it are dropped with it).  Kept rows are
+    appended in one commit (upsert by id) with their field values (checked
+    and decoded by nf_seg_fields_kept_row: keywords go back as strings and
+    are interned again, since ids handed out after the damage may name
+    other keywords now); the kept delete-log entries of rows that are still
+    live are applied.                                                      */
 #include "nf_segment_impl.h"
 #include "nf_error.h"
 
@@ -27,14 +33,14 @@
 #define S_KEPT_MAX (1ull << 36)     /* bytes of one kept file we agree to read */
 
 typedef struct {
-    unsigned char *d[S_NFILES];
-    uint64_t n[S_NFILES];
+    unsigned char *d[S_TABLE_MAX];
+    uint64_t n[S_TABLE_MAX];
 } s_kept_t;
 
 static void
 s_kept_free(s_kept_t *k)
 {
-    for (int i = 0; i < S_NFILES; i++)
+    for (int i = 0; i < S_TABLE_MAX; i++)
         free(k->d[i]);
     memset(k, 0, sizeof *k);
 }
@@ -90,14 +96,17 @@ s_body(nf_segment_t *s, const s_kept_t *kp, int k, uint64_t base, uint64_t lo, u
     return true;
 }
 
-/* How far past base the kept bytes of each file are confirmed by a
-   checksum, contiguously: kept chunk entries, then the failed slot's tail. */
+/* How far past base the kept bytes of each of the first nfiles files
+   (field columns included) are confirmed by a checksum, contiguously: kept
+   chunk entries, then the failed slot's tail. */
 static void
-s_confirmed(nf_segment_t *s, const s_kept_t *kp, const uint64_t *base,
+s_confirmed(nf_segment_t *s, const s_kept_t *kp, const uint64_t *base, uint32_t nfiles,
             const s_slot_t *failed, uint64_t *upto, unsigned char *buf)
 {
     uint64_t nent = kp->n[S_CK] / S_CK_ENTRY;
-    for (int k = 0; k < S_CK; k++) {
+    for (int k = 0; k < (int) nfiles; k++) {
+        if (k == S_CK)
+            continue;
         uint64_t c = base[k] / S_CHUNK;
         upto[k] = base[k];
         for (bool found = true; found;) {
@@ -156,10 +165,15 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
     s_kept_t kp = {0};
     unsigned char page[S_PAGE], *buf = malloc(S_CHUNK);
     nf_doc_t *docs = NULL;
+    nf_fields_t *fields = NULL;
+    nf_fval_t *fv = NULL;
+    nf_seg_fkept_t *fk = NULL;
     uint64_t *dels = NULL;
     int rc = buf ? 0 : nf_error_set(NF_ENOMEM, "%s: out of memory", bdir);
-    for (int k = 0; k < S_NFILES && !rc; k++)
-        if (snprintf(path, sizeof path, "%s/%s", bdir, s_kinds[k].name) > 0)
+    /* the field files too (named by today's schema, which only grows: a
+       field added after the batch has no kept file and stays null) */
+    for (int k = 0; k < (int) s->nfiles && !rc; k++)
+        if (snprintf(path, sizeof path, "%s/%s", bdir, s_kname(s, k)) > 0)
             rc = s_slurp(path, &kp.d[k], &kp.n[k]);
     int fd = -1;
     if (!rc && (snprintf(path, sizeof path, "%s/header.page", bdir) < 0
@@ -176,12 +190,13 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
         memcpy(&sl[i], page + (i ? S_SLOT1_OFF : 0), sizeof sl[i]);
         bool ok = !memcmp(sl[i].magic, s_kinds[S_VEC].magic, 8)
                   && sl[i].version == NF_SEGMENT_VERSION && sl[i].checksum == s_slot_hash(&sl[i])
-                  && sl[i].dim == s->dim && sl[i].rows <= s->rows;
+                  && sl[i].dim == s->dim && sl[i].rows <= s->rows
+                  && sl[i].nfiles >= S_NFILES && sl[i].nfiles <= s->nfiles;
         if (ok && (base < 0 || sl[i].seq > sl[base].seq))
             base = i;
     }
     uint64_t total = 0;
-    for (int k = 0; k < S_NFILES; k++)
+    for (int k = 0; k < S_TABLE_MAX; k++)
         total += kp.n[k];
     if (base < 0) {
         fprintf(out, "%s: %llu bytes: no valid commit to place them after: dropped\n", name,
@@ -189,12 +204,18 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
         goto done;
     }
     const s_slot_t *b = &sl[base], *f = &sl[1 - base];
+    /* the failed slot's tail hashes: it holds at least the base's files
+       (a commit only adds files) */
     bool fslot = !memcmp(f->magic, s_kinds[S_VEC].magic, 8) && f->version == NF_SEGMENT_VERSION
-                 && f->nfiles == S_NFILES;
-    uint64_t bb[S_NFILES], upto[S_NFILES];
-    for (int k = 0; k < S_NFILES; k++)
+                 && f->nfiles >= b->nfiles && f->nfiles <= S_TABLE_MAX;
+    uint64_t bb[S_TABLE_MAX] = {0}, upto[S_TABLE_MAX] = {0};
+    for (int k = 0; k < (int) b->nfiles; k++)
         bb[k] = b->file[k].bytes;
-    s_confirmed(s, &kp, bb, fslot ? f : NULL, upto, buf);
+    s_confirmed(s, &kp, bb, b->nfiles, fslot ? f : NULL, upto, buf);
+    rc = nf_seg_fields_kept(s, b->nfiles, b->rows, (const unsigned char *const *) kp.d, kp.n,
+                            bb, upto, &fk);
+    if (rc)
+        goto done;
 
     const uint64_t vb = (uint64_t) s->dim * sizeof(float);
     uint64_t n = kp.n[S_VEC] / vb, keep = 0;
@@ -203,7 +224,9 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
     n = kp.n[S_IDOFF] / 8 < n ? kp.n[S_IDOFF] / 8 : n;
     n = kp.n[S_PLOFF] / 8 < n ? kp.n[S_PLOFF] / 8 : n;
     docs = calloc(n + 1, sizeof *docs);
-    if (!docs) {
+    fields = calloc(n + 1, sizeof *fields);
+    fv = calloc((n + 1) * (s->nfields + 1), sizeof *fv);
+    if (!docs || !fields || !fv) {
         rc = nf_error_set(NF_ENOMEM, "%s: out of memory", bdir);
         goto done;
     }
@@ -242,11 +265,17 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
             why = "not covered by a matching checksum";
             break;
         }
+        /* its field values: whole, confirmed and valid like the rest */
+        nf_fval_t *rv = fv + ndocs * (s->nfields + 1);
+        size_t nv = 0;
+        if (!nf_seg_fields_kept_row(fk, i, rv, &nv, &why))
+            break;
         if (s_touched_since(s, id, b->rows, bb[S_DEL])) {
             superseded++;
         } else {
             docs[ndocs] = (nf_doc_t) {id, v, kp.d[S_PLDAT] + (plprev - bb[S_PLDAT]),
                                       ple - plprev};
+            fields[ndocs] = (nf_fields_t) {rv, nv};
             ndocs++;
         }
         idprev = ide;
@@ -276,7 +305,7 @@ s_repair_batch(nf_segment_t *s, const char *bdir, const char *name, FILE *out)
     size_t deleted = 0;
     if (applied && (rc = nf_segment_delete(s, delids, applied, &deleted)))
         goto done_ids;
-    if (ndocs && (rc = nf_segment_append(s, docs, ndocs)))
+    if (ndocs && (rc = nf_segment_append_fields(s, docs, fields, ndocs)))
         goto done_ids;
     fprintf(out, "%s: after commit seq %llu (%llu rows): %llu whole rows kept aside; "
             "re-committed %llu, %llu superseded by later writes of their ids (dropped), "
@@ -290,6 +319,9 @@ done_ids:
 done:
     free(dels);
     free(docs);
+    free(fields);
+    free(fv);
+    nf_seg_fields_kept_free(&fk);
     free(buf);
     s_kept_free(&kp);
     return rc;
