@@ -15,11 +15,14 @@
     JSON object.  Index batches' typed columns are appended with the
     documents (nf_segment_append_fields); the schema is set from --fields
     at start.  CONTROL_COMPACT on the control socket compacts the segment
-    between requests (s_compact).  Every request gets one part PUSHed to
+    in a thread while this loop keeps heartbeating and answering searches
+    from the old segment (writes are refused, retryable, meanwhile); the
+    new segment is swapped in between requests (s_compact).  Every request gets one part PUSHed to
     the reducer (Result{indexed | deleted | results, shard, metric}).  A bad
     request is failed via --errors AND answered to the reducer with a part
     carrying the same status, so the request completes.                   */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +90,8 @@ typedef struct {
     uint64_t hb_us, next_hb;
     uint64_t router_seen;       /* monotonic us of the router's last ping, 0 = never */
     s_group_t group;            /* index requests of the current drain */
+    bool compacting;            /* seg is a read-only handle on the old segment while
+                                   a thread compacts it (s_compact): writes refused */
 } indexer_t;
 
 typedef struct {
@@ -859,6 +864,13 @@ s_drain(indexer_t *self)
             ;
         else if (rc != NF_OK)
             nf_pod_malformed(self->pod, self->router, &msg, rc);
+        else if (self->compacting && (msg.env->body_case == NF_BODY_INDEX
+                                      || msg.env->body_case == NF_BODY_DELETE))
+            /* not queued until the swap: the gateway's time budget would
+               run out on it; the client retries UNAVAILABLE */
+            s_fail(self, msg.env, recv_us, NFLOW__STATUS_CODE__STATUS_UNAVAILABLE,
+                   "shard %u is compacting its segment: writes are refused until it is "
+                   "done; retry", self->shard);
         else if (msg.env->body_case == NF_BODY_INDEX)
             kept = s_index(self, &self->group, &msg, recv_us);
         else if (msg.env->body_case == NF_BODY_DELETE) {
@@ -967,11 +979,44 @@ s_open_segment(indexer_t *self)
     return rc;
 }
 
-/* COMPACT on the control socket: between requests (the pod loop serves
-   one thing at a time), close the segment, rewrite it without its deleted
-   rows (nf_segment_compact: atomic, the old segment stays whole until the
-   swap), and open the new one; searches queued meanwhile are answered
-   from it.  When compaction fails the old segment is opened again. */
+/* The compaction's heavy work, in its own thread: nf_segment_compact
+   writes and syncs the new segment beside the old one and swaps the
+   directories.  done is written to the pipe when it ends. */
+typedef struct {
+    char dir[4096];
+    uint64_t kept, dropped;
+    int rc;
+    char why[1024];             /* nf_error_msg is per thread: copied here */
+    int pipe[2];
+} s_compaction_t;
+
+static void *
+s_compact_thread(void *arg)
+{
+    s_compaction_t *c = arg;
+    c->rc = nf_segment_compact(c->dir, &c->kept, &c->dropped);
+    if (c->rc != NF_OK)
+        snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
+    ssize_t w;
+    do
+        w = write(c->pipe[1], "x", 1);
+    while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+/* COMPACT on the control socket.  Decision (issue 11): the shard keeps
+   serving while it compacts.  Compaction needs the segment's writer lock
+   and may take longer than the router's dead_after_ms, so the pod loop
+   cannot simply stop for it: the writable handle is closed, the old
+   segment is opened read-only (no lock; its files stay readable through
+   the handle even after the swap removes the old directory), a thread
+   runs nf_segment_compact, and this loop keeps heartbeating and draining
+   the router meanwhile: searches are answered from the old segment (the
+   same live rows: compaction only drops deleted ones), writes are refused
+   with STATUS_UNAVAILABLE ("compacting ... retry"; nflow index and delete
+   retry it), so no write is acknowledged into a segment about to be
+   replaced.  When the thread ends, the new segment (or, when compaction
+   failed, the old one unchanged) is opened writable between requests. */
 static int
 s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *out)
 {
@@ -980,15 +1025,52 @@ s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *ou
         return nf_error_set(NF_EINVAL, "control command %d is not served here", in->command);
     s_group_commit(self, &self->group);
     const char *ws = nf_pod_get(pod, "workspace");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/shard-%u", ws ? ws : ".", self->shard);
-    uint64_t kept = 0, dropped = 0, t0 = nf_now_us();
-    s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
-    nf_segment_destroy(&self->seg);
-    int rc = nf_segment_compact(dir, &kept, &dropped);
-    char why[1024] = "";
-    if (rc != NF_OK)
-        snprintf(why, sizeof why, "%s", nf_error_msg());
+    s_compaction_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return nf_error_set(NF_ENOMEM, "shard %u: out of memory", self->shard);
+    snprintf(c->dir, sizeof c->dir, "%s/shard-%u", ws ? ws : ".", self->shard);
+    uint64_t t0 = nf_now_us();
+    if (pipe(c->pipe) != 0) {
+        free(c);
+        return nf_error_set(NF_EIO, "shard %u: pipe: %s", self->shard, strerror(errno));
+    }
+    nf_segment_opts_t ro = {0};
+    ro.readonly = true;
+    ro.vectors = !strcmp(nf_pod_get(pod, "vectors"), "memory") ? NF_MEM_MEMORY : NF_MEM_MMAP;
+    ro.payloads = !strcmp(nf_pod_get(pod, "payloads"), "memory") ? NF_MEM_MEMORY : NF_MEM_MMAP;
+    nf_segment_destroy(&self->seg);             /* the lock goes to the compaction */
+    int rc = nf_segment_open(c->dir, &ro, &self->seg);
+    pthread_t th;
+    if (rc == NF_OK && pthread_create(&th, NULL, s_compact_thread, c) != 0)
+        rc = nf_error_set(NF_EIO, "cannot start the compaction thread");
+    if (rc != NF_OK) {
+        snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
+        nf_segment_destroy(&self->seg);
+    } else {
+        self->compacting = true;
+        zmq_pollitem_t items[2] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
+                                   {NULL, c->pipe[0], ZMQ_POLLIN, 0}};
+        for (;;) {
+            uint64_t now = nf_now_us();
+            if (now >= self->next_hb)
+                s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+            long wait = (long) ((self->next_hb - nf_now_us() + 999) / 1000);
+            int n = zmq_poll(items, 2, wait > 0 ? wait : 0);
+            if (n < 0 && zmq_errno() != EINTR)
+                break;      /* cannot happen with these items; the join still waits */
+            if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+                break;
+            /* zsock_events: also what arrived since the poll (edge-triggered fd) */
+            if (zsock_events(self->router) & ZMQ_POLLIN)
+                s_drain(self);
+        }
+        pthread_join(th, NULL);
+        self->compacting = false;
+        nf_segment_destroy(&self->seg);
+        rc = c->rc;
+    }
+    close(c->pipe[0]);
+    close(c->pipe[1]);
     int orc = s_open_segment(self);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
     if (orc != NF_OK) {
@@ -998,15 +1080,18 @@ s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *ou
     }
     nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
     if (rc != NF_OK) {
-        nf_pod_log(pod, "compaction failed (the segment is unchanged): %s", why);
-        return nf_error_set(rc, "shard %u: compaction failed (the segment is unchanged): %s",
-                            self->shard, why);
+        nf_pod_log(pod, "compaction failed (the segment is unchanged): %s", c->why);
+        rc = nf_error_set(rc, "shard %u: compaction failed (the segment is unchanged): %s",
+                          self->shard, c->why);
+        free(c);
+        return rc;
     }
     nf_pod_log(pod, "compacted: %llu rows kept, %llu deleted rows dropped (%.1f ms)",
-               (unsigned long long) kept, (unsigned long long) dropped,
+               (unsigned long long) c->kept, (unsigned long long) c->dropped,
                (double) (nf_now_us() - t0) / 1000.0);
-    out->rows = kept;
-    out->dropped = dropped;
+    out->rows = c->kept;
+    out->dropped = c->dropped;
+    free(c);
     return NF_OK;
 }
 
