@@ -17,10 +17,11 @@
     at start.  CONTROL_COMPACT on the control socket compacts the segment
     in a thread while this loop keeps heartbeating and answering searches
     from the old segment (writes are refused, retryable, meanwhile); the
-    new segment is swapped in between requests (s_compact).  Every request gets one part PUSHed to
-    the reducer (Result{indexed | deleted | results, shard, metric}).  A bad
-    request is failed via --errors AND answered to the reducer with a part
-    carrying the same status, so the request completes.                   */
+    new segment is swapped in between requests (s_compact).  Every request
+    gets one part PUSHed to the reducer (Result{indexed | deleted |
+    results, shard, metric}).  A bad request is failed via --errors AND
+    answered to the reducer with a part carrying the same status, so the
+    request completes.                                                     */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -943,34 +944,39 @@ s_mkdirs(const char *path)
     return NF_OK;
 }
 
+/* Open (or create) this shard's segment into *out: writable with the
+   flow's fields set, or read-only (no lock, nothing changed).  Reads only
+   the pod's settings and self's fixed fields (shard, dim, metric), so the
+   compaction thread may call it. */
 static int
-s_open_segment(indexer_t *self)
+s_segment_open(indexer_t *self, bool readonly, nf_segment_t **out)
 {
     const char *ws = nf_pod_get(self->pod, "workspace");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/shard-%u", ws ? ws : ".", self->shard);
-    int rc = s_mkdirs(ws ? ws : ".");
-    if (rc != NF_OK)
-        return rc;
-    if (nf_metric_parse(nf_pod_get(self->pod, "metric"), &self->metric) != NF_OK)
-        return nf_error_set(NF_EINVAL, "metric: unknown");
     nf_segment_opts_t opts = {0};
+    opts.readonly = readonly;
     opts.vectors = !strcmp(nf_pod_get(self->pod, "vectors"), "memory") ? NF_MEM_MEMORY
                                                                        : NF_MEM_MMAP;
     opts.payloads = !strcmp(nf_pod_get(self->pod, "payloads"), "memory") ? NF_MEM_MEMORY
                                                                          : NF_MEM_MMAP;
     opts.warmup = nf_pod_bool(self->pod, "warmup");
-    rc = nf_segment_open_or_create(dir, self->dim, self->metric, &opts, &self->seg);
-    if (rc == NF_OK && nf_segment_notice(self->seg))    /* a damaged commit, recovered/ */
-        nf_pod_log(self->pod, "segment: %s", nf_segment_notice(self->seg));
+    if (readonly)
+        return nf_segment_open(dir, &opts, out);
+    int rc = s_mkdirs(ws ? ws : ".");
+    if (rc != NF_OK)
+        return rc;
+    rc = nf_segment_open_or_create(dir, self->dim, self->metric, &opts, out);
+    if (rc == NF_OK && nf_segment_notice(*out))    /* a damaged commit, recovered/ */
+        nf_pod_log(self->pod, "segment: %s", nf_segment_notice(*out));
     /* the flow's typed fields: new ones are added; a changed or removed
        one is refused by name and the shard does not start */
     nf_field_def_t defs[NF_FIELDS_MAX];
     size_t ndefs = 0;
     if (rc == NF_OK)
         rc = nf_field_defs_parse(nf_pod_get(self->pod, "fields"), defs, NF_FIELDS_MAX, &ndefs);
-    if (rc == NF_OK && (ndefs || nf_segment_nfields(self->seg)))
-        rc = nf_segment_set_schema(self->seg, defs, ndefs);
+    if (rc == NF_OK && (ndefs || nf_segment_nfields(*out)))
+        rc = nf_segment_set_schema(*out, defs, ndefs);
     if (rc != NF_OK) {
         char why[1024];
         snprintf(why, sizeof why, "%s", nf_error_msg());
@@ -979,14 +985,27 @@ s_open_segment(indexer_t *self)
     return rc;
 }
 
-/* The compaction's heavy work, in its own thread: nf_segment_compact
-   writes and syncs the new segment beside the old one and swaps the
-   directories.  done is written to the pipe when it ends. */
+static int
+s_open_segment(indexer_t *self)
+{
+    if (nf_metric_parse(nf_pod_get(self->pod, "metric"), &self->metric) != NF_OK)
+        return nf_error_set(NF_EINVAL, "metric: unknown");
+    return s_segment_open(self, false, &self->seg);
+}
+
+/* Compaction in a thread (s_compact): phase 0 opens the old segment
+   read-only; phase 1 runs nf_segment_compact (writes and syncs the new
+   segment beside the old one, swaps the directories, removes the old one)
+   and opens the result writable (the id table of a big segment takes a
+   while too).  A phase writes a byte to the pipe when it ends. */
 typedef struct {
+    indexer_t *self;
+    int phase;
     char dir[4096];
     uint64_t kept, dropped;
-    int rc;
-    char why[1024];             /* nf_error_msg is per thread: copied here */
+    int rc, orc;                /* compaction, open */
+    char why[1024], owhy[1024]; /* nf_error_msg is per thread: copied here */
+    nf_segment_t *seg;          /* what the phase opened */
     int pipe[2];
 } s_compaction_t;
 
@@ -994,9 +1013,18 @@ static void *
 s_compact_thread(void *arg)
 {
     s_compaction_t *c = arg;
-    c->rc = nf_segment_compact(c->dir, &c->kept, &c->dropped);
-    if (c->rc != NF_OK)
-        snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
+    if (c->phase == 1) {
+        c->rc = nf_segment_compact(c->dir, &c->kept, &c->dropped);
+        if (c->rc != NF_OK)
+            snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
+    }
+    /* phase 1: the new segment, or the old one when compaction failed
+       (unchanged: nf_segment_compact swaps in only a whole new segment) */
+    c->orc = s_segment_open(c->self, c->phase == 0, &c->seg);
+    if (c->orc != NF_OK) {
+        snprintf(c->owhy, sizeof c->owhy, "%s", nf_error_msg());
+        nf_segment_destroy(&c->seg);
+    }
     ssize_t w;
     do
         w = write(c->pipe[1], "x", 1);
@@ -1004,19 +1032,62 @@ s_compact_thread(void *arg)
     return NULL;
 }
 
+/* Run phase c->phase in a thread while this loop heartbeats and drains
+   the router (searches from self->seg; writes refused: self->compacting). */
+static int
+s_serve_while(indexer_t *self, s_compaction_t *c)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, s_compact_thread, c) != 0)
+        return nf_error_set(NF_EIO, "shard %u: cannot start the compaction thread", self->shard);
+    zmq_pollitem_t items[2] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
+                               {NULL, c->pipe[0], ZMQ_POLLIN, 0}};
+    bool told = false;
+    for (;;) {
+        uint64_t now = nf_now_us();
+        if (now >= self->next_hb)
+            s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
+        if (zsys_interrupted && !told && c->phase == 1) {
+            /* the compaction is crash-safe, but finishing it is cheaper
+               than redoing it: stop once it is done */
+            nf_pod_log(self->pod, "stopping once the compaction is done");
+            told = true;
+        }
+        now = nf_now_us();
+        long wait = self->next_hb > now ? (long) ((self->next_hb - now + 999) / 1000) : 0;
+        int n = zmq_poll(items, 2, wait);
+        if (n < 0 && zmq_errno() != EINTR)
+            break;      /* cannot happen with these items; the join still waits */
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            break;
+        /* zsock_events: also what arrived since the poll (edge-triggered fd) */
+        if (zsock_events(self->router) & ZMQ_POLLIN)
+            s_drain(self);
+    }
+    pthread_join(th, NULL);
+    char x;
+    while (read(c->pipe[0], &x, 1) < 0 && errno == EINTR)
+        ;
+    return NF_OK;
+}
+
 /* COMPACT on the control socket.  Decision (issue 11): the shard keeps
    serving while it compacts.  Compaction needs the segment's writer lock
    and may take longer than the router's dead_after_ms, so the pod loop
-   cannot simply stop for it: the writable handle is closed, the old
-   segment is opened read-only (no lock; its files stay readable through
-   the handle even after the swap removes the old directory), a thread
-   runs nf_segment_compact, and this loop keeps heartbeating and draining
-   the router meanwhile: searches are answered from the old segment (the
-   same live rows: compaction only drops deleted ones), writes are refused
-   with STATUS_UNAVAILABLE ("compacting ... retry"; nflow index and delete
-   retry it), so no write is acknowledged into a segment about to be
-   replaced.  When the thread ends, the new segment (or, when compaction
-   failed, the old one unchanged) is opened writable between requests. */
+   cannot simply stop for it.  Everything slow runs in a thread while this
+   loop keeps heartbeating and draining the router: (0) the old segment is
+   opened read-only (no lock; its files stay readable through the handle
+   even after the swap removes the old directory), searches meanwhile
+   from the writable handle; then the writable handle is closed, the
+   read-only one takes its place, and (1) nf_segment_compact runs and the
+   result is opened writable, searches meanwhile from the old segment (the
+   same live rows: compaction only drops deleted ones); the new handle is
+   swapped in between requests.  From the start to the swap, index and
+   delete requests are refused with STATUS_UNAVAILABLE ("compacting ...
+   retry"; nflow index and delete retry it): nothing is acknowledged into
+   a segment the compaction has already read, and nothing waits on the
+   gateway's time budget.  When compaction fails the old segment, unchanged,
+   is opened again. */
 static int
 s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *out)
 {
@@ -1028,56 +1099,49 @@ s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *ou
     s_compaction_t *c = calloc(1, sizeof *c);
     if (!c)
         return nf_error_set(NF_ENOMEM, "shard %u: out of memory", self->shard);
+    c->self = self;
     snprintf(c->dir, sizeof c->dir, "%s/shard-%u", ws ? ws : ".", self->shard);
     uint64_t t0 = nf_now_us();
     if (pipe(c->pipe) != 0) {
         free(c);
         return nf_error_set(NF_EIO, "shard %u: pipe: %s", self->shard, strerror(errno));
     }
-    nf_segment_opts_t ro = {0};
-    ro.readonly = true;
-    ro.vectors = !strcmp(nf_pod_get(pod, "vectors"), "memory") ? NF_MEM_MEMORY : NF_MEM_MMAP;
-    ro.payloads = !strcmp(nf_pod_get(pod, "payloads"), "memory") ? NF_MEM_MEMORY : NF_MEM_MMAP;
-    nf_segment_destroy(&self->seg);             /* the lock goes to the compaction */
-    int rc = nf_segment_open(c->dir, &ro, &self->seg);
-    pthread_t th;
-    if (rc == NF_OK && pthread_create(&th, NULL, s_compact_thread, c) != 0)
-        rc = nf_error_set(NF_EIO, "cannot start the compaction thread");
+    self->compacting = true;
+    nf_pod_log(pod, "compacting: searches are answered meanwhile, writes refused (retryable)");
+    int rc = s_serve_while(self, c);            /* phase 0: the read-only handle */
+    if (rc == NF_OK && c->orc != NF_OK)
+        rc = nf_error_set(c->orc, "%s", c->owhy);
     if (rc != NF_OK) {
         snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
-        nf_segment_destroy(&self->seg);
     } else {
-        self->compacting = true;
-        zmq_pollitem_t items[2] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
-                                   {NULL, c->pipe[0], ZMQ_POLLIN, 0}};
-        for (;;) {
-            uint64_t now = nf_now_us();
-            if (now >= self->next_hb)
-                s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
-            long wait = (long) ((self->next_hb - nf_now_us() + 999) / 1000);
-            int n = zmq_poll(items, 2, wait > 0 ? wait : 0);
-            if (n < 0 && zmq_errno() != EINTR)
-                break;      /* cannot happen with these items; the join still waits */
-            if (n > 0 && (items[1].revents & ZMQ_POLLIN))
-                break;
-            /* zsock_events: also what arrived since the poll (edge-triggered fd) */
-            if (zsock_events(self->router) & ZMQ_POLLIN)
-                s_drain(self);
+        nf_segment_destroy(&self->seg);         /* the lock goes to the compaction */
+        self->seg = c->seg;
+        c->seg = NULL;
+        c->phase = 1;
+        rc = s_serve_while(self, c);            /* phase 1: compact, open the result */
+        if (rc != NF_OK)
+            snprintf(c->why, sizeof c->why, "%s", nf_error_msg());
+        else
+            rc = c->rc;
+        nf_segment_destroy(&self->seg);         /* the old segment, read-only */
+        self->seg = c->seg;
+        c->seg = NULL;
+        if (!self->seg) {
+            /* the thread could not open it (or did not run): once more here */
+            if (c->orc != NF_OK)
+                nf_pod_log(pod, "after compaction the segment does not open: %s", c->owhy);
+            if (s_open_segment(self) != NF_OK) {
+                /* without a segment the shard cannot serve: stop, the launcher says so */
+                nf_pod_log(pod, "after compaction the segment does not open: %s",
+                           nf_error_msg());
+                exit(1);
+            }
         }
-        pthread_join(th, NULL);
-        self->compacting = false;
-        nf_segment_destroy(&self->seg);
-        rc = c->rc;
     }
+    self->compacting = false;
     close(c->pipe[0]);
     close(c->pipe[1]);
-    int orc = s_open_segment(self);
     s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
-    if (orc != NF_OK) {
-        /* without a segment the shard cannot serve: stop, the launcher says so */
-        nf_pod_log(pod, "after compaction the segment does not open: %s", nf_error_msg());
-        exit(1);
-    }
     nf_pod_stats(pod)->rows = nf_segment_count(self->seg);
     if (rc != NF_OK) {
         nf_pod_log(pod, "compaction failed (the segment is unchanged): %s", c->why);
