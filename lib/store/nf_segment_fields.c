@@ -30,7 +30,11 @@
     hash table), and the block summaries (NF_SUMMARY_ROWS rows: min, max,
     nulls, keyword mask), built by one pass over the columns at open and
     kept up to date by append.  The columns themselves are mapped; under the
-    memory policy they are touched at open and never released.             */
+    memory policy they are touched at open and never released.
+
+    Repair: nf_seg_fields_kept / _kept_row check and decode the column bytes
+    a damaged commit left in recovered/ (nf_segment_repair.c re-commits the
+    rows with them; keywords as strings, interned again).                  */
 #include "nf_segment_impl.h"
 #include "nf_error.h"
 
