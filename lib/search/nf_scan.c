@@ -34,10 +34,19 @@
       sgemm's kernel runs at ~80% of its 2048^3 rate and the fused pass
       costs ~5%.
 
-    Threading.  Rows are split across threads for every query count: each
-    thread scans a contiguous run of windows for all queries into its own
-    top-k per query, and the per-thread collections are merged at the end
-    (exact, see nf_topk_merge).  With few queries the scan is bound by
+    Threading.  Rows are split across threads for every query count: the
+    rows are cut into units of whole windows (about 32 MiB of vectors,
+    starting and ending on 2 MiB blocks of the file when the dimension
+    allows, see s_grid), the threads take the next unit from a shared
+    counter and scan its windows for all queries into their own top-k per
+    query, and the per-thread collections are merged at the end (exact, see
+    nf_topk_merge).  Taking units as they come keeps both cores busy when
+    the work is uneven -- a filter keeping one half of the rows, a core
+    shared with another process -- where fixed halves left one thread idle
+    (a clustered filter keeping the second half of 1M x 128 took as long
+    as no filter: 50 vs 54 ms).  No two units share a 2 MiB block, so a
+    thread releasing its windows (nf_segment_release drops whole blocks)
+    never drops pages another thread is reading.  With few queries the scan is bound by
     memory bandwidth and splitting rows is how both cores get their share
     of it; with many queries it is bound by the product, and splitting rows
     keeps each sgemm at the full query block (larger M, better kernel
@@ -63,6 +72,7 @@
 #include <time.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -90,6 +100,9 @@ typedef struct {
     bool larger_better;
     uint64_t rows;              /* committed rows at the start */
     uint64_t window;            /* W */
+    uint64_t unit;              /* rows per unit of work: whole windows */
+    uint64_t units;
+    atomic_uint_fast64_t next;  /* the next unit to take */
     size_t qblock;              /* QB */
     const float *qaux;          /* per query: l2 ||q||^2, cosine 1/|q| (0 if |q| = 0) */
     const uint64_t *tomb;       /* NULL when nothing is deleted */
@@ -101,10 +114,9 @@ typedef struct {
     size_t gather;              /* rows gathered at most per product (filter) */
 } s_job_t;
 
-/* One thread's share: windows [w0, w1) for all queries. */
+/* One thread: the units it takes, for all queries. */
 typedef struct {
-    const s_job_t *job;
-    uint64_t w0, w1;
+    s_job_t *job;
     float *S;                   /* qblock x window scores */
     float *invx;                /* window: 1/|x| for cosine */
     float *pad;                 /* few queries: 16 x dim zero-padded rows */
@@ -826,57 +838,55 @@ s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
     return true;
 }
 
+/* One window of rows row0.. (wn rows); false when the segment has no
+   rows there.  first: the first window of its unit. */
+static bool
+s_window(s_worker_t *w, uint64_t row0, size_t wn, bool first)
+{
+    const s_job_t *job = w->job;
+    if (job->prog) {
+        int read = 2;
+        if (!s_window_filtered(w, row0, wn, &read))
+            return false;
+        /* a window after one whose vectors were read releases too: it
+           drops the 2 MiB block the two share (nf_segment_release) */
+        if (read == 2 || (w->read_before && !first))
+            nf_segment_release(job->seg, row0, wn);
+        else if (read == 1)
+            nf_segment_release_columns(job->seg, row0, wn);
+        w->read_before = read == 2;
+        return true;
+    }
+    const float *X = nf_segment_vectors(job->seg, row0, wn);
+    const float *xn = nf_segment_norms(job->seg, row0, wn);
+    if (!X || !xn)
+        return false;
+    s_product(w, X, xn, wn, row0, job->tomb ? job->tomb + row0 / 64 : NULL);
+    nf_segment_release(job->seg, row0, wn);
+    return true;
+}
+
 static void *
 s_worker_run(void *arg)
 {
     s_worker_t *w = arg;
-    const s_job_t *job = w->job;
-    for (uint64_t win = w->w0; win < w->w1; win++) {
-        if (job->stop && *job->stop) {
-            w->stopped = true;
-            return NULL;
-        }
-        uint64_t row0 = win * job->window;
-        size_t wn = (size_t) (job->rows - row0 < job->window ? job->rows - row0 : job->window);
-        if (job->prog) {
-            int read = 2;
-            if (!s_window_filtered(w, row0, wn, &read)) {
+    s_job_t *job = w->job;
+    for (;;) {
+        uint64_t u = atomic_fetch_add(&job->next, 1);
+        if (u >= job->units)
+            break;
+        uint64_t end = (u + 1) * job->unit < job->rows ? (u + 1) * job->unit : job->rows;
+        for (uint64_t row0 = u * job->unit; row0 < end; row0 += job->window) {
+            if (job->stop && *job->stop) {
+                w->stopped = true;
+                return NULL;
+            }
+            size_t wn = (size_t) (end - row0 < job->window ? end - row0 : job->window);
+            if (!s_window(w, row0, wn, row0 == u * job->unit)) {
                 w->failed = true;
                 return NULL;
             }
-            /* a window after one whose vectors were read releases too: it
-               drops the 2 MiB block the two share (nf_segment_release) */
-            if (read == 2 || w->read_before)
-                nf_segment_release(job->seg, row0, wn);
-            else if (read == 1)
-                nf_segment_release_columns(job->seg, row0, wn);
-            w->read_before = read == 2;
-            continue;
         }
-        const float *X = nf_segment_vectors(job->seg, row0, wn);
-        const float *xn = nf_segment_norms(job->seg, row0, wn);
-        if (!X || !xn) {
-            w->failed = true;
-            return NULL;
-        }
-        if (job->metric == NF_METRIC_COSINE)
-            s_inv_norms(w->invx, xn, wn);
-        for (size_t q0 = 0; q0 < job->nq; q0 += job->qblock) {
-            size_t m = job->nq - q0 < job->qblock ? job->nq - q0 : job->qblock;
-            s_scores(job, w->pad, q0, m, X, wn, w->S);
-            for (size_t i = 0; i < m; i++) {
-                float *s = w->S + i * wn;
-                nf_topk_t *t = &w->topk[q0 + i];
-                const uint64_t *dead = job->tomb ? job->tomb + row0 / 64 : NULL;
-                if (job->metric == NF_METRIC_L2)
-                    s_fuse_l2(s, xn, wn, job->qaux[q0 + i], t, row0, dead);
-                else if (job->metric == NF_METRIC_IP)
-                    s_fuse_ip(s, NULL, wn, 0.0f, t, row0, dead);
-                else
-                    s_fuse_ip(s, w->invx, wn, job->qaux[q0 + i], t, row0, dead);
-            }
-        }
-        nf_segment_release(job->seg, row0, wn);
     }
     s_gather_flush(w);      /* the gathered rows still waiting (filter) */
     return NULL;
@@ -907,16 +917,51 @@ s_grid(size_t nq, uint32_t d, uint64_t want_window, size_t *qblock, uint64_t *wi
     *window = w;
 }
 
+static uint64_t
+s_gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Rows per unit of work (see Threading at the top): whole windows of w
+   rows, about S_UNIT_BYTES of vectors (an eighth of the segment when that
+   is less, so small segments still split), ending on a 2 MiB block of the
+   vectors file (the body starts on one) unless that would take units of
+   over 8 x S_UNIT_BYTES (dimensions with few factors of 2, e.g. 100: 51
+   MB per aligned unit); then a unit's edges may share a block, and a
+   thread that finishes its unit first drops the shared block under the
+   other (it faults back; nothing is wrong, it costs time). */
+#define S_UNIT_BYTES (32u << 20)
+#define S_FILE_BLOCK (2u << 20)
+
+static uint64_t
+s_unit(uint64_t w, uint32_t d, uint64_t rows)
+{
+    uint64_t rb = 4 * (uint64_t) d;     /* bytes per row */
+    uint64_t step = S_FILE_BLOCK / s_gcd(S_FILE_BLOCK, rb);     /* rows per aligned edge */
+    uint64_t most = 8ull * S_UNIT_BYTES / rb;                   /* rows */
+    uint64_t m = w / s_gcd(w, step);
+    uint64_t base = step <= most && m <= most / step ? m * step : w;    /* lcm(w, step) */
+    uint64_t want = rows / 8 * rb < S_UNIT_BYTES ? rows / 8 * rb : S_UNIT_BYTES;
+    uint64_t n = (want + base * rb - 1) / (base * rb);
+    return base * (n ? n : 1);
+}
+
 static int
-s_threads(int want, uint64_t windows)
+s_threads(int want, uint64_t units)
 {
     long t = want > 0 ? want : sysconf(_SC_NPROCESSORS_ONLN);
     if (t < 1)
         t = 1;
     if (t > S_MAX_THREADS)
         t = S_MAX_THREADS;
-    if ((uint64_t) t > windows)
-        t = windows > 0 ? (long) windows : 1;
+    if ((uint64_t) t > units)
+        t = units > 0 ? (long) units : 1;
     return (int) t;
 }
 
@@ -956,8 +1001,10 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
     job.larger_better = job.metric != NF_METRIC_L2;
     job.stop = opts ? opts->stop : NULL;
     s_grid(nq, job.dim, opts ? opts->window_rows : 0, &job.qblock, &job.window);
-    uint64_t windows = (rows + job.window - 1) / job.window;
-    int nt = s_threads(opts ? opts->threads : 0, windows);
+    job.unit = s_unit(job.window, job.dim, rows);
+    job.units = (rows + job.unit - 1) / job.unit;
+    atomic_init(&job.next, 0);
+    int nt = s_threads(opts ? opts->threads : 0, job.units);
     if (job.window > (uint64_t) INT32_MAX / (job.qblock > 0 ? job.qblock : 1))
         return nf_error_set(NF_EINVAL, "nf_scan_search: window of %llu rows is too large",
                             (unsigned long long) job.window);
@@ -1003,8 +1050,6 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
     for (int i = 0; i < nt; i++) {
         s_worker_t *w = &workers[i];
         w->job = &job;
-        w->w0 = windows * (uint64_t) i / (uint64_t) nt;
-        w->w1 = windows * (uint64_t) (i + 1) / (uint64_t) nt;
         w->S = malloc(job.qblock * job.window * sizeof *w->S);
         w->invx = job.metric == NF_METRIC_COSINE ? malloc(job.window * sizeof *w->invx) : NULL;
         w->pad = qpad ? malloc((size_t) S_LANES * job.dim * sizeof *w->pad) : NULL;
