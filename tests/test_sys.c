@@ -6,9 +6,13 @@
 #include "nf_sys.h"
 #include "nf_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int
@@ -34,7 +38,20 @@ main(void)
         munmap(map, big);
     }
 
-    int port = nf_free_port("127.0.0.1");
+    int port = nf_free_port("127.0.0.1"), lo = 0, hi = 0;
     CHECK(port > 0 && port < 65536);
+    /* below the ephemeral range (where outgoing connections take ports) */
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f && fscanf(f, "%d %d", &lo, &hi) == 2 && lo - 10000 >= 1000)
+        CHECK(port >= 10000 && port < lo);
+    if (f)
+        fclose(f);
+    /* and free: it binds */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof sa) == 0);
+    if (fd >= 0)
+        close(fd);
     return nf_test_done("sys");
 }

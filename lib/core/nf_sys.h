@@ -38,8 +38,9 @@ uint64_t nf_rss_bytes(void);
 /* Peak resident set size of this process in bytes (getrusage). */
 uint64_t nf_peak_rss_bytes(void);
 
-/* A TCP port on host (e.g. "127.0.0.1") that was free a moment ago
-   (bound to port 0 and released); 0 on failure. */
+/* A TCP port on host (e.g. "127.0.0.1") that was free a moment ago (bound
+   and released), chosen at random below the kernel's ephemeral range so
+   outgoing connections do not take it meanwhile; 0 on failure. */
 int nf_free_port(const char *host);
 
 #endif
