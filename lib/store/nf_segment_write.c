@@ -88,7 +88,11 @@ nf_seg_mapped(const nf_segment_t *s, int kind)
 
 /* Map len bytes of fd at a 2 MiB-aligned address, so file offsets and
    addresses agree modulo 2 MiB and the page cache's large folios of the
-   2 MiB-aligned vectors body can be mapped whole. */
+   2 MiB-aligned vectors body can be mapped whole.  MADV_HUGEPAGE: a fault
+   on a block the page cache no longer holds (evicted under memory
+   pressure or by the host's proactive reclaim) reads it back as 2 MiB
+   folios instead of ramping up from 4 KiB ones (a hint; THP "never" or an
+   old kernel ignores it; it does not change folios already cached). */
 static void *
 s_map_aligned(int fd, size_t len)
 {
@@ -103,6 +107,7 @@ s_map_aligned(int fd, size_t len)
         munmap(r, span + S_BLOCK);
         return MAP_FAILED;
     }
+    (void) madvise(p, len, MADV_HUGEPAGE);
     if (a > r)
         munmap(r, (size_t) (a - r));
     if (r + span + S_BLOCK > a + span)
