@@ -11,6 +11,10 @@
    dictionary) hold each row's values; then starts the next child where the
    segment stands.
 
+   Built twice: DIM 8, and DIM 2048 (segment_crash_wide: 8 KiB rows, so the
+   appends fill 2 MiB blocks of vectors and the kills also land in a
+   commit's rewrite of the block it completed).
+
    Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
 #include "nf_error.h"
 #include "nf_segment.h"
@@ -25,7 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef DIM                /* segment_crash_wide: 2048, so appends fill 2 MiB blocks */
 #define DIM 8
+#endif
 #define POOL 300            /* distinct ids, so upserts are frequent */
 #define BATCH_MAX 12
 #define DEL_MAX 4

@@ -63,7 +63,11 @@
     rows and the delete-log entries of the rows it replaces are ONE commit;
     a delete is delete-log entries and one commit; nothing is written in
     place.  So after a crash at any instant, read-only openers included, no
-    id is live twice and no acknowledged delete is undone.
+    id is live twice and no acknowledged delete is undone.  After the slot
+    is synced, a 2 MiB block of vectors or norms the commit completed with
+    a write that did not start on its boundary is written again, whole,
+    with the same bytes (so the page cache holds it as one large folio; a
+    crash during that write changes nothing on disk).
 
     Open: a slot that fails its check may be a torn commit (falling back to
     the other slot is right) or damage (it is not); either way the open

@@ -88,7 +88,11 @@ nf_seg_mapped(const nf_segment_t *s, int kind)
 
 /* Map len bytes of fd at a 2 MiB-aligned address, so file offsets and
    addresses agree modulo 2 MiB and the page cache's large folios of the
-   2 MiB-aligned vectors body can be mapped whole. */
+   2 MiB-aligned vectors body can be mapped whole.  MADV_HUGEPAGE: a fault
+   on a block the page cache no longer holds (evicted under memory
+   pressure or by the host's proactive reclaim) reads it back as 2 MiB
+   folios instead of ramping up from 4 KiB ones (a hint; THP "never" or an
+   old kernel ignores it; it does not change folios already cached). */
 static void *
 s_map_aligned(int fd, size_t len)
 {
@@ -103,6 +107,7 @@ s_map_aligned(int fd, size_t len)
         munmap(r, span + S_BLOCK);
         return MAP_FAILED;
     }
+    (void) madvise(p, len, MADV_HUGEPAGE);
     if (a > r)
         munmap(r, (size_t) (a - r));
     if (r + span + S_BLOCK > a + span)
@@ -248,27 +253,43 @@ nf_seg_states(nf_segment_t *s)
 
 /* ------------------------------------------------------------ commit */
 
+/* Does file k's write of len new bytes at body offset `at` rewrite the
+   part of the last 2 MiB block already written, so that it starts on the
+   block's boundary?  Vectors only, when that part is no longer than the
+   new bytes (s_write_file). */
+static bool
+s_from_block(int k, uint64_t at, uint64_t len)
+{
+    uint64_t pre = (s_hdr(k) + at) % S_BLOCK;
+    return k == S_VEC && pre && pre <= len;
+}
+
 /* Write file k's new bytes at its committed end.  Vectors: when the end is
    inside a 2 MiB block and the new bytes are at least as long as the part
    of the block already written, that part is written again with them so
-   the write starts on a 2 MiB boundary (the page cache can then hold the
-   body in large folios); the bytes rewritten are the same bytes. */
+   the write starts on a 2 MiB boundary; the bytes rewritten are the same
+   bytes.  That part is dropped from the page cache first (clean: the last
+   commit synced it), so the block is cached anew from its start and the
+   write gets large folios (a write into pages already cached keeps their
+   small folios). */
 static int
 s_write_file(nf_segment_t *s, int k, const void *buf, uint64_t len)
 {
     uint64_t off = s_hdr(k) + s->bytes[k];
     int fd = s->f[k].fd;
-    uint64_t pre = k == S_VEC ? off % S_BLOCK : 0;
+    uint64_t pre = off % S_BLOCK;
     int rc = 0;
-    if (pre && pre <= len && off - pre >= S_VEC_HDR) {
+    if (s_from_block(k, s->bytes[k], len)) {
         char *head = malloc(pre);
         if (!head)
             return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
         ssize_t got = nf_seg_pread_all(fd, head, pre, off - pre);
-        if (got == (ssize_t) pre)
+        if (got == (ssize_t) pre) {
+            (void) posix_fadvise(fd, (off_t) (off - pre), S_BLOCK, POSIX_FADV_DONTNEED);
             rc = s_pwrite2(fd, head, pre, buf, len, off - pre);
-        else
+        } else {
             rc = nf_seg_pwrite_all(fd, buf, len, off);
+        }
         free(head);
     } else {
         rc = nf_seg_pwrite_all(fd, buf, len, off);
@@ -298,6 +319,40 @@ nf_norms_sq(const float *rows, size_t n, uint32_t dim, float *out)
             acc += (double) x[c] * x[c];
         out[i] = (float) acc;
     }
+}
+
+/* After the commit that took file k (vectors or norms) from `from` to `to`
+   body bytes is durable: when a write that did not start on the block's
+   boundary completed a 2 MiB block (file offsets), write that block again,
+   whole.  Small appends (a flow indexes in batches of a few hundred rows)
+   leave the page cache holding the block in small folios, a write getting
+   folios no larger than itself, and a scan that maps them pays a fault per
+   64 KiB; a 2 MiB-aligned 2 MiB write into an uncached range gets one
+   2 MiB folio, mapped in one fault.  So: read the block (from the cache),
+   drop it (clean after the commit's fdatasync), write the same bytes back
+   and start their writeback now, so the next commit's fdatasync finds it
+   done or under way.  The block stays in RAM (the first search after
+   indexing does not read it from disk) and the bytes on disk do not
+   change, so a crash during that writeback leaves them as they were.  A
+   hint: a failure leaves the committed data as it is (pages still mapped
+   are not dropped and keep their folios; the kernel may fall back to
+   smaller folios).  The cost is one more write of each such block. */
+static void
+s_refold(const nf_segment_t *s, int k, uint64_t from, uint64_t to)
+{
+    uint64_t oe = s_hdr(k) + from, ne = s_hdr(k) + to;
+    uint64_t a = oe & ~(uint64_t) (S_BLOCK - 1);
+    if (oe == a || a + S_BLOCK > ne || s_from_block(k, from, to - from))
+        return;
+    int fd = s->f[k].fd;
+    char *buf = malloc(S_BLOCK);
+    if (!buf)
+        return;
+    if (nf_seg_pread_all(fd, buf, S_BLOCK, a) == (ssize_t) S_BLOCK
+        && posix_fadvise(fd, (off_t) a, S_BLOCK, POSIX_FADV_DONTNEED) == 0
+        && nf_seg_pwrite_all(fd, buf, S_BLOCK, a) == 0)
+        (void) sync_file_range(fd, (off_t) a, S_BLOCK, SYNC_FILE_RANGE_WRITE);
+    free(buf);
 }
 
 int
@@ -389,6 +444,9 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
     if (nf_seg_pwrite_all(s->f[S_VEC].fd, &slot, sizeof slot, off) != 0
         || fdatasync(s->f[S_VEC].fd) != 0)
         return s_serr(s, S_VEC, NF_EIO, "writing commit slot: %s", strerror(errno));
+    for (int k = S_VEC; k <= S_NORM; k++)
+        if (wrote[k])
+            s_refold(s, k, s->bytes[k], nb[k]);
     s->seq = slot.seq;
     s->nfiles = (uint32_t) nf;
     for (int k = 0; k < nf; k++) {
