@@ -555,6 +555,156 @@ test_datetime(void)
     CHECK(nf_datetime_parse("2001-02-03T04:05Z", 17, &us) == NF_EINVAL);
 }
 
+/* A keyword field with a dictionary of 300 keywords (the bitset of a
+   list spans many words; ids past the last listed one), nulls, and a
+   keyword appended after the filter was bound: nf_filter_eval (the loops
+   of nf_filter_words) against a predicate over ragged ranges, and the
+   scan over deleted rows. */
+#define KW_N 3000
+#define KW_DICT 300
+
+static int
+s_kw_of(int r)
+{
+    return r % 7 == 0 ? -1 : (r * 37) % KW_DICT;     /* -1: null */
+}
+
+static bool
+s_kw_pred(int c, int v)
+{
+    switch (c) {
+    case 0: return v >= 0 && (v == 3 || v == 64 || v == 255 || v == 299);   /* in */
+    case 1: return v >= 0 && v != 3 && v != 64 && v != 255 && v != 299;     /* not in */
+    case 2: return v == 31;
+    case 3: return v >= 0 && v != 31;
+    case 4: return v < 0;
+    case 5: return v >= 0;
+    case 6: return v >= 0 && v % 2 == 0;        /* a long list */
+    default: return v >= 0;                     /* not in a list no row has */
+    }
+}
+
+static void
+test_kw_dict(void)
+{
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, 4, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"k", NF_FIELD_KEYWORD, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    static char ids[KW_N][16], kws[KW_DICT][16];
+    static float vec[KW_N * 4];
+    static nf_doc_t docs[KW_N];
+    static nf_fields_t fl[KW_N];
+    static nf_fval_t vals[KW_N];
+    for (int i = 0; i < KW_DICT; i++)
+        snprintf(kws[i], sizeof kws[i], "w%d", i);
+    for (int r = 0; r < KW_N; r++) {
+        snprintf(ids[r], sizeof ids[r], "r%d", r);
+        for (int j = 0; j < 4; j++)
+            vec[r * 4 + j] = (float) (r % 97) + (float) j;
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec + r * 4};
+        int v = s_kw_of(r);
+        vals[r] = (nf_fval_t) {.name = "k", .type = NF_FIELD_KEYWORD, .v.s = v >= 0 ? kws[v] : ""};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = v >= 0};
+    }
+    CHECK_OK(nf_segment_append_fields(seg, docs, fl, KW_N));
+    char even[KW_DICT * 8] = "k in [";
+    for (int i = 0; i < KW_DICT; i += 2)
+        snprintf(even + strlen(even), sizeof even - strlen(even), "%s'w%d'", i ? ", " : "", i);
+    strcat(even, "]");
+    const char *texts[] = {"k in ['w3', 'w64', 'nosuch', 'w255', 'w299', 'w64']",
+                           "k not in ['w3', 'w64', 'w255', 'nosuch', 'w299']",
+                           "k == 'w31'", "k != 'w31'", "k is null", "k is not null", even,
+                           "k not in ['nosuch', 'nope']"};
+    static const uint64_t spans[][2] = {{0, KW_N}, {64, 1000}, {1024, 1}, {1984, 100},
+                                        {2944, 56}, {128, 64 * 5 + 3}};
+    for (int c = 0; c < 8; c++) {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        for (size_t s = 0; p && s < sizeof spans / sizeof spans[0]; s++) {
+            uint64_t words[KW_N / 64 + 2];
+            memset(words, 0xa5, sizeof words);
+            uint64_t r0 = spans[s][0], n = spans[s][1], want = 0;
+            uint64_t got = nf_filter_eval(p, r0, n, words, NULL);
+            bool ok = true;
+            for (uint64_t j = 0; j < (n + 63) / 64 * 64; j++) {
+                bool bit = words[j / 64] >> (j % 64) & 1;
+                bool pred = j < n && s_kw_pred(c, s_kw_of((int) (r0 + j)));
+                want += pred;
+                ok &= bit == pred;
+            }
+            CHECK(ok && got == want);
+            if (!ok || got != want)
+                fprintf(stderr, "  %s rows %llu+%llu: %llu kept, want %llu\n", texts[c],
+                        (unsigned long long) r0, (unsigned long long) n,
+                        (unsigned long long) got, (unsigned long long) want);
+        }
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    /* a keyword the dictionary gets after the bind changes nothing for
+       the rows bound */
+    {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for("k not in ['w3']", seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        nf_doc_t d = {.id = "late", .vector = vec};
+        nf_fval_t v = {.name = "k", .type = NF_FIELD_KEYWORD, .v.s = "late"};
+        nf_fields_t lf = {.v = &v, .n = 1};
+        CHECK_OK(nf_segment_append_fields(seg, &d, &lf, 1));
+        uint64_t words[KW_N / 64 + 2];
+        uint64_t want = 0;
+        for (int r = 0; r < KW_N; r++)
+            want += s_kw_of(r) >= 0 && s_kw_of(r) != 3;
+        CHECK(p && nf_filter_eval(p, 0, KW_N, words, NULL) == want);
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    /* the scan: every kept live row comes back (k = all), deleted ones not */
+    const char *del[KW_N / 11 + 1];
+    size_t nd = 0;
+    for (int r = 5; r < KW_N; r += 11)
+        del[nd++] = ids[r];
+    CHECK_OK(nf_segment_delete(seg, del, nd, NULL));
+    static nf_hit_t out[KW_N + 1];
+    static bool seen[KW_N + 1];
+    for (int c = 0; c < 8; c++) {
+        for (uint64_t window = 0; window <= 256; window += 256) {
+            nf_filter_t *f = NULL;
+            CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+            size_t cnt = 0;
+            nf_scan_opts_t o = {.threads = 2, .window_rows = window, .filter = f};
+            CHECK_OK(nf_scan_search(seg, vec, 1, KW_N + 1, &o, out, &cnt));
+            memset(seen, 0, sizeof seen);
+            for (size_t i = 0; i < cnt; i++)
+                if (out[i].key < KW_N + 1)
+                    seen[out[i].key] = true;
+            size_t want = 0;
+            bool ok = true;
+            for (int r = 0; r < KW_N; r++) {
+                bool keep = (r - 5) % 11 != 0 && s_kw_pred(c, s_kw_of(r));
+                want += keep;
+                ok &= seen[r] == keep;
+            }
+            bool late = c == 1 || c == 3 || c == 5 || c == 7;     /* row KW_N: "late" */
+            want += late;
+            ok &= seen[KW_N] == late;
+            CHECK(ok && cnt == want);
+            if (!ok || cnt != want)
+                fprintf(stderr, "  scan %s window %llu: %zu rows, want %zu\n", texts[c],
+                        (unsigned long long) window, cnt, want);
+            nf_filter_destroy(&f);
+        }
+    }
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -562,6 +712,7 @@ main(void)
     test_datetime();
     test_bad_filters();
     test_schema();
+    test_kw_dict();
     static const s_row_t *keep = s_rows;
     (void) keep;
     s_row_t saved[N];

@@ -11,10 +11,14 @@
     of every column): first the summaries say, for each node, whether no
     row, every row or some rows of the block can match (s_tri); only for
     "some" are the columns read, each leaf comparing a run of 64 rows into
-    one word with a branch-free loop the compiler vectorises.            */
+    one word with a branch-free loop: the compiler vectorises the numeric
+    ones; keyword leaves (ids) are the SIMD loops of nf_filter_words, in
+    and not in one bit test per row against a bitset over the dictionary
+    built at bind.                                                       */
 #include "nf_filter.h"
 
 #include "nf_error.h"
+#include "nf_filter_words.h"
 #include "nf_limits.h"
 
 #include <errno.h>
@@ -703,8 +707,9 @@ typedef struct {
     uint32_t *kids;         /* and / or / not */
     uint32_t nkids;
     uint64_t mask;          /* summary presence mask of the ids */
-    uint64_t *idbits;       /* long keyword lists: bit per dictionary id */
-    uint32_t idmax;         /* ids above it are in no list */
+    uint32_t *bits;         /* keyword lists: the kept ids (nf_filter_kw_bits) */
+    uint32_t lim;           /* ids >= lim read bit lim */
+    nf_kw_test_t kw;        /* keyword: the leaf's loop */
 } s_bnode_t;
 
 struct nf_filter_prog {
@@ -725,7 +730,7 @@ nf_filter_prog_destroy(nf_filter_prog_t **self_p)
         free(p->nodes[i].iv);
         free(p->nodes[i].fv);
         free(p->nodes[i].kids);
-        free(p->nodes[i].idbits);
+        free(p->nodes[i].bits);
     }
     free(p->nodes);
     free(p);
@@ -751,6 +756,29 @@ s_cmp_f64(const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
+}
+
+/* The loop of keyword leaf b (nf_filter_words.h): null tests and == / !=
+   compare ids, in and not in test the bitset. */
+static void
+s_kw_test(s_bnode_t *b)
+{
+    nf_kw_test_t *t = &b->kw;
+    t->avx2 = nf_filter_words_avx2();
+    if (b->kind == N_ISNULL) {
+        t->shape = NF_KW_EQ;
+    } else if (b->kind == N_NOTNULL) {
+        t->shape = NF_KW_NE;
+    } else if (b->kind == N_IN || b->kind == N_NOTIN) {
+        t->shape = NF_KW_BITS;
+        t->bits = b->bits;
+        t->lim = b->lim;
+    } else {
+        /* == an absent keyword (id 0) is decided by the summaries; != one
+           keeps every row that is not null */
+        t->shape = b->op == OP_EQ ? NF_KW_EQ : NF_KW_NE;
+        t->x = b->id;
+    }
 }
 
 int
@@ -827,16 +855,16 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 b->nids = o;
                 for (uint32_t j = 0; j < b->nids; j++)
                     b->mask |= 1ull << (b->ids[j] % 64);
-                if (b->nids && b->ids[b->nids - 1] < (1u << 26)) {
-                    /* membership by one branch-free bit test per row */
-                    b->idmax = b->ids[b->nids - 1];
-                    if (!(b->idbits = calloc(b->idmax / 64 + 1, sizeof *b->idbits))) {
-                        rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
-                        break;
-                    }
-                    for (uint32_t j = 0; j < b->nids; j++)
-                        b->idbits[b->ids[j] / 64] |= 1ull << (b->ids[j] % 64);
+                /* membership by one branch-free bit test per value, over
+                   the dictionary as it is now (the rows bound have no other
+                   id; a larger one reads bit lim) */
+                uint32_t count = nf_segment_keyword_count(seg, (size_t) b->fi);
+                b->lim = count + 1;
+                if (!(b->bits = calloc(b->lim / 32 + 1, sizeof *b->bits))) {
+                    rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
+                    break;
                 }
+                nf_filter_kw_bits(b->bits, count, b->ids, b->nids, n->kind == N_NOTIN);
             } else if (fd->type == NF_FIELD_FLOAT) {
                 if (!(b->fv = malloc((n->n + 1) * sizeof *b->fv))) {
                     rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
@@ -857,6 +885,8 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 qsort(b->iv, b->nv, sizeof *b->iv, s_cmp_i64);
             }
         }
+        if (fd->type == NF_FIELD_KEYWORD)
+            s_kw_test(b);
     }
     if (rc) {
         nf_filter_prog_destroy(&p);
@@ -898,18 +928,12 @@ s_in_f64(const double *v, uint32_t n, double x)
     return a < n && v[a] == x;
 }
 
-/* x in the bound list of b (ids sorted; idbits for long lists). */
+/* x in the bound keyword list of b. */
 static inline bool
 s_in_ids(const s_bnode_t *b, uint32_t x)
 {
-    if (b->idbits) {
-        uint32_t y = x <= b->idmax ? x : 0;     /* id 0 is in no list */
-        return b->idbits[y / 64] >> (y % 64) & 1;
-    }
-    for (uint32_t j = 0; j < b->nids; j++)
-        if (b->ids[j] == x)
-            return true;
-    return false;
+    uint32_t y = x < b->lim ? x : b->lim;
+    return b->bits[y / 32] >> (y % 32) & 1;
 }
 
 /* What the block summary says of leaf b. */
@@ -1136,27 +1160,12 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS((v[j] != x) & (v[j] != NF_BOOL_NULL))
         break;
     }
-    case NF_FIELD_KEYWORD: {
-        const uint32_t *v = c.val;
-        uint32_t x = b->id;
-        if (b->kind == N_ISNULL) {
-            S_WORDS(v[j] == 0)
-        } else if (b->kind == N_NOTNULL) {
-            S_WORDS(v[j] != 0)
-        } else if (b->kind == N_IN) {
-            S_WORDS(v[j] != 0 && s_in_ids(b, v[j]))
-        } else if (b->kind == N_NOTIN) {
-            S_WORDS(v[j] != 0 && !s_in_ids(b, v[j]))
-        } else if (b->op == OP_EQ) {
-            if (!x)
-                memset(out, 0, nw * 8);
-            else
-                S_WORDS(v[j] == x)
-        } else {
-            S_WORDS((v[j] != x) & (v[j] != 0))
-        }
+    case NF_FIELD_KEYWORD:
+        if (b->kind == N_CMP && b->op == OP_EQ && !b->id)
+            memset(out, 0, nw * 8);
+        else
+            nf_filter_kw_words(c.val, n, &b->kw, out);
         break;
-    }
     case NF_FIELD_KEYWORDS: {
         const uint64_t *end = c.end;
         const uint32_t *ids = c.ids;
@@ -1292,8 +1301,7 @@ nf_filter_eval(const nf_filter_prog_t *p, uint64_t row0, uint64_t n, uint64_t *w
             read++;
             s_eval(p, p->root, blk, r, (size_t) (e - r), out, scratch);
         }
-        for (size_t w = 0; w < (e - r + 63) / 64; w++)
-            count += (uint64_t) __builtin_popcountll(out[w]);
+        count += nf_filter_popcount(out, (size_t) (e - r + 63) / 64);
         r = e;
     }
     if (blocks_read)
