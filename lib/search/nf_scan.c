@@ -119,6 +119,7 @@ typedef struct {
     uint64_t *grow;             /* filter: their row numbers */
     size_t gcnt;                /* filter: rows waiting in gx (< job->gather) */
     bool read_before;           /* filter: the previous window's vectors were read */
+    uint64_t col0, col1;        /* filter: rows whose columns wait for release */
     nf_scan_stats_t st;
 } s_worker_t;
 
@@ -674,13 +675,44 @@ s_now_ns(void)
    other rows in the fused pass. */
 static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb);
 
-/* The gathered rows waiting in the worker's buffer through one product. */
+/* Rows of field columns read but not yet released, per worker, at most
+   (1 MiB of a keyword column).  Releasing after each window cost an
+   madvise whose TLB shootdown interrupts the other core (a VM exit on
+   the benchmark machine): at 0.1% kept, q = 1, a quarter of the CPU time
+   went there. */
+#define S_COLUMNS_PENDING (256u * 1024)
+
+/* Release the columns of the rows waiting for it. */
+static void
+s_columns_release(s_worker_t *w)
+{
+    if (w->col1 > w->col0)
+        nf_segment_release_columns(w->job->seg, w->col0, w->col1 - w->col0);
+    w->col0 = w->col1 = 0;
+}
+
+/* Columns of rows [row0, row0+n) were read: their release joins the
+   pending run (released first when not adjacent or over the budget). */
+static void
+s_columns_read(s_worker_t *w, uint64_t row0, uint64_t n)
+{
+    if (w->col1 != row0 || w->col1 - w->col0 >= S_COLUMNS_PENDING) {
+        s_columns_release(w);
+        w->col0 = row0;
+    }
+    w->col1 = row0 + n;
+}
+
+/* The end of a run of windows (or a full buffer): the gathered rows
+   waiting in the worker's buffer through one product, the columns read
+   since the last release released. */
 static void
 s_gather_flush(s_worker_t *w)
 {
     if (w->gcnt)
         s_product_gathered(w, w->gcnt);
     w->gcnt = 0;
+    s_columns_release(w);
 }
 
 static bool
@@ -702,9 +734,12 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     w->st.blocks_read += blocks_read;
     w->st.rows_selected += nsel;
     w->st.windows++;
-    /* what to release after: nothing when the summaries decided the window
-       (no page was touched), the columns when only they were read */
-    *read = nsel ? 2 : blocks_read ? 1 : 0;
+    /* what to release after: the window when its vectors are read;
+       columns read alone wait for one release of many windows
+       (s_columns_read); nothing when the summaries decided the window */
+    *read = nsel ? 2 : 0;
+    if (blocks_read && !nsel)
+        s_columns_read(w, row0, wn);
     if (nsel == 0) {
         w->st.windows_skipped++;
         return true;
@@ -725,9 +760,11 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
        windows with a handful of kept rows do not each pay a product */
     w->st.windows_gathered++;
     const float *X = NULL, *xn = NULL;
-    if (by_read)
-        *read = blocks_read ? 1 : 0;
-    else if (!(X = nf_segment_vectors(job->seg, row0, wn))
+    if (by_read) {
+        *read = 0;
+        if (blocks_read)
+            s_columns_read(w, row0, wn);
+    } else if (!(X = nf_segment_vectors(job->seg, row0, wn))
              || !(xn = nf_segment_norms(job->seg, row0, wn)))
         return false;
     size_t i = 0;
