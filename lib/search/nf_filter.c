@@ -758,26 +758,32 @@ s_cmp_f64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The loop of keyword leaf b (nf_filter_words.h): null tests and == / !=
-   compare ids, in and not in test the bitset. */
+/* The loop of keyword leaf b (nf_filter_words.h): null tests, == and !=
+   and short lists compare ids, longer lists test the bitset. */
 static void
 s_kw_test(s_bnode_t *b)
 {
     nf_kw_test_t *t = &b->kw;
     t->avx2 = nf_filter_words_avx2();
+    t->shape = NF_KW_IDS;
     if (b->kind == N_ISNULL) {
-        t->shape = NF_KW_EQ;
+        t->nx = 1;      /* x[0] = 0 */
     } else if (b->kind == N_NOTNULL) {
-        t->shape = NF_KW_NE;
-    } else if (b->kind == N_IN || b->kind == N_NOTIN) {
+        t->neg = true;  /* none of no ids, not null */
+    } else if ((b->kind == N_IN || b->kind == N_NOTIN) && b->nids > NF_KW_IDS_MAX) {
         t->shape = NF_KW_BITS;
         t->bits = b->bits;
         t->lim = b->lim;
+    } else if (b->kind == N_IN || b->kind == N_NOTIN) {
+        t->neg = b->kind == N_NOTIN;
+        t->nx = b->nids;
+        memcpy(t->x, b->ids, b->nids * sizeof *b->ids);
     } else {
         /* == an absent keyword (id 0) is decided by the summaries; != one
            keeps every row that is not null */
-        t->shape = b->op == OP_EQ ? NF_KW_EQ : NF_KW_NE;
-        t->x = b->id;
+        t->neg = b->op != OP_EQ;
+        t->nx = 1;
+        t->x[0] = b->id;
     }
 }
 

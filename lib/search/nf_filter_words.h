@@ -1,16 +1,17 @@
 /*  nf_filter_words: the inner loops of filter evaluation, a run of a
     column's values -> row-bitmap words (bit j of word w: value 64w + j).
 
-    Every keyword leaf reduces to one of three shapes over the column's
-    u32 dictionary ids (0 = null):
-      NF_KW_EQ    id == x                 (is null: x = 0)
-      NF_KW_NE    id != x and id != 0     (is not null: x = 0)
+    Every keyword leaf reduces to one of two shapes over the column's u32
+    dictionary ids (0 = null):
+      NF_KW_IDS   id is one of x[0..nx)       (==, in a short list; is
+                  null: x = {0}); with neg, id is none of them and not 0
+                  (!=, not in a short list; is not null: nx = 0)
       NF_KW_BITS  bit min(id, lim) of a bitset over the dictionary ids
                   (in, not in: built once per bind, nf_filter_kw_bits)
-    and each is a branch-free loop: SSE2 compares (the x86-64 baseline),
-    an AVX2 gather of the bitset words when the CPU has it (picked at run
-    time), plain C elsewhere.  No allocation, no state: the caller owns
-    every buffer.                                                          */
+    and each is a branch-free loop: AVX2 compares and a gather of the
+    bitset words when the CPU has them (picked at run time), else SSE2
+    compares (the x86-64 baseline) and a scalar bit test, plain C off x86.
+    No allocation, no state: the caller owns every buffer.                 */
 #ifndef NF_FILTER_WORDS_H
 #define NF_FILTER_WORDS_H
 
@@ -18,14 +19,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { NF_KW_EQ, NF_KW_NE, NF_KW_BITS };
+enum { NF_KW_IDS, NF_KW_BITS };
+
+/* Lists up to this long are compared id by id (NF_KW_IDS): up to here
+   that beat the gather of NF_KW_BITS (see nf_filter_words.c). */
+#define NF_KW_IDS_MAX 12
 
 typedef struct {
     int shape;              /* NF_KW_* */
-    uint32_t x;             /* EQ, NE: the id */
+    bool neg;               /* IDS: none of x, not null */
+    uint32_t nx;            /* IDS: how many in x */
+    uint32_t x[NF_KW_IDS_MAX];
     uint32_t lim;           /* BITS: ids >= lim read bit lim */
     const uint32_t *bits;   /* BITS: lim / 32 + 1 words */
-    bool avx2;              /* BITS: gather (nf_filter_words_avx2()) */
+    bool avx2;              /* the AVX2 loops (nf_filter_words_avx2()) */
 } nf_kw_test_t;
 
 /* Whether this CPU runs the AVX2 loops. */
