@@ -15,6 +15,7 @@
       the field; the limits (bytes, depth, list) hold. */
 #include "nf_error.h"
 #include "nf_filter.h"
+#include "nf_filter_words.h"
 #include "nf_scan.h"
 #include "nf_segment.h"
 #include "nf_test.h"
@@ -580,7 +581,8 @@ s_kw_pred(int c, int v)
     case 4: return v < 0;
     case 5: return v >= 0;
     case 6: return v >= 0 && v % 2 == 0;        /* a long list */
-    default: return v >= 0;                     /* not in a list no row has */
+    case 7: return v >= 0;                      /* not in a list no row has */
+    default: return v >= 0 && v % 2 == 1;       /* not in a long list */
     }
 }
 
@@ -613,13 +615,15 @@ test_kw_dict(void)
     for (int i = 0; i < KW_DICT; i += 2)
         snprintf(even + strlen(even), sizeof even - strlen(even), "%s'w%d'", i ? ", " : "", i);
     strcat(even, "]");
+    char even_not[sizeof even + 8] = "k not";
+    strcat(even_not, even + 1);
     const char *texts[] = {"k in ['w3', 'w64', 'nosuch', 'w255', 'w299', 'w64']",
                            "k not in ['w3', 'w64', 'w255', 'nosuch', 'w299']",
                            "k == 'w31'", "k != 'w31'", "k is null", "k is not null", even,
-                           "k not in ['nosuch', 'nope']"};
+                           "k not in ['nosuch', 'nope']", even_not};
     static const uint64_t spans[][2] = {{0, KW_N}, {64, 1000}, {1024, 1}, {1984, 100},
                                         {2944, 56}, {128, 64 * 5 + 3}};
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < 9; c++) {
         nf_filter_t *f = NULL;
         nf_filter_prog_t *p = NULL;
         CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
@@ -672,7 +676,7 @@ test_kw_dict(void)
     CHECK_OK(nf_segment_delete(seg, del, nd, NULL));
     static nf_hit_t out[KW_N + 1];
     static bool seen[KW_N + 1];
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < 9; c++) {
         for (uint64_t window = 0; window <= 256; window += 256) {
             nf_filter_t *f = NULL;
             CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
@@ -690,7 +694,7 @@ test_kw_dict(void)
                 want += keep;
                 ok &= seen[r] == keep;
             }
-            bool late = c == 1 || c == 3 || c == 5 || c == 7;     /* row KW_N: "late" */
+            bool late = c == 1 || c == 3 || c == 5 || c >= 7;     /* row KW_N: "late" */
             want += late;
             ok &= seen[KW_N] == late;
             CHECK(ok && cnt == want);
@@ -705,6 +709,54 @@ test_kw_dict(void)
     free(dir);
 }
 
+/* The loops of nf_filter_words directly, AVX2 (when this CPU has it) and
+   the baseline, every shape against a plain predicate, ragged lengths. */
+static void
+test_words(void)
+{
+    enum { M = 1000, IDS = 40 };
+    static uint32_t v[M];
+    for (int i = 0; i < M; i++)
+        v[i] = (uint32_t) (nf_test_rand(&s_rng) % (IDS + 3));  /* 0 null; > IDS: past lim */
+    uint32_t list[NF_KW_IDS_MAX + 8];
+    for (uint32_t k = 0; k < NF_KW_IDS_MAX + 8; k++)
+        list[k] = 1 + (k * 7) % IDS;
+    static const size_t lens[] = {M, 64, 63, 1, 130, 999};
+    for (int avx2 = 0; avx2 <= (int) nf_filter_words_avx2(); avx2++)
+        for (uint32_t nx = 0; nx <= NF_KW_IDS_MAX + 8; nx++)
+            for (int neg = 0; neg < 2; neg++)
+                for (int bits = 0; bits < 2; bits++) {
+                    if (!bits && nx > NF_KW_IDS_MAX)
+                        continue;
+                    uint32_t bs[IDS / 32 + 2] = {0};
+                    nf_kw_test_t t = {.shape = bits ? NF_KW_BITS : NF_KW_IDS, .neg = neg,
+                                      .nx = nx, .lim = IDS + 1, .bits = bs, .avx2 = avx2};
+                    memcpy(t.x, list, (nx < NF_KW_IDS_MAX ? nx : NF_KW_IDS_MAX) * 4);
+                    nf_filter_kw_bits(bs, IDS, list, nx, neg);
+                    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+                        uint64_t out[M / 64 + 1];
+                        memset(out, 0xa5, sizeof out);
+                        nf_filter_kw_words(v, lens[l], &t, out);
+                        bool ok = true;
+                        for (size_t j = 0; j < (lens[l] + 63) / 64 * 64; j++) {
+                            bool in = false;
+                            for (uint32_t k = 0; k < nx; k++)
+                                in |= j < lens[l] && v[j] == list[k];
+                            bool want = j < lens[l] && (neg ? !in && v[j] != 0 : in);
+                            if (nx == 0 && !neg && j < lens[l])
+                                want = false;
+                            ok &= (bool) (out[j / 64] >> (j % 64) & 1) == want;
+                        }
+                        CHECK(ok);
+                        if (!ok)
+                            fprintf(stderr, "  words: avx2 %d nx %u neg %d bits %d len %zu\n",
+                                    avx2, nx, neg, bits, lens[l]);
+                    }
+                }
+    uint64_t w[3] = {~0ull, 5, 1ull << 63};
+    CHECK(nf_filter_popcount(w, 3) == 67);
+}
+
 int
 main(void)
 {
@@ -713,6 +765,7 @@ main(void)
     test_bad_filters();
     test_schema();
     test_kw_dict();
+    test_words();
     static const s_row_t *keep = s_rows;
     (void) keep;
     s_row_t saved[N];
