@@ -58,6 +58,7 @@
 
 #include "nf_error.h"
 #include "nf_filter.h"
+#include "nf_filter_words.h"
 
 #include <cblas.h>
 #include <time.h>
@@ -119,7 +120,8 @@ typedef struct {
     uint64_t *grow;             /* filter: their row numbers */
     size_t gcnt;                /* filter: rows waiting in gx (< job->gather) */
     bool read_before;           /* filter: the previous window's vectors were read */
-    uint64_t col0, col1;        /* filter: rows whose columns wait for release */
+    uint64_t rel0, rel1;        /* filter: rows whose pages wait for release */
+    bool rel_vectors;           /* filter: their vectors were read too */
     nf_scan_stats_t st;
 } s_worker_t;
 
@@ -675,44 +677,101 @@ s_now_ns(void)
    other rows in the fused pass. */
 static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb);
 
-/* Rows of field columns read but not yet released, per worker, at most
-   (1 MiB of a keyword column).  Releasing after each window cost an
-   madvise whose TLB shootdown interrupts the other core (a VM exit on
-   the benchmark machine): at 0.1% kept, q = 1, a quarter of the CPU time
-   went there. */
-#define S_COLUMNS_PENDING (256u * 1024)
+/* Releases under a filter.  The pages a filtered window touched (its
+   columns; its vectors when it read them) are not released after each
+   window but over a run of adjacent windows: each release is an madvise
+   per file, and one that unmaps pages sends a TLB shootdown to the other
+   core, ~8 us each on the 2-core VM (a VM exit): at 0.1% kept, q = 1, a
+   quarter of the CPU time went there, at 1% 3 of them per window.  A run
+   holds at most S_RELEASE_WINDOWS windows whose vectors were read (so the
+   resident memory stays within a few windows per thread), or
+   S_RELEASE_ROWS rows whose columns alone were (about 1 MiB of a keyword
+   column); it is released when the next window is not adjacent, at the
+   bound, and at the end of the worker's windows (s_gather_flush). */
+#define S_RELEASE_WINDOWS 4
+#define S_RELEASE_ROWS (256u * 1024)
 
-/* Release the columns of the rows waiting for it. */
 static void
-s_columns_release(s_worker_t *w)
+s_release_run(s_worker_t *w)
 {
-    if (w->col1 > w->col0)
-        nf_segment_release_columns(w->job->seg, w->col0, w->col1 - w->col0);
-    w->col0 = w->col1 = 0;
-}
-
-/* Columns of rows [row0, row0+n) were read: their release joins the
-   pending run (released first when not adjacent or over the budget). */
-static void
-s_columns_read(s_worker_t *w, uint64_t row0, uint64_t n)
-{
-    if (w->col1 != row0 || w->col1 - w->col0 >= S_COLUMNS_PENDING) {
-        s_columns_release(w);
-        w->col0 = row0;
+    if (w->rel1 > w->rel0) {
+        if (w->rel_vectors)
+            nf_segment_release(w->job->seg, w->rel0, w->rel1 - w->rel0);
+        else
+            nf_segment_release_columns(w->job->seg, w->rel0, w->rel1 - w->rel0);
     }
-    w->col1 = row0 + n;
+    w->rel0 = w->rel1 = 0;
+    w->rel_vectors = false;
 }
 
-/* The end of a run of windows (or a full buffer): the gathered rows
-   waiting in the worker's buffer through one product, the columns read
-   since the last release released. */
+/* Rows [row0, row0+n) touched their columns (vectors: their vectors too;
+   touched: anything at all). */
 static void
-s_gather_flush(s_worker_t *w)
+s_release_add(s_worker_t *w, uint64_t row0, uint64_t n, bool touched, bool vectors)
+{
+    bool vec = w->rel_vectors || vectors;
+    uint64_t most = vec ? S_RELEASE_WINDOWS * w->job->window : S_RELEASE_ROWS;
+    bool adjacent = w->rel1 == row0 && w->rel1 > w->rel0;
+    if (!touched) {
+        if (adjacent)
+            w->rel1 = row0 + n;     /* nothing to drop there; the run goes on */
+        return;
+    }
+    if (!adjacent || w->rel1 - w->rel0 + n > most) {
+        s_release_run(w);
+        w->rel0 = row0;
+    }
+    w->rel1 = row0 + n;
+    w->rel_vectors |= vectors;
+}
+
+/* The gathered rows waiting in the worker's buffer through one product. */
+static void
+s_gather_product(s_worker_t *w)
 {
     if (w->gcnt)
         s_product_gathered(w, w->gcnt);
     w->gcnt = 0;
-    s_columns_release(w);
+}
+
+/* The end of the worker's windows: the gathered rows still waiting
+   through one product, the pages still waiting released. */
+static void
+s_gather_flush(s_worker_t *w)
+{
+    s_gather_product(w);
+    s_release_run(w);
+}
+
+/* Squared norms of cnt rows x (d floats each) into xn, each as
+   nf_segment_append computes it (one double sum in order, so the same
+   bits as the norms file); four rows at a time, so the four dependent
+   chains overlap. */
+static void
+s_norms(const float *x, uint32_t d, size_t cnt, float *xn)
+{
+    size_t j = 0;
+    for (; j + 4 <= cnt; j += 4) {
+        const float *a = x + j * d, *b = a + d, *c = b + d, *e = c + d;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (uint32_t i = 0; i < d; i++) {
+            s0 += (double) a[i] * a[i];
+            s1 += (double) b[i] * b[i];
+            s2 += (double) c[i] * c[i];
+            s3 += (double) e[i] * e[i];
+        }
+        xn[j] = (float) s0;
+        xn[j + 1] = (float) s1;
+        xn[j + 2] = (float) s2;
+        xn[j + 3] = (float) s3;
+    }
+    for (; j < cnt; j++) {
+        const float *a = x + j * d;
+        double s0 = 0;
+        for (uint32_t i = 0; i < d; i++)
+            s0 += (double) a[i] * a[i];
+        xn[j] = (float) s0;
+    }
 }
 
 static bool
@@ -722,25 +781,23 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     size_t nw = (wn + 63) / 64;
     uint64_t t0 = s_now_ns();
     uint64_t blocks_read = 0;
-    nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read);
-    uint64_t nsel = 0, nb = 0;
-    for (size_t i = 0; i < nw; i++) {
-        if (job->tomb)
+    uint64_t nsel = nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read), nb = 0;
+    if (job->tomb) {
+        for (size_t i = 0; i < nw; i++)
             w->sel[i] &= ~job->tomb[row0 / 64 + i];
-        nsel += (uint64_t) __builtin_popcountll(w->sel[i]);
-        nb += w->sel[i] != 0;
+        nsel = nf_filter_popcount(w->sel, nw);
     }
+    for (size_t i = 0; i < nw; i++)
+        nb += w->sel[i] != 0;
     w->st.filter_ns += s_now_ns() - t0;
     w->st.blocks_read += blocks_read;
     w->st.rows_selected += nsel;
     w->st.windows++;
-    /* what to release after: the window when its vectors are read;
-       columns read alone wait for one release of many windows
-       (s_columns_read); nothing when the summaries decided the window */
-    *read = nsel ? 2 : 0;
-    if (blocks_read && !nsel)
-        s_columns_read(w, row0, wn);
+    /* the caller releases nothing: s_release_add does, over runs of
+       windows */
+    *read = 0;
     if (nsel == 0) {
+        s_release_add(w, row0, wn, blocks_read != 0, false);
         w->st.windows_skipped++;
         return true;
     }
@@ -753,19 +810,18 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
        10-16 ms through the mapping (a busy machine). */
     uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
     bool by_read = nsel * (64u << 10) * 2 < wbytes;
-    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq))
+    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq)) {
+        s_release_add(w, row0, wn, true, true);
         return s_window_stream(w, row0, wn, nb);
+    }
     /* gather: the kept rows join the worker's buffer, which goes through
        one product when full (and at the end of the worker's windows), so
        windows with a handful of kept rows do not each pay a product */
     w->st.windows_gathered++;
     const float *X = NULL, *xn = NULL;
-    if (by_read) {
-        *read = 0;
-        if (blocks_read)
-            s_columns_read(w, row0, wn);
-    } else if (!(X = nf_segment_vectors(job->seg, row0, wn))
-             || !(xn = nf_segment_norms(job->seg, row0, wn)))
+    s_release_add(w, row0, wn, !by_read || blocks_read, !by_read);
+    if (!by_read && (!(X = nf_segment_vectors(job->seg, row0, wn))
+                     || !(xn = nf_segment_norms(job->seg, row0, wn))))
         return false;
     size_t i = 0;
     uint64_t word = nw ? w->sel[0] : 0;
@@ -790,16 +846,17 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
             if (nf_segment_read_vectors(job->seg, rows, cnt, gx) != 0)
                 return false;
             w->st.rows_read += cnt;
-            for (size_t j = 0; j < cnt; j++) {      /* as nf_segment_append computes it */
-                double acc = 0;
-                const float *x = gx + j * d;
-                for (uint32_t c = 0; c < d; c++)
-                    acc += (double) x[c] * x[c];
-                gn[j] = (float) acc;
-            }
+            s_norms(gx, d, cnt, gn);
         } else {
-            /* each row's lines are prefetched a few rows ahead (they are
-               scattered: the hardware prefetcher does not see them) */
+            /* first one load per row: the pages not mapped yet fault in
+               (64 KiB around each), and a prefetch of an unmapped page
+               is dropped; then each row's lines are prefetched a few rows
+               ahead (they are scattered: the hardware prefetcher does not
+               see them) and copied */
+            float touch = 0;
+            for (size_t j = 0; j < cnt; j++)
+                touch += *(const volatile float *) (X + rows[j] * d);
+            (void) touch;
             const size_t ahead = 6, line = 64 / sizeof(float);
             for (size_t j = 0; j < cnt && j < ahead; j++)
                 for (size_t c = 0; c < d; c += line)
@@ -816,7 +873,7 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
         }
         w->gcnt += cnt;
         if (w->gcnt == job->gather)
-            s_gather_flush(w);
+            s_gather_product(w);
     }
     return true;
 }
