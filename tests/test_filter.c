@@ -79,6 +79,10 @@ P(p_ge, !x->year_null && x->year >= 2015)
 P(p_in, !x->year_null && (x->year == 1990 || x->year == 2000 || x->year == 2019))
 P(p_notin, !x->year_null && x->year != 1990 && x->year != 2000)
 P(p_fgt, !x->price_null && x->price > 70.5)
+P(p_fin, !x->price_null && (x->price == 0.5 || x->price == 3 || x->price == 99.5))
+P(p_fnotin, !x->price_null && x->price != 0.5 && x->price != 3)
+P(p_inlong, !x->year_null && x->year >= 1990 && x->year <= 2007)
+P(p_notinlong, !x->year_null && (x->year < 1990 || x->year > 2007))
 P(p_fle, !x->price_null && x->price <= 3)
 P(p_fne, !x->price_null && x->price != 0.5)
 P(p_bool, !x->ok_null && x->ok)
@@ -120,6 +124,12 @@ static const struct {
     {"year in [1990, 2000, 2019]", p_in},
     {"year not in [1990, 2000]", p_notin},
     {"price > 70.5", p_fgt},
+    {"price in [0.5, 3, 99.5]", p_fin},
+    {"price not in [0.5, 3]", p_fnotin},
+    {"year in [2007, 1990, 1991, 1992, 1993, 1994, 1995, 1996, 1997, 1998, 1999, 2000, 2001, "
+     "2002, 2003, 2004, 2005, 2006, 1995]", p_inlong},
+    {"year not in [2007, 1990, 1991, 1992, 1993, 1994, 1995, 1996, 1997, 1998, 1999, 2000, "
+     "2001, 2002, 2003, 2004, 2005, 2006]", p_notinlong},
     {"price <= 3", p_fle},
     {"price != 0.5", p_fne},
     {"ok", p_bool},

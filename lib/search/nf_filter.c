@@ -12,7 +12,7 @@
     row, every row or some rows of the block can match (s_tri); only for
     "some" are the columns read, each leaf comparing a run of 64 rows into
     one word with a branch-free loop: the compiler vectorises the numeric
-    ones; keyword leaves (ids) are the SIMD loops of nf_filter_words, in
+    ones (short in / not in lists compare value by value); keyword leaves (ids) are the SIMD loops of nf_filter_words, in
     and not in one bit test per row against a bitset over the dictionary
     built at bind.                                                       */
 #include "nf_filter.h"
@@ -20,6 +20,7 @@
 #include "nf_error.h"
 #include "nf_filter_words.h"
 #include "nf_limits.h"
+#include "nf_sys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -906,6 +907,35 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
 
 enum { TRI_NONE, TRI_SOME, TRI_ALL };
 
+/* The first of the sorted v[0..n) that is >= x (n when none). */
+static uint32_t
+s_lower_i64(const int64_t *v, uint32_t n, int64_t x)
+{
+    uint32_t a = 0, b = n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (v[m] < x)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+static uint32_t
+s_lower_f64(const double *v, uint32_t n, double x)
+{
+    uint32_t a = 0, b = n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (v[m] < x)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
 static bool
 s_in_i64(const int64_t *v, uint32_t n, int64_t x)
 {
@@ -970,8 +1000,10 @@ s_tri_leaf(const s_bnode_t *b, const nf_summary_t *m)
             case OP_GE: return hi < v ? TRI_NONE : lo >= v ? full : TRI_SOME;
             }
         }
-        if (b->kind == N_IN && b->nv && (b->iv[b->nv - 1] < lo || b->iv[0] > hi))
+        if (b->kind == N_IN && b->nv && s_lower_i64(b->iv, b->nv, lo) == b->nv)
             return TRI_NONE;
+        if (b->kind == N_IN && b->nv && b->iv[s_lower_i64(b->iv, b->nv, lo)] > hi)
+            return TRI_NONE;    /* no listed value inside [lo, hi] */
         if (b->kind == N_IN && !b->nv)
             return TRI_NONE;
         return TRI_SOME;
@@ -991,6 +1023,8 @@ s_tri_leaf(const s_bnode_t *b, const nf_summary_t *m)
         }
         if (b->kind == N_IN && (!b->nv || b->fv[b->nv - 1] < lo || b->fv[0] > hi))
             return TRI_NONE;
+        if (b->kind == N_IN && b->fv[s_lower_f64(b->fv, b->nv, lo)] > hi)
+            return TRI_NONE;    /* no listed value inside [lo, hi] */
         return TRI_SOME;
     }
     case NF_FIELD_KEYWORD:
@@ -1087,6 +1121,33 @@ s_pack64(const uint8_t *m)
         out[w] = s_pack64(m_);                                          \
     }
 
+/* Lists up to this long are compared value by value (S_WORDS_ANY), a
+   loop the compiler vectorises; longer ones search the sorted list per
+   row.  Measured (64K random int rows in L2, AVX2 clone, per row):
+   in [1, 5, 7] 3.8 ns searching, 0.95 ns comparing; 16 values 5.9 vs
+   3.5 ns; float in [2 values] 11 vs 0.8 ns. */
+#define S_IN_SHORT 16
+
+/* Words of 64 rows: row j matches when V[j] equals one of LIST[0..NV)
+   (a null never does: no literal is the null mark); with NEG, rows that
+   match none and satisfy LIVE (not null). */
+#define S_WORDS_ANY(V, LIST, NV, NEG, LIVE)                              \
+    for (size_t w = 0; w < nw; w++) {                                   \
+        size_t j0 = w * 64, jn = n - j0 < 64 ? n - j0 : 64;             \
+        uint8_t m_[64] = {0};                                           \
+        for (uint32_t k = 0; k < (NV); k++) {                           \
+            __typeof__((LIST)[0]) x_ = (LIST)[k];                       \
+            for (size_t jj = 0; jj < jn; jj++)                          \
+                m_[jj] |= (V)[j0 + jj] == x_ ? 0xff : 0;                \
+        }                                                               \
+        if (NEG)                                                        \
+            for (size_t jj = 0; jj < jn; jj++) {                        \
+                size_t j = j0 + jj;                                     \
+                m_[jj] = (uint8_t) (~m_[jj] & ((LIVE) ? 0xff : 0));     \
+            }                                                           \
+        out[w] = s_pack64(m_);                                          \
+    }
+
 static bool
 s_set_has(const uint32_t *ids, uint64_t a, uint64_t e, uint32_t x)
 {
@@ -1096,8 +1157,10 @@ s_set_has(const uint32_t *ids, uint64_t a, uint64_t e, uint32_t x)
     return false;
 }
 
-/* Leaf over rows [r0, r0+n) (n <= NF_SUMMARY_ROWS) into out. */
-static void
+/* Leaf over rows [r0, r0+n) (n <= NF_SUMMARY_ROWS) into out.  Cloned
+   for AVX2 / AVX-512 (the baseline has no 64-bit compares): int and
+   float compares 0.8-1.3 -> 0.3-0.4 ns a row (64K rows in L2). */
+NF_TARGET_CLONES static void
 s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uint64_t *out)
 {
     size_t nw = (n + 63) / 64;
@@ -1118,7 +1181,10 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS(v[j] != nul)
         } else if (b->kind == N_IN || b->kind == N_NOTIN) {
             bool in = b->kind == N_IN;
-            S_WORDS(v[j] != nul && s_in_i64(b->iv, b->nv, v[j]) == in)
+            if (b->nv <= S_IN_SHORT)
+                S_WORDS_ANY(v, b->iv, b->nv, !in, v[j] != nul)
+            else
+                S_WORDS(v[j] != nul && s_in_i64(b->iv, b->nv, v[j]) == in)
         } else {
             switch (b->op) {
             case OP_EQ: S_WORDS(v[j] == x) break;
@@ -1140,7 +1206,10 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS(!isnan(v[j]))
         } else if (b->kind == N_IN || b->kind == N_NOTIN) {
             bool in = b->kind == N_IN;
-            S_WORDS(!isnan(v[j]) && s_in_f64(b->fv, b->nv, v[j]) == in)
+            if (b->nv <= S_IN_SHORT)
+                S_WORDS_ANY(v, b->fv, b->nv, !in, v[j] == v[j])
+            else
+                S_WORDS(!isnan(v[j]) && s_in_f64(b->fv, b->nv, v[j]) == in)
         } else {
             switch (b->op) {
             case OP_EQ: S_WORDS(v[j] == x) break;
