@@ -719,6 +719,85 @@ test_kw_dict(void)
     free(dir);
 }
 
+/* keyword[] contains over blocks with few ids a row (the counting pass)
+   and with many (row by row), nulls and empty sets: nf_filter_eval
+   against a predicate. */
+#define KS_N 3072
+
+static bool
+s_ks_has(int r, int v)      /* row r's set holds keyword v (0..299) */
+{
+    int m = r < 1024 ? r % 4 : 10 + r % 30;     /* set size; r % 9 == 0: null */
+    for (int i = 0; i < m; i++)
+        if ((r * 7 + i * 13) % 300 == v)
+            return true;
+    return false;
+}
+
+static void
+test_kws_sets(void)
+{
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, 4, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"s", NF_FIELD_KEYWORDS, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    static char ids[KS_N][16], kws[300][8];
+    static const char *sets[KS_N][40];
+    static float vec[4];
+    static nf_doc_t docs[KS_N];
+    static nf_fields_t fl[KS_N];
+    static nf_fval_t vals[KS_N];
+    for (int i = 0; i < 300; i++)
+        snprintf(kws[i], sizeof kws[i], "w%d", i);
+    for (int r = 0; r < KS_N; r++) {
+        snprintf(ids[r], sizeof ids[r], "r%d", r);
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec};
+        int m = r < 1024 ? r % 4 : 10 + r % 30;
+        for (int i = 0; i < m; i++)
+            sets[r][i] = kws[(r * 7 + i * 13) % 300];
+        vals[r] = (nf_fval_t) {.name = "s", .type = NF_FIELD_KEYWORDS,
+                               .v.set = {sets[r], (size_t) m}};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = r % 9 != 0};
+    }
+    CHECK_OK(nf_segment_append_fields(seg, docs, fl, KS_N));
+    const char *texts[] = {"s contains 'w7'", "s contains any ['w7', 'w20', 'w299', 'zz']",
+                           "s contains all ['w7', 'w20']", "s contains all ['w14', 'w27', 'w40']",
+                           "s contains all []", "s contains any []"};
+    for (int c = 0; c < 6; c++) {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        static uint64_t words[KS_N / 64];
+        uint64_t got = p ? nf_filter_eval(p, 0, KS_N, words, NULL) : 0, want = 0;
+        bool ok = p != NULL;
+        for (int r = 0; p && r < KS_N; r++) {
+            bool keep = false;
+            if (r % 9 != 0)
+                switch (c) {
+                case 0: keep = s_ks_has(r, 7); break;
+                case 1: keep = s_ks_has(r, 7) || s_ks_has(r, 20) || s_ks_has(r, 299); break;
+                case 2: keep = s_ks_has(r, 7) && s_ks_has(r, 20); break;
+                case 3: keep = s_ks_has(r, 14) && s_ks_has(r, 27) && s_ks_has(r, 40); break;
+                case 4: keep = true; break;
+                default: keep = false; break;
+                }
+            want += keep;
+            ok &= (bool) (words[r / 64] >> (r % 64) & 1) == keep;
+        }
+        CHECK(ok && got == want);
+        if (!ok || got != want)
+            fprintf(stderr, "  %s: %llu kept, want %llu\n", texts[c], (unsigned long long) got,
+                    (unsigned long long) want);
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
 /* The loops of nf_filter_words directly, AVX2 (when this CPU has it) and
    the baseline, every shape against a plain predicate, ragged lengths. */
 static void
@@ -776,6 +855,7 @@ main(void)
     test_schema();
     test_kw_dict();
     test_words();
+    test_kws_sets();
     static const s_row_t *keep = s_rows;
     (void) keep;
     s_row_t saved[N];
