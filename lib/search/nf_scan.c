@@ -122,6 +122,10 @@ typedef struct {
     bool read_before;           /* filter: the previous window's vectors were read */
     uint64_t rel0, rel1;        /* filter: rows whose pages wait for release */
     bool rel_vectors;           /* filter: their vectors were read too */
+    uint32_t rel_nvec, rel_nzone;   /* filter: windows of the run mapped, of them by choice */
+    uint64_t read_ns, read_rows;    /* filter: gathering by pread, what it cost */
+    uint64_t map_ns, map_rows;      /* filter: gathering by the mapping, in the zone */
+    uint32_t picks;             /* filter: windows where s_pick_read chose */
     nf_scan_stats_t st;
 } s_worker_t;
 
@@ -691,17 +695,27 @@ static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb
 #define S_RELEASE_WINDOWS 4
 #define S_RELEASE_ROWS (256u * 1024)
 
+static uint64_t s_now_ns(void);
+
 static void
 s_release_run(s_worker_t *w)
 {
     if (w->rel1 > w->rel0) {
-        if (w->rel_vectors)
+        if (w->rel_vectors) {
+            uint64_t t0 = s_now_ns();
             nf_segment_release(w->job->seg, w->rel0, w->rel1 - w->rel0);
-        else
+            /* unmapping is part of what gathering through the mapping
+               cost (s_pick_read): the share of the windows mapped by
+               choice */
+            if (w->rel_nzone && w->rel_nvec)
+                w->map_ns += (s_now_ns() - t0) * w->rel_nzone / w->rel_nvec;
+        } else {
             nf_segment_release_columns(w->job->seg, w->rel0, w->rel1 - w->rel0);
+        }
     }
     w->rel0 = w->rel1 = 0;
     w->rel_vectors = false;
+    w->rel_nvec = w->rel_nzone = 0;
 }
 
 /* Rows [row0, row0+n) touched their columns (vectors: their vectors too;
@@ -723,6 +737,40 @@ s_release_add(s_worker_t *w, uint64_t row0, uint64_t n, bool touched, bool vecto
     }
     w->rel1 = row0 + n;
     w->rel_vectors |= vectors;
+    w->rel_nvec += vectors;
+}
+
+/* Between few and many kept rows a window can be gathered either way, and
+   which is cheaper depends on the machine's state more than on the count:
+   at 1% kept (160 rows of a 8 MiB window, 1M x 128, q = 1) pread took
+   8-20 ms against 24-53 ms through the mapping while other processes
+   kept the 2-core VM busy (mapping and unmapping pages slows down under
+   contention, a read much less), while quiet the mapping was the
+   cheaper (the first tuning of S_COST_*).  So in that zone -- from one
+   kept row per 128 KiB of the window to one per S_READ_ZONE bytes --
+   each worker measures both (ns per row gathered, the mapping's share of
+   the unmapping included) and takes the cheaper, trying the other again
+   every S_REPROBE windows while the two are within 2x.  Either way the
+   gathered rows and norms are the same bits, so the results do not
+   depend on the choice. */
+#define S_READ_ZONE (12u << 10)
+#define S_REPROBE 16
+
+static bool
+s_pick_read(s_worker_t *w)
+{
+    w->picks++;
+    if (!w->read_rows)
+        return true;
+    if (!w->map_rows)
+        return false;
+    /* per row: read_ns / read_rows against map_ns / map_rows */
+    double r = (double) w->read_ns / (double) w->read_rows;
+    double m = (double) w->map_ns / (double) w->map_rows;
+    bool read = r <= m;
+    if (w->picks % S_REPROBE == 0 && (read ? m < 2 * r : r < 2 * m))
+        read = !read;
+    return read;
 }
 
 /* The gathered rows waiting in the worker's buffer through one product. */
@@ -804,12 +852,15 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     uint32_t d = job->dim;
     uint64_t nq = job->nq;
     /* very few rows (under one per 128 KiB of the window; the kernel maps
-       64 KiB around a fault): read with pread, no page mapped.  Measured at
-       1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against 3.5-6.5 ms
-       faulting the pages in and out; 1% kept, pread 13-23 ms against
-       10-16 ms through the mapping (a busy machine). */
+       64 KiB or more around a fault): read with pread, no page mapped.
+       Measured at 1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against
+       3.5-6.5 ms faulting the pages in and out.  Up to one per
+       S_READ_ZONE bytes: the cheaper as measured (s_pick_read). */
     uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
     bool by_read = nsel * (64u << 10) * 2 < wbytes;
+    bool zone = !by_read && nsel * S_READ_ZONE < wbytes;
+    if (zone)
+        by_read = s_pick_read(w);
     if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq)) {
         s_release_add(w, row0, wn, true, true);
         return s_window_stream(w, row0, wn, nb);
@@ -819,7 +870,9 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
        windows with a handful of kept rows do not each pay a product */
     w->st.windows_gathered++;
     const float *X = NULL, *xn = NULL;
+    uint64_t tg = s_now_ns(), tprod = 0;
     s_release_add(w, row0, wn, !by_read || blocks_read, !by_read);
+    w->rel_nzone += zone && !by_read;
     if (!by_read && (!(X = nf_segment_vectors(job->seg, row0, wn))
                      || !(xn = nf_segment_norms(job->seg, row0, wn))))
         return false;
@@ -872,8 +925,19 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
             }
         }
         w->gcnt += cnt;
-        if (w->gcnt == job->gather)
+        if (w->gcnt == job->gather) {
+            uint64_t tp = s_now_ns();
             s_gather_product(w);
+            tprod += s_now_ns() - tp;
+        }
+    }
+    uint64_t spent = s_now_ns() - tg - tprod;
+    if (by_read) {
+        w->read_ns += spent;
+        w->read_rows += nsel;
+    } else if (zone) {
+        w->map_ns += spent;
+        w->map_rows += nsel;
     }
     return true;
 }
