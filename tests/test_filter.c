@@ -719,6 +719,78 @@ test_kw_dict(void)
     free(dir);
 }
 
+/* Windows in the zone where the scan measures pread against the mapping
+   (nf_scan.c, s_pick_read): both run within one search, and the top-k is
+   the brute force's over the kept rows. */
+static void
+test_gather_zone(void)
+{
+    enum { ZN = 8192, ZD = 256, ZK = 7 };
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, ZD, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"g", NF_FIELD_INT, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    float *vec = malloc((size_t) ZN * ZD * sizeof *vec);
+    static char ids[ZN][16];
+    static nf_doc_t docs[ZN];
+    static nf_fields_t fl[ZN];
+    static nf_fval_t vals[ZN];
+    for (int i = 0; vec && i < ZN * ZD; i++)
+        vec[i] = (float) ((double) (nf_test_rand(&s_rng) >> 11) / 9.007e15 - 0.5);
+    for (int r = 0; vec && r < ZN; r++) {
+        snprintf(ids[r], sizeof ids[r], "z%d", r);
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec + (size_t) r * ZD};
+        vals[r] = (nf_fval_t) {.name = "g", .type = NF_FIELD_INT, .v.i = r % 25};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = 1};
+    }
+    if (vec)
+        CHECK_OK(nf_segment_append_fields(seg, docs, fl, ZN));
+    float q[ZD];
+    for (int j = 0; j < ZD; j++)
+        q[j] = (float) ((double) (nf_test_rand(&s_rng) >> 11) / 9.007e15 - 0.5);
+    nf_filter_t *f = NULL;
+    CHECK_OK(nf_filter_parse_for("g == 3", seg, &f));
+    nf_hit_t out[ZK];
+    size_t cnt = 0;
+    nf_scan_stats_t st;
+    /* 1 MiB windows, 41 kept rows each: between the two thresholds */
+    nf_scan_opts_t o = {.threads = 2, .window_rows = 1024, .filter = f, .stats = &st};
+    CHECK_OK(nf_scan_search(seg, q, 1, ZK, &o, out, &cnt));
+    CHECK(st.windows_gathered == ZN / 1024 && st.rows_read > 0 && st.rows_read < st.rows_selected);
+    double best[ZK];
+    uint64_t brow[ZK];
+    size_t nb = 0;
+    for (int r = 3; vec && r < ZN; r += 25) {
+        double dd = 0;
+        for (int j = 0; j < ZD; j++) {
+            double t = (double) q[j] - vec[(size_t) r * ZD + j];
+            dd += t * t;
+        }
+        size_t at = nb < ZK ? nb++ : ZK;
+        while (at > 0 && best[at - 1] > dd) {
+            if (at < ZK) {
+                best[at] = best[at - 1];
+                brow[at] = brow[at - 1];
+            }
+            at--;
+        }
+        if (at < ZK) {
+            best[at] = dd;
+            brow[at] = (uint64_t) r;
+        }
+    }
+    bool ok = cnt == ZK;
+    for (size_t i = 0; ok && i < ZK; i++)
+        ok = out[i].key == brow[i];
+    CHECK(ok);
+    nf_filter_destroy(&f);
+    nf_segment_destroy(&seg);
+    free(vec);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
 /* keyword[] contains over blocks with few ids a row (the counting pass)
    and with many (row by row), nulls and empty sets: nf_filter_eval
    against a predicate. */
@@ -856,6 +928,7 @@ main(void)
     test_kw_dict();
     test_words();
     test_kws_sets();
+    test_gather_zone();
     static const s_row_t *keep = s_rows;
     (void) keep;
     s_row_t saved[N];
