@@ -12,9 +12,10 @@
     row, every row or some rows of the block can match (s_tri); only for
     "some" are the columns read, each leaf comparing a run of 64 rows into
     one word with a branch-free loop: the compiler vectorises the numeric
-    ones (short in / not in lists compare value by value); keyword leaves (ids) are the SIMD loops of nf_filter_words, in
-    and not in one bit test per row against a bitset over the dictionary
-    built at bind.                                                       */
+    ones (short in / not in lists compare value by value); keyword leaves
+    (ids) are the SIMD loops of nf_filter_words, long in / not in lists
+    one bit test per row against a bitset over the dictionary built at
+    bind; keyword[] contains counts the listed ids of a block's sets.    */
 #include "nf_filter.h"
 
 #include "nf_error.h"
@@ -864,14 +865,17 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                     b->mask |= 1ull << (b->ids[j] % 64);
                 /* membership by one branch-free bit test per value, over
                    the dictionary as it is now (the rows bound have no other
-                   id; a larger one reads bit lim) */
+                   id; a larger one reads bit lim); short keyword lists
+                   compare ids instead (s_kw_test) */
                 uint32_t count = nf_segment_keyword_count(seg, (size_t) b->fi);
                 b->lim = count + 1;
-                if (!(b->bits = calloc(b->lim / 32 + 1, sizeof *b->bits))) {
+                bool need = fd->type == NF_FIELD_KEYWORDS || b->nids > NF_KW_IDS_MAX;
+                if (need && !(b->bits = calloc(b->lim / 32 + 1, sizeof *b->bits))) {
                     rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
                     break;
                 }
-                nf_filter_kw_bits(b->bits, count, b->ids, b->nids, n->kind == N_NOTIN);
+                if (need)
+                    nf_filter_kw_bits(b->bits, count, b->ids, b->nids, n->kind == N_NOTIN);
             } else if (fd->type == NF_FIELD_FLOAT) {
                 if (!(b->fv = malloc((n->n + 1) * sizeof *b->fv))) {
                     rc = nf_error_set(NF_ENOMEM, "filter: out of memory");

@@ -34,8 +34,10 @@ nf_filter_kw_bits(uint32_t *bits, uint32_t count, const uint32_t *ids, uint32_t 
 {
     uint32_t lim = count + 1;
     if (not_in) {
-        for (uint32_t id = 1; id <= lim; id++)
-            bits[id / 32] |= 1u << (id % 32);
+        /* ids 1..lim: whole words, then the ends */
+        memset(bits, 0xff, (lim / 32) * sizeof *bits);
+        bits[lim / 32] = (uint32_t) ((2ull << (lim % 32)) - 1);
+        bits[0] &= ~1u;
         for (uint32_t j = 0; j < n; j++)
             if (ids[j] && ids[j] <= count)
                 bits[ids[j] / 32] &= ~(1u << (ids[j] % 32));
