@@ -102,6 +102,8 @@ typedef struct {
     size_t gather;              /* rows gathered at most per product (filter) */
 } s_job_t;
 
+#define S_COSTS 4               /* filter: windows whose cost s_pick_read weighs */
+
 /* One thread's share: windows [w0, w1) for all queries. */
 typedef struct {
     const s_job_t *job;
@@ -123,8 +125,10 @@ typedef struct {
     uint64_t rel0, rel1;        /* filter: rows whose pages wait for release */
     bool rel_vectors;           /* filter: their vectors were read too */
     uint32_t rel_nvec, rel_nzone;   /* filter: windows of the run mapped, of them by choice */
-    uint64_t read_ns, read_rows;    /* filter: gathering by pread, what it cost */
-    uint64_t map_ns, map_rows;      /* filter: gathering by the mapping, in the zone */
+    uint64_t rel_zrows;         /* filter: rows of those mapped by choice */
+    float read_cost[S_COSTS], map_cost[S_COSTS];    /* filter: ns a row, last windows */
+    uint32_t nread, nmap;       /* filter: how many of each were measured */
+    uint64_t unmap_ns, unmap_rows;  /* filter: unmapping, rows mapped by choice */
     uint32_t picks;             /* filter: windows where s_pick_read chose */
     nf_scan_stats_t st;
 } s_worker_t;
@@ -707,8 +711,10 @@ s_release_run(s_worker_t *w)
             /* unmapping is part of what gathering through the mapping
                cost (s_pick_read): the share of the windows mapped by
                choice */
-            if (w->rel_nzone && w->rel_nvec)
-                w->map_ns += (s_now_ns() - t0) * w->rel_nzone / w->rel_nvec;
+            if (w->rel_nzone && w->rel_nvec) {
+                w->unmap_ns += (s_now_ns() - t0) * w->rel_nzone / w->rel_nvec;
+                w->unmap_rows += w->rel_zrows;
+            }
         } else {
             nf_segment_release_columns(w->job->seg, w->rel0, w->rel1 - w->rel0);
         }
@@ -716,6 +722,7 @@ s_release_run(s_worker_t *w)
     w->rel0 = w->rel1 = 0;
     w->rel_vectors = false;
     w->rel_nvec = w->rel_nzone = 0;
+    w->rel_zrows = 0;
 }
 
 /* Rows [row0, row0+n) touched their columns (vectors: their vectors too;
@@ -749,24 +756,48 @@ s_release_add(s_worker_t *w, uint64_t row0, uint64_t n, bool touched, bool vecto
    cheaper (the first tuning of S_COST_*).  So in that zone -- from one
    kept row per 128 KiB of the window to one per S_READ_ZONE bytes --
    each worker measures both (ns per row gathered, the mapping's share of
-   the unmapping included) and takes the cheaper, trying the other again
-   every S_REPROBE windows while the two are within 2x.  Either way the
-   gathered rows and norms are the same bits, so the results do not
-   depend on the choice. */
+   the unmapping added) and takes the cheaper, trying the other again
+   every S_REPROBE windows while the two are within 2x.  A method's cost
+   is the least of its last S_COSTS windows, after a first one each: one
+   window can cost 10x the others (the first touches of the gather
+   buffer, a page-table page, another process), and sums let it decide
+   the whole scan.  Either way the gathered rows and norms are the same
+   bits, so the results do not depend on the choice. */
 #define S_READ_ZONE (12u << 10)
 #define S_REPROBE 16
+
+static float
+s_cost_least(const float *c, uint32_t n)
+{
+    float m = c[0];
+    for (uint32_t i = 1; i < n && i < S_COSTS; i++)
+        m = c[i] < m ? c[i] : m;
+    return m;
+}
+
+/* A window in the zone gathered its rows for ns ns a row. */
+static void
+s_cost_add(s_worker_t *w, bool read, float ns)
+{
+    uint32_t *n = read ? &w->nread : &w->nmap;
+    float *c = read ? w->read_cost : w->map_cost;
+    if ((*n)++ == 0)
+        return;         /* the first one warms up */
+    c[(*n - 2) % S_COSTS] = ns;
+}
 
 static bool
 s_pick_read(s_worker_t *w)
 {
     w->picks++;
-    if (!w->read_rows)
+    if (w->nread < 2)
         return true;
-    if (!w->map_rows)
+    if (w->nmap < 2)
         return false;
-    /* per row: read_ns / read_rows against map_ns / map_rows */
-    double r = (double) w->read_ns / (double) w->read_rows;
-    double m = (double) w->map_ns / (double) w->map_rows;
+    float r = s_cost_least(w->read_cost, w->nread - 1);
+    float m = s_cost_least(w->map_cost, w->nmap - 1);
+    if (w->unmap_rows)
+        m += (float) w->unmap_ns / (float) w->unmap_rows;
     bool read = r <= m;
     if (w->picks % S_REPROBE == 0 && (read ? m < 2 * r : r < 2 * m))
         read = !read;
@@ -873,6 +904,7 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
     uint64_t tg = s_now_ns(), tprod = 0;
     s_release_add(w, row0, wn, !by_read || blocks_read, !by_read);
     w->rel_nzone += zone && !by_read;
+    w->rel_zrows += zone && !by_read ? nsel : 0;
     if (!by_read && (!(X = nf_segment_vectors(job->seg, row0, wn))
                      || !(xn = nf_segment_norms(job->seg, row0, wn))))
         return false;
@@ -931,14 +963,8 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
             tprod += s_now_ns() - tp;
         }
     }
-    uint64_t spent = s_now_ns() - tg - tprod;
-    if (by_read) {
-        w->read_ns += spent;
-        w->read_rows += nsel;
-    } else if (zone) {
-        w->map_ns += spent;
-        w->map_rows += nsel;
-    }
+    if (zone)
+        s_cost_add(w, by_read, (float) (s_now_ns() - tg - tprod) / (float) nsel);
     return true;
 }
 
