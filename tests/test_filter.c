@@ -15,6 +15,7 @@
       the field; the limits (bytes, depth, list) hold. */
 #include "nf_error.h"
 #include "nf_filter.h"
+#include "nf_filter_words.h"
 #include "nf_scan.h"
 #include "nf_segment.h"
 #include "nf_test.h"
@@ -78,6 +79,10 @@ P(p_ge, !x->year_null && x->year >= 2015)
 P(p_in, !x->year_null && (x->year == 1990 || x->year == 2000 || x->year == 2019))
 P(p_notin, !x->year_null && x->year != 1990 && x->year != 2000)
 P(p_fgt, !x->price_null && x->price > 70.5)
+P(p_fin, !x->price_null && (x->price == 0.5 || x->price == 3 || x->price == 99.5))
+P(p_fnotin, !x->price_null && x->price != 0.5 && x->price != 3)
+P(p_inlong, !x->year_null && x->year >= 1990 && x->year <= 2007)
+P(p_notinlong, !x->year_null && (x->year < 1990 || x->year > 2007))
 P(p_fle, !x->price_null && x->price <= 3)
 P(p_fne, !x->price_null && x->price != 0.5)
 P(p_bool, !x->ok_null && x->ok)
@@ -119,6 +124,12 @@ static const struct {
     {"year in [1990, 2000, 2019]", p_in},
     {"year not in [1990, 2000]", p_notin},
     {"price > 70.5", p_fgt},
+    {"price in [0.5, 3, 99.5]", p_fin},
+    {"price not in [0.5, 3]", p_fnotin},
+    {"year in [2007, 1990, 1991, 1992, 1993, 1994, 1995, 1996, 1997, 1998, 1999, 2000, 2001, "
+     "2002, 2003, 2004, 2005, 2006, 1995]", p_inlong},
+    {"year not in [2007, 1990, 1991, 1992, 1993, 1994, 1995, 1996, 1997, 1998, 1999, 2000, "
+     "2001, 2002, 2003, 2004, 2005, 2006]", p_notinlong},
     {"price <= 3", p_fle},
     {"price != 0.5", p_fne},
     {"ok", p_bool},
@@ -555,6 +566,358 @@ test_datetime(void)
     CHECK(nf_datetime_parse("2001-02-03T04:05Z", 17, &us) == NF_EINVAL);
 }
 
+/* A keyword field with a dictionary of 300 keywords (the bitset of a
+   list spans many words; ids past the last listed one), nulls, and a
+   keyword appended after the filter was bound: nf_filter_eval (the loops
+   of nf_filter_words) against a predicate over ragged ranges, and the
+   scan over deleted rows. */
+#define KW_N 3000
+#define KW_DICT 300
+
+static int
+s_kw_of(int r)
+{
+    return r % 7 == 0 ? -1 : (r * 37) % KW_DICT;     /* -1: null */
+}
+
+static bool
+s_kw_pred(int c, int v)
+{
+    switch (c) {
+    case 0: return v >= 0 && (v == 3 || v == 64 || v == 255 || v == 299);   /* in */
+    case 1: return v >= 0 && v != 3 && v != 64 && v != 255 && v != 299;     /* not in */
+    case 2: return v == 31;
+    case 3: return v >= 0 && v != 31;
+    case 4: return v < 0;
+    case 5: return v >= 0;
+    case 6: return v >= 0 && v % 2 == 0;        /* a long list */
+    case 7: return v >= 0;                      /* not in a list no row has */
+    default: return v >= 0 && v % 2 == 1;       /* not in a long list */
+    }
+}
+
+static void
+test_kw_dict(void)
+{
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, 4, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"k", NF_FIELD_KEYWORD, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    static char ids[KW_N][16], kws[KW_DICT][16];
+    static float vec[KW_N * 4];
+    static nf_doc_t docs[KW_N];
+    static nf_fields_t fl[KW_N];
+    static nf_fval_t vals[KW_N];
+    for (int i = 0; i < KW_DICT; i++)
+        snprintf(kws[i], sizeof kws[i], "w%d", i);
+    for (int r = 0; r < KW_N; r++) {
+        snprintf(ids[r], sizeof ids[r], "r%d", r);
+        for (int j = 0; j < 4; j++)
+            vec[r * 4 + j] = (float) (r % 97) + (float) j;
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec + r * 4};
+        int v = s_kw_of(r);
+        vals[r] = (nf_fval_t) {.name = "k", .type = NF_FIELD_KEYWORD, .v.s = v >= 0 ? kws[v] : ""};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = v >= 0};
+    }
+    CHECK_OK(nf_segment_append_fields(seg, docs, fl, KW_N));
+    char even[KW_DICT * 8] = "k in [";
+    for (int i = 0; i < KW_DICT; i += 2)
+        snprintf(even + strlen(even), sizeof even - strlen(even), "%s'w%d'", i ? ", " : "", i);
+    strcat(even, "]");
+    char even_not[sizeof even + 8] = "k not";
+    strcat(even_not, even + 1);
+    const char *texts[] = {"k in ['w3', 'w64', 'nosuch', 'w255', 'w299', 'w64']",
+                           "k not in ['w3', 'w64', 'w255', 'nosuch', 'w299']",
+                           "k == 'w31'", "k != 'w31'", "k is null", "k is not null", even,
+                           "k not in ['nosuch', 'nope']", even_not};
+    static const uint64_t spans[][2] = {{0, KW_N}, {64, 1000}, {1024, 1}, {1984, 100},
+                                        {2944, 56}, {128, 64 * 5 + 3}};
+    for (int c = 0; c < 9; c++) {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        for (size_t s = 0; p && s < sizeof spans / sizeof spans[0]; s++) {
+            uint64_t words[KW_N / 64 + 2];
+            memset(words, 0xa5, sizeof words);
+            uint64_t r0 = spans[s][0], n = spans[s][1], want = 0;
+            uint64_t got = nf_filter_eval(p, r0, n, words, NULL);
+            bool ok = true;
+            for (uint64_t j = 0; j < (n + 63) / 64 * 64; j++) {
+                bool bit = words[j / 64] >> (j % 64) & 1;
+                bool pred = j < n && s_kw_pred(c, s_kw_of((int) (r0 + j)));
+                want += pred;
+                ok &= bit == pred;
+            }
+            CHECK(ok && got == want);
+            if (!ok || got != want)
+                fprintf(stderr, "  %s rows %llu+%llu: %llu kept, want %llu\n", texts[c],
+                        (unsigned long long) r0, (unsigned long long) n,
+                        (unsigned long long) got, (unsigned long long) want);
+        }
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    /* a keyword the dictionary gets after the bind changes nothing for
+       the rows bound */
+    {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for("k not in ['w3']", seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        nf_doc_t d = {.id = "late", .vector = vec};
+        nf_fval_t v = {.name = "k", .type = NF_FIELD_KEYWORD, .v.s = "late"};
+        nf_fields_t lf = {.v = &v, .n = 1};
+        CHECK_OK(nf_segment_append_fields(seg, &d, &lf, 1));
+        uint64_t words[KW_N / 64 + 2];
+        uint64_t want = 0;
+        for (int r = 0; r < KW_N; r++)
+            want += s_kw_of(r) >= 0 && s_kw_of(r) != 3;
+        CHECK(p && nf_filter_eval(p, 0, KW_N, words, NULL) == want);
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    /* the scan: every kept live row comes back (k = all), deleted ones not */
+    const char *del[KW_N / 11 + 1];
+    size_t nd = 0;
+    for (int r = 5; r < KW_N; r += 11)
+        del[nd++] = ids[r];
+    CHECK_OK(nf_segment_delete(seg, del, nd, NULL));
+    static nf_hit_t out[KW_N + 1];
+    static bool seen[KW_N + 1];
+    for (int c = 0; c < 9; c++) {
+        for (uint64_t window = 0; window <= 256; window += 256) {
+            nf_filter_t *f = NULL;
+            CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+            size_t cnt = 0;
+            nf_scan_opts_t o = {.threads = 2, .window_rows = window, .filter = f};
+            CHECK_OK(nf_scan_search(seg, vec, 1, KW_N + 1, &o, out, &cnt));
+            memset(seen, 0, sizeof seen);
+            for (size_t i = 0; i < cnt; i++)
+                if (out[i].key < KW_N + 1)
+                    seen[out[i].key] = true;
+            size_t want = 0;
+            bool ok = true;
+            for (int r = 0; r < KW_N; r++) {
+                bool keep = (r - 5) % 11 != 0 && s_kw_pred(c, s_kw_of(r));
+                want += keep;
+                ok &= seen[r] == keep;
+            }
+            bool late = c == 1 || c == 3 || c == 5 || c >= 7;     /* row KW_N: "late" */
+            want += late;
+            ok &= seen[KW_N] == late;
+            CHECK(ok && cnt == want);
+            if (!ok || cnt != want)
+                fprintf(stderr, "  scan %s window %llu: %zu rows, want %zu\n", texts[c],
+                        (unsigned long long) window, cnt, want);
+            nf_filter_destroy(&f);
+        }
+    }
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
+/* Windows in the zone where the scan measures pread against the mapping
+   (nf_scan.c, s_pick_read): both run within one search, and the top-k is
+   the brute force's over the kept rows. */
+static void
+test_gather_zone(void)
+{
+    enum { ZN = 8192, ZD = 256, ZK = 7 };
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, ZD, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"g", NF_FIELD_INT, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    float *vec = malloc((size_t) ZN * ZD * sizeof *vec);
+    static char ids[ZN][16];
+    static nf_doc_t docs[ZN];
+    static nf_fields_t fl[ZN];
+    static nf_fval_t vals[ZN];
+    for (int i = 0; vec && i < ZN * ZD; i++)
+        vec[i] = (float) ((double) (nf_test_rand(&s_rng) >> 11) / 9.007e15 - 0.5);
+    for (int r = 0; vec && r < ZN; r++) {
+        snprintf(ids[r], sizeof ids[r], "z%d", r);
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec + (size_t) r * ZD};
+        vals[r] = (nf_fval_t) {.name = "g", .type = NF_FIELD_INT, .v.i = r % 25};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = 1};
+    }
+    if (vec)
+        CHECK_OK(nf_segment_append_fields(seg, docs, fl, ZN));
+    float q[ZD];
+    for (int j = 0; j < ZD; j++)
+        q[j] = (float) ((double) (nf_test_rand(&s_rng) >> 11) / 9.007e15 - 0.5);
+    nf_filter_t *f = NULL;
+    CHECK_OK(nf_filter_parse_for("g == 3", seg, &f));
+    nf_hit_t out[ZK];
+    size_t cnt = 0;
+    nf_scan_stats_t st;
+    /* 1 MiB windows, 41 kept rows each: between the two thresholds */
+    nf_scan_opts_t o = {.threads = 2, .window_rows = 1024, .filter = f, .stats = &st};
+    CHECK_OK(nf_scan_search(seg, q, 1, ZK, &o, out, &cnt));
+    CHECK(st.windows_gathered == ZN / 1024 && st.rows_read > 0 && st.rows_read < st.rows_selected);
+    double best[ZK];
+    uint64_t brow[ZK];
+    size_t nb = 0;
+    for (int r = 3; vec && r < ZN; r += 25) {
+        double dd = 0;
+        for (int j = 0; j < ZD; j++) {
+            double t = (double) q[j] - vec[(size_t) r * ZD + j];
+            dd += t * t;
+        }
+        size_t at = nb < ZK ? nb++ : ZK;
+        while (at > 0 && best[at - 1] > dd) {
+            if (at < ZK) {
+                best[at] = best[at - 1];
+                brow[at] = brow[at - 1];
+            }
+            at--;
+        }
+        if (at < ZK) {
+            best[at] = dd;
+            brow[at] = (uint64_t) r;
+        }
+    }
+    bool ok = cnt == ZK;
+    for (size_t i = 0; ok && i < ZK; i++)
+        ok = out[i].key == brow[i];
+    CHECK(ok);
+    nf_filter_destroy(&f);
+    nf_segment_destroy(&seg);
+    free(vec);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
+/* keyword[] contains over blocks with few ids a row (the counting pass)
+   and with many (row by row), nulls and empty sets: nf_filter_eval
+   against a predicate. */
+#define KS_N 3072
+
+static bool
+s_ks_has(int r, int v)      /* row r's set holds keyword v (0..299) */
+{
+    int m = r < 1024 ? r % 4 : 10 + r % 30;     /* set size; r % 9 == 0: null */
+    for (int i = 0; i < m; i++)
+        if ((r * 7 + i * 13) % 300 == v)
+            return true;
+    return false;
+}
+
+static void
+test_kws_sets(void)
+{
+    char *dir = nf_test_tmpdir();
+    nf_segment_t *seg = NULL;
+    CHECK_OK(nf_segment_create(dir, 4, NF_METRIC_L2, &seg));
+    nf_field_def_t def = {"s", NF_FIELD_KEYWORDS, NF_MEM_MMAP};
+    CHECK_OK(nf_segment_set_schema(seg, &def, 1));
+    static char ids[KS_N][16], kws[300][8];
+    static const char *sets[KS_N][40];
+    static float vec[4];
+    static nf_doc_t docs[KS_N];
+    static nf_fields_t fl[KS_N];
+    static nf_fval_t vals[KS_N];
+    for (int i = 0; i < 300; i++)
+        snprintf(kws[i], sizeof kws[i], "w%d", i);
+    for (int r = 0; r < KS_N; r++) {
+        snprintf(ids[r], sizeof ids[r], "r%d", r);
+        docs[r] = (nf_doc_t) {.id = ids[r], .vector = vec};
+        int m = r < 1024 ? r % 4 : 10 + r % 30;
+        for (int i = 0; i < m; i++)
+            sets[r][i] = kws[(r * 7 + i * 13) % 300];
+        vals[r] = (nf_fval_t) {.name = "s", .type = NF_FIELD_KEYWORDS,
+                               .v.set = {sets[r], (size_t) m}};
+        fl[r] = (nf_fields_t) {.v = vals + r, .n = r % 9 != 0};
+    }
+    CHECK_OK(nf_segment_append_fields(seg, docs, fl, KS_N));
+    const char *texts[] = {"s contains 'w7'", "s contains any ['w7', 'w20', 'w299', 'zz']",
+                           "s contains all ['w7', 'w20']", "s contains all ['w14', 'w27', 'w40']",
+                           "s contains all []", "s contains any []"};
+    for (int c = 0; c < 6; c++) {
+        nf_filter_t *f = NULL;
+        nf_filter_prog_t *p = NULL;
+        CHECK_OK(nf_filter_parse_for(texts[c], seg, &f));
+        CHECK_OK(nf_filter_bind(f, seg, &p));
+        static uint64_t words[KS_N / 64];
+        uint64_t got = p ? nf_filter_eval(p, 0, KS_N, words, NULL) : 0, want = 0;
+        bool ok = p != NULL;
+        for (int r = 0; p && r < KS_N; r++) {
+            bool keep = false;
+            if (r % 9 != 0)
+                switch (c) {
+                case 0: keep = s_ks_has(r, 7); break;
+                case 1: keep = s_ks_has(r, 7) || s_ks_has(r, 20) || s_ks_has(r, 299); break;
+                case 2: keep = s_ks_has(r, 7) && s_ks_has(r, 20); break;
+                case 3: keep = s_ks_has(r, 14) && s_ks_has(r, 27) && s_ks_has(r, 40); break;
+                case 4: keep = true; break;
+                default: keep = false; break;
+                }
+            want += keep;
+            ok &= (bool) (words[r / 64] >> (r % 64) & 1) == keep;
+        }
+        CHECK(ok && got == want);
+        if (!ok || got != want)
+            fprintf(stderr, "  %s: %llu kept, want %llu\n", texts[c], (unsigned long long) got,
+                    (unsigned long long) want);
+        nf_filter_prog_destroy(&p);
+        nf_filter_destroy(&f);
+    }
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+    free(dir);
+}
+
+/* The loops of nf_filter_words directly, AVX2 (when this CPU has it) and
+   the baseline, every shape against a plain predicate, ragged lengths. */
+static void
+test_words(void)
+{
+    enum { M = 1000, IDS = 40 };
+    static uint32_t v[M];
+    for (int i = 0; i < M; i++)
+        v[i] = (uint32_t) (nf_test_rand(&s_rng) % (IDS + 3));  /* 0 null; > IDS: past lim */
+    uint32_t list[NF_KW_IDS_MAX + 8];
+    for (uint32_t k = 0; k < NF_KW_IDS_MAX + 8; k++)
+        list[k] = 1 + (k * 7) % IDS;
+    static const size_t lens[] = {M, 64, 63, 1, 130, 999};
+    for (int avx2 = 0; avx2 <= (int) nf_filter_words_avx2(); avx2++)
+        for (uint32_t nx = 0; nx <= NF_KW_IDS_MAX + 8; nx++)
+            for (int neg = 0; neg < 2; neg++)
+                for (int bits = 0; bits < 2; bits++) {
+                    if (!bits && nx > NF_KW_IDS_MAX)
+                        continue;
+                    uint32_t bs[IDS / 32 + 2] = {0};
+                    nf_kw_test_t t = {.shape = bits ? NF_KW_BITS : NF_KW_IDS, .neg = neg,
+                                      .nx = nx, .lim = IDS + 1, .bits = bs, .avx2 = avx2};
+                    memcpy(t.x, list, (nx < NF_KW_IDS_MAX ? nx : NF_KW_IDS_MAX) * 4);
+                    nf_filter_kw_bits(bs, IDS, list, nx, neg);
+                    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+                        uint64_t out[M / 64 + 1];
+                        memset(out, 0xa5, sizeof out);
+                        nf_filter_kw_words(v, lens[l], &t, out);
+                        bool ok = true;
+                        for (size_t j = 0; j < (lens[l] + 63) / 64 * 64; j++) {
+                            bool in = false;
+                            for (uint32_t k = 0; k < nx; k++)
+                                in |= j < lens[l] && v[j] == list[k];
+                            bool want = j < lens[l] && (neg ? !in && v[j] != 0 : in);
+                            if (nx == 0 && !neg && j < lens[l])
+                                want = false;
+                            ok &= (bool) (out[j / 64] >> (j % 64) & 1) == want;
+                        }
+                        CHECK(ok);
+                        if (!ok)
+                            fprintf(stderr, "  words: avx2 %d nx %u neg %d bits %d len %zu\n",
+                                    avx2, nx, neg, bits, lens[l]);
+                    }
+                }
+    uint64_t w[3] = {~0ull, 5, 1ull << 63};
+    CHECK(nf_filter_popcount(w, 3) == 67);
+}
+
 int
 main(void)
 {
@@ -562,6 +925,10 @@ main(void)
     test_datetime();
     test_bad_filters();
     test_schema();
+    test_kw_dict();
+    test_words();
+    test_kws_sets();
+    test_gather_zone();
     static const s_row_t *keep = s_rows;
     (void) keep;
     s_row_t saved[N];

@@ -11,11 +11,17 @@
     of every column): first the summaries say, for each node, whether no
     row, every row or some rows of the block can match (s_tri); only for
     "some" are the columns read, each leaf comparing a run of 64 rows into
-    one word with a branch-free loop the compiler vectorises.            */
+    one word with a branch-free loop: the compiler vectorises the numeric
+    ones (short in / not in lists compare value by value); keyword leaves
+    (ids) are the SIMD loops of nf_filter_words, long in / not in lists
+    one bit test per row against a bitset over the dictionary built at
+    bind; keyword[] contains counts the listed ids of a block's sets.    */
 #include "nf_filter.h"
 
 #include "nf_error.h"
+#include "nf_filter_words.h"
 #include "nf_limits.h"
+#include "nf_sys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -703,8 +709,9 @@ typedef struct {
     uint32_t *kids;         /* and / or / not */
     uint32_t nkids;
     uint64_t mask;          /* summary presence mask of the ids */
-    uint64_t *idbits;       /* long keyword lists: bit per dictionary id */
-    uint32_t idmax;         /* ids above it are in no list */
+    uint32_t *bits;         /* keyword lists: the kept ids (nf_filter_kw_bits) */
+    uint32_t lim;           /* ids >= lim read bit lim */
+    nf_kw_test_t kw;        /* keyword: the leaf's loop */
 } s_bnode_t;
 
 struct nf_filter_prog {
@@ -725,7 +732,7 @@ nf_filter_prog_destroy(nf_filter_prog_t **self_p)
         free(p->nodes[i].iv);
         free(p->nodes[i].fv);
         free(p->nodes[i].kids);
-        free(p->nodes[i].idbits);
+        free(p->nodes[i].bits);
     }
     free(p->nodes);
     free(p);
@@ -751,6 +758,35 @@ s_cmp_f64(const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
+}
+
+/* The loop of keyword leaf b (nf_filter_words.h): null tests, == and !=
+   and short lists compare ids, longer lists test the bitset. */
+static void
+s_kw_test(s_bnode_t *b)
+{
+    nf_kw_test_t *t = &b->kw;
+    t->avx2 = nf_filter_words_avx2();
+    t->shape = NF_KW_IDS;
+    if (b->kind == N_ISNULL) {
+        t->nx = 1;      /* x[0] = 0 */
+    } else if (b->kind == N_NOTNULL) {
+        t->neg = true;  /* none of no ids, not null */
+    } else if ((b->kind == N_IN || b->kind == N_NOTIN) && b->nids > NF_KW_IDS_MAX) {
+        t->shape = NF_KW_BITS;
+        t->bits = b->bits;
+        t->lim = b->lim;
+    } else if (b->kind == N_IN || b->kind == N_NOTIN) {
+        t->neg = b->kind == N_NOTIN;
+        t->nx = b->nids;
+        memcpy(t->x, b->ids, b->nids * sizeof *b->ids);
+    } else {
+        /* == an absent keyword (id 0) is decided by the summaries; != one
+           keeps every row that is not null */
+        t->neg = b->op != OP_EQ;
+        t->nx = 1;
+        t->x[0] = b->id;
+    }
 }
 
 int
@@ -827,16 +863,19 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 b->nids = o;
                 for (uint32_t j = 0; j < b->nids; j++)
                     b->mask |= 1ull << (b->ids[j] % 64);
-                if (b->nids && b->ids[b->nids - 1] < (1u << 26)) {
-                    /* membership by one branch-free bit test per row */
-                    b->idmax = b->ids[b->nids - 1];
-                    if (!(b->idbits = calloc(b->idmax / 64 + 1, sizeof *b->idbits))) {
-                        rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
-                        break;
-                    }
-                    for (uint32_t j = 0; j < b->nids; j++)
-                        b->idbits[b->ids[j] / 64] |= 1ull << (b->ids[j] % 64);
+                /* membership by one branch-free bit test per value, over
+                   the dictionary as it is now (the rows bound have no other
+                   id; a larger one reads bit lim); short keyword lists
+                   compare ids instead (s_kw_test) */
+                uint32_t count = nf_segment_keyword_count(seg, (size_t) b->fi);
+                b->lim = count + 1;
+                bool need = fd->type == NF_FIELD_KEYWORDS || b->nids > NF_KW_IDS_MAX;
+                if (need && !(b->bits = calloc(b->lim / 32 + 1, sizeof *b->bits))) {
+                    rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
+                    break;
                 }
+                if (need)
+                    nf_filter_kw_bits(b->bits, count, b->ids, b->nids, n->kind == N_NOTIN);
             } else if (fd->type == NF_FIELD_FLOAT) {
                 if (!(b->fv = malloc((n->n + 1) * sizeof *b->fv))) {
                     rc = nf_error_set(NF_ENOMEM, "filter: out of memory");
@@ -857,6 +896,8 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
                 qsort(b->iv, b->nv, sizeof *b->iv, s_cmp_i64);
             }
         }
+        if (fd->type == NF_FIELD_KEYWORD)
+            s_kw_test(b);
     }
     if (rc) {
         nf_filter_prog_destroy(&p);
@@ -869,6 +910,35 @@ nf_filter_bind(const nf_filter_t *f, nf_segment_t *seg, nf_filter_prog_t **out)
 /* ------------------------------------------------------------- evaluation */
 
 enum { TRI_NONE, TRI_SOME, TRI_ALL };
+
+/* The first of the sorted v[0..n) that is >= x (n when none). */
+static uint32_t
+s_lower_i64(const int64_t *v, uint32_t n, int64_t x)
+{
+    uint32_t a = 0, b = n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (v[m] < x)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+static uint32_t
+s_lower_f64(const double *v, uint32_t n, double x)
+{
+    uint32_t a = 0, b = n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (v[m] < x)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
 
 static bool
 s_in_i64(const int64_t *v, uint32_t n, int64_t x)
@@ -898,18 +968,12 @@ s_in_f64(const double *v, uint32_t n, double x)
     return a < n && v[a] == x;
 }
 
-/* x in the bound list of b (ids sorted; idbits for long lists). */
+/* x in the bound keyword list of b. */
 static inline bool
 s_in_ids(const s_bnode_t *b, uint32_t x)
 {
-    if (b->idbits) {
-        uint32_t y = x <= b->idmax ? x : 0;     /* id 0 is in no list */
-        return b->idbits[y / 64] >> (y % 64) & 1;
-    }
-    for (uint32_t j = 0; j < b->nids; j++)
-        if (b->ids[j] == x)
-            return true;
-    return false;
+    uint32_t y = x < b->lim ? x : b->lim;
+    return b->bits[y / 32] >> (y % 32) & 1;
 }
 
 /* What the block summary says of leaf b. */
@@ -940,8 +1004,10 @@ s_tri_leaf(const s_bnode_t *b, const nf_summary_t *m)
             case OP_GE: return hi < v ? TRI_NONE : lo >= v ? full : TRI_SOME;
             }
         }
-        if (b->kind == N_IN && b->nv && (b->iv[b->nv - 1] < lo || b->iv[0] > hi))
+        if (b->kind == N_IN && b->nv && s_lower_i64(b->iv, b->nv, lo) == b->nv)
             return TRI_NONE;
+        if (b->kind == N_IN && b->nv && b->iv[s_lower_i64(b->iv, b->nv, lo)] > hi)
+            return TRI_NONE;    /* no listed value inside [lo, hi] */
         if (b->kind == N_IN && !b->nv)
             return TRI_NONE;
         return TRI_SOME;
@@ -961,6 +1027,8 @@ s_tri_leaf(const s_bnode_t *b, const nf_summary_t *m)
         }
         if (b->kind == N_IN && (!b->nv || b->fv[b->nv - 1] < lo || b->fv[0] > hi))
             return TRI_NONE;
+        if (b->kind == N_IN && b->fv[s_lower_f64(b->fv, b->nv, lo)] > hi)
+            return TRI_NONE;    /* no listed value inside [lo, hi] */
         return TRI_SOME;
     }
     case NF_FIELD_KEYWORD:
@@ -1057,6 +1125,33 @@ s_pack64(const uint8_t *m)
         out[w] = s_pack64(m_);                                          \
     }
 
+/* Lists up to this long are compared value by value (S_WORDS_ANY), a
+   loop the compiler vectorises; longer ones search the sorted list per
+   row.  Measured (64K random int rows in L2, AVX2 clone, per row):
+   in [1, 5, 7] 3.8 ns searching, 0.95 ns comparing; 16 values 5.9 vs
+   3.5 ns; float in [2 values] 11 vs 0.8 ns. */
+#define S_IN_SHORT 16
+
+/* Words of 64 rows: row j matches when V[j] equals one of LIST[0..NV)
+   (a null never does: no literal is the null mark); with NEG, rows that
+   match none and satisfy LIVE (not null). */
+#define S_WORDS_ANY(V, LIST, NV, NEG, LIVE)                              \
+    for (size_t w = 0; w < nw; w++) {                                   \
+        size_t j0 = w * 64, jn = n - j0 < 64 ? n - j0 : 64;             \
+        uint8_t m_[64] = {0};                                           \
+        for (uint32_t k = 0; k < (NV); k++) {                           \
+            __typeof__((LIST)[0]) x_ = (LIST)[k];                       \
+            for (size_t jj = 0; jj < jn; jj++)                          \
+                m_[jj] |= (V)[j0 + jj] == x_ ? 0xff : 0;                \
+        }                                                               \
+        if (NEG)                                                        \
+            for (size_t jj = 0; jj < jn; jj++) {                        \
+                size_t j = j0 + jj;                                     \
+                m_[jj] = (uint8_t) (~m_[jj] & ((LIVE) ? 0xff : 0));     \
+            }                                                           \
+        out[w] = s_pack64(m_);                                          \
+    }
+
 static bool
 s_set_has(const uint32_t *ids, uint64_t a, uint64_t e, uint32_t x)
 {
@@ -1066,8 +1161,15 @@ s_set_has(const uint32_t *ids, uint64_t a, uint64_t e, uint32_t x)
     return false;
 }
 
-/* Leaf over rows [r0, r0+n) (n <= NF_SUMMARY_ROWS) into out. */
-static void
+/* keyword[] contains over a block whose sets hold at most this many ids
+   in all go through the counting pass (16 KiB of counts on the stack);
+   larger ones (up to NF_KEYWORDS_MAX a row) test row by row. */
+#define S_KWS_RUN 8192
+
+/* Leaf over rows [r0, r0+n) (n <= NF_SUMMARY_ROWS) into out.  Cloned
+   for AVX2 / AVX-512 (the baseline has no 64-bit compares): int and
+   float compares 0.8-1.3 -> 0.3-0.4 ns a row (64K rows in L2). */
+NF_TARGET_CLONES static void
 s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uint64_t *out)
 {
     size_t nw = (n + 63) / 64;
@@ -1088,7 +1190,10 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS(v[j] != nul)
         } else if (b->kind == N_IN || b->kind == N_NOTIN) {
             bool in = b->kind == N_IN;
-            S_WORDS(v[j] != nul && s_in_i64(b->iv, b->nv, v[j]) == in)
+            if (b->nv <= S_IN_SHORT)
+                S_WORDS_ANY(v, b->iv, b->nv, !in, v[j] != nul)
+            else
+                S_WORDS(v[j] != nul && s_in_i64(b->iv, b->nv, v[j]) == in)
         } else {
             switch (b->op) {
             case OP_EQ: S_WORDS(v[j] == x) break;
@@ -1110,7 +1215,10 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS(!isnan(v[j]))
         } else if (b->kind == N_IN || b->kind == N_NOTIN) {
             bool in = b->kind == N_IN;
-            S_WORDS(!isnan(v[j]) && s_in_f64(b->fv, b->nv, v[j]) == in)
+            if (b->nv <= S_IN_SHORT)
+                S_WORDS_ANY(v, b->fv, b->nv, !in, v[j] == v[j])
+            else
+                S_WORDS(!isnan(v[j]) && s_in_f64(b->fv, b->nv, v[j]) == in)
         } else {
             switch (b->op) {
             case OP_EQ: S_WORDS(v[j] == x) break;
@@ -1136,27 +1244,12 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS((v[j] != x) & (v[j] != NF_BOOL_NULL))
         break;
     }
-    case NF_FIELD_KEYWORD: {
-        const uint32_t *v = c.val;
-        uint32_t x = b->id;
-        if (b->kind == N_ISNULL) {
-            S_WORDS(v[j] == 0)
-        } else if (b->kind == N_NOTNULL) {
-            S_WORDS(v[j] != 0)
-        } else if (b->kind == N_IN) {
-            S_WORDS(v[j] != 0 && s_in_ids(b, v[j]))
-        } else if (b->kind == N_NOTIN) {
-            S_WORDS(v[j] != 0 && !s_in_ids(b, v[j]))
-        } else if (b->op == OP_EQ) {
-            if (!x)
-                memset(out, 0, nw * 8);
-            else
-                S_WORDS(v[j] == x)
-        } else {
-            S_WORDS((v[j] != x) & (v[j] != 0))
-        }
+    case NF_FIELD_KEYWORD:
+        if (b->kind == N_CMP && b->op == OP_EQ && !b->id)
+            memset(out, 0, nw * 8);
+        else
+            nf_filter_kw_words(c.val, n, &b->kw, out);
         break;
-    }
     case NF_FIELD_KEYWORDS: {
         const uint64_t *end = c.end;
         const uint32_t *ids = c.ids;
@@ -1166,6 +1259,34 @@ s_leaf(const nf_filter_prog_t *p, const s_bnode_t *b, uint64_t r0, size_t n, uin
             S_WORDS((end[j] & NF_KWS_NULL) != 0)
         } else if (b->kind == N_NOTNULL) {
             S_WORDS((end[j] & NF_KWS_NULL) == 0)
+        } else if ((b->kind == N_HAS || b->kind == N_HASANY
+                    || (b->kind == N_HASALL && !b->missing && b->nids))
+                   && (end[n - 1] & ~NF_KWS_NULL) - start <= S_KWS_RUN) {
+            /* one pass over the block's ids counting the listed ones as it
+               goes (cnt[i]: among the first i), then each row compares the
+               count at its end with the count at its start: a set holds
+               each id once, so it holds any listed id when the difference
+               is > 0 and all of them when it is nids.  No branch depends
+               on the data (the loop per row it replaces mispredicted on
+               every set's length). */
+            uint16_t cnt[S_KWS_RUN + 1];
+            uint64_t nid = (end[n - 1] & ~NF_KWS_NULL) - start;
+            const uint32_t *q = ids + start;
+            unsigned need = b->kind == N_HASALL ? b->nids : 1;
+            cnt[0] = 0;
+            for (uint64_t i = 0; i < nid; i++)
+                cnt[i + 1] = (uint16_t) (cnt[i] + s_in_ids(b, q[i]));
+            uint64_t prev = 0;
+            for (size_t w = 0; w < nw; w++) {
+                size_t j0 = w * 64, jn = n - j0 < 64 ? n - j0 : 64;
+                uint64_t word = 0;
+                for (size_t jj = 0; jj < jn; jj++) {
+                    uint64_t e = (end[j0 + jj] & ~NF_KWS_NULL) - start;
+                    word |= (uint64_t) ((unsigned) (cnt[e] - cnt[prev]) >= need) << jj;
+                    prev = e;
+                }
+                out[w] = word;
+            }
         } else if (b->kind == N_HAS || b->kind == N_HASANY) {
             if (!b->nids) {
                 memset(out, 0, nw * 8);
@@ -1292,8 +1413,7 @@ nf_filter_eval(const nf_filter_prog_t *p, uint64_t row0, uint64_t n, uint64_t *w
             read++;
             s_eval(p, p->root, blk, r, (size_t) (e - r), out, scratch);
         }
-        for (size_t w = 0; w < (e - r + 63) / 64; w++)
-            count += (uint64_t) __builtin_popcountll(out[w]);
+        count += nf_filter_popcount(out, (size_t) (e - r + 63) / 64);
         r = e;
     }
     if (blocks_read)

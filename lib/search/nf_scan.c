@@ -68,6 +68,7 @@
 #include "nf_dots.h"
 #include "nf_error.h"
 #include "nf_filter.h"
+#include "nf_filter_words.h"
 
 #include <cblas.h>
 #include <time.h>
@@ -109,6 +110,8 @@ typedef struct {
     size_t gather;              /* rows gathered at most per product (filter) */
 } s_job_t;
 
+#define S_COSTS 4               /* filter: windows whose cost s_pick_read weighs */
+
 /* One thread: the units it takes, for all queries. */
 typedef struct {
     s_job_t *job;
@@ -125,7 +128,14 @@ typedef struct {
     float *gx, *gn;             /* filter: gathered rows and their norms */
     uint64_t *grow;             /* filter: their row numbers */
     size_t gcnt;                /* filter: rows waiting in gx (< job->gather) */
-    bool read_before;           /* filter: the previous window's vectors were read */
+    uint64_t rel0, rel1;        /* filter: rows whose pages wait for release */
+    bool rel_vectors;           /* filter: their vectors were read too */
+    uint32_t rel_nvec, rel_nzone;   /* filter: windows of the run mapped, of them by choice */
+    uint64_t rel_zrows;         /* filter: rows of those mapped by choice */
+    float read_cost[S_COSTS], map_cost[S_COSTS];    /* filter: ns a row, last windows */
+    uint32_t nread, nmap;       /* filter: how many of each were measured */
+    uint64_t unmap_ns, unmap_rows;  /* filter: unmapping, rows mapped by choice */
+    uint32_t picks;             /* filter: windows where s_pick_read chose */
     nf_scan_stats_t st;
 } s_worker_t;
 
@@ -378,61 +388,196 @@ s_now_ns(void)
    other rows in the fused pass. */
 static bool s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb);
 
+/* Releases under a filter.  The pages a filtered window touched (its
+   columns; its vectors when it read them) are not released after each
+   window but over a run of adjacent windows: each release is an madvise
+   per file, and one that unmaps pages sends a TLB shootdown to the other
+   core, ~8 us each on the 2-core VM (a VM exit): at 0.1% kept, q = 1, a
+   quarter of the CPU time went there, at 1% 3 of them per window.  A run
+   holds at most S_RELEASE_WINDOWS windows whose vectors were read (so the
+   resident memory stays within a few windows per thread), or
+   S_RELEASE_ROWS rows whose columns alone were (about 1 MiB of a keyword
+   column); it is released when the next window is not adjacent, at the
+   bound, and at the end of the worker's windows (s_gather_flush). */
+#define S_RELEASE_WINDOWS 4
+#define S_RELEASE_ROWS (256u * 1024)
+
+static uint64_t s_now_ns(void);
+
+static void
+s_release_run(s_worker_t *w)
+{
+    if (w->rel1 > w->rel0) {
+        if (w->rel_vectors) {
+            uint64_t t0 = s_now_ns();
+            nf_segment_release(w->job->seg, w->rel0, w->rel1 - w->rel0);
+            /* unmapping is part of what gathering through the mapping
+               cost (s_pick_read): the share of the windows mapped by
+               choice */
+            if (w->rel_nzone && w->rel_nvec) {
+                w->unmap_ns += (s_now_ns() - t0) * w->rel_nzone / w->rel_nvec;
+                w->unmap_rows += w->rel_zrows;
+            }
+        } else {
+            nf_segment_release_columns(w->job->seg, w->rel0, w->rel1 - w->rel0);
+        }
+    }
+    w->rel0 = w->rel1 = 0;
+    w->rel_vectors = false;
+    w->rel_nvec = w->rel_nzone = 0;
+    w->rel_zrows = 0;
+}
+
+/* Rows [row0, row0+n) touched their columns (vectors: their vectors too;
+   touched: anything at all). */
+static void
+s_release_add(s_worker_t *w, uint64_t row0, uint64_t n, bool touched, bool vectors)
+{
+    bool vec = w->rel_vectors || vectors;
+    uint64_t most = vec ? S_RELEASE_WINDOWS * w->job->window : S_RELEASE_ROWS;
+    bool adjacent = w->rel1 == row0 && w->rel1 > w->rel0;
+    if (!touched) {
+        if (adjacent)
+            w->rel1 = row0 + n;     /* nothing to drop there; the run goes on */
+        return;
+    }
+    if (!adjacent || w->rel1 - w->rel0 + n > most) {
+        s_release_run(w);
+        w->rel0 = row0;
+    }
+    w->rel1 = row0 + n;
+    w->rel_vectors |= vectors;
+    w->rel_nvec += vectors;
+}
+
+/* Between few and many kept rows a window can be gathered either way, and
+   which is cheaper depends on the machine's state more than on the count:
+   at 1% kept (160 rows of a 8 MiB window, 1M x 128, q = 1) pread took
+   8-20 ms against 24-53 ms through the mapping while other processes
+   kept the 2-core VM busy (mapping and unmapping pages slows down under
+   contention, a read much less), while quiet the mapping was the
+   cheaper (the first tuning of S_COST_*).  So in that zone -- from one
+   kept row per 128 KiB of the window to one per S_READ_ZONE bytes --
+   each worker measures both (ns per row gathered, the mapping's share of
+   the unmapping added) and takes the cheaper, trying the other again
+   every S_REPROBE windows while the two are within 2x.  A method's cost
+   is the least of its last S_COSTS windows, after a first one each: one
+   window can cost 10x the others (the first touches of the gather
+   buffer, a page-table page, another process), and sums let it decide
+   the whole scan.  Either way the gathered rows and norms are the same
+   bits, so the results do not depend on the choice. */
+#define S_READ_ZONE (12u << 10)
+#define S_REPROBE 16
+
+static float
+s_cost_least(const float *c, uint32_t n)
+{
+    float m = c[0];
+    for (uint32_t i = 1; i < n && i < S_COSTS; i++)
+        m = c[i] < m ? c[i] : m;
+    return m;
+}
+
+/* A window in the zone gathered its rows for ns ns a row. */
+static void
+s_cost_add(s_worker_t *w, bool read, float ns)
+{
+    uint32_t *n = read ? &w->nread : &w->nmap;
+    float *c = read ? w->read_cost : w->map_cost;
+    if ((*n)++ == 0)
+        return;         /* the first one warms up */
+    c[(*n - 2) % S_COSTS] = ns;
+}
+
+static bool
+s_pick_read(s_worker_t *w)
+{
+    w->picks++;
+    if (w->nread < 2)
+        return true;
+    if (w->nmap < 2)
+        return false;
+    float r = s_cost_least(w->read_cost, w->nread - 1);
+    float m = s_cost_least(w->map_cost, w->nmap - 1);
+    if (w->unmap_rows)
+        m += (float) w->unmap_ns / (float) w->unmap_rows;
+    bool read = r <= m;
+    if (w->picks % S_REPROBE == 0 && (read ? m < 2 * r : r < 2 * m))
+        read = !read;
+    return read;
+}
+
 /* The gathered rows waiting in the worker's buffer through one product. */
 static void
-s_gather_flush(s_worker_t *w)
+s_gather_product(s_worker_t *w)
 {
     if (w->gcnt)
         s_product_gathered(w, w->gcnt);
     w->gcnt = 0;
 }
 
+/* The end of the worker's windows: the gathered rows still waiting
+   through one product, the pages still waiting released. */
+static void
+s_gather_flush(s_worker_t *w)
+{
+    s_gather_product(w);
+    s_release_run(w);
+}
+
 static bool
-s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
+s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
 {
     const s_job_t *job = w->job;
     size_t nw = (wn + 63) / 64;
     uint64_t t0 = s_now_ns();
     uint64_t blocks_read = 0;
-    nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read);
-    uint64_t nsel = 0, nb = 0;
-    for (size_t i = 0; i < nw; i++) {
-        if (job->tomb)
+    uint64_t nsel = nf_filter_eval(job->prog, row0, wn, w->sel, &blocks_read), nb = 0;
+    if (job->tomb) {
+        for (size_t i = 0; i < nw; i++)
             w->sel[i] &= ~job->tomb[row0 / 64 + i];
-        nsel += (uint64_t) __builtin_popcountll(w->sel[i]);
-        nb += w->sel[i] != 0;
+        nsel = nf_filter_popcount(w->sel, nw);
     }
+    for (size_t i = 0; i < nw; i++)
+        nb += w->sel[i] != 0;
     w->st.filter_ns += s_now_ns() - t0;
     w->st.blocks_read += blocks_read;
     w->st.rows_selected += nsel;
     w->st.windows++;
-    /* what to release after: nothing when the summaries decided the window
-       (no page was touched), the columns when only they were read */
-    *read = nsel ? 2 : blocks_read ? 1 : 0;
+    /* what the window touched is released by s_release_add, over runs of
+       windows */
     if (nsel == 0) {
+        s_release_add(w, row0, wn, blocks_read != 0, false);
         w->st.windows_skipped++;
         return true;
     }
     uint32_t d = job->dim;
     uint64_t nq = job->nq;
     /* very few rows (under one per 128 KiB of the window; the kernel maps
-       64 KiB around a fault): read with pread, no page mapped.  Measured at
-       1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against 3.5-6.5 ms
-       faulting the pages in and out; 1% kept, pread 13-23 ms against
-       10-16 ms through the mapping (a busy machine). */
+       64 KiB or more around a fault): read with pread, no page mapped.
+       Measured at 1M x 128, q = 1: 0.1% kept, pread 1.7-1.9 ms against
+       3.5-6.5 ms faulting the pages in and out.  Up to one per
+       S_READ_ZONE bytes: the cheaper as measured (s_pick_read). */
     uint64_t wbytes = (uint64_t) wn * d * sizeof(float);
     bool by_read = nsel * (64u << 10) * 2 < wbytes;
-    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq))
+    bool zone = !by_read && nsel * S_READ_ZONE < wbytes;
+    if (zone)
+        by_read = s_pick_read(w);
+    if (!by_read && nsel * (S_COST_GATHER + nq) >= nb * 64 * (S_COST_STREAM + nq)) {
+        s_release_add(w, row0, wn, true, true);
         return s_window_stream(w, row0, wn, nb);
+    }
     /* gather: the kept rows join the worker's buffer, which goes through
        one product when full (and at the end of the worker's windows), so
        windows with a handful of kept rows do not each pay a product */
     w->st.windows_gathered++;
     const float *X = NULL, *xn = NULL;
-    if (by_read)
-        *read = blocks_read ? 1 : 0;
-    else if (!(X = nf_segment_vectors(job->seg, row0, wn))
-             || !(xn = nf_segment_norms(job->seg, row0, wn)))
+    uint64_t tg = s_now_ns(), tprod = 0;
+    s_release_add(w, row0, wn, !by_read || blocks_read, !by_read);
+    w->rel_nzone += zone && !by_read;
+    w->rel_zrows += zone && !by_read ? nsel : 0;
+    if (!by_read && (!(X = nf_segment_vectors(job->seg, row0, wn))
+                     || !(xn = nf_segment_norms(job->seg, row0, wn))))
         return false;
     size_t i = 0;
     uint64_t word = nw ? w->sel[0] : 0;
@@ -457,16 +602,17 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
             if (nf_segment_read_vectors(job->seg, rows, cnt, gx) != 0)
                 return false;
             w->st.rows_read += cnt;
-            for (size_t j = 0; j < cnt; j++) {      /* as nf_segment_append computes it */
-                double acc = 0;
-                const float *x = gx + j * d;
-                for (uint32_t c = 0; c < d; c++)
-                    acc += (double) x[c] * x[c];
-                gn[j] = (float) acc;
-            }
+            nf_norms_sq(gx, cnt, d, gn);
         } else {
-            /* each row's lines are prefetched a few rows ahead (they are
-               scattered: the hardware prefetcher does not see them) */
+            /* first one load per row: the pages not mapped yet fault in
+               (64 KiB around each), and a prefetch of an unmapped page
+               is dropped; then each row's lines are prefetched a few rows
+               ahead (they are scattered: the hardware prefetcher does not
+               see them) and copied */
+            float touch = 0;
+            for (size_t j = 0; j < cnt; j++)
+                touch += *(const volatile float *) (X + rows[j] * d);
+            (void) touch;
             const size_t ahead = 6, line = 64 / sizeof(float);
             for (size_t j = 0; j < cnt && j < ahead; j++)
                 for (size_t c = 0; c < d; c += line)
@@ -482,9 +628,14 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn, int *read)
             }
         }
         w->gcnt += cnt;
-        if (w->gcnt == job->gather)
-            s_gather_flush(w);
+        if (w->gcnt == job->gather) {
+            uint64_t tp = s_now_ns();
+            s_gather_product(w);
+            tprod += s_now_ns() - tp;
+        }
     }
+    if (zone)
+        s_cost_add(w, by_read, (float) (s_now_ns() - tg - tprod) / (float) nsel);
     return true;
 }
 
@@ -531,24 +682,13 @@ s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
 }
 
 /* One window of rows row0.. (wn rows); false when the segment has no
-   rows there.  first: the first window of its unit. */
+   rows there. */
 static bool
-s_window(s_worker_t *w, uint64_t row0, size_t wn, bool first)
+s_window(s_worker_t *w, uint64_t row0, size_t wn)
 {
     const s_job_t *job = w->job;
-    if (job->prog) {
-        int read = 2;
-        if (!s_window_filtered(w, row0, wn, &read))
-            return false;
-        /* a window after one whose vectors were read releases too: it
-           drops the 2 MiB block the two share (nf_segment_release) */
-        if (read == 2 || (w->read_before && !first))
-            nf_segment_release(job->seg, row0, wn);
-        else if (read == 1)
-            nf_segment_release_columns(job->seg, row0, wn);
-        w->read_before = read == 2;
-        return true;
-    }
+    if (job->prog)
+        return s_window_filtered(w, row0, wn);
     const float *X = nf_segment_vectors(job->seg, row0, wn);
     const float *xn = nf_segment_norms(job->seg, row0, wn);
     if (!X || !xn)
@@ -574,7 +714,7 @@ s_worker_run(void *arg)
                 return NULL;
             }
             size_t wn = (size_t) (end - row0 < job->window ? end - row0 : job->window);
-            if (!s_window(w, row0, wn, row0 == u * job->unit)) {
+            if (!s_window(w, row0, wn)) {
                 w->failed = true;
                 return NULL;
             }
