@@ -22,7 +22,7 @@ typedef int32_t s_vi __attribute__((vector_size(64)));
    depends only on the query, the row and the instruction set chosen at run
    time -- not on the tile shape, the query count or the threads.
    Versions: AVX-512 (L = 16, tiles 4x4, 2x8, 1x16), AVX2+FMA (L = 8, tiles
-   2x4, 1x8) and a portable one (L = 4, tiles 2x2, 1x4), chosen once per
+   4x2, 2x4, 1x8) and a portable one (L = 4, tiles 2x2, 1x4), chosen once per
    search by nf_dots_pick (the best this CPU runs, or NFLOW_SCAN_KERNEL's). */
 typedef float s_v8 __attribute__((vector_size(32)));
 typedef int32_t s_vi8 __attribute__((vector_size(32)));
@@ -109,14 +109,21 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
 }
 
 /* Software prefetch (measured on the Zen 4 VM, 1M x 128, vectors in
-   memory, 2 threads): the first tile pass over each 16-row block prefetches,
-   one line per chunk loaded, the same lines S_PF_ROWS rows ahead (the next
-   block) into L2 (locality 2 = prefetcht1).  The hardware prefetchers
-   alone left the loads of a block waiting on DRAM with the FMAs idle:
-   q = 2 23 -> 15 ms, q = 10 38 -> 22 ms.  Prefetching into L1 (locality 3),
-   or a whole block at once, was slower; so were 8, 24, 32 or 64 rows
-   ahead (by noise-level margins for 24..64).  Prefetches past the end of X
-   do not fault. */
+   memory, 2 threads): the first tile pass over each 16-row block prefetches
+   its rows' lines S_PF_ROWS rows ahead (the next block) into L2 (locality
+   2 = prefetcht1), all at the start of the tile, so the loop over the
+   dimension has no branch and unrolls.  The hardware prefetchers alone
+   left the loads of a block waiting on DRAM with the FMAs idle: q = 2
+   23 -> 15 ms, q = 10 38 -> 22 ms.  Prefetching into L1 (locality 3) was
+   slower; 8..64 rows ahead were the same or slower.  Prefetches past the
+   end of X do not fault.
+   On an AVX2-only EPYC (2.45 GHz, 15 GB/s, no AVX-512), best of 3-4
+   interleaved rounds, 1M x 128: the AVX2 kernel's 2x4 tiles with the
+   prefetch inside the loop took q = 10 78-87 ms (vectors in memory /
+   mmap); tiles of 4 queries x 2 rows first (each row chunk loaded feeds 4
+   queries) with the prefetch hoisted and the loop unrolled by 4: 56-60
+   ms; q = 2 45 -> 40 ms.  The AVX-512 kernel shares the hoisting and the
+   unrolling and was not measured again (no AVX-512 machine here). */
 #define S_PF_ROWS 16
 #define S_PF_LOC 2
 
@@ -135,12 +142,14 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
         size_t dfull = d / (L) * (L);                                           \
         V acc[L] = {{0}};                                                       \
         V xv[L], qv[L];                                                         \
+        if (pf)                                                                 \
+            S_UNROLL for (size_t r = 0; r < nr; r++)                            \
+                for (size_t c = 0; c < d; c += 16)                              \
+                    __builtin_prefetch(pf + r * d + c, 0, S_PF_LOC);            \
+        _Pragma("GCC unroll 4")                                                 \
         for (size_t c = 0; c < dfull; c += (L)) {                               \
             S_UNROLL for (size_t r = 0; r < nr; r++)            \
                 memcpy(&xv[r], xb + r * d + c, sizeof(V));                      \
-            if (pf && c % 16 == 0)                                              \
-                S_UNROLL for (size_t r = 0; r < nr; r++)        \
-                    __builtin_prefetch(pf + r * d + c, 0, S_PF_LOC);            \
             S_UNROLL for (size_t i = 0; i < nq; i++)            \
                 memcpy(&qv[i], Qp + i * dpad + c, sizeof(V));                   \
             S_UNROLL for (size_t i = 0; i < nq; i++)            \
@@ -235,7 +244,7 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
 #if defined(__x86_64__) && defined(__GNUC__)       /* GCC and clang */
 #define S_X86 1
 S_DEF_KERNEL(z, __attribute__((target("avx512f,avx2,fma"))), s_vf, 16, s_reduce16, 4, 2)
-S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 2, 2)
+S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 4, 2)
 #endif
 S_DEF_KERNEL(x, , s_v4, 4, s_reduce4, 2, 2)
 
