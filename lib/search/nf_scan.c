@@ -44,9 +44,13 @@
     the work is uneven -- a filter keeping one half of the rows, a core
     shared with another process -- where fixed halves left one thread idle
     (a clustered filter keeping the second half of 1M x 128 took as long
-    as no filter: 50 vs 54 ms).  No two units share a 2 MiB block, so a
-    thread releasing its windows (nf_segment_release drops whole blocks)
-    never drops pages another thread is reading.  With few queries the scan is bound by
+    as no filter: 50 vs 54 ms).  Units of vectors start and end on 2 MiB
+    blocks where the dimension allows, so a thread releasing its windows
+    (nf_segment_release drops whole blocks) does not drop vectors another
+    thread is reading; the norms (524,288 rows a block) and odd dimensions
+    do share blocks across units, so each unit ends by dropping the block
+    holding its end (nf_segment_release_span): nothing stays mapped after
+    the last unit, whatever order the threads took them in.  With few queries the scan is bound by
     memory bandwidth and splitting rows is how both cores get their share
     of it; with many queries it is bound by the product, and splitting rows
     keeps each sgemm at the full query block (larger M, better kernel
@@ -719,9 +723,29 @@ s_worker_run(void *arg)
                 return NULL;
             }
         }
+        /* the unit's edges may share 2 MiB blocks with units another
+           thread scans (always for the norms: one block holds 524,288
+           rows' norms): the block holding its end is dropped now, one the
+           other thread maps again is dropped at the end of its unit */
+        if (job->prog)
+            s_release_run(w);
+        nf_segment_release_span(job->seg, end - 1, 1);
     }
     s_gather_flush(w);      /* the gathered rows still waiting (filter) */
     return NULL;
+}
+
+#define S_FILE_BLOCK (2u << 20)     /* the vectors body: 2 MiB-aligned blocks (nf_segment.h) */
+
+static uint64_t
+s_gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
 }
 
 /* Query block and window for nq queries of dim d (see the top comment).
@@ -741,23 +765,18 @@ s_grid(size_t nq, uint32_t d, uint64_t want_window, size_t *qblock, uint64_t *wi
         w = by_scores < by_rows ? by_scores : by_rows;
         if (w > 16384)
             w = 16384;
+        /* whole 2 MiB blocks of vectors when that is at most the window:
+           windows (and units of them) then never share a block (d = 384:
+           4,096-row 6 MiB windows, not 5,504 rows) */
+        uint64_t step = S_FILE_BLOCK / s_gcd(S_FILE_BLOCK, 4 * (uint64_t) d);
+        if (step <= w)
+            w = w / step * step;
     }
     w = (w + S_BLOCK - 1) / S_BLOCK * S_BLOCK;
     if (w < S_BLOCK)
         w = S_BLOCK;
     *qblock = qb;
     *window = w;
-}
-
-static uint64_t
-s_gcd(uint64_t a, uint64_t b)
-{
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
 }
 
 /* Rows per unit of work (see Threading at the top): whole windows of w
@@ -769,7 +788,6 @@ s_gcd(uint64_t a, uint64_t b)
    thread that finishes its unit first drops the shared block under the
    other (it faults back; nothing is wrong, it costs time). */
 #define S_UNIT_BYTES (32u << 20)
-#define S_FILE_BLOCK (2u << 20)
 
 static uint64_t
 s_unit(uint64_t w, uint32_t d, uint64_t rows)

@@ -1187,19 +1187,25 @@ nf_segment_norms(nf_segment_t *s, uint64_t row0, uint64_t n)
    block that ends by hi, or to hi itself when hi is the end of the data.
    A block shared with the next window is left for that window to drop, so
    it is never dropped and faulted back in (with its neighbourhood) twice,
-   and the page cache can keep serving it as one large folio. */
+   and the page cache can keep serving it as one large folio.  outward:
+   the block holding hi too (to at most len, the mapping's length). */
 static void
-s_release_blocks(const char *base, uint64_t lo, uint64_t hi, bool last)
+s_release_blocks(const char *base, uint64_t lo, uint64_t hi, bool last, bool outward,
+                 uint64_t len)
 {
     uint64_t a = lo & ~(uint64_t) (S_BLOCK - 1);
     uint64_t b = last ? (hi + S_PAGE - 1) & ~(uint64_t) (S_PAGE - 1)
                       : hi & ~(uint64_t) (S_BLOCK - 1);
+    if (outward && !last)
+        b = (hi + S_BLOCK - 1) & ~(uint64_t) (S_BLOCK - 1);
+    if (b > len)
+        b = len & ~(uint64_t) (S_PAGE - 1);
     if (b > a)
         madvise((void *) (base + a), b - a, MADV_DONTNEED);
 }
 
-void
-nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
+static void
+s_release(nf_segment_t *s, uint64_t row0, uint64_t n, bool outward)
 {
     if (!s || row0 >= s->rows)
         return;
@@ -1210,9 +1216,23 @@ nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
         return;
     bool last = row0 + n == s->rows;
     uint64_t vb = (uint64_t) s->dim * sizeof(float);
-    s_release_blocks(s->f[S_VEC].map, S_VEC_HDR + row0 * vb, S_VEC_HDR + (row0 + n) * vb, last);
-    s_release_blocks(s->f[S_NORM].map, S_SMALL_HDR + row0 * sizeof(float),
-                     S_SMALL_HDR + (row0 + n) * sizeof(float), last);
+    const s_file_t *v = &s->f[S_VEC], *nm = &s->f[S_NORM];
+    s_release_blocks(v->map, S_VEC_HDR + row0 * vb, S_VEC_HDR + (row0 + n) * vb, last,
+                     outward, v->map_len);
+    s_release_blocks(nm->map, S_SMALL_HDR + row0 * sizeof(float),
+                     S_SMALL_HDR + (row0 + n) * sizeof(float), last, outward, nm->map_len);
+}
+
+void
+nf_segment_release(nf_segment_t *s, uint64_t row0, uint64_t n)
+{
+    s_release(s, row0, n, false);
+}
+
+void
+nf_segment_release_span(nf_segment_t *s, uint64_t row0, uint64_t n)
+{
+    s_release(s, row0, n, true);
 }
 
 void

@@ -339,6 +339,13 @@ const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
    windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
 
+/* The same, and the block holding row0+n too: for the end of a run of
+   windows whose neighbours another thread may scan in any order (a block
+   shared with them is dropped now; one they fault back in is dropped at
+   the end of theirs), so no block stays mapped after all the runs ended.
+   The norms (4 bytes a row) share a 2 MiB block over 524,288 rows. */
+void nf_segment_release_span(nf_segment_t *self, uint64_t row0, uint64_t n);
+
 /* The same for the field columns only (a filtered scan that read the
    columns of rows [row0, row0+n) but none of their vectors). */
 void nf_segment_release_columns(nf_segment_t *self, uint64_t row0, uint64_t n);
