@@ -943,28 +943,14 @@ s_lower_f64(const double *v, uint32_t n, double x)
 static bool
 s_in_i64(const int64_t *v, uint32_t n, int64_t x)
 {
-    uint32_t a = 0, b = n;
-    while (a < b) {
-        uint32_t m = a + (b - a) / 2;
-        if (v[m] < x)
-            a = m + 1;
-        else
-            b = m;
-    }
+    uint32_t a = s_lower_i64(v, n, x);
     return a < n && v[a] == x;
 }
 
 static bool
 s_in_f64(const double *v, uint32_t n, double x)
 {
-    uint32_t a = 0, b = n;
-    while (a < b) {
-        uint32_t m = a + (b - a) / 2;
-        if (v[m] < x)
-            a = m + 1;
-        else
-            b = m;
-    }
+    uint32_t a = s_lower_f64(v, n, x);
     return a < n && v[a] == x;
 }
 
