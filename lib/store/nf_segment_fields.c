@@ -1438,7 +1438,7 @@ nf_seg_fields_stage(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fi
             b->len[f->kids] = nids[fi] * 4;
         if (f->kdict >= 0) {
             /* the new keywords: the dictionary's bytes past what is committed */
-            b->buf[f->kdict] = f->dict.buf + st->dict_len[fi];
+            b->buf[f->kdict] = f->dict.buf ? f->dict.buf + st->dict_len[fi] : NULL;
             b->len[f->kdict] = f->dict.len - st->dict_len[fi];
         }
     }
