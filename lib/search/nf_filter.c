@@ -263,17 +263,30 @@ s_next(s_parser_t *ps)
 
 /* ------------------------------------------------------------- tree */
 
+/* buf (capacity *cap elements of size bytes) with room for one more after
+   n: itself, or grown (doubled); NULL when out of memory (buf unchanged). */
+static void *
+s_room(void *buf, uint32_t *cap, uint32_t n, size_t size)
+{
+    if (n < *cap)
+        return buf;
+    uint32_t nc = *cap ? *cap * 2 : 16;
+    void *nb = realloc(buf, (size_t) nc * size);
+    if (!nb) {
+        nf_error_set(NF_ENOMEM, "filter: out of memory");
+        return NULL;
+    }
+    *cap = nc;
+    return nb;
+}
+
 static int
 s_node(nf_filter_t *f, const s_node_t *n, uint32_t *id)
 {
-    if (f->nnodes == f->cap) {
-        uint32_t nc = f->cap ? f->cap * 2 : 16;
-        s_node_t *nn = realloc(f->nodes, nc * sizeof *nn);
-        if (!nn)
-            return nf_error_set(NF_ENOMEM, "filter: out of memory");
-        f->nodes = nn;
-        f->cap = nc;
-    }
+    s_node_t *nodes = s_room(f->nodes, &f->cap, f->nnodes, sizeof *nodes);
+    if (!nodes)
+        return NF_ENOMEM;
+    f->nodes = nodes;
     f->nodes[f->nnodes] = *n;
     *id = f->nnodes++;
     return 0;
@@ -282,14 +295,10 @@ s_node(nf_filter_t *f, const s_node_t *n, uint32_t *id)
 static int
 s_val(nf_filter_t *f, const s_val_t *v, uint32_t *id)
 {
-    if (f->nvals == f->vcap) {
-        uint32_t nc = f->vcap ? f->vcap * 2 : 16;
-        s_val_t *nv = realloc(f->vals, nc * sizeof *nv);
-        if (!nv)
-            return nf_error_set(NF_ENOMEM, "filter: out of memory");
-        f->vals = nv;
-        f->vcap = nc;
-    }
+    s_val_t *vals = s_room(f->vals, &f->vcap, f->nvals, sizeof *vals);
+    if (!vals)
+        return NF_ENOMEM;
+    f->vals = vals;
     f->vals[f->nvals] = *v;
     *id = f->nvals++;
     return 0;

@@ -124,12 +124,11 @@ nf_batch_set_columns(nf_batch_t *b, const nf_field_def_t *defs, size_t n)
     }
 }
 
-/* Append one value (v NULL or NF_FIELD_NULL: null) to column col of a batch
-   whose document number is doc. */
+/* Document doc's bit of col's null bitmap (grown to hold it): set when
+   null.  NF_ENOMEM when the bitmap cannot grow. */
 static int
-s_col_put(nf_bcol_t *col, size_t doc, const nf_fval_t *v)
+s_col_null(nf_bcol_t *col, size_t doc, bool null)
 {
-    bool null = !v || v->type == NF_FIELD_NULL;
     if (doc / 8 >= col->nulls.len) {
         uint8_t zero = 0;
         if (s_buf_put(&col->nulls, &zero, 1))
@@ -139,6 +138,17 @@ s_col_put(nf_bcol_t *col, size_t doc, const nf_fval_t *v)
         col->nulls.data[doc / 8] |= (uint8_t) (1u << (doc % 8));
         col->any_null = true;
     }
+    return NF_OK;
+}
+
+/* Append one value (v NULL or NF_FIELD_NULL: null) to column col of a batch
+   whose document number is doc. */
+static int
+s_col_put(nf_bcol_t *col, size_t doc, const nf_fval_t *v)
+{
+    bool null = !v || v->type == NF_FIELD_NULL;
+    if (s_col_null(col, doc, null))
+        return NF_ENOMEM;
     uint8_t w[8];
     switch (col->type) {
     case NF_FIELD_INT:
@@ -210,15 +220,8 @@ static int
 s_col_copy(nf_bcol_t *col, size_t doc, const Nflow__Column *src, size_t i)
 {
     bool null = s_isnull(&src->nulls, i);
-    if (doc / 8 >= col->nulls.len) {
-        uint8_t zero = 0;
-        if (s_buf_put(&col->nulls, &zero, 1))
-            return NF_ENOMEM;
-    }
-    if (null) {
-        col->nulls.data[doc / 8] |= (uint8_t) (1u << (doc % 8));
-        col->any_null = true;
-    }
+    if (s_col_null(col, doc, null))
+        return NF_ENOMEM;
     size_t off, len;
     switch (col->type) {
     case NF_FIELD_INT:
