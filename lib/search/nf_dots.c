@@ -21,11 +21,11 @@ typedef int32_t s_vi __attribute__((vector_size(64)));
    its position, and the chunks are summed in order, so a dot product
    depends only on the query, the row and the instruction set chosen at run
    time -- not on the tile shape, the query count or the threads.
-   Versions: AVX-512 (L = 16, tiles 4x4, 2x8, 1x16), AVX2+FMA (L = 8, tiles
-   4x2, 2x4, 1x8) and a portable one (L = 4, tiles 2x2, 1x4), chosen once per
-   search by nf_dots_pick (the best this CPU runs, or NFLOW_SCAN_KERNEL's). */
-typedef float s_v8 __attribute__((vector_size(32)));
-typedef int32_t s_vi8 __attribute__((vector_size(32)));
+   Versions: AVX-512 (L = 16, tiles 4x4, 2x8, 1x16) and a portable one
+   (L = 4, tiles 2x2, 1x4) from this macro; AVX2+FMA written with
+   intrinsics in nf_dots_avx2.h (its own tiles, the same promise); chosen
+   once per search by nf_dots_pick (the best this CPU runs, or
+   NFLOW_SCAN_KERNEL's). */
 typedef float s_v4 __attribute__((vector_size(16)));
 typedef int32_t s_vi4 __attribute__((vector_size(16)));
 
@@ -60,12 +60,6 @@ typedef int32_t s_vi4 __attribute__((vector_size(16)));
 #define S_H2_16 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
 #define S_L1_16 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
 #define S_H1_16 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
-#define S_L4_8 0, 1, 2, 3, 8, 9, 10, 11
-#define S_H4_8 4, 5, 6, 7, 12, 13, 14, 15
-#define S_L2_8 0, 1, 4, 5, 8, 9, 12, 13
-#define S_H2_8 2, 3, 6, 7, 10, 11, 14, 15
-#define S_L1_8 0, 2, 4, 6, 8, 10, 12, 14
-#define S_H1_8 1, 3, 5, 7, 9, 11, 13, 15
 #define S_L2_4 0, 1, 4, 5
 #define S_H2_4 2, 3, 6, 7
 #define S_L1_4 0, 2, 4, 6
@@ -88,18 +82,6 @@ s_reduce16(const s_vf *acc, s_vf *out)
 }
 
 S_INLINE void
-s_reduce8(const s_v8 *acc, s_v8 *out)
-{
-    s_v8 t4[4], t2[2];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        t4[i] = S_HALVES(s_vi8, acc[2 * i], acc[2 * i + 1], S_L4_8, S_H4_8);
-    t2[0] = S_HALVES(s_vi8, t4[0], t4[1], S_L2_8, S_H2_8);
-    t2[1] = S_HALVES(s_vi8, t4[2], t4[3], S_L2_8, S_H2_8);
-    *out = S_HALVES(s_vi8, t2[0], t2[1], S_L1_8, S_H1_8);
-}
-
-S_INLINE void
 s_reduce4(const s_v4 *acc, s_v4 *out)
 {
     s_v4 t2[2];
@@ -117,13 +99,8 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
    23 -> 15 ms, q = 10 38 -> 22 ms.  Prefetching into L1 (locality 3) was
    slower; 8..64 rows ahead were the same or slower.  Prefetches past the
    end of X do not fault.
-   On an AVX2-only EPYC (2.45 GHz, 15 GB/s, no AVX-512), best of 3-4
-   interleaved rounds, 1M x 128: the AVX2 kernel's 2x4 tiles with the
-   prefetch inside the loop took q = 10 78-87 ms (vectors in memory /
-   mmap); tiles of 4 queries x 2 rows first (each row chunk loaded feeds 4
-   queries) with the prefetch hoisted and the loop unrolled by 4: 56-60
-   ms; q = 2 45 -> 40 ms.  The AVX-512 kernel shares the hoisting and the
-   unrolling and was not measured again (no AVX-512 machine here). */
+   The AVX2 kernel (nf_dots_avx2.h) spreads the same prefetches through
+   its tiles instead. */
 #define S_PF_ROWS 16
 #define S_PF_LOC 2
 
@@ -244,7 +221,7 @@ s_reduce4(const s_v4 *acc, s_v4 *out)
 #if defined(__x86_64__) && defined(__GNUC__)       /* GCC and clang */
 #define S_X86 1
 S_DEF_KERNEL(z, __attribute__((target("avx512f,avx2,fma"))), s_vf, 16, s_reduce16, 4, 2)
-S_DEF_KERNEL(y, __attribute__((target("avx2,fma"))), s_v8, 8, s_reduce8, 4, 2)
+#include "nf_dots_avx2.h"
 #endif
 S_DEF_KERNEL(x, , s_v4, 4, s_reduce4, 2, 2)
 
