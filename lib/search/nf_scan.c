@@ -14,21 +14,20 @@
 
     Products (measured on the 2-core AMD EPYC (Zen 4) VM this was tuned on,
     OpenBLAS 0.3.21, 1M x 128 rows, see tools/bench.sh):
-    - q = 1: cblas_sgemv into S.  Bound by memory bandwidth; it used less
-      CPU than the kernel below (37 vs 45 ms single-thread).
-    - 2 <= q <= S_SMALL_Q: our own register-tiled dot kernel (s_dots_z /
-      _y / _x below: tiles of up to 4 queries x 4 rows, so each loaded
-      chunk of a row feeds several queries and the horizontal sums are
-      shared), with the next block of rows prefetched into L2 as it goes
-      (see S_PF_ROWS).  cblas_sgemm spends most of its time packing
-      (copying) the window when each row meets only a few queries.  Best
-      of 2 threads, vectors in memory, one back-to-back run: q = 2 15..20
-      ms, q = 10 21..24, q = 32 50..54, q = 64 93..96 ms (before the
-      prefetch and the compare-free reject check: 23, 41, 80, 133 ms);
-      sgemm 51, 66, 104, 157 ms; the previous 1-query x 16-row kernel 31,
-      48, 100, 178 ms.  Our kernel still
-      matches sgemm at q = 100..1000 here, but sgemm is kept there for
-      CPUs without AVX-512 where OpenBLAS's kernels are relatively better.
+    - 1 <= q <= S_SMALL_Q: our own register-tiled dot kernel (s_dots_z /
+      _y / _x in nf_dots.c: tiles of up to 6 queries x 2 rows, so each
+      loaded chunk of a row feeds several queries and the horizontal sums
+      are shared), with the next block of rows prefetched into L2 as it
+      goes.  cblas_sgemm spends most of its time packing (copying) the
+      window when each row meets only a few queries, and cblas_sgemv for
+      one query left the loads waiting on DRAM: on the AVX2 EPYC VM, 500k
+      x 128, one thread, sgemv 48-56 ms against the kernel's 31-38 ms (1M
+      rows, 2 threads: 55-65 against 39-51 ms).  Earlier, on a Zen 4 VM,
+      best of 2 threads, vectors in memory: q = 2 15..20 ms, q = 10
+      21..24, q = 32 50..54, q = 64 93..96 ms; sgemm 51, 66, 104, 157 ms.
+      Our kernel still matches sgemm at q = 100..1000 there, but sgemm is
+      kept there for CPUs without AVX-512 where OpenBLAS's kernels are
+      relatively better.
     - more queries: cblas_sgemm row-major Q (QB x d) * X^T (d x W) into a
       QB x W block S of about 1 MiB (QB <= 256) that stays in L2/L3; here
       sgemm's kernel runs at ~80% of its 2048^3 rate and the fused pass
@@ -85,7 +84,7 @@
 
 #define S_BLOCK 64              /* rows per tombstone word / reject check */
 #define S_MAX_THREADS 256
-#define S_SMALL_Q 64            /* 2..S_SMALL_Q queries: our dot kernel */
+#define S_SMALL_Q 64            /* 1..S_SMALL_Q queries: our dot kernel */
 
 /* The fused pass and kernels are NF_TARGET_CLONES (nf_sys.h): vectorised
    for the CPUs the baseline x86-64 build does not assume. */
@@ -883,7 +882,7 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
     float *qpad = NULL;
     if (!qaux || !workers)
         goto done;
-    if (nq >= 2 && nq <= S_SMALL_Q) {
+    if (nq <= S_SMALL_Q) {
         job.dpad = (job.dim + S_LANES - 1) / S_LANES * S_LANES;
         qpad = calloc(nq * job.dpad, sizeof *qpad);
         if (!qpad)
