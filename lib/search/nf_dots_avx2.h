@@ -19,9 +19,11 @@
     the FMAs instead of all at the tile's start.  The hardware prefetchers
     alone run this loop at a third of the memory rate on the VM it was tuned
     on; a burst of a tile's lines at its start left the faster tiles waiting
-    on DRAM.  Measured (2-core AVX2 EPYC, 1M x 128, q = 10, 1 thread, best
-    of 6): 4 x 2 macro tiles 2.7 G FMA/s in L2, 6 x 2 intrinsics 4.2 G
-    (peak 5.7); from memory 82-92 -> 79-82 ms.                          */
+    on DRAM.  Measured on a 2-core AVX2 EPYC (5.7 G FMA/s a core at most):
+    the macro's 4 x 2 tiles ran 2.7 G FMA/s with the data in L2, these
+    4.2 G; a scan of 1M x 128 (2 threads, mmap, interleaved rounds) q = 10
+    56-69 -> 44-49 ms, q = 2 43-53 -> 35-38 ms (with the fused pass's fix
+    in nf_scan.c).                                                      */
 
 #include <immintrin.h>
 
