@@ -389,7 +389,7 @@ s_now_ns(void)
 /* One window under a filter.  From the count of kept rows (measured, per
    window): none -> the vectors are not read; few (see the costs above) ->
    they are gathered into a dense buffer and go through the same product
-   (sgemv / dot kernel / sgemm) as a window, so the cost is that of the
+   (dot kernel / sgemm) as a window, so the cost is that of the
    kept rows; else the product runs over each run of consecutive 64-row
    blocks holding a kept row (blocks without one are not read), or over the
    whole window when nearly every block holds one; the bitmap excludes the

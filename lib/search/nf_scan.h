@@ -7,8 +7,8 @@
     (nf_segment_release) so resident memory stays constant as the segment
     grows.  All cores are used: rows are split across threads (each with
     its own top-k per query, merged exactly at the end); results are
-    identical to a single-thread run.  Few queries (2..64) use a built-in
-    dot kernel instead of sgemm, one query cblas_sgemv (see nf_scan.c).
+    identical to a single-thread run.  Up to 64 queries use a built-in
+    dot kernel (nf_dots.c), more cblas_sgemm (see nf_scan.c).
     OpenBLAS's own thread count is set to 1 during a search and restored.
 
     Scores: l2 = squared euclidean distance (smaller is better); ip = inner
