@@ -135,6 +135,8 @@ struct nf_segment {
     s_entry_t *tab;         /* id -> row, open addressing, linear probing */
     uint64_t tab_mask, tab_used;
     bool tab_built;
+    struct nf_seg_inflight *inflight;   /* a pipelined commit being synced, or
+                                           one that failed (then kept) */
 };
 
 /* ------------------------------------------------- inline helpers */
@@ -271,6 +273,12 @@ typedef struct {
    handle's byte counts and hash states move only on success.  With b NULL
    writes only a slot for the current state (create). */
 int nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted);
+
+/* Wait for the pipelined commit in flight (nf_segment_append_start), if
+   any: 0 once it is durable; its error when it failed (every later call
+   too: the handle is ahead of the disk; destroy frees it). */
+typedef struct nf_seg_inflight nf_seg_inflight_t;
+int nf_seg_settle(nf_segment_t *s);
 
 /* Allocate the writer's hash states (st, st2). */
 int nf_seg_states(nf_segment_t *s);

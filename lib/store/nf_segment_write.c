@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,14 +356,35 @@ s_refold(const nf_segment_t *s, int k, uint64_t from, uint64_t to)
     free(buf);
 }
 
-int
-nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
+/* A commit between its halves: the slot to write once the files written
+   (wrote) are synced, the bytes vectors and norms had before (s_refold);
+   when pipelined (nf_seg_commit_start), the thread that syncs it and what
+   it found. */
+struct nf_seg_inflight {
+    s_slot_t slot;
+    bool wrote[S_TABLE_MAX];
+    uint64_t from[S_NORM + 1];
+    const nf_segment_t *s;
+    pthread_t thread;
+    bool threaded;          /* thread running or not yet joined */
+    int rc;                 /* s_commit_sync: 0 or its error, with msg */
+    char msg[1024];
+};
+
+/* The write half: hash the batch's new bytes (full chunks to
+   checksums.nfc, the tails to the slot), append them to the files, start
+   their writeback and fill c->slot.  The handle's byte counts and hash
+   states do not move (s_commit_done does that); files may have grown. */
+static int
+s_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted,
+               nf_seg_inflight_t *c)
 {
     uint64_t nb[S_TABLE_MAX], tail[S_TABLE_MAX];
-    bool wrote[S_TABLE_MAX] = {false};
+    bool *wrote = c->wrote;
     size_t maxce = 0, nce = 0;
     int rc = 0;
     int nf = (int) (b && b->nfiles > s->nfiles ? b->nfiles : s->nfiles);
+    memset(wrote, 0, sizeof c->wrote);
     for (int k = 0; b && k < nf; k++)
         if (k != S_CK)
             maxce += (size_t) ((s->bytes[k] % S_CHUNK + b->len[k]) / S_CHUNK);
@@ -413,52 +435,160 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
             rc = s_write_file(s, k, k == S_CK ? ckbuf : b->buf[k], nb[k] - s->bytes[k]);
     /* start every file's writeback before waiting for any: the files'
        writes then go to the disk together instead of one fdatasync after
-       the other (a hint only; fdatasync below is what makes them durable) */
+       the other (a hint only; fdatasync is what makes them durable) */
     for (int k = 0; k < nf && !rc; k++)
         if (wrote[k])
             (void) sync_file_range(s->f[k].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    for (int k = 0; k < nf && !rc; k++)
-        if (wrote[k] && fdatasync(s->f[k].fd) != 0)
-            rc = s_serr(s, k, NF_EIO, "fdatasync: %s", strerror(errno));
     free(ckbuf);
     if (rc)
         return rc;
 
-    /* the commit point: one slot, then sync */
-    s_slot_t slot;
-    memset(&slot, 0, sizeof slot);
-    memcpy(slot.magic, s_kinds[S_VEC].magic, 8);
-    slot.version = NF_SEGMENT_VERSION;
-    slot.dim = s->dim;
-    slot.metric = (uint32_t) s->metric;
-    slot.nfiles = (uint32_t) nf;
-    slot.incompat = nf > S_NFILES ? S_FEAT_FIELDS : 0;
-    slot.seq = s->seq + 1;
-    slot.rows = rows;
-    slot.deleted = deleted;
-    slot.chunk_log2 = S_CHUNK_LOG2;
+    s_slot_t *slot = &c->slot;
+    memset(slot, 0, sizeof *slot);
+    memcpy(slot->magic, s_kinds[S_VEC].magic, 8);
+    slot->version = NF_SEGMENT_VERSION;
+    slot->dim = s->dim;
+    slot->metric = (uint32_t) s->metric;
+    slot->nfiles = (uint32_t) nf;
+    slot->incompat = nf > S_NFILES ? S_FEAT_FIELDS : 0;
+    slot->seq = s->seq + 1;
+    slot->rows = rows;
+    slot->deleted = deleted;
+    slot->chunk_log2 = S_CHUNK_LOG2;
     for (int k = 0; k < nf; k++)
-        slot.file[k] = (s_fent_t) {nb[k], s->bytes[k], tail[k]};
-    slot.checksum = s_slot_hash(&slot);
-    uint64_t off = (slot.seq & 1) ? S_SLOT1_OFF : 0;
-    if (nf_seg_pwrite_all(s->f[S_VEC].fd, &slot, sizeof slot, off) != 0
+        slot->file[k] = (s_fent_t) {nb[k], s->bytes[k], tail[k]};
+    slot->checksum = s_slot_hash(slot);
+    c->from[S_VEC] = s->bytes[S_VEC];
+    c->from[S_NORM] = s->bytes[S_NORM];
+    c->s = s;
+    return 0;
+}
+
+/* The sync half: fdatasync the files written, then the commit point: the
+   slot, synced.  Touches only the files (safe on a thread of its own
+   while the handle's owner goes on, nf_seg_commit_start). */
+static int
+s_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c)
+{
+    for (int k = 0; k < (int) c->slot.nfiles; k++)
+        if (c->wrote[k] && fdatasync(s->f[k].fd) != 0)
+            return s_serr(s, k, NF_EIO, "fdatasync: %s", strerror(errno));
+    uint64_t off = (c->slot.seq & 1) ? S_SLOT1_OFF : 0;
+    if (nf_seg_pwrite_all(s->f[S_VEC].fd, &c->slot, sizeof c->slot, off) != 0
         || fdatasync(s->f[S_VEC].fd) != 0)
         return s_serr(s, S_VEC, NF_EIO, "writing commit slot: %s", strerror(errno));
-    for (int k = S_VEC; k <= S_NORM; k++)
-        if (wrote[k])
-            s_refold(s, k, s->bytes[k], nb[k]);
-    s->seq = slot.seq;
-    s->nfiles = (uint32_t) nf;
-    for (int k = 0; k < nf; k++) {
-        s->prev[k] = s->bytes[k];
-        s->bytes[k] = nb[k];
-        s->tail[k] = tail[k];
-        if (wrote[k]) {
+    return 0;
+}
+
+/* Move the handle to c's commit: byte counts, tails, hash states. */
+static void
+s_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c)
+{
+    s->seq = c->slot.seq;
+    s->nfiles = c->slot.nfiles;
+    for (int k = 0; k < (int) c->slot.nfiles; k++) {
+        s->prev[k] = c->slot.file[k].prev;
+        s->bytes[k] = c->slot.file[k].bytes;
+        s->tail[k] = c->slot.file[k].tail;
+        if (c->wrote[k]) {
             XXH3_state_t *t = s->st[k];
             s->st[k] = s->st2[k];
             s->st2[k] = t;
         }
     }
+}
+
+/* After c's commit is durable: the blocks it completed, whole (s_refold). */
+static void
+s_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c)
+{
+    for (int k = S_VEC; k <= S_NORM; k++)
+        if (c->wrote[k])
+            s_refold(s, k, c->from[k], c->slot.file[k].bytes);
+}
+
+int
+nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
+{
+    nf_seg_inflight_t c;
+    int rc = nf_seg_settle(s);
+    if (rc || (rc = s_commit_write(s, b, rows, deleted, &c)) || (rc = s_commit_sync(s, &c)))
+        return rc;
+    s_commit_refold(s, &c);
+    s_commit_done(s, &c);
+    return 0;
+}
+
+/* ------------------------------------------------------- pipelined commit
+
+   Why: a batch's commit is CPU work (staging, hashing, the copy into the
+   page cache) and then device work (the fdatasyncs, which on this kind of
+   virtual disk is where the bytes really go: a flush after the writes
+   costs about as long as the copy before it, and starting writeback early
+   with sync_file_range does not shorten it -- measured, 5 MB writes:
+   fdatasync 14 ms right after, 11-13 ms when kicked 20-40 ms before).
+   Done one after the other, `nflow segment build` left the disk idle for
+   half of its time.  So the sync half of batch N runs on a thread of its
+   own while the caller reads, stages and writes batch N+1 (the build
+   command also reads on a thread, tools/cmd_segment.c); N+1's bytes go to
+   the files meanwhile (beyond N's end: a crash leaves them past the last
+   commit, which an open trims) but its slot is written only after N's is
+   durable, by the next thread, so commits stay in order.  Measured, 1M x
+   128 built in 10,000-row batches: 4.3-7.9 s -> 3.1 s.  Weighed and not
+   done: syncing the 7 files in parallel (measured before: nothing);
+   kicking writeback per 2 MiB block during the copy (measured: the flush
+   took as long); the staging on another thread too (the id table and
+   hash states are the handle's; a second batch in flight would need its
+   own copy of them). */
+
+static void *
+s_sync_main(void *arg)
+{
+    nf_seg_inflight_t *c = arg;
+    c->rc = s_commit_sync(c->s, c);
+    if (c->rc)
+        snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
+    return NULL;
+}
+
+int
+nf_seg_settle(nf_segment_t *s)
+{
+    nf_seg_inflight_t *c = s->inflight;
+    if (!c)
+        return 0;
+    if (c->threaded) {
+        pthread_join(c->thread, NULL);
+        c->threaded = false;
+    }
+    if (c->rc)          /* kept: the handle is ahead of the disk for good */
+        return nf_error_set(c->rc, "%s (an earlier pipelined append; reopen the segment)",
+                            c->msg);
+    s_commit_refold(s, c);
+    free(c);
+    s->inflight = NULL;
+    return 0;
+}
+
+/* nf_seg_commit whose sync half runs on a thread (nf_seg_settle waits for
+   it): write the batch, wait for the commit before it, move the handle
+   to the new commit and start its sync. */
+static int
+s_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
+{
+    nf_seg_inflight_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return nf_error_set(NF_ENOMEM, "%s: out of memory for a commit", s->dir);
+    int rc = s_commit_write(s, b, rows, deleted, c), prev = nf_seg_settle(s);
+    if (rc || prev) {
+        free(c);
+        return prev ? prev : rc;
+    }
+    s_commit_done(s, c);
+    s->inflight = c;
+    c->threaded = pthread_create(&c->thread, NULL, s_sync_main, c) == 0;
+    if (!c->threaded)
+        s_sync_main(c);
     return 0;
 }
 
@@ -637,6 +767,9 @@ s_writable(const nf_segment_t *s, const char *what)
 {
     if (s->opts.readonly)
         return nf_error_set(NF_EINVAL, "%s: %s: segment opened read-only", s->dir, what);
+    if (s->inflight && !s->inflight->threaded && s->inflight->rc)
+        return nf_error_set(s->inflight->rc, "%s: %s: an earlier pipelined append failed (%s); "
+                            "reopen the segment", s->dir, what, s->inflight->msg);
     return 0;
 }
 
@@ -704,15 +837,47 @@ s_dedupe(const nf_doc_t *docs, size_t n, const uint64_t *hash, unsigned char *ke
     return 0;
 }
 
+static int s_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
+                    size_t n, bool pipelined);
+
 int
 nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
 {
-    return nf_segment_append_fields(s, docs, NULL, n);
+    return s_append(s, docs, NULL, n, false);
 }
 
 int
 nf_segment_append_fields(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
                          size_t n)
+{
+    return s_append(s, docs, fields, n, false);
+}
+
+int
+nf_segment_append_start(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
+                        size_t n)
+{
+    int rc = s_append(s, docs, fields, n, true);
+    if (s && (rc || n == 0)) {      /* nothing started: still, the one before is durable */
+        int prev = nf_seg_settle(s);
+        if (prev)
+            return prev;
+    }
+    return rc;
+}
+
+int
+nf_segment_append_wait(nf_segment_t *s)
+{
+    if (!s)
+        return nf_error_set(NF_EINVAL, "nf_segment_append_wait: NULL argument");
+    return nf_seg_settle(s);
+}
+
+/* Append (upsert) n docs in one commit; pipelined: s_commit_start. */
+static int
+s_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_t n,
+         bool pipelined)
 {
     int rc;
     nf_seg_staged_t *staged = NULL;
@@ -720,6 +885,8 @@ nf_segment_append_fields(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_
         return nf_error_set(NF_EINVAL, "nf_segment_append: NULL argument");
     if ((rc = s_writable(s, "append")))
         return rc;
+    if (!pipelined && (rc = nf_seg_settle(s)))
+        return rc;          /* a pipelined append first, even when n is 0 */
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++)
@@ -794,7 +961,8 @@ nf_segment_append_fields(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_
     if ((rc = nf_seg_fields_stage(s, docs, fields, n, keep, m, &b, &staged)))
         goto done;
     if ((rc = nf_seg_grow_ram(s, row0 + m, pl0 + plb)) || (rc = nf_seg_grow_tomb(s, row0 + m))
-        || (rc = nf_seg_commit(s, &b, row0 + m, s->deleted + nrep))) {
+        || (rc = pipelined ? s_commit_start(s, &b, row0 + m, s->deleted + nrep)
+                           : nf_seg_commit(s, &b, row0 + m, s->deleted + nrep))) {
         nf_seg_fields_abort(s, staged);
         goto done;
     }
@@ -864,8 +1032,8 @@ nf_segment_delete(nf_segment_t *s, const char *const *ids, size_t n, size_t *del
         *deleted = 0;
     if (!s || (n && !ids))
         return nf_error_set(NF_EINVAL, "nf_segment_delete: NULL argument");
-    if ((rc = s_writable(s, "delete")))
-        return rc;
+    if ((rc = s_writable(s, "delete")) || (rc = nf_seg_settle(s)))
+        return rc;          /* a pipelined append first: this may commit nothing */
     for (size_t i = 0; i < n; i++)
         if ((rc = s_check_id(s, "delete", i, ids[i])))
             return rc;
