@@ -1080,6 +1080,7 @@ nf_segment_destroy(nf_segment_t **self_p)
         return;
     nf_segment_t *s = *self_p;
     (void) nf_seg_settle(s);        /* a pipelined append in flight: durable first */
+    nf_seg_syncer_stop(s);
     free(s->inflight);              /* kept only when it failed */
     for (int k = 0; k < S_TABLE_MAX; k++) {
         s_file_t *f = &s->f[k];

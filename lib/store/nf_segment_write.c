@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,27 +355,12 @@ s_refold(const nf_segment_t *s, int k, uint64_t from, uint64_t to)
     free(buf);
 }
 
-/* A commit between its halves: the slot to write once the files written
-   (wrote) are synced, the bytes vectors and norms had before (s_refold);
-   when pipelined (nf_seg_commit_start), the thread that syncs it and what
-   it found. */
-struct nf_seg_inflight {
-    s_slot_t slot;
-    bool wrote[S_TABLE_MAX];
-    uint64_t from[S_NORM + 1];
-    const nf_segment_t *s;
-    pthread_t thread;
-    bool threaded;          /* thread running or not yet joined */
-    int rc;                 /* s_commit_sync: 0 or its error, with msg */
-    char msg[1024];
-};
-
 /* The write half: hash the batch's new bytes (full chunks to
    checksums.nfc, the tails to the slot), append them to the files, start
    their writeback and fill c->slot.  The handle's byte counts and hash
-   states do not move (s_commit_done does that); files may have grown. */
-static int
-s_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted,
+   states do not move (nf_seg_commit_done does that); files may have grown. */
+int
+nf_seg_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted,
                nf_seg_inflight_t *c)
 {
     uint64_t nb[S_TABLE_MAX], tail[S_TABLE_MAX];
@@ -467,8 +451,8 @@ s_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t
 /* The sync half: fdatasync the files written, then the commit point: the
    slot, synced.  Touches only the files (safe on a thread of its own
    while the handle's owner goes on, nf_seg_commit_start). */
-static int
-s_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c)
+int
+nf_seg_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c)
 {
     for (int k = 0; k < (int) c->slot.nfiles; k++)
         if (c->wrote[k] && fdatasync(s->f[k].fd) != 0)
@@ -481,8 +465,8 @@ s_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c)
 }
 
 /* Move the handle to c's commit: byte counts, tails, hash states. */
-static void
-s_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c)
+void
+nf_seg_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c)
 {
     s->seq = c->slot.seq;
     s->nfiles = c->slot.nfiles;
@@ -499,8 +483,8 @@ s_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c)
 }
 
 /* After c's commit is durable: the blocks it completed, whole (s_refold). */
-static void
-s_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c)
+void
+nf_seg_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c)
 {
     for (int k = S_VEC; k <= S_NORM; k++)
         if (c->wrote[k])
@@ -512,83 +496,10 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
 {
     nf_seg_inflight_t c;
     int rc = nf_seg_settle(s);
-    if (rc || (rc = s_commit_write(s, b, rows, deleted, &c)) || (rc = s_commit_sync(s, &c)))
+    if (rc || (rc = nf_seg_commit_write(s, b, rows, deleted, &c)) || (rc = nf_seg_commit_sync(s, &c)))
         return rc;
-    s_commit_refold(s, &c);
-    s_commit_done(s, &c);
-    return 0;
-}
-
-/* ------------------------------------------------------- pipelined commit
-
-   Why: a batch's commit is CPU work (staging, hashing, the copy into the
-   page cache) and then device work (the fdatasyncs, which on this kind of
-   virtual disk is where the bytes really go: a flush after the writes
-   costs about as long as the copy before it, and starting writeback early
-   with sync_file_range does not shorten it -- measured, 5 MB writes:
-   fdatasync 14 ms right after, 11-13 ms when kicked 20-40 ms before).
-   Done one after the other, `nflow segment build` left the disk idle for
-   half of its time.  So the sync half of batch N runs on a thread of its
-   own while the caller reads, stages and writes batch N+1 (the build
-   command also reads on a thread, tools/cmd_segment.c); N+1's bytes go to
-   the files meanwhile (beyond N's end: a crash leaves them past the last
-   commit, which an open trims) but its slot is written only after N's is
-   durable, by the next thread, so commits stay in order.  Measured, 1M x
-   128 built in 10,000-row batches: 4.3-7.9 s -> 3.1 s.  Weighed and not
-   done: syncing the 7 files in parallel (measured before: nothing);
-   kicking writeback per 2 MiB block during the copy (measured: the flush
-   took as long); the staging on another thread too (the id table and
-   hash states are the handle's; a second batch in flight would need its
-   own copy of them). */
-
-static void *
-s_sync_main(void *arg)
-{
-    nf_seg_inflight_t *c = arg;
-    c->rc = s_commit_sync(c->s, c);
-    if (c->rc)
-        snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
-    return NULL;
-}
-
-int
-nf_seg_settle(nf_segment_t *s)
-{
-    nf_seg_inflight_t *c = s->inflight;
-    if (!c)
-        return 0;
-    if (c->threaded) {
-        pthread_join(c->thread, NULL);
-        c->threaded = false;
-    }
-    if (c->rc)          /* kept: the handle is ahead of the disk for good */
-        return nf_error_set(c->rc, "%s (an earlier pipelined append; reopen the segment)",
-                            c->msg);
-    s_commit_refold(s, c);
-    free(c);
-    s->inflight = NULL;
-    return 0;
-}
-
-/* nf_seg_commit whose sync half runs on a thread (nf_seg_settle waits for
-   it): write the batch, wait for the commit before it, move the handle
-   to the new commit and start its sync. */
-static int
-s_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
-{
-    nf_seg_inflight_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return nf_error_set(NF_ENOMEM, "%s: out of memory for a commit", s->dir);
-    int rc = s_commit_write(s, b, rows, deleted, c), prev = nf_seg_settle(s);
-    if (rc || prev) {
-        free(c);
-        return prev ? prev : rc;
-    }
-    s_commit_done(s, c);
-    s->inflight = c;
-    c->threaded = pthread_create(&c->thread, NULL, s_sync_main, c) == 0;
-    if (!c->threaded)
-        s_sync_main(c);
+    nf_seg_commit_refold(s, &c);
+    nf_seg_commit_done(s, &c);
     return 0;
 }
 
@@ -767,9 +678,6 @@ s_writable(const nf_segment_t *s, const char *what)
 {
     if (s->opts.readonly)
         return nf_error_set(NF_EINVAL, "%s: %s: segment opened read-only", s->dir, what);
-    if (s->inflight && !s->inflight->threaded && s->inflight->rc)
-        return nf_error_set(s->inflight->rc, "%s: %s: an earlier pipelined append failed (%s); "
-                            "reopen the segment", s->dir, what, s->inflight->msg);
     return 0;
 }
 
@@ -837,47 +745,22 @@ s_dedupe(const nf_doc_t *docs, size_t n, const uint64_t *hash, unsigned char *ke
     return 0;
 }
 
-static int s_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
-                    size_t n, bool pipelined);
-
 int
 nf_segment_append(nf_segment_t *s, const nf_doc_t *docs, size_t n)
 {
-    return s_append(s, docs, NULL, n, false);
+    return nf_seg_append(s, docs, NULL, n, false);
 }
 
 int
 nf_segment_append_fields(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
                          size_t n)
 {
-    return s_append(s, docs, fields, n, false);
+    return nf_seg_append(s, docs, fields, n, false);
 }
 
 int
-nf_segment_append_start(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields,
-                        size_t n)
-{
-    int rc = s_append(s, docs, fields, n, true);
-    if (s && (rc || n == 0)) {      /* nothing started: still, the one before is durable */
-        int prev = nf_seg_settle(s);
-        if (prev)
-            return prev;
-    }
-    return rc;
-}
-
-int
-nf_segment_append_wait(nf_segment_t *s)
-{
-    if (!s)
-        return nf_error_set(NF_EINVAL, "nf_segment_append_wait: NULL argument");
-    return nf_seg_settle(s);
-}
-
-/* Append (upsert) n docs in one commit; pipelined: s_commit_start. */
-static int
-s_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_t n,
-         bool pipelined)
+nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_t n,
+              bool pipelined)
 {
     int rc;
     nf_seg_staged_t *staged = NULL;
@@ -961,7 +844,7 @@ s_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_
     if ((rc = nf_seg_fields_stage(s, docs, fields, n, keep, m, &b, &staged)))
         goto done;
     if ((rc = nf_seg_grow_ram(s, row0 + m, pl0 + plb)) || (rc = nf_seg_grow_tomb(s, row0 + m))
-        || (rc = pipelined ? s_commit_start(s, &b, row0 + m, s->deleted + nrep)
+        || (rc = pipelined ? nf_seg_commit_start(s, &b, row0 + m, s->deleted + nrep)
                            : nf_seg_commit(s, &b, row0 + m, s->deleted + nrep))) {
         nf_seg_fields_abort(s, staged);
         goto done;
