@@ -253,6 +253,40 @@ nf_seg_states(nf_segment_t *s)
 
 /* ------------------------------------------------------------ commit */
 
+/* Vectors under the mmap policy: each 2 MiB block is brought into the page
+   cache as one clean folio of zeros before the first write into it
+   (s_prefault), so the writes that fill it, however small and wherever
+   they start, land in that folio: no head rewrite, no refold, no byte
+   written twice.  Why not the rewrites (still used without a mapping, and
+   for the norms): they cost the disk an extra ~1-2 MiB per 2 MiB block
+   (1M x 128 in 10,000-row batches: 651 MB written instead of 543) and
+   the writer a read and a copy of it, 10-20% of a build; the folios are
+   the same (246 large folios for the 1M x 128 vectors either way, scan
+   faults 296-324 vs 290-330; plain appends leave 943 and 846 faults). */
+static bool
+s_prefaults(const nf_segment_t *s, int k)
+{
+    return k == S_VEC && s->f[k].map != NULL;
+}
+
+/* Fault in, through the handle's 2 MiB-aligned MADV_HUGEPAGE mapping, each
+   block that a write of len bytes at file offset off is the first to
+   enter: the fault reads the block's 2 MiB as one folio (the file's
+   preallocated, never written extents read as zeros without I/O), and the
+   mapping is dropped again at once (the folio stays cached, clean: only
+   the bytes written later are written back).  A hint: when the kernel
+   does not give a large folio the writes work as ever. */
+static void
+s_prefault(const nf_segment_t *s, int k, uint64_t off, uint64_t len)
+{
+    const s_file_t *f = &s->f[k];
+    uint64_t b = (off + S_BLOCK - 1) & ~(uint64_t) (S_BLOCK - 1);
+    for (; b < off + len && b + S_BLOCK <= f->map_len; b += S_BLOCK) {
+        (void) *(volatile const char *) (f->map + b);
+        (void) madvise(f->map + b, S_BLOCK, MADV_DONTNEED);
+    }
+}
+
 /* Does file k's write of len new bytes at body offset `at` rewrite the
    part of the last 2 MiB block already written, so that it starts on the
    block's boundary?  Vectors only, when that part is no longer than the
@@ -264,7 +298,9 @@ s_from_block(int k, uint64_t at, uint64_t len)
     return k == S_VEC && pre && pre <= len;
 }
 
-/* Write file k's new bytes at its committed end.  Vectors: when the end is
+/* Write file k's new bytes at its committed end.  Vectors under the mmap
+   policy: into blocks faulted in whole first (s_prefault).  Without a
+   mapping: when the end is
    inside a 2 MiB block and the new bytes are at least as long as the part
    of the block already written, that part is written again with them so
    the write starts on a 2 MiB boundary; the bytes rewritten are the same
@@ -279,7 +315,10 @@ s_write_file(nf_segment_t *s, int k, const void *buf, uint64_t len)
     int fd = s->f[k].fd;
     uint64_t pre = off % S_BLOCK;
     int rc = 0;
-    if (s_from_block(k, s->bytes[k], len)) {
+    if (s_prefaults(s, k)) {
+        s_prefault(s, k, off, len);
+        rc = nf_seg_pwrite_all(fd, buf, len, off);
+    } else if (s_from_block(k, s->bytes[k], len)) {
         char *head = malloc(pre);
         if (!head)
             return nf_error_set(NF_ENOMEM, "%s: out of memory", s->dir);
@@ -342,7 +381,7 @@ s_refold(const nf_segment_t *s, int k, uint64_t from, uint64_t to)
 {
     uint64_t oe = s_hdr(k) + from, ne = s_hdr(k) + to;
     uint64_t a = oe & ~(uint64_t) (S_BLOCK - 1);
-    if (oe == a || a + S_BLOCK > ne || s_from_block(k, from, to - from))
+    if (s_prefaults(s, k) || oe == a || a + S_BLOCK > ne || s_from_block(k, from, to - from))
         return;
     int fd = s->f[k].fd;
     char *buf = malloc(S_BLOCK);
