@@ -16,9 +16,9 @@
    commit's rewrite of the block it completed), and PIPELINED
    (segment_crash_pipe: appends through nf_segment_append_start, an
    operation acknowledged only once a later call said it is durable, so a
-   kill also lands while one batch is synced by the handle's thread and the
-   next is being written; up to two operations past the acknowledged ones
-   may then be found committed, in order).
+   kill also lands while batches are synced by the handle's thread and the
+   next is being written; up to three operations past the acknowledged
+   ones may then be found committed, in order).
 
    Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
 #include "nf_error.h"
@@ -158,19 +158,22 @@ s_child(const char *dir, uint64_t first, int fd)
         fprintf(stderr, "child: open: %s\n", nf_error_msg());
         _exit(3);
     }
-    /* pipelined: the append started last, durable only once the next
-       operation returns (a delete waits for it too) */
-    uint64_t pending = UINT64_MAX;
+    /* pipelined: the appends started last, durable only once a later
+       append has returned two calls on, or any delete (it waits for all) */
+    uint64_t pending[2], npending = 0;
     for (uint64_t k = first;; k++) {
         if ((rc = s_run_op(seg, k))) {
             fprintf(stderr, "child: op %llu: %s\n", (unsigned long long) k, nf_error_msg());
             _exit(2);
         }
-        if (pending != UINT64_MAX)
-            s_ack(fd, pending);
-        pending = UINT64_MAX;
-        if (PIPELINED && !s_op(k).is_delete)
-            pending = k;
+        bool pipe = PIPELINED && !s_op(k).is_delete;
+        while (npending > (pipe ? 1u : 0u)) {  /* all but the one before k */
+            s_ack(fd, pending[0]);
+            pending[0] = pending[1];
+            npending--;
+        }
+        if (pipe)
+            pending[npending++] = k;
         else
             s_ack(fd, k);
     }
@@ -364,8 +367,9 @@ main(void)
             break;
         CHECK(nf_segment_notice(seg) == NULL);      /* a crash is not damage */
         CHECK(nf_segment_rows(seg) >= m.rows);
-        /* the operation in flight (pipelined: up to two, in order) */
-        for (int f = 0; f < (PIPELINED ? 2 : 1) && s_inflight_committed(seg, &m, acked); f++) {
+        /* the operation in flight (pipelined: up to three, in order: two
+           left in flight and one durable but not yet acknowledged) */
+        for (int f = 0; f < (PIPELINED ? 3 : 1) && s_inflight_committed(seg, &m, acked); f++) {
             s_model_apply(&m, acked++);
             if (s_op(acked - 1).is_delete)
                 deletes_in_flight++;

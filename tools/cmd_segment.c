@@ -224,8 +224,8 @@ s_feed_stop(s_feed_t *f)
 
 /* Append one batch, its payloads encoded from text and tags; fields[i] (or,
    when side is non-NULL, side->docs[i].fields) are the field values.
-   Pipelined (nf_segment_append_start): on return the batch before this one
-   is durable, this one is being synced while the caller reads the next. */
+   Pipelined (nf_segment_append_start): on return the batches before the
+   last two are durable; those two are synced while the caller goes on. */
 static int
 s_append_batch(nf_segment_t *seg, const nf_vecio_batch_t *b, nf_doc_t *docs, uint8_t **bufs,
                nf_fields_t *fields, const nf_vecio_batch_t *side)
@@ -322,6 +322,8 @@ s_build(int argc, char **argv)
     uint8_t **bufs = NULL;
     uint64_t total_docs = 0;     /* in batches started */
     uint64_t durable = 0;        /* in batches known durable: what is printed */
+    uint64_t last = 0;           /* docs of the last batch started (may be in flight,
+                                    as the one before it) */
     int rc = nf_segment_open(dir, NULL, &seg);
     s_notice(cmd, seg);
     if (rc == NF_ENOTFOUND) {
@@ -389,7 +391,8 @@ s_build(int argc, char **argv)
         }
         if ((rc = s_append_batch(seg, &b, docs, bufs, fields, side ? &sb : NULL)))
             break;
-        durable = total_docs;
+        durable = total_docs - last;    /* all but the last two: durable */
+        last = b.n;
         total_docs += b.n;
         s_progress(&prog, in_done, in_total, durable, false);
     }

@@ -1084,7 +1084,8 @@ nf_segment_destroy(nf_segment_t **self_p)
     nf_segment_t *s = *self_p;
     (void) nf_seg_settle(s);        /* a pipelined append in flight: durable first */
     nf_seg_syncer_stop(s);
-    free(s->inflight);              /* kept only when it failed */
+    for (unsigned i = 0; i < s->ninflight; i++)
+        free(s->inflight[i]);       /* kept only when one failed */
     for (int k = 0; k < S_TABLE_MAX; k++) {
         s_file_t *f = &s->f[k];
         if (f->map)

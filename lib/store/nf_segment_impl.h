@@ -52,6 +52,7 @@ enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_DEL, S_CK, S_NFILES 
 #define S_FEAT_FIELDS 1u            /* incompatible feature: file table has a schema and columns */
 #define S_FEAT_KNOWN S_FEAT_FIELDS
 #define S_SUM_ROWS 1024u            /* rows per field summary block (a multiple of 64) */
+#define S_PIPE_DEPTH 2              /* pipelined commits in flight when a start returns */
 
 static const struct {
     const char *name, *magic, *what;
@@ -136,8 +137,11 @@ struct nf_segment {
     s_entry_t *tab;         /* id -> row, open addressing, linear probing */
     uint64_t tab_mask, tab_used;
     bool tab_built;
-    struct nf_seg_inflight *inflight;   /* a pipelined commit being synced, or
-                                           one that failed (then kept) */
+    struct nf_seg_inflight *inflight[S_PIPE_DEPTH];    /* pipelined commits not
+                                           yet known durable, oldest first (a
+                                           failed one stays: the handle is
+                                           ahead of the disk for good) */
+    unsigned ninflight;
     struct nf_seg_syncer *syncer;       /* the thread syncing them, or NULL */
 };
 

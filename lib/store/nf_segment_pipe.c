@@ -37,9 +37,10 @@
 
 /* The handle's syncer: one thread, started by the first pipelined commit,
    that runs the sync halves of the commits posted to it, in order (at most
-   two: the one a caller waits for and the one it just wrote, posted before
-   that wait so the disk goes from one to the next without a round trip
-   through the caller).  After a failed one it writes no more slots. */
+   S_PIPE_DEPTH + 1: those a caller may leave in flight and the one it just
+   wrote, posted before it waits, so the disk goes from one to the next
+   without a round trip through the caller).  After a failed one it writes
+   no more slots. */
 struct nf_seg_syncer {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -128,12 +129,12 @@ s_wait_done(nf_seg_syncer_t *y, nf_seg_inflight_t *c)
     pthread_mutex_unlock(&y->mu);
 }
 
-int
-nf_seg_settle(nf_segment_t *s)
+/* Wait for the oldest commit in flight: 0 (and forget it) once durable,
+   else its error (it stays). */
+static int
+s_settle_oldest(nf_segment_t *s)
 {
-    nf_seg_inflight_t *c = s->inflight;
-    if (!c)
-        return 0;
+    nf_seg_inflight_t *c = s->inflight[0];
     if (s->syncer)
         s_wait_done(s->syncer, c);
     if (c->rc)          /* kept: the handle is ahead of the disk for good */
@@ -141,22 +142,32 @@ nf_seg_settle(nf_segment_t *s)
                             c->msg);
     nf_seg_commit_refold(s, c);
     free(c);
-    s->inflight = NULL;
+    s->ninflight--;
+    memmove(s->inflight, s->inflight + 1, s->ninflight * sizeof *s->inflight);
     return 0;
 }
 
+int
+nf_seg_settle(nf_segment_t *s)
+{
+    int rc = 0;
+    while (s->ninflight && !(rc = s_settle_oldest(s))) {
+    }
+    return rc;
+}
+
 /* nf_seg_commit whose sync half runs on the syncer: write the batch, post
-   its sync, wait for the commit before it (nf_seg_settle), move the
-   handle to the new commit. */
+   its sync, wait until fewer than S_PIPE_DEPTH commits before it are in
+   flight, move the handle to the new commit. */
 int
 nf_seg_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
 {
     nf_seg_inflight_t *c = calloc(1, sizeof *c);
     if (!c)
         return nf_error_set(NF_ENOMEM, "%s: out of memory for a commit", s->dir);
-    int rc = nf_seg_commit_write(s, b, rows, deleted, c), prev;
+    int rc = nf_seg_commit_write(s, b, rows, deleted, c), prev = 0;
     nf_seg_syncer_t *y = rc ? NULL : s_syncer(s);
-    if (!y) {               /* failed, or no thread: the one before, then inline */
+    if (!y) {               /* failed, or no thread: the ones before, then inline */
         prev = nf_seg_settle(s);
         if (!rc && !prev && (c->rc = nf_seg_commit_sync(s, c)))
             snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
@@ -178,13 +189,15 @@ nf_seg_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uin
     y->tail = c;
     pthread_cond_broadcast(&y->cv);
     pthread_mutex_unlock(&y->mu);
-    if ((prev = nf_seg_settle(s))) {
+    while (s->ninflight >= S_PIPE_DEPTH && !(prev = s_settle_oldest(s))) {
+    }
+    if (prev) {
         s_wait_done(y, c);  /* skipped by the syncer: no slot of its own */
         free(c);
         return prev;
     }
     nf_seg_commit_done(s, c);
-    s->inflight = c;
+    s->inflight[s->ninflight++] = c;
     return 0;
 }
 
