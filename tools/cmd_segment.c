@@ -22,7 +22,6 @@
 #include "nf_vecio.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -78,9 +77,8 @@ typedef struct {
     uint64_t t0, last;
 } s_progress_t;
 
-/* docs: stored so far; done of total: input bytes read. */
 static void
-s_progress(s_progress_t *p, uint64_t done, uint64_t total, uint64_t docs, bool last)
+s_progress(s_progress_t *p, nf_vecio_t *reader, uint64_t docs, bool last)
 {
     if (!p->on)
         return;
@@ -88,6 +86,8 @@ s_progress(s_progress_t *p, uint64_t done, uint64_t total, uint64_t docs, bool l
     if (!last && now - p->last < 100000)
         return;
     p->last = now;
+    uint64_t done, total;
+    nf_vecio_progress(reader, &done, &total);
     double frac = total ? (double) done / (double) total : 0;
     int filled = (int) (frac * 30);
     char bar[31];
@@ -100,126 +100,6 @@ s_progress(s_progress_t *p, uint64_t done, uint64_t total, uint64_t docs, bool l
     if (last)
         fprintf(stderr, "\r\033[K");
     fflush(stderr);
-}
-
-/* The build's input, read one batch ahead by a thread of its own: while
-   the main thread stages and writes batch N, the feed reads and parses
-   N+1 (the readers double-buffered: batch N stays valid while N+1 is read;
-   N+2 is read only once the main thread has taken N+1, so is done with
-   N).  A mailbox of one batch: the thread reads only into an empty one.  Without the thread (it could not start)
-   the main thread reads itself. */
-typedef struct {
-    nf_vecio_t *reader, *side;
-    size_t batch;
-    pthread_t thread;
-    bool threaded;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool full, stop;            /* a batch waits in the mailbox; main is done */
-    nf_vecio_batch_t b, sb;     /* the mailbox: batch, its side batch, */
-    int rc;                     /* the error reading them, with msg */
-    char msg[1024];
-    uint64_t done;              /* input bytes read (progress) */
-} s_feed_t;
-
-/* Read the next batch (and as many lines of the side file) into the
-   mailbox fields, without the lock. */
-static void
-s_feed_read(s_feed_t *f, nf_vecio_batch_t *b, nf_vecio_batch_t *sb, int *rc, char *msg,
-            uint64_t *done)
-{
-    memset(sb, 0, sizeof *sb);
-    *rc = nf_vecio_next(f->reader, f->batch, b);
-    if (*rc == 0 && f->side && b->n)
-        *rc = nf_vecio_next(f->side, b->n, sb);
-    if (*rc)
-        snprintf(msg, sizeof f->msg, "%s", nf_error_msg());
-    nf_vecio_progress(f->reader, done, NULL);
-}
-
-static void *
-s_feed_main(void *arg)
-{
-    s_feed_t *f = arg;
-    for (;;) {
-        /* wait until the main thread took the last batch: it is then done
-           with the one before, whose memory this read reuses */
-        pthread_mutex_lock(&f->mu);
-        while (f->full && !f->stop)
-            pthread_cond_wait(&f->cv, &f->mu);
-        bool stop = f->stop;
-        pthread_mutex_unlock(&f->mu);
-        if (stop)
-            return NULL;
-        nf_vecio_batch_t b, sb;
-        char msg[sizeof f->msg];
-        uint64_t done;
-        int rc;
-        s_feed_read(f, &b, &sb, &rc, msg, &done);
-        pthread_mutex_lock(&f->mu);
-        f->b = b;
-        f->sb = sb;
-        f->rc = rc;
-        memcpy(f->msg, msg, sizeof msg);
-        f->done = done;
-        f->full = true;
-        pthread_cond_broadcast(&f->cv);
-        pthread_mutex_unlock(&f->mu);
-        if (rc || b.n == 0)
-            return NULL;
-    }
-}
-
-static void
-s_feed_start(s_feed_t *f, nf_vecio_t *reader, nf_vecio_t *side, size_t batch)
-{
-    *f = (s_feed_t) {.reader = reader, .side = side, .batch = batch};
-    nf_vecio_double_buffer(reader, true);
-    if (side)
-        nf_vecio_double_buffer(side, true);
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    f->threaded = pthread_create(&f->thread, NULL, s_feed_main, f) == 0;
-}
-
-/* The next batch: 0 with b->n == 0 at the end, or the reading error.
-   Taking batch N+1 tells the thread that N is no longer used. */
-static int
-s_feed_take(s_feed_t *f, nf_vecio_batch_t *b, nf_vecio_batch_t *sb, uint64_t *done)
-{
-    int rc;
-    char msg[sizeof f->msg];
-    if (!f->threaded) {
-        s_feed_read(f, b, sb, &rc, msg, done);
-    } else {
-        pthread_mutex_lock(&f->mu);
-        while (!f->full)
-            pthread_cond_wait(&f->cv, &f->mu);
-        *b = f->b;
-        *sb = f->sb;
-        rc = f->rc;
-        memcpy(msg, f->msg, sizeof msg);
-        *done = f->done;
-        f->full = false;
-        pthread_cond_broadcast(&f->cv);
-        pthread_mutex_unlock(&f->mu);
-    }
-    return rc ? nf_error_set(rc, "%s", msg) : 0;
-}
-
-static void
-s_feed_stop(s_feed_t *f)
-{
-    if (f->threaded) {
-        pthread_mutex_lock(&f->mu);
-        f->stop = true;
-        pthread_cond_broadcast(&f->cv);
-        pthread_mutex_unlock(&f->mu);
-        pthread_join(f->thread, NULL);
-        f->threaded = false;
-    }
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
 }
 
 /* Append one batch, its payloads encoded from text and tags; fields[i] (or,
@@ -373,15 +253,15 @@ s_build(int argc, char **argv)
     nf_vecio_progress(reader, NULL, &in_total);
     s_progress_t prog = {.on = isatty(STDERR_FILENO) && in_total >= S_PROGRESS_MIN_BYTES,
                          .t0 = t0};
-    s_feed_t feed;
-    s_feed_start(&feed, reader, side, batch);
     for (;;) {
-        nf_vecio_batch_t b, sb;
-        uint64_t in_done;
-        if ((rc = s_feed_take(&feed, &b, &sb, &in_done)) || b.n == 0)
+        nf_vecio_batch_t b;
+        if ((rc = nf_vecio_next(reader, batch, &b)) || b.n == 0)
             break;
         if (!seg && ((rc = nf_segment_create(dir, b.dim, metric, &seg))
                      || (rc = nf_segment_set_schema(seg, defs, ndefs))))
+            break;
+        nf_vecio_batch_t sb;
+        if (side && (rc = nf_vecio_next(side, b.n, &sb)))
             break;
         if (side && sb.n != b.n) {
             rc = nf_error_set(NF_EINVAL, "%s: %" PRIu64 " lines of field values for %" PRIu64
@@ -394,9 +274,8 @@ s_build(int argc, char **argv)
         durable = total_docs - last;    /* all but the last two: durable */
         last = b.n;
         total_docs += b.n;
-        s_progress(&prog, in_done, in_total, durable, false);
+        s_progress(&prog, reader, durable, false);
     }
-    s_feed_stop(&feed);
     /* the last batch's commit: durable only once waited for (after an
        error too, keeping that error's message) */
     if (seg && rc == 0 && (rc = nf_segment_append_wait(seg)) == 0) {
@@ -408,7 +287,7 @@ s_build(int argc, char **argv)
             durable = total_docs;
         nf_error_set(rc, "%s", msg);
     }
-    s_progress(&prog, in_total, in_total, durable, true);
+    s_progress(&prog, reader, durable, true);
     if (rc == 0)
         printf("built %s: %" PRIu64 " rows (dim %" PRIu32 ", metric %s) in %.2f s\n", dir,
                durable, nf_segment_dim(seg), nf_metric_name(nf_segment_metric(seg)),
