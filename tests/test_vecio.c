@@ -592,44 +592,10 @@ test_fields(void)
     nf_vecio_destroy(&r);
 }
 
-/* Double-buffered: a batch stays valid while the next one is read (a
-   reader thread reads batch N+1 while batch N is appended), JSONL strings
-   and typed fields included; the one after reuses the first one's memory. */
-static void
-test_double_buffer(void)
-{
-    const char *path = s_write_text("dbl.jsonl",
-                                    "{\"id\": \"a\", \"vector\": [1, 2], \"text\": \"t-a\", \"y\": 1}\n"
-                                    "{\"id\": \"b\", \"vector\": [3, 4], \"y\": 2}\n"
-                                    "{\"id\": \"c\", \"vector\": [5, 6], \"text\": \"t-c\"}\n");
-    nf_field_def_t def;
-    CHECK_OK(nf_field_def_parse("y:int", &def));
-    nf_vecio_t *r;
-    CHECK_OK(nf_vecio_open(path, NF_VECIO_AUTO, 0, &r));
-    CHECK_OK(nf_vecio_set_fields(r, &def, 1));
-    nf_vecio_double_buffer(r, true);
-    nf_vecio_batch_t b1, b2, b3;
-    CHECK_OK(nf_vecio_next(r, 1, &b1));
-    CHECK_OK(nf_vecio_next(r, 1, &b2));
-    /* b1 is still whole after b2 was read */
-    CHECK(b1.n == 1 && strcmp(b1.docs[0].id, "a") == 0 && strcmp(b1.docs[0].text, "t-a") == 0);
-    CHECK(b1.docs[0].vector[1] == 2.0f && b1.docs[0].fields.n == 1
-          && b1.docs[0].fields.v[0].v.i == 1);
-    CHECK(b2.n == 1 && strcmp(b2.docs[0].id, "b") == 0 && b2.docs[0].vector[0] == 3.0f);
-    CHECK(b1.docs != b2.docs && b1.vectors != b2.vectors);
-    CHECK_OK(nf_vecio_next(r, 1, &b3));     /* in b1's memory; b2 still whole */
-    CHECK(b3.docs == b1.docs && strcmp(b3.docs[0].id, "c") == 0);
-    CHECK(strcmp(b2.docs[0].id, "b") == 0 && b2.docs[0].fields.v[0].v.i == 2);
-    CHECK_OK(nf_vecio_next(r, 1, &b1));
-    CHECK(b1.n == 0);
-    nf_vecio_destroy(&r);
-}
-
 int
 main(void)
 {
     s_dir = nf_test_tmpdir();
-    test_double_buffer();
     test_fields();
     test_formats();
     test_fvecs();

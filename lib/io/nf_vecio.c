@@ -97,18 +97,6 @@ s_arena_free(s_arena_t *a)
 /* ------------------------------------------------------------------ */
 /* Reader                                                              */
 
-/* What a batch lives in (nf_vecio_next reuses it; a second one with
-   nf_vecio_double_buffer). */
-typedef struct {
-    nf_vecio_doc_t *docs;
-    size_t docs_cap;
-    float *vecs;
-    size_t vecs_cap;        /* in floats */
-    s_arena_t arena;
-    nf_vecio_reject_t *rejects;
-    size_t rejects_cap;
-} s_batchmem_t;
-
 struct nf_vecio {
     char *path;
     nf_vecio_fmt_t fmt;
@@ -136,31 +124,7 @@ struct nf_vecio {
     size_t nfdefs;
     nf_vecio_reject_t *rejects;
     size_t nrejects, rejects_cap;
-    bool dbl;               /* nf_vecio_double_buffer: alternate with other */
-    s_batchmem_t other;
 };
-
-/* Swap the batch memory in use with the other set. */
-static void
-s_swap_batchmem(nf_vecio_t *self)
-{
-    s_batchmem_t cur = {self->docs, self->docs_cap, self->vecs, self->vecs_cap, self->arena,
-                        self->rejects, self->rejects_cap};
-    self->docs = self->other.docs;
-    self->docs_cap = self->other.docs_cap;
-    self->vecs = self->other.vecs;
-    self->vecs_cap = self->other.vecs_cap;
-    self->arena = self->other.arena;
-    self->rejects = self->other.rejects;
-    self->rejects_cap = self->other.rejects_cap;
-    self->other = cur;
-}
-
-void
-nf_vecio_double_buffer(nf_vecio_t *self, bool on)
-{
-    self->dbl = on;
-}
 
 void
 nf_vecio_skip_bad(nf_vecio_t *self, bool skip)
@@ -378,12 +342,8 @@ nf_vecio_destroy(nf_vecio_t **self_p)
     s_arena_free(&self->arena);
     free(self->docs);
     free(self->vecs);
-    free(self->rejects);
-    s_arena_free(&self->other.arena);
-    free(self->other.docs);
-    free(self->other.vecs);
-    free(self->other.rejects);
     free(self->linebuf);
+    free(self->rejects);
     free(self->failmsg);
     free(self->fdefs);
     free(self->path);
@@ -905,8 +865,6 @@ nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch)
         return nf_error_set(self->failed, "%s", self->failmsg ? self->failmsg : self->path);
     if (max == 0)
         return nf_error_set(NF_EINVAL, "%s: batch size 0", self->path);
-    if (self->dbl)
-        s_swap_batchmem(self);
     s_arena_reset(&self->arena);
     self->nrejects = 0;
     int rc = s_reserve(self, max);

@@ -95,12 +95,6 @@ int nf_vecio_set_fields(nf_vecio_t *self, const nf_field_def_t *defs, size_t n);
    itself (I/O, a truncated binary file) still fail. */
 void nf_vecio_skip_bad(nf_vecio_t *self, bool skip);
 
-/* With on, a batch stays valid until the SECOND nf_vecio_next after it
-   (the reader alternates two sets of batch memory), so one thread can read
-   the next batch while another still uses the last one.  The calls on one
-   reader must still not overlap. */
-void nf_vecio_double_buffer(nf_vecio_t *self, bool on);
-
 /* Read up to max (>= 1) documents into *batch (in skip mode, also stop
    after max rejects).  Returns 0 with batch->n == 0 and no rejects
    at the end of the file (an input with no document at all is an error).
