@@ -22,18 +22,22 @@
    with sync_file_range does not shorten it -- measured, 5 MB writes:
    fdatasync 14 ms right after, 11-13 ms when kicked 20-40 ms before).
    Done one after the other, `nflow segment build` left the disk idle for
-   half of its time.  So the sync half of batch N runs on a thread of its
-   own while the caller reads, stages and writes batch N+1 (the build
-   command also reads on a thread, tools/cmd_segment.c); N+1's bytes go to
-   the files meanwhile (beyond N's end: a crash leaves them past the last
-   commit, which an open trims) but its slot is written only after N's is
-   durable (the one syncer takes one commit at a time, in order).  1M x
-   128 built in 10,000-row batches: 4.3-7.9 s -> 3.1 s.  Weighed and not
-   done: syncing the 7 files in parallel (measured before: nothing);
-   kicking writeback per 2 MiB block during the copy (measured: the flush
-   took as long); the staging on another thread too (the id table and
-   hash states are the handle's; a second batch in flight would need its
-   own copy of them). */
+   half of its time.  So the sync half runs on the handle's syncer thread
+   while the caller stages and writes the next batches; their bytes go to
+   the files meanwhile (beyond the last commit: a crash leaves them past
+   it, which an open trims) but each slot is written only after the one
+   before is durable (one syncer, commits in order).  Two commits may be in
+   flight when a start returns, so that a batch slower on either side
+   does not stall the other (with one, caller and syncer took turns: each
+   idle ~10 ms of a ~30 ms batch).  Measured, 1M x 128 in 10,000-row
+   batches on the shared 2-core VM: 4.3-7.9 s before, one in flight
+   2.7-3.2 s, two 2.4-2.5 s (with the vectors' blocks faulted in whole
+   instead of rewritten, nf_segment_write.c).  Weighed and not done:
+   syncing the 7 files in parallel (measured before: nothing); kicking
+   writeback per 2 MiB block during the copy (measured: the flush took as
+   long); a reader thread in the build command parsing the next batch
+   (measured: no gain, more CPU); the staging on another thread (the id
+   table and hash states are the handle's). */
 
 /* The handle's syncer: one thread, started by the first pipelined commit,
    that runs the sync halves of the commits posted to it, in order (at most
