@@ -300,14 +300,13 @@ s_from_block(int k, uint64_t at, uint64_t len)
 
 /* Write file k's new bytes at its committed end.  Vectors under the mmap
    policy: into blocks faulted in whole first (s_prefault).  Without a
-   mapping: when the end is
-   inside a 2 MiB block and the new bytes are at least as long as the part
-   of the block already written, that part is written again with them so
-   the write starts on a 2 MiB boundary; the bytes rewritten are the same
-   bytes.  That part is dropped from the page cache first (clean: the last
-   commit synced it), so the block is cached anew from its start and the
-   write gets large folios (a write into pages already cached keeps their
-   small folios). */
+   mapping: when the end is inside a 2 MiB block and the new bytes are at
+   least as long as the part of the block already written, that part is
+   written again with them so the write starts on a 2 MiB boundary; the
+   bytes rewritten are the same bytes.  That part is dropped from the page
+   cache first (clean: the last commit synced it), so the block is cached
+   anew from its start and the write gets large folios (a write into pages
+   already cached keeps their small folios). */
 static int
 s_write_file(nf_segment_t *s, int k, const void *buf, uint64_t len)
 {
@@ -400,7 +399,7 @@ s_refold(const nf_segment_t *s, int k, uint64_t from, uint64_t to)
    states do not move (nf_seg_commit_done does that); files may have grown. */
 int
 nf_seg_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted,
-               nf_seg_inflight_t *c)
+                    nf_seg_inflight_t *c)
 {
     uint64_t nb[S_TABLE_MAX], tail[S_TABLE_MAX];
     bool *wrote = c->wrote;
@@ -534,8 +533,9 @@ int
 nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted)
 {
     nf_seg_inflight_t c;
-    int rc = nf_seg_settle(s);
-    if (rc || (rc = nf_seg_commit_write(s, b, rows, deleted, &c)) || (rc = nf_seg_commit_sync(s, &c)))
+    int rc = nf_seg_settle(s);      /* pipelined commits first */
+    if (rc || (rc = nf_seg_commit_write(s, b, rows, deleted, &c))
+        || (rc = nf_seg_commit_sync(s, &c)))
         return rc;
     nf_seg_commit_refold(s, &c);
     nf_seg_commit_done(s, &c);
