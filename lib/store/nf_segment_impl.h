@@ -315,6 +315,13 @@ void nf_seg_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c);
 int nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_t n,
                   bool pipelined);
 
+/* Vectors under the mmap policy: fault in the 2 MiB block at file offset b
+   (block-aligned, within the file) as one clean folio, through a mapping
+   of its own (the handle's may move meanwhile): the syncer does it ahead
+   of the writer, taking the zeroing of new page-cache memory off the
+   writer's thread (s_prefault in nf_segment_write.c).  A hint. */
+void nf_seg_prefault_block(const nf_segment_t *s, uint64_t b);
+
 /* -------------------------------- defined in nf_segment_pipe.c */
 
 /* nf_seg_commit with the sync half posted to the handle's syncer thread:

@@ -46,6 +46,7 @@
    without a round trip through the caller).  After a failed one it writes
    no more slots. */
 struct nf_seg_syncer {
+    const nf_segment_t *s;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* a commit posted, a commit done, stop */
@@ -73,6 +74,10 @@ s_syncer_main(void *arg)
         else if ((rc = nf_seg_commit_sync(c->s, c)))
             snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
         pthread_mutex_lock(&y->mu);
+        /* where the newest batch posted ends, and how long it was: the
+           next one will likely fill as much after it */
+        uint64_t end = S_VEC_HDR + y->tail->slot.file[S_VEC].bytes;
+        uint64_t len = y->tail->slot.file[S_VEC].bytes - y->tail->from[S_VEC];
         c->rc = rc;
         c->done = true;
         if (rc && !y->failed)
@@ -80,6 +85,14 @@ s_syncer_main(void *arg)
         if (!(y->head = c->next))
             y->tail = NULL;
         pthread_cond_broadcast(&y->cv);
+        /* idle: the blocks that batch will enter, faulted in whole now,
+           so the writer does not zero them (nf_seg_prefault_block) */
+        uint64_t b = (end + S_BLOCK - 1) & ~(uint64_t) (S_BLOCK - 1);
+        for (; b < end + len && !y->head && !y->stop && !y->failed; b += S_BLOCK) {
+            pthread_mutex_unlock(&y->mu);
+            nf_seg_prefault_block(y->s, b);
+            pthread_mutex_lock(&y->mu);
+        }
     }
     pthread_mutex_unlock(&y->mu);
     return NULL;
@@ -95,6 +108,7 @@ s_syncer(nf_segment_t *s)
     nf_seg_syncer_t *y = calloc(1, sizeof *y);
     if (!y)
         return NULL;
+    y->s = s;
     pthread_mutex_init(&y->mu, NULL);
     pthread_cond_init(&y->cv, NULL);
     if (pthread_create(&y->thread, NULL, s_syncer_main, y) != 0) {

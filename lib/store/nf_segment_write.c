@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -285,6 +286,27 @@ s_prefault(const nf_segment_t *s, int k, uint64_t off, uint64_t len)
         (void) *(volatile const char *) (f->map + b);
         (void) madvise(f->map + b, S_BLOCK, MADV_DONTNEED);
     }
+}
+
+void
+nf_seg_prefault_block(const nf_segment_t *s, uint64_t b)
+{
+    struct stat st;
+    int fd = s->f[S_VEC].fd;
+    if (s->opts.vectors != NF_MEM_MMAP || b % S_BLOCK || fstat(fd, &st) != 0
+        || b + S_BLOCK > (uint64_t) st.st_size)
+        return;
+    char *r = mmap(NULL, 2 * (size_t) S_BLOCK, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return;
+    char *a = (char *) (((uintptr_t) r + S_BLOCK - 1) & ~(uintptr_t) (S_BLOCK - 1));
+    void *p = mmap(a, S_BLOCK, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t) b);
+    if (p != MAP_FAILED) {
+        (void) madvise(p, S_BLOCK, MADV_HUGEPAGE);
+        (void) *(volatile const char *) p;
+    }
+    munmap(r, 2 * (size_t) S_BLOCK);
 }
 
 /* Does file k's write of len new bytes at body offset `at` rewrite the
