@@ -11,9 +11,14 @@
    dictionary) hold each row's values; then starts the next child where the
    segment stands.
 
-   Built twice: DIM 8, and DIM 2048 (segment_crash_wide: 8 KiB rows, so the
-   appends fill 2 MiB blocks of vectors and the kills also land in a
-   commit's rewrite of the block it completed).
+   Built three times: DIM 8, and DIM 2048 (segment_crash_wide: 8 KiB rows,
+   so the appends fill 2 MiB blocks of vectors and the kills also land in a
+   commit's rewrite of the block it completed), and PIPELINED
+   (segment_crash_pipe: appends through nf_segment_append_start, an
+   operation acknowledged only once a later call said it is durable, so a
+   kill also lands while batches are synced by the handle's thread and the
+   next is being written; up to three operations past the acknowledged
+   ones may then be found committed, in order).
 
    Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
 #include "nf_error.h"
@@ -31,6 +36,9 @@
 
 #ifndef DIM                /* segment_crash_wide: 2048, so appends fill 2 MiB blocks */
 #define DIM 8
+#endif
+#ifndef PIPELINED           /* segment_crash_pipe: 1, appends by nf_segment_append_start */
+#define PIPELINED 0
 #endif
 #define POOL 300            /* distinct ids, so upserts are frequent */
 #define BATCH_MAX 12
@@ -129,7 +137,16 @@ s_run_op(nf_segment_t *seg, uint64_t k)
     }
     if (op.is_delete)
         return nf_segment_delete(seg, idp, (size_t) op.n, NULL);
+    if (PIPELINED)
+        return nf_segment_append_start(seg, docs, fl, (size_t) op.n);
     return nf_segment_append_fields(seg, docs, fl, (size_t) op.n);
+}
+
+static void
+s_ack(int fd, uint64_t k)
+{
+    if (write(fd, &k, sizeof k) != (ssize_t) sizeof k)
+        _exit(4);
 }
 
 static void __attribute__((noreturn))
@@ -141,13 +158,24 @@ s_child(const char *dir, uint64_t first, int fd)
         fprintf(stderr, "child: open: %s\n", nf_error_msg());
         _exit(3);
     }
+    /* pipelined: the appends started last, durable only once a later
+       append has returned two calls on, or any delete (it waits for all) */
+    uint64_t pending[2], npending = 0;
     for (uint64_t k = first;; k++) {
         if ((rc = s_run_op(seg, k))) {
             fprintf(stderr, "child: op %llu: %s\n", (unsigned long long) k, nf_error_msg());
             _exit(2);
         }
-        if (write(fd, &k, sizeof k) != (ssize_t) sizeof k)
-            _exit(4);
+        bool pipe = PIPELINED && !s_op(k).is_delete;
+        while (npending > (pipe ? 1u : 0u)) {  /* all but the one before k */
+            s_ack(fd, pending[0]);
+            pending[0] = pending[1];
+            npending--;
+        }
+        if (pipe)
+            pending[npending++] = k;
+        else
+            s_ack(fd, k);
     }
 }
 
@@ -339,8 +367,9 @@ main(void)
             break;
         CHECK(nf_segment_notice(seg) == NULL);      /* a crash is not damage */
         CHECK(nf_segment_rows(seg) >= m.rows);
-        bool flight = s_inflight_committed(seg, &m, acked);
-        if (flight) {
+        /* the operation in flight (pipelined: up to three, in order: two
+           left in flight and one durable but not yet acknowledged) */
+        for (int f = 0; f < (PIPELINED ? 3 : 1) && s_inflight_committed(seg, &m, acked); f++) {
             s_model_apply(&m, acked++);
             if (s_op(acked - 1).is_delete)
                 deletes_in_flight++;

@@ -103,7 +103,9 @@ s_progress(s_progress_t *p, nf_vecio_t *reader, uint64_t docs, bool last)
 }
 
 /* Append one batch, its payloads encoded from text and tags; fields[i] (or,
-   when side is non-NULL, side->docs[i].fields) are the field values. */
+   when side is non-NULL, side->docs[i].fields) are the field values.
+   Pipelined (nf_segment_append_start): on return the batches before the
+   last two are durable; those two are synced while the caller goes on. */
 static int
 s_append_batch(nf_segment_t *seg, const nf_vecio_batch_t *b, nf_doc_t *docs, uint8_t **bufs,
                nf_fields_t *fields, const nf_vecio_batch_t *side)
@@ -121,7 +123,7 @@ s_append_batch(nf_segment_t *seg, const nf_vecio_batch_t *b, nf_doc_t *docs, uin
         fields[i] = side ? side->docs[i].fields : d->fields;
     }
     if (rc == 0)
-        rc = nf_segment_append_fields(seg, docs, fields, b->n);
+        rc = nf_segment_append_start(seg, docs, fields, b->n);
     for (size_t j = 0; j < i; j++) {
         free(bufs[j]);
         bufs[j] = NULL;
@@ -198,7 +200,10 @@ s_build(int argc, char **argv)
     nf_doc_t *docs = NULL;
     nf_fields_t *fields = NULL;
     uint8_t **bufs = NULL;
-    uint64_t total_docs = 0;
+    uint64_t total_docs = 0;     /* in batches started */
+    uint64_t durable = 0;        /* in batches known durable: what is printed */
+    uint64_t last = 0;           /* docs of the last batch started (may be in flight,
+                                    as the one before it) */
     int rc = nf_segment_open(dir, NULL, &seg);
     s_notice(cmd, seg);
     if (rc == NF_ENOTFOUND) {
@@ -266,18 +271,31 @@ s_build(int argc, char **argv)
         }
         if ((rc = s_append_batch(seg, &b, docs, bufs, fields, side ? &sb : NULL)))
             break;
+        durable = total_docs - last;    /* all but the last two: durable */
+        last = b.n;
         total_docs += b.n;
-        s_progress(&prog, reader, total_docs, false);
+        s_progress(&prog, reader, durable, false);
     }
-    s_progress(&prog, reader, total_docs, true);
+    /* the last batch's commit: durable only once waited for (after an
+       error too, keeping that error's message) */
+    if (seg && rc == 0 && (rc = nf_segment_append_wait(seg)) == 0) {
+        durable = total_docs;
+    } else if (seg && rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", nf_error_msg());
+        if (nf_segment_append_wait(seg) == 0)
+            durable = total_docs;
+        nf_error_set(rc, "%s", msg);
+    }
+    s_progress(&prog, reader, durable, true);
     if (rc == 0)
         printf("built %s: %" PRIu64 " rows (dim %" PRIu32 ", metric %s) in %.2f s\n", dir,
-               total_docs, nf_segment_dim(seg), nf_metric_name(nf_segment_metric(seg)),
+               durable, nf_segment_dim(seg), nf_metric_name(nf_segment_metric(seg)),
                s_seconds_since(t0));
 done:
-    if (rc && total_docs)
+    if (rc && durable)
         fprintf(stderr, "nflow segment build: %" PRIu64 " documents were stored before the "
-                "error\n", total_docs);
+                "error\n", durable);
     free(docs);
     free(fields);
     free(bufs);

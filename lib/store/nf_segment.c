@@ -55,19 +55,22 @@
     committed bytes of each file is not part of the segment.
 
     Commit (append, delete): append the new bytes of every file at its
-    committed end (vectors: rewriting the already written part of the last
-    2 MiB block with them when that part is no longer than the new bytes,
-    so writes start 2 MiB-aligned), append the checksums of the chunks they
-    filled to checksums.nfc, fdatasync each file written, then write slot
+    committed end (vectors: under the mmap policy each 2 MiB block is first
+    faulted in whole, as one clean folio; without a mapping, rewriting the
+    already written part of the last 2 MiB block with them when that part
+    is no longer than the new bytes, so writes start 2 MiB-aligned), append
+    the checksums of the chunks they filled to checksums.nfc, fdatasync
+    each file written, then write slot
     seq+1 into slot (seq+1)%2 and fdatasync vectors.nfv.  An upsert's new
     rows and the delete-log entries of the rows it replaces are ONE commit;
     a delete is delete-log entries and one commit; nothing is written in
     place.  So after a crash at any instant, read-only openers included, no
     id is live twice and no acknowledged delete is undone.  After the slot
-    is synced, a 2 MiB block of vectors or norms the commit completed with
-    a write that did not start on its boundary is written again, whole,
-    with the same bytes (so the page cache holds it as one large folio; a
-    crash during that write changes nothing on disk).
+    is synced, a 2 MiB block of norms (or of vectors without a mapping) the
+    commit completed with a write that did not start on its boundary is
+    written again, whole, with the same bytes (so the page cache holds it
+    as one large folio; a crash during that write changes nothing on
+    disk).
 
     Open: a slot that fails its check may be a torn commit (falling back to
     the other slot is right) or damage (it is not); either way the open
@@ -1079,6 +1082,10 @@ nf_segment_destroy(nf_segment_t **self_p)
     if (!self_p || !*self_p)
         return;
     nf_segment_t *s = *self_p;
+    (void) nf_seg_settle(s);        /* a pipelined append in flight: durable first */
+    nf_seg_syncer_stop(s);
+    for (unsigned i = 0; i < s->ninflight; i++)
+        free(s->inflight[i]);       /* kept only when one failed */
     for (int k = 0; k < S_TABLE_MAX; k++) {
         s_file_t *f = &s->f[k];
         if (f->map)

@@ -201,6 +201,29 @@ int nf_segment_set_schema(nf_segment_t *self, const nf_field_def_t *defs, size_t
 int nf_segment_append_fields(nf_segment_t *self, const nf_doc_t *docs,
                              const nf_fields_t *fields, size_t n);
 
+/* Pipelined append, for a writer that has the next batch ready (nflow
+   segment build): nf_segment_append_fields, except that it returns once
+   the batch is in the files and its commit is under way, NOT durable: a
+   thread of the handle syncs it and writes its commit slot while the
+   caller goes on (the disk's flush then overlaps the next batches' work).
+   On return every batch started two or more calls before is durable: at
+   most two are in flight, this one and the one before (two, so a slower
+   batch on either side does not stall the other); or the error of the
+   first that failed.  Commits stay in order.  Any other write, and
+   nf_segment_destroy, wait for all of them first.  docs and fields may be
+   reused on return.  The handle shows the batches' rows at once; do not
+   acknowledge them before a later call or nf_segment_append_wait says they
+   are durable.  After a failed commit every write on the handle fails with
+   its error: destroy it and open the segment again (the last durable
+   commit is there, nothing of the failed batch or the ones after it). */
+int nf_segment_append_start(nf_segment_t *self, const nf_doc_t *docs,
+                            const nf_fields_t *fields, size_t n);
+
+/* Wait for the batches nf_segment_append_start left in flight: 0 when
+   every batch started is durable (or none was), else the failed commit's
+   error. */
+int nf_segment_append_wait(nf_segment_t *self);
+
 size_t nf_segment_nfields(const nf_segment_t *self);
 /* Definition of field i (< nf_segment_nfields), or NULL. */
 const nf_field_def_t *nf_segment_field(const nf_segment_t *self, size_t i);

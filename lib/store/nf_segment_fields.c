@@ -1049,6 +1049,9 @@ nf_segment_set_schema(nf_segment_t *s, const nf_field_def_t *defs, size_t n)
         return nf_error_set(NF_EINVAL, "nf_segment_set_schema: NULL argument");
     if (s->opts.readonly)
         return nf_error_set(NF_EINVAL, "%s: set schema: the segment is open read-only", s->dir);
+    int src = nf_seg_settle(s);     /* a pipelined append first (it may commit nothing) */
+    if (src)
+        return src;
     if (n > NF_FIELDS_MAX)
         return nf_error_set(NF_EINVAL, "%s: %zu fields, at most %d (NF_FIELDS_MAX)", s->dir, n,
                             NF_FIELDS_MAX);

@@ -12,7 +12,8 @@
     verifies a segment (and keeps bytes beyond a damaged commit aside);
     nf_segment_write.c grows and commits it, keeps the id -> row table and
     implements append and delete; nf_segment_repair.c re-commits what an
-    open kept aside in recovered/.                                         */
+    open kept aside in recovered/; nf_segment_pipe.c runs the sync half of
+    pipelined commits on a thread.                                         */
 #ifndef NF_SEGMENT_IMPL_H
 #define NF_SEGMENT_IMPL_H
 
@@ -51,6 +52,7 @@ enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_DEL, S_CK, S_NFILES 
 #define S_FEAT_FIELDS 1u            /* incompatible feature: file table has a schema and columns */
 #define S_FEAT_KNOWN S_FEAT_FIELDS
 #define S_SUM_ROWS 1024u            /* rows per field summary block (a multiple of 64) */
+#define S_PIPE_DEPTH 2              /* pipelined commits in flight when a start returns */
 
 static const struct {
     const char *name, *magic, *what;
@@ -135,6 +137,12 @@ struct nf_segment {
     s_entry_t *tab;         /* id -> row, open addressing, linear probing */
     uint64_t tab_mask, tab_used;
     bool tab_built;
+    struct nf_seg_inflight *inflight[S_PIPE_DEPTH];    /* pipelined commits not
+                                           yet known durable, oldest first (a
+                                           failed one stays: the handle is
+                                           ahead of the disk for good) */
+    unsigned ninflight;
+    struct nf_seg_syncer *syncer;       /* the thread syncing them, or NULL */
 };
 
 /* ------------------------------------------------- inline helpers */
@@ -258,6 +266,9 @@ int nf_seg_grow_ram(nf_segment_t *s, uint64_t rows, uint64_t plb);
 /* Grow the deleted-row bitmap to cover `rows` rows (zero-filled). */
 int nf_seg_grow_tomb(nf_segment_t *s, uint64_t rows);
 
+typedef struct nf_seg_inflight nf_seg_inflight_t;
+typedef struct nf_seg_syncer nf_seg_syncer_t;
+
 /* What one commit appends: per file, bytes to add at its committed end;
    nfiles > the handle's: the commit also adds files (their fds open). */
 typedef struct {
@@ -271,6 +282,61 @@ typedef struct {
    handle's byte counts and hash states move only on success.  With b NULL
    writes only a slot for the current state (create). */
 int nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t deleted);
+
+/* A commit between its halves: the slot to write once the files written
+   (wrote) are synced, the bytes vectors and norms had before (s_refold);
+   when pipelined (nf_seg_commit_start), whether the syncer is done with
+   it and what it found. */
+struct nf_seg_inflight {
+    s_slot_t slot;
+    bool wrote[S_TABLE_MAX];
+    uint64_t from[S_NORM + 1];
+    const nf_segment_t *s;
+    bool done;              /* synced (or failed): set by the syncer, under its lock */
+    struct nf_seg_inflight *next;   /* the syncer's queue */
+    int rc;                 /* nf_seg_commit_sync: 0 or its error, with msg */
+    char msg[1024];
+};
+
+/* nf_seg_commit in its halves (nf_segment_write.c).  write: hash the new
+   bytes, append them to the files, start their writeback and fill c (the
+   handle does not move); sync: fdatasync the files written, write the slot
+   and sync it (touches only the files: safe on another thread); done: move
+   the handle to c's commit; refold: once c is durable, the blocks it
+   completed, whole. */
+int nf_seg_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows,
+                        uint64_t deleted, nf_seg_inflight_t *c);
+int nf_seg_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c);
+void nf_seg_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c);
+void nf_seg_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c);
+
+/* Append/upsert n docs in one commit (nf_segment_append_fields); pipelined:
+   the commit's sync half left to the syncer (nf_seg_commit_start). */
+int nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, size_t n,
+                  bool pipelined);
+
+/* Vectors under the mmap policy: fault in the 2 MiB block at file offset b
+   (block-aligned, within the file) as one clean folio, through a mapping
+   of its own (the handle's may move meanwhile): the syncer does it ahead
+   of the writer, taking the zeroing of new page-cache memory off the
+   writer's thread (s_prefault in nf_segment_write.c).  A hint. */
+void nf_seg_prefault_block(const nf_segment_t *s, uint64_t b);
+
+/* -------------------------------- defined in nf_segment_pipe.c */
+
+/* nf_seg_commit with the sync half posted to the handle's syncer thread:
+   write, wait for the commit before (nf_seg_settle), move the handle, post
+   the sync.  0 once the commit before is durable. */
+int nf_seg_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows,
+                        uint64_t deleted);
+
+/* Wait for the pipelined commit in flight, if any: 0 once it is durable;
+   its error when it failed (every later call too: the handle is ahead of
+   the disk; destroy frees it). */
+int nf_seg_settle(nf_segment_t *s);
+
+/* Stop the handle's syncer thread (after nf_seg_settle), if it runs. */
+void nf_seg_syncer_stop(nf_segment_t *s);
 
 /* Allocate the writer's hash states (st, st2). */
 int nf_seg_states(nf_segment_t *s);
