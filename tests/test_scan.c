@@ -264,8 +264,13 @@ s_case(size_t n, uint32_t d, size_t nq, size_t k, nf_metric_t metric, uint64_t w
     CHECK_OK(nf_scan_search(f.seg, queries, nq, k, &two, out2, c2));
     CHECK(s_same(out1, c1, out2, c2, nq, k));
 
-    /* 2..64 queries share one kernel whose dot products do not depend on
-       the batch: the first two queries alone score exactly as in it */
+    /* 1..64 queries share one kernel whose dot products do not depend on
+       the batch: the first query alone, and the first two, score exactly
+       as in it */
+    if (nq > 1 && nq <= 64) {
+        CHECK_OK(nf_scan_search(f.seg, queries, 1, k, &two, out2, c2));
+        CHECK(s_same(out1, c1, out2, c2, 1, k));
+    }
     if (nq > 2 && nq <= 64) {
         CHECK_OK(nf_scan_search(f.seg, queries, 2, k, &two, out2, c2));
         CHECK(s_same(out1, c1, out2, c2, 2, k));
@@ -378,7 +383,7 @@ s_edges(void)
     free(dir);
 }
 
-/* The few-query shapes (2..64 queries: the ones that use a dot kernel). */
+/* The few-query shapes (1..64 queries: the ones that use a dot kernel). */
 static void
 s_few_query_cases(void)
 {
@@ -388,6 +393,7 @@ s_few_query_cases(void)
         s_case(3001, 33, 7, 5, metrics[m], 192);
         s_case(10000, 64, 40, 20, metrics[m], 640);
         s_case(700, 20, 2, 1, metrics[m], 64);
+        s_case(1500, 37, 1, 8, metrics[m], 0);
         s_case(2500, 128, 13, 10, metrics[m], 0);
         s_case(1000, 100, 6, 7, metrics[m], 320);
     }
@@ -458,7 +464,8 @@ main(void)
         s_case(3001, 33, 7, 5, metrics[m], 192);       /* odd dim, many windows, ragged end */
         s_case(10000, 64, 40, 20, metrics[m], 640);    /* n not a multiple of the window */
         s_case(1500, 128, 300, 3, metrics[m], 0);      /* two query blocks */
-        s_case(700, 20, 2, 1, metrics[m], 64);         /* k = 1, smallest window */
+        s_case(700, 20, 2, 1, metrics[m], 64);
+        s_case(1500, 37, 1, 8, metrics[m], 0);         /* k = 1, smallest window */
         s_case(2500, 128, 13, 10, metrics[m], 0);      /* tiles 4x4 x 3 + 1x16 */
         s_case(1000, 100, 6, 7, metrics[m], 320);      /* 4x4 + 2x8, dim tail */
     }

@@ -236,7 +236,8 @@ s_verify(nf_segment_t *seg, const s_model_t *m)
         s_content(m->src_op[r], m->src_i[r], v, pl, &plen);
         s_id(m->src_pool[r], id);
         const float *gv = nf_segment_vectors(seg, r, 1);
-        const float *gn = nf_segment_norms(seg, r, 1);
+        float gnv;
+        const float *gn = nf_segment_read_norms(seg, r, 1, &gnv) == 0 ? &gnv : NULL;
         const char *gid = nf_segment_id(seg, r, &idlen);
         const void *gpl = nf_segment_payload(seg, r, &len);
         double n2 = 0;

@@ -1,4 +1,4 @@
-/*  nf_dots: the scan's own dot kernels for few queries (2..64): a block
+/*  nf_dots: the scan's own dot kernels for few queries (1..64): a block
     of scores S = Q . X^T computed with register tiles of queries x rows,
     in AVX-512, AVX2 + FMA and portable versions, the best this CPU runs
     picked at run time (or the one NFLOW_SCAN_KERNEL names).  Used by

@@ -46,10 +46,13 @@
     as no filter: 50 vs 54 ms).  Units of vectors start and end on 2 MiB
     blocks where the dimension allows, so a thread releasing its windows
     (nf_segment_release drops whole blocks) does not drop vectors another
-    thread is reading; the norms (524,288 rows a block) and odd dimensions
-    do share blocks across units, so each unit ends by dropping the block
-    holding its end (nf_segment_release_span): nothing stays mapped after
-    the last unit, whatever order the threads took them in.  With few queries the scan is bound by
+    thread is reading; odd dimensions do share blocks across units, so each
+    unit ends by dropping the block holding its end
+    (nf_segment_release_span): nothing stays mapped after the last unit,
+    whatever order the threads took them in.  The norms are not mapped:
+    each window's are read into the worker's buffer (nf_segment_read_norms;
+    mapped, each thread held a 2 MiB block of them, 524,288 rows, and a
+    4M-row segment's scan peaked 2 MB above a 1M-row one's).  With few queries the scan is bound by
     memory bandwidth and splitting rows is how both cores get their share
     of it; with many queries it is bound by the product, and splitting rows
     keeps each sgemm at the full query block (larger M, better kernel
@@ -126,6 +129,8 @@ typedef struct {
     pthread_t tid;
     bool started;
     bool failed;                /* the segment returned no rows for a window */
+    char why[200];              /* and why, when a read failed */
+    float *xn;                  /* window: the rows' norms (nf_segment_read_norms) */
     bool stopped;               /* the stop flag was set between windows */
     uint64_t *sel;              /* filter: window bitmap of kept live rows */
     float *gx, *gn;             /* filter: gathered rows and their norms */
@@ -310,6 +315,17 @@ s_scores(const s_job_t *job, float *pad, size_t q0, size_t m, const float *X, si
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) m, (int) wn, d,
                     1.0f, job->queries + q0 * job->dim, d, X, d, 0.0f, S, (int) wn);
+}
+
+/* The norms of rows [row0, row0+n) (n <= window) in the worker's buffer;
+   NULL (the reason in w->why) when they cannot be read. */
+static const float *
+s_norms(s_worker_t *w, uint64_t row0, size_t n)
+{
+    if (nf_segment_read_norms(w->job->seg, row0, n, w->xn) == 0)
+        return w->xn;
+    snprintf(w->why, sizeof w->why, "%s", nf_error_msg());
+    return NULL;
 }
 
 /* Scores of one query block against wn rows X (norms xn) of rows row0..
@@ -585,7 +601,7 @@ s_window_filtered(s_worker_t *w, uint64_t row0, size_t wn)
     w->rel_nzone += zone && !by_read;
     w->rel_zrows += zone && !by_read ? nsel : 0;
     if (!by_read && (!(X = nf_segment_vectors(job->seg, row0, wn))
-                     || !(xn = nf_segment_norms(job->seg, row0, wn))))
+                     || !(xn = s_norms(w, row0, wn))))
         return false;
     size_t i = 0;
     uint64_t word = nw ? w->sel[0] : 0;
@@ -660,7 +676,7 @@ s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
     if (nb * 8 >= (uint64_t) nw * 7) {
         w->st.windows_full++;
         const float *X = nf_segment_vectors(job->seg, row0, wn);
-        const float *xn = nf_segment_norms(job->seg, row0, wn);
+        const float *xn = s_norms(w, row0, wn);
         if (!X || !xn)
             return false;
         s_product(w, X, xn, wn, row0, w->sel);
@@ -680,7 +696,7 @@ s_window_stream(s_worker_t *w, uint64_t row0, size_t wn, uint64_t nb)
         if (r + rn > row0 + wn)
             rn = (size_t) (row0 + wn - r);
         const float *X = nf_segment_vectors(job->seg, r, rn);
-        const float *xn = nf_segment_norms(job->seg, r, rn);
+        const float *xn = s_norms(w, r, rn);
         if (!X || !xn)
             return false;
         s_product(w, X, xn, rn, r, w->sel + i);
@@ -698,7 +714,7 @@ s_window(s_worker_t *w, uint64_t row0, size_t wn)
     if (job->prog)
         return s_window_filtered(w, row0, wn);
     const float *X = nf_segment_vectors(job->seg, row0, wn);
-    const float *xn = nf_segment_norms(job->seg, row0, wn);
+    const float *xn = s_norms(w, row0, wn);
     if (!X || !xn)
         return false;
     s_product(w, X, xn, wn, row0, job->tomb ? job->tomb + row0 / 64 : NULL);
@@ -728,9 +744,9 @@ s_worker_run(void *arg)
             }
         }
         /* the unit's edges may share 2 MiB blocks with units another
-           thread scans (always for the norms: one block holds 524,288
-           rows' norms): the block holding its end is dropped now, one the
-           other thread maps again is dropped at the end of its unit */
+           thread scans (odd dimensions): the block holding its end is
+           dropped now, one the other thread maps again is dropped at the
+           end of its unit */
         if (job->prog)
             s_release_run(w);
         nf_segment_release_span(job->seg, end - 1, 1);
@@ -906,10 +922,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         w->job = &job;
         w->S = malloc(job.qblock * job.window * sizeof *w->S);
         w->invx = job.metric == NF_METRIC_COSINE ? malloc(job.window * sizeof *w->invx) : NULL;
+        w->xn = malloc(job.window * sizeof *w->xn);
         w->pad = qpad ? malloc((size_t) S_LANES * job.dim * sizeof *w->pad) : NULL;
         w->topk = malloc(nq * sizeof *w->topk);
         w->heaps = malloc(nq * k * sizeof *w->heaps);
-        if (!w->S || (job.metric == NF_METRIC_COSINE && !w->invx) || (qpad && !w->pad)
+        if (!w->S || (job.metric == NF_METRIC_COSINE && !w->invx) || !w->xn || (qpad && !w->pad)
             || !w->topk || !w->heaps)
             goto done;
         if (prog && (!(w->sel = malloc((job.window / 64 + 1) * sizeof *w->sel))
@@ -941,8 +958,11 @@ nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
         }
     for (int i = 0; i < nt; i++)
         if (workers[i].failed) {
-            rc = nf_error_set(NF_ECORRUPT, "nf_scan_search: segment %s has no rows where its "
-                              "row count says (changed during the search?)", nf_segment_dir(seg));
+            rc = workers[i].why[0]
+                     ? nf_error_set(NF_EIO, "nf_scan_search: %s", workers[i].why)
+                     : nf_error_set(NF_ECORRUPT, "nf_scan_search: segment %s has no rows where "
+                                    "its row count says (changed during the search?)",
+                                    nf_segment_dir(seg));
             goto done;
         }
 
@@ -976,6 +996,7 @@ done:
         for (int i = 0; i < nt; i++) {
             free(workers[i].S);
             free(workers[i].invx);
+            free(workers[i].xn);
             free(workers[i].pad);
             free(workers[i].topk);
             free(workers[i].heaps);

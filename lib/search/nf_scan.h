@@ -62,7 +62,7 @@ typedef struct {
 int nf_scan_search(nf_segment_t *seg, const float *queries, size_t nq, size_t k,
                    const nf_scan_opts_t *opts, nf_hit_t *out, size_t *counts);
 
-/* The dot kernel of 2..64-query searches: "avx512" (AVX-512F), "avx2"
+/* The dot kernel of 1..64-query searches: "avx512" (AVX-512F), "avx2"
    (AVX2 + FMA) or "portable" (any CPU).  A search uses the best one this
    CPU runs, unless the environment variable NFLOW_SCAN_KERNEL names one:
    then that one, and a name that is unknown or that this CPU cannot run

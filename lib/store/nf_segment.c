@@ -1178,14 +1178,24 @@ nf_segment_read_vectors(nf_segment_t *s, const uint64_t *rows, size_t n, float *
     return 0;
 }
 
-const float *
-nf_segment_norms(nf_segment_t *s, uint64_t row0, uint64_t n)
+int
+nf_segment_read_norms(nf_segment_t *s, uint64_t row0, uint64_t n, float *dst)
 {
     if (row0 > s->rows || n > s->rows - row0)
-        return NULL;
-    if (s->opts.vectors == NF_MEM_MEMORY)
-        return s->mnorm + row0;
-    return (const float *) (s->f[S_NORM].map + S_SMALL_HDR) + row0;
+        return nf_error_set(NF_EINVAL, "%s: norms of rows %llu..+%llu past the %llu rows", s->dir,
+                            (unsigned long long) row0, (unsigned long long) n,
+                            (unsigned long long) s->rows);
+    if (s->opts.vectors == NF_MEM_MEMORY) {
+        memcpy(dst, s->mnorm + row0, n * sizeof(float));
+        return 0;
+    }
+    size_t len = n * sizeof(float);
+    ssize_t got = s_pread_all(s->f[S_NORM].fd, dst, len, S_SMALL_HDR + row0 * sizeof(float));
+    if (got != (ssize_t) len)
+        return s_serr(s, S_NORM, NF_EIO, "read of the norms of rows %llu..+%llu: %s",
+                      (unsigned long long) row0, (unsigned long long) n,
+                      got < 0 ? strerror(errno) : "short read");
+    return 0;
 }
 
 /* Drop the whole 2 MiB blocks (in file offsets, from the mapping's base)
@@ -1223,11 +1233,9 @@ s_release(nf_segment_t *s, uint64_t row0, uint64_t n, bool outward)
         return;
     bool last = row0 + n == s->rows;
     uint64_t vb = (uint64_t) s->dim * sizeof(float);
-    const s_file_t *v = &s->f[S_VEC], *nm = &s->f[S_NORM];
+    const s_file_t *v = &s->f[S_VEC];
     s_release_blocks(v->map, S_VEC_HDR + row0 * vb, S_VEC_HDR + (row0 + n) * vb, last,
                      outward, v->map_len);
-    s_release_blocks(nm->map, S_SMALL_HDR + row0 * sizeof(float),
-                     S_SMALL_HDR + (row0 + n) * sizeof(float), last, outward, nm->map_len);
 }
 
 void

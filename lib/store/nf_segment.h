@@ -351,13 +351,17 @@ void nf_norms_sq(const float *rows, size_t n, uint32_t dim, float *out);
    NF_EINVAL naming the row on failure. */
 int nf_segment_read_vectors(nf_segment_t *self, const uint64_t *rows, size_t n, float *dst);
 
-/* ||x||^2 of rows [row0, row0+n) (NULL past the end). */
-const float *nf_segment_norms(nf_segment_t *self, uint64_t row0, uint64_t n);
+/* Copy ||x||^2 of rows [row0, row0+n) into dst without mapping them:
+   pread under the mmap policy, memcpy under memory.  (Mapped, each scan
+   thread held a 2 MiB block of norms, and whether two threads sat in one
+   block or two made the resident memory depend on the segment's size.)
+   NF_EINVAL past the end, NF_EIO naming the file on a failed read. */
+int nf_segment_read_norms(nf_segment_t *self, uint64_t row0, uint64_t n, float *dst);
 
 /* Hint that rows [row0, row0+n) were scanned and may leave this process's
    resident memory (madvise MADV_DONTNEED under the mmap policy; no-op under
    memory).  Keeps the scan's resident memory constant as the segment grows.
-   Drops whole 2 MiB blocks of vectors and norms: the block holding row0
+   Drops whole 2 MiB blocks of vectors: the block holding row0
    and those ending by row0+n (all of them when row0+n is the last row), so
    windows released in order never drop a block the next window shares. */
 void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
@@ -365,8 +369,7 @@ void nf_segment_release(nf_segment_t *self, uint64_t row0, uint64_t n);
 /* The same, and the block holding row0+n too: for the end of a run of
    windows whose neighbours another thread may scan in any order (a block
    shared with them is dropped now; one they fault back in is dropped at
-   the end of theirs), so no block stays mapped after all the runs ended.
-   The norms (4 bytes a row) share a 2 MiB block over 524,288 rows. */
+   the end of theirs), so no block stays mapped after all the runs ended. */
 void nf_segment_release_span(nf_segment_t *self, uint64_t row0, uint64_t n);
 
 /* The same for the field columns only (a filtered scan that read the

@@ -106,12 +106,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float sum = 0.0f;
     if (rows && rows < (1u << 20)) {
         const float *x = nf_segment_vectors(seg, 0, rows);
-        const float *xn = nf_segment_norms(seg, 0, rows);
+        float *xn = malloc(rows * sizeof *xn);
+        if (xn && nf_segment_read_norms(seg, 0, rows, xn) != 0) {
+            free(xn);
+            xn = NULL;
+        }
         for (uint64_t r = 0; x && xn && r < rows; r++) {
             for (uint32_t j = 0; j < dim; j++)
                 sum += x[r * dim + j];
             sum += xn[r];
         }
+        free(xn);
         for (uint64_t r = 0; r < rows; r++) {
             size_t len = 0;
             const char *id = nf_segment_id(seg, r, &len);
