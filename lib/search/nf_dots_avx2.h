@@ -55,6 +55,20 @@ s_y_sum2(const __m256 *a)
     return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
 }
 
+/* acc[i * nr + r] += q_i[c .. c+8) * xv[r] for the tile's nq queries (at
+   q, stride dpad) and nr row chunks. */
+S_YI void
+s_y_fma(__m256 *acc, const __m256 *xv, const float *q, size_t dpad, size_t c, int nq, int nr)
+{
+S_UNROLL
+    for (int i = 0; i < nq; i++) {
+        __m256 qv = _mm256_loadu_ps(q + i * dpad + c);
+S_UNROLL
+        for (int r = 0; r < nr; r++)
+            acc[i * nr + r] = _mm256_fmadd_ps(qv, xv[r], acc[i * nr + r]);
+    }
+}
+
 /* One nq x nr tile: S[i * lds + r] = q_i . x_r for the nr rows at x
    (stride d) and the nq queries at q (stride dpad); pf: the tile's rows in
    the next block, to prefetch, or NULL. */
@@ -78,13 +92,7 @@ S_UNROLL
 S_UNROLL
         for (int r = 0; r < nr; r++)
             xv[r] = _mm256_loadu_ps(x + r * d + c);
-S_UNROLL
-        for (int i = 0; i < nq; i++) {
-            __m256 qv = _mm256_loadu_ps(q + i * dpad + c);
-S_UNROLL
-            for (int r = 0; r < nr; r++)
-                acc[i * nr + r] = _mm256_fmadd_ps(qv, xv[r], acc[i * nr + r]);
-        }
+        s_y_fma(acc, xv, q, dpad, c, nq, nr);
     }
     if (dfull < d) {
         __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -93,13 +101,7 @@ S_UNROLL
 S_UNROLL
         for (int r = 0; r < nr; r++)
             xv[r] = _mm256_maskload_ps(x + r * d + dfull, mask);
-S_UNROLL
-        for (int i = 0; i < nq; i++) {
-            __m256 qv = _mm256_loadu_ps(q + i * dpad + dfull);
-S_UNROLL
-            for (int r = 0; r < nr; r++)
-                acc[i * nr + r] = _mm256_fmadd_ps(qv, xv[r], acc[i * nr + r]);
-        }
+        s_y_fma(acc, xv, q, dpad, dfull, nq, nr);
     }
     float out[16] __attribute__((aligned(32)));
     int n = nq * nr, k = 0;
