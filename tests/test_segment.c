@@ -168,6 +168,10 @@ test_basic(const char *dir)
     CHECK(row == 42);
     CHECK(nf_segment_get(seg, "doc-1000", &row) == NF_ENOTFOUND);
     CHECK(nf_segment_vectors(seg, 100, 2) == NULL);     /* past the end */
+    float nm[2];
+    CHECK(nf_segment_read_norms(seg, 100, 2, nm) == NF_EINVAL
+          && strstr(nf_error_msg(), "past the 101 rows") != NULL);
+    CHECK(nf_segment_read_norms(seg, UINT64_MAX, 2, nm) == NF_EINVAL);
     CHECK(nf_segment_id(seg, 101, NULL) == NULL);
     CHECK(nf_segment_create(dir, DIM, NF_METRIC_L2, &(nf_segment_t *) {NULL}) == NF_ELOCKED);
     nf_segment_destroy(&seg);
