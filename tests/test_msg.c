@@ -901,6 +901,79 @@ test_vec_check(void)
           && nf_msg_top_k(NF_TOPK_MAX + 1) == NF_TOPK_MAX);
 }
 
+/* Large bytes fields are not copied at unpack: the batch points into the
+   received frame (s_unpack_lent).  What the batch reads must be what
+   protobuf-c would have unpacked: the last occurrence of a field wins,
+   whether it is lent or not; a blob cut short is refused; freeing the
+   message frees nothing it does not own (ASan). */
+static void
+test_lent(void)
+{
+    zsock_t *pull, *push;
+    s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
+    enum { N = 32, D = 64 };                    /* 8 KiB of vectors */
+    static float a[N * D], b[N * D];
+    for (size_t i = 0; i < N * D; i++) {
+        a[i] = (float) i;
+        b[i] = -(float) i;
+    }
+    static uint8_t body[3 * sizeof a + 1024];
+    char ids[2 * N];
+    uint8_t ends[N];
+    for (int i = 0; i < N; i++) {
+        ids[2 * i] = 'a' + i % 26;
+        ids[2 * i + 1] = 'A' + i / 26;
+        ends[i] = (uint8_t) (2 * (i + 1));      /* varints < 128: one byte each */
+    }
+    /* 0: one large vectors field; 1: twice, the last wins; 2: large then a
+       small one (the small one wins: count then disagrees, refused);
+       3: small then large (the large wins) */
+    for (int c = 0; c < 4; c++) {
+        size_t len = 0;
+        s_field(body, &len, 1, 0, NULL, N);
+        s_field(body, &len, 2, 0, NULL, D);
+        if (c == 0)
+            s_field(body, &len, 5, 2, a, sizeof a);
+        if (c == 1) {
+            s_field(body, &len, 5, 2, b, sizeof b);
+            s_field(body, &len, 5, 2, a, sizeof a);
+        }
+        if (c == 2) {
+            s_field(body, &len, 5, 2, a, sizeof a);
+            s_field(body, &len, 5, 2, b, 64);
+        }
+        if (c == 3) {
+            s_field(body, &len, 5, 2, b, 64);
+            s_field(body, &len, 5, 2, a, sizeof a);
+        }
+        s_field(body, &len, 3, 2, ids, sizeof ids);
+        s_field(body, &len, 4, 2, ends, sizeof ends);
+        nf_msg_t msg;
+        int rc = s_recv_raw(pull, push, NF_BODY_INDEX, 7, body, len, &msg);
+        if (c == 2) {
+            CHECK(rc == NF_EPROTO);
+            CHECK(strstr(nf_error_msg(), "vector") != NULL);
+        } else {
+            CHECK_OK(rc);
+            const Nflow__IndexBatch *ib = rc == NF_OK ? msg.env->index : NULL;
+            CHECK(ib && ib->count == N && ib->dim == D && ib->vectors.len == sizeof a);
+            CHECK(ib && ib->vectors.len == sizeof a && !memcmp(ib->vectors.data, a, sizeof a));
+            size_t il;
+            CHECK(ib && !memcmp(nf_batch_id(ib, 3, &il), "dA", 2) && il == 2);
+        }
+        nf_msg_clear(&msg);
+    }
+    /* a blob whose length runs past the frame: refused, nothing lent */
+    size_t len = 0;
+    s_field(body, &len, 1, 0, NULL, N);
+    s_field(body, &len, 5, 2, a, sizeof a);
+    nf_msg_t msg;
+    CHECK(s_recv_raw(pull, push, NF_BODY_INDEX, 8, body, len - 100, &msg) == NF_EPROTO);
+    nf_msg_clear(&msg);
+    zsock_destroy(&push);
+    zsock_destroy(&pull);
+}
+
 int
 main(void)
 {
@@ -916,5 +989,6 @@ main(void)
     test_batch();
     test_columns();
     test_vec_check();
+    test_lent();
     return nf_test_done("msg");
 }

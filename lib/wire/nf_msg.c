@@ -38,6 +38,8 @@
 typedef struct s_arena {
     uint8_t *buf;
     size_t cap, used;
+    const uint8_t *lent, *lent_end;     /* bytes of the received frame that unpacked
+                                           fields point into (s_unpack_lent): not ours */
     struct s_arena *next;
 } s_arena_t;
 
@@ -66,7 +68,7 @@ s_arena_free(void *data, void *p)
 {
     s_arena_t *a = data;
     uint8_t *b = p;
-    if (b >= a->buf && b < a->buf + a->cap)
+    if ((b >= a->buf && b < a->buf + a->cap) || (b >= a->lent && b < a->lent_end))
         return;
     free(p);
 }
@@ -102,6 +104,7 @@ s_arena_get(size_t want)
         a->cap = a->buf ? want : 0;   /* without a buffer everything goes to malloc */
     }
     a->used = 0;
+    a->lent = a->lent_end = NULL;
     a->next = NULL;
     return a;
 }
@@ -789,6 +792,94 @@ nf_msg_check_request(const nf_env_t *env)
 
 #define S_FRAMES_MAX 8          /* routing (2) + header + body, with room to name excess */
 
+/* Unpack a body frame without copying its large bytes fields.  protobuf-c
+   copies every bytes field it unpacks; an index batch's float32 block is
+   most of its frame, and a pod that routes or checks the batch would touch
+   it twice.  So top-level bytes fields of at least S_LENT_MIN bytes are cut
+   out of a copy of the frame (the rest is small: ids, ends, columns), that
+   copy is unpacked, and the fields are then set to point into the frame
+   itself, which the box keeps (the arena's free skips them).  The last
+   occurrence of a field wins, as protobuf-c would decide.  Bytes that do
+   not parse are left in place for the unpacker to refuse. */
+#define S_LENT_MIN 4096
+#define S_LENT_MAX 8            /* distinct fields lent; more are copied as usual */
+
+static ProtobufCMessage *
+s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
+              const ProtobufCAllocator *alloc, const uint8_t *data, size_t size)
+{
+    struct {
+        const ProtobufCFieldDescriptor *fd;
+        const uint8_t *data;
+        size_t len;
+    } lent[S_LENT_MAX];
+    size_t nlent = 0, cutlen = 0;
+    uint8_t *cut = NULL;
+    const uint8_t *p = data, *end = data + size, *keep = data;
+    while (size >= S_LENT_MIN && p < end) {
+        const uint8_t *f0 = p;
+        uint64_t key, len;
+        if (!s_varint(&p, end, &key))
+            break;
+        uint32_t wire = (uint32_t) (key & 7);
+        if (wire == 0) {
+            if (!s_varint(&p, end, &len))
+                break;
+            continue;
+        }
+        if (wire == 1 || wire == 5) {
+            if ((size_t) (end - p) < (wire == 1 ? 8u : 4u))
+                break;
+            p += wire == 1 ? 8 : 4;
+            continue;
+        }
+        if (wire != 2 || !s_varint(&p, end, &len) || len > (uint64_t) (end - p))
+            break;
+        const ProtobufCFieldDescriptor *fd =
+            key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3))
+                                   : NULL;
+        size_t i = 0;
+        while (i < nlent && lent[i].fd != fd)
+            i++;
+        if (len < S_LENT_MIN || !fd || fd->type != PROTOBUF_C_TYPE_BYTES
+            || fd->label == PROTOBUF_C_LABEL_REPEATED || (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            || (i == nlent && nlent == S_LENT_MAX)) {
+            if (i < nlent)      /* a later occurrence left in place wins over the lent one */
+                lent[i] = lent[--nlent];
+            p += len;
+            continue;
+        }
+        if (!cut && !(cut = s_arena_alloc(arena, size)))
+            return NULL;
+        memcpy(cut + cutlen, keep, (size_t) (f0 - keep));
+        cutlen += (size_t) (f0 - keep);
+        lent[i].fd = fd;
+        lent[i].data = p;
+        lent[i].len = (size_t) len;
+        nlent += i == nlent;
+        p += len;
+        keep = p;
+    }
+    if (!nlent)
+        return protobuf_c_message_unpack(desc, (ProtobufCAllocator *) alloc, size, data);
+    memcpy(cut + cutlen, keep, (size_t) (end - keep));
+    cutlen += (size_t) (end - keep);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, (ProtobufCAllocator *) alloc, cutlen, cut);
+    s_arena_free(arena, cut);           /* a no-op unless it did not fit the arena */
+    if (!m)
+        return NULL;
+    arena->lent = data;
+    arena->lent_end = end;
+    for (size_t i = 0; i < nlent; i++) {
+        ProtobufCBinaryData *bd = (ProtobufCBinaryData *) (void *) ((char *) m + lent[i].fd->offset);
+        bd->data = (uint8_t *) lent[i].data;
+        bd->len = lent[i].len;
+        if (lent[i].fd->label == PROTOBUF_C_LABEL_OPTIONAL)
+            *(protobuf_c_boolean *) (void *) ((char *) m + lent[i].fd->quantifier_offset) = 1;
+    }
+    return m;
+}
+
 /* Unpack the header frame and the body frame into a new box. */
 static int
 s_decode(nf_msg_t *msg, zmq_msg_t *hframe, zmq_msg_t *bframe, bool raw, uint64_t now)
@@ -870,7 +961,7 @@ s_decode(nf_msg_t *msg, zmq_msg_t *hframe, zmq_msg_t *bframe, bool raw, uint64_t
     if (desc && !raw) {
         if ((rc = s_walk(bdata, bdata + bsize, s_shape_of(env->body_case), &scan, false)))
             goto fail;
-        box->body = protobuf_c_message_unpack(desc, &box->alloc, bsize, bdata);
+        box->body = s_unpack_lent(desc, box->arena, &box->alloc, bdata, bsize);
         if (!box->body) {
             rc = nf_error_set(NF_EPROTO, "body frame of %zu bytes is not a protobuf nflow.%s",
                               bsize, desc->short_name);
