@@ -835,15 +835,14 @@ s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
         }
         if (wire != 2 || !s_varint(&p, end, &len) || len > (uint64_t) (end - p))
             break;
-        const ProtobufCFieldDescriptor *fd =
-            key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3))
-                                   : NULL;
+        const ProtobufCFieldDescriptor *fd = key >> 3 > UINT32_MAX ? NULL
+            : protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3));
         size_t i = 0;
         while (i < nlent && lent[i].fd != fd)
             i++;
         if (len < S_LENT_MIN || !fd || fd->type != PROTOBUF_C_TYPE_BYTES
-            || fd->label == PROTOBUF_C_LABEL_REPEATED || (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-            || (i == nlent && nlent == S_LENT_MAX)) {
+            || fd->label == PROTOBUF_C_LABEL_REPEATED
+            || (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || (i == nlent && nlent == S_LENT_MAX)) {
             if (i < nlent)      /* a later occurrence left in place wins over the lent one */
                 lent[i] = lent[--nlent];
             p += len;
@@ -864,14 +863,16 @@ s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
         return protobuf_c_message_unpack(desc, (ProtobufCAllocator *) alloc, size, data);
     memcpy(cut + cutlen, keep, (size_t) (end - keep));
     cutlen += (size_t) (end - keep);
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, (ProtobufCAllocator *) alloc, cutlen, cut);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, (ProtobufCAllocator *) alloc, cutlen, cut);
     s_arena_free(arena, cut);           /* a no-op unless it did not fit the arena */
     if (!m)
         return NULL;
     arena->lent = data;
     arena->lent_end = end;
     for (size_t i = 0; i < nlent; i++) {
-        ProtobufCBinaryData *bd = (ProtobufCBinaryData *) (void *) ((char *) m + lent[i].fd->offset);
+        char *at = (char *) m + lent[i].fd->offset;
+        ProtobufCBinaryData *bd = (ProtobufCBinaryData *) (void *) at;
         bd->data = (uint8_t *) lent[i].data;
         bd->len = lent[i].len;
         if (lent[i].fd->label == PROTOBUF_C_LABEL_OPTIONAL)
