@@ -860,13 +860,20 @@ nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, 
             idb += strlen(docs[i].id) + 1;
             plb += docs[i].payload_len;
         }
-    vec = malloc(m * vbytes);
+    /* the vectors are written from where they are when they already are one
+       aligned block, row after row, and every document is kept (a batch read
+       from a file, an indexer's group): no staging copy of most of the bytes */
+    bool inplace = m == n && (uintptr_t) docs[0].vector % _Alignof(float) == 0;
+    for (size_t i = 1; inplace && i < n; i++)
+        inplace = docs[i].vector == docs[0].vector + i * s->dim;
+    vec = inplace ? NULL : malloc(m * vbytes);
+    const char *vsrc = inplace ? (const char *) docs[0].vector : vec;
     norm = malloc(m * sizeof *norm);
     idoff = malloc(m * sizeof *idoff);
     ploff = malloc(m * sizeof *ploff);
     ids = malloc(idb);
     pl = malloc(plb ? plb : 1);
-    if (!vec || !norm || !idoff || !ploff || !ids || !pl) {
+    if (!vsrc || !norm || !idoff || !ploff || !ids || !pl) {
         rc = nf_error_set(NF_ENOMEM, "%s: append: out of memory for %zu docs", s->dir, n);
         goto done;
     }
@@ -877,7 +884,8 @@ nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, 
             continue;
         const nf_doc_t *d = &docs[i];
         size_t len = strlen(d->id) + 1;
-        memcpy(vec + j * vbytes, d->vector, vbytes);
+        if (!inplace)
+            memcpy(vec + j * vbytes, d->vector, vbytes);
         memcpy(ids + ib, d->id, len);
         ib += len;
         idoff[j] = ids0 + ib;
@@ -893,10 +901,10 @@ nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, 
             replaced[nrep++] = e->row1 - 1;
         j++;
     }
-    nf_norms_sq((const float *) vec, m, s->dim, norm);
+    nf_norms_sq((const float *) (const void *) vsrc, m, s->dim, norm);
     /* rows, and the delete-log entries of the rows they replace: one commit */
     nf_seg_batch_t b = {
-        .buf = {[S_VEC] = vec, [S_NORM] = norm, [S_IDDAT] = ids, [S_IDOFF] = idoff,
+        .buf = {[S_VEC] = vsrc, [S_NORM] = norm, [S_IDDAT] = ids, [S_IDOFF] = idoff,
                 [S_PLDAT] = pl, [S_PLOFF] = ploff, [S_DEL] = replaced},
         .len = {[S_VEC] = m * vbytes, [S_NORM] = m * sizeof(float), [S_IDDAT] = idb,
                 [S_IDOFF] = m * 8, [S_PLDAT] = plb, [S_PLOFF] = m * 8, [S_DEL] = nrep * 8},
@@ -914,7 +922,7 @@ nf_seg_append(nf_segment_t *s, const nf_doc_t *docs, const nf_fields_t *fields, 
 
     /* committed: bring the handle up to date */
     if (s->opts.vectors == NF_MEM_MEMORY) {
-        memcpy((char *) s->mvec + row0 * vbytes, vec, m * vbytes);
+        memcpy((char *) s->mvec + row0 * vbytes, vsrc, m * vbytes);
         memcpy(s->mnorm + row0, norm, m * sizeof(float));
     }
     if (s->opts.payloads == NF_MEM_MEMORY) {
