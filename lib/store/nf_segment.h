@@ -340,8 +340,8 @@ int nf_segment_compact(const char *dir, uint64_t *kept, uint64_t *dropped);
 const float *nf_segment_vectors(nf_segment_t *self, uint64_t row0, uint64_t n);
 
 /* The squared L2 norm a segment stores for each of n rows of dim floats
-   (rows one after the other): each summed in double, in order, then
-   rounded once.  The scan recomputes it so for rows it reads itself. */
+   (rows one after the other): each summed in double (eight interleaved
+   partial sums, vectorised), then rounded once.  The scan recomputes it so for rows it reads itself. */
 void nf_norms_sq(const float *rows, size_t n, uint32_t dim, float *out);
 
 /* Copy the vectors of rows[0..n) (each < nf_segment_rows()) into dst (n x
