@@ -974,6 +974,49 @@ test_lent(void)
     zsock_destroy(&pull);
 }
 
+/* An index batch sent with its vectors gathered at pack time (the router's
+   per-shard slices): the receiver gets the picked rows, in the given order,
+   as the batch's own vectors field. */
+static void
+test_gather(void)
+{
+    zsock_t *pull, *push;
+    s_pair(ZMQ_PULL, ZMQ_PUSH, &pull, &push);
+    enum { ROWS = 50, D = 40 };
+    static float block[ROWS * D];
+    for (size_t i = 0; i < ROWS * D; i++)
+        block[i] = (float) i * 0.5f;
+    uint32_t pick[3] = {7, 2, 49};
+    nf_gather_t g = {(const uint8_t *) block, D * 4, pick, 3};
+    char ids[] = "abc";
+    uint32_t ends[3] = {1, 2, 3};
+    Nflow__IndexBatch b = NFLOW__INDEX_BATCH__INIT;
+    b.count = 3;
+    b.dim = D;
+    b.ids = (ProtobufCBinaryData) {3, (uint8_t *) ids};
+    b.id_ends = ends;
+    b.n_id_ends = 3;
+    nf_env_t env;
+    nf_env_init(&env);
+    env.request_id = 9;
+    env.body_case = NF_BODY_INDEX;
+    env.index = &b;
+    env.gather = &g;
+    CHECK(nf_env_body_size(&env) >= 3 * D * 4);
+    CHECK_OK(nf_msg_send(push, NULL, &env, 0));
+    nf_msg_t msg;
+    CHECK_OK(nf_msg_recv(pull, &msg));
+    const Nflow__IndexBatch *r = msg.env ? msg.env->index : NULL;
+    CHECK(r && r->count == 3 && r->dim == D && r->vectors.len == 3 * D * 4);
+    for (size_t k = 0; r && r->vectors.len == 3 * D * 4 && k < 3; k++)
+        CHECK(!memcmp(r->vectors.data + k * D * 4, block + pick[k] * D, D * 4));
+    size_t il;
+    CHECK(r && !memcmp(nf_batch_id(r, 1, &il), "b", 1) && il == 1);
+    nf_msg_clear(&msg);
+    zsock_destroy(&push);
+    zsock_destroy(&pull);
+}
+
 int
 main(void)
 {
@@ -990,5 +1033,6 @@ main(void)
     test_columns();
     test_vec_check();
     test_lent();
+    test_gather();
     return nf_test_done("msg");
 }

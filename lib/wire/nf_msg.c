@@ -216,7 +216,9 @@ size_t
 nf_env_body_size(const nf_env_t *env)
 {
     const ProtobufCMessage *b = s_body_of(env);
-    return b ? protobuf_c_message_get_packed_size(b) : 0;
+    size_t g = env->body_case == NF_BODY_INDEX && env->gather
+                   ? env->gather->n * env->gather->row_bytes : 0;
+    return b ? protobuf_c_message_get_packed_size(b) + (g ? 11 + g : 0) : 0;
 }
 
 /* Name the sender for logs: its address (from the frame's metadata) and,
@@ -1110,15 +1112,35 @@ s_send_error(zsock_t *sock, const char *what)
                         zmq_strerror(e));
 }
 
-/* Pack a protobuf message into a new zmq_msg_t of exactly its size. */
+/* Pack a protobuf message into a new zmq_msg_t of exactly its size; with
+   g, an index batch's `vectors` field (field 5, empty in m) is appended
+   after the packed fields, its rows copied from g's block (protobuf allows
+   fields in any order). */
 static int
-s_pack(const ProtobufCMessage *m, zmq_msg_t *out)
+s_pack(const ProtobufCMessage *m, const nf_gather_t *g, zmq_msg_t *out)
 {
     size_t size = m ? protobuf_c_message_get_packed_size(m) : 0;
-    if (zmq_msg_init_size(out, size) != 0)
-        return nf_error_set(NF_ENOMEM, "pack: %zu bytes", size);
+    size_t vlen = g && m ? g->n * g->row_bytes : 0;
+    uint8_t pre[11] = {5 << 3 | 2};             /* field 5, length-delimited */
+    size_t npre = 1;
+    if (vlen)
+        for (size_t v = vlen;; v >>= 7) {
+            pre[npre++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            if (v <= 0x7f)
+                break;
+        }
+    size_t total = size + (vlen ? npre + vlen : 0);
+    if (zmq_msg_init_size(out, total) != 0)
+        return nf_error_set(NF_ENOMEM, "pack: %zu bytes", total);
+    uint8_t *at = zmq_msg_data(out);
     if (size)
-        protobuf_c_message_pack(m, zmq_msg_data(out));
+        protobuf_c_message_pack(m, at);
+    if (vlen) {
+        memcpy(at + size, pre, npre);
+        at += size + npre;
+        for (size_t i = 0; i < g->n; i++, at += g->row_bytes)
+            memcpy(at, g->block + (size_t) g->rows[i] * g->row_bytes, g->row_bytes);
+    }
     return NF_OK;
 }
 
@@ -1153,7 +1175,7 @@ s_send(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, const nf_msg_t *from
         h.n_route = env->n_route + 1;
     }
     zmq_msg_t hframe, bframe;
-    int rc = s_pack(&h.base, &hframe);
+    int rc = s_pack(&h.base, NULL, &hframe);
     if (rc)
         return rc;
     if (single)
@@ -1167,7 +1189,8 @@ s_send(zsock_t *sock, zmsg_t *routing, const nf_env_t *env, const nf_msg_t *from
             return nf_error_set(NF_EINVAL, "forward: no received body frame");
         }
     }
-    else if ((rc = s_pack(s_body_of(env), &bframe))) {
+    else if ((rc = s_pack(s_body_of(env), env->body_case == NF_BODY_INDEX ? env->gather : NULL,
+                          &bframe))) {
         zmq_msg_close(&hframe);
         return rc;
     }

@@ -45,6 +45,17 @@
 #define NF_BODY_RESULT NFLOW__BODY_KIND__BODY_RESULT
 #define NF_BODY_PLAN NFLOW__BODY_KIND__BODY_PLAN
 
+/* Rows of a float32 block picked by index, written straight into the body
+   frame being sent (nf_env_t.gather): how the router sends each shard its
+   slice of a batch's vectors without first copying them into a batch of
+   its own. */
+typedef struct {
+    const uint8_t *block;       /* rows of row_bytes each */
+    size_t row_bytes;
+    const uint32_t *rows;       /* the rows to send, in order */
+    size_t n;
+} nf_gather_t;
+
 /* A message, decoded (received) or to send.  For sending, a stack value
    from nf_env_init whose pointers the caller owns; the body pointer that
    body_case names is packed. */
@@ -63,6 +74,8 @@ typedef struct {
     Nflow__Control *control;
     Nflow__Result *result;
     Nflow__Plan *plan;
+    const nf_gather_t *gather;  /* sending an index batch whose `vectors` is empty: its
+                                   vectors, gathered at pack time (NULL when received) */
 } nf_env_t;
 
 typedef struct {

@@ -41,6 +41,10 @@ typedef struct {
     uint64_t *refused_why;      /* hash of the reason last logged (log each reason once) */
     uint64_t hb_us, next_ping;
     nf_batch_t *parts;          /* index / delete: one part per shard, reused */
+    uint32_t *which;            /* index: each document's shard (NF_DOCS_MAX) */
+    uint32_t *rows;             /* index: the documents of shard 0, then of shard 1, ...
+                                   (NF_DOCS_MAX): their vectors are gathered at send */
+    size_t *row0;               /* where each shard's documents start in rows (nshards + 1) */
 } router_t;
 
 /* Tell the reducer that shard went down: it stops waiting for it. */
@@ -227,19 +231,33 @@ s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
         nf_pod_stats(self->pod)->errors++;
         goto done;
     }
+    /* an index batch's vectors are not copied into the parts: each part's
+       are gathered from the batch's block straight into its frame */
+    uint32_t dim = split && kind == NF_BODY_INDEX && env->index->vectors.len ? env->index->dim : 0;
     if (ok && split) {
-        uint32_t dim = kind == NF_BODY_INDEX && env->index->vectors.len ? env->index->dim : 0;
         for (uint32_t s = 0; s < S; s++)
-            nf_batch_reset(&self->parts[s], dim);
+            nf_batch_reset(&self->parts[s], 0);
+        /* at most NF_DOCS_MAX: nf_msg_recv checked the count */
         size_t n = kind == NF_BODY_INDEX ? env->index->count : env->delete_->count;
         for (size_t i = 0; ok && i < n; i++) {
             size_t len;
             const char *id = kind == NF_BODY_INDEX ? nf_batch_id(env->index, i, &len)
                                                    : nf_delete_id(env->delete_, i, &len);
-            nf_batch_t *part = &self->parts[nf_msg_shard_of(id, len, S)];
+            self->which[i] = nf_msg_shard_of(id, len, S);
+            nf_batch_t *part = &self->parts[self->which[i]];
             ok = (kind == NF_BODY_INDEX
                       ? nf_batch_add_from(part, env->index, i)
                       : nf_batch_add(part, id, len, NULL, NULL, 0, NULL, NULL, 0)) == NF_OK;
+        }
+        if (ok && dim) {            /* rows grouped by shard, in batch order */
+            self->row0[0] = 0;
+            for (uint32_t s = 0; s < S; s++)
+                self->row0[s + 1] = self->row0[s] + self->parts[s].count;
+            for (size_t i = 0; i < n; i++)
+                self->rows[self->row0[self->which[i]]++] = (uint32_t) i;
+            for (uint32_t s = S; s > 0; s--)    /* back to where each shard starts */
+                self->row0[s] = self->row0[s - 1];
+            self->row0[0] = 0;
         }
     }
     if (!ok) {
@@ -251,12 +269,19 @@ s_dispatch(router_t *self, nf_msg_t *msg, uint64_t recv_us)
         nf_env_t part = *env;
         Nflow__IndexBatch ipart;
         Nflow__DeleteRequest dpart;
+        nf_gather_t gather;
         if (split) {
             if (self->parts[s].count == 0)
                 continue;
             if (kind == NF_BODY_INDEX) {
                 nf_batch_view(&self->parts[s], &ipart);
                 part.index = &ipart;
+                if (dim) {
+                    ipart.dim = dim;
+                    gather = (nf_gather_t) {env->index->vectors.data, (size_t) dim * 4,
+                                            self->rows + self->row0[s], self->parts[s].count};
+                    part.gather = &gather;
+                }
             }
             else {
                 nf_batch_view_delete(&self->parts[s], &dpart);
@@ -339,8 +364,11 @@ s_setup(nf_pod_t *pod, void *arg)
     self->refused_why = calloc(self->nshards, sizeof *self->refused_why);
     self->hb_us = (uint64_t) nf_pod_int(pod, "heartbeat_ms") * 1000;
     self->parts = calloc(self->nshards, sizeof *self->parts);
+    self->which = malloc(NF_DOCS_MAX * sizeof *self->which);
+    self->rows = malloc(NF_DOCS_MAX * sizeof *self->rows);
+    self->row0 = malloc((self->nshards + 1) * sizeof *self->row0);
     if (!self->last_seen || !self->was_alive || !self->refused || !self->refused_why
-        || !self->parts)
+        || !self->parts || !self->which || !self->rows || !self->row0)
         return nf_error_set(NF_ENOMEM, "router: out of memory for %u shards", self->nshards);
     return NF_OK;
 }
@@ -371,6 +399,9 @@ s_teardown(nf_pod_t *pod, void *arg)
     for (uint32_t s = 0; self->parts && s < self->nshards; s++)
         nf_batch_free(&self->parts[s]);
     free(self->parts);
+    free(self->which);
+    free(self->rows);
+    free(self->row0);
 }
 
 int
