@@ -218,6 +218,7 @@ int nf_segment_append_fields(nf_segment_t *self, const nf_doc_t *docs,
    commit is there, nothing of the failed batch or the ones after it). */
 int nf_segment_append_start(nf_segment_t *self, const nf_doc_t *docs,
                             const nf_fields_t *fields, size_t n);
+#define NF_SEGMENT_PIPE_DEPTH 2     /* batches left in flight when a start returns */
 
 /* Wait for the batches nf_segment_append_start left in flight: 0 when
    every batch started is durable (or none was), else the failed commit's

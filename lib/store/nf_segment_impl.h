@@ -52,7 +52,7 @@ enum { S_VEC, S_NORM, S_IDDAT, S_IDOFF, S_PLDAT, S_PLOFF, S_DEL, S_CK, S_NFILES 
 #define S_FEAT_FIELDS 1u            /* incompatible feature: file table has a schema and columns */
 #define S_FEAT_KNOWN S_FEAT_FIELDS
 #define S_SUM_ROWS 1024u            /* rows per field summary block (a multiple of 64) */
-#define S_PIPE_DEPTH 2              /* pipelined commits in flight when a start returns */
+#define S_PIPE_DEPTH NF_SEGMENT_PIPE_DEPTH  /* pipelined commits in flight after a start */
 
 static const struct {
     const char *name, *magic, *what;

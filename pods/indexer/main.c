@@ -47,9 +47,15 @@
 #define S_GROUP_DOCS 65536      /* ... and this many documents (unless one is bigger) */
 
 /* Index requests drained together are committed together: their documents
-   go to the segment in ONE nf_segment_append (one fdatasync), in arrival
+   go to the segment in ONE append (one round of fdatasyncs), in arrival
    order, so upserts resolve as if applied one by one.  Each request is
-   answered once the group is durable. */
+   answered once the group is durable.  The append is pipelined
+   (nf_segment_append_start): while a group's syncs run on the segment's
+   thread the shard drains and writes the next group, and a group is
+   answered once a later start or nf_segment_append_wait says it is
+   durable -- at the latest when the socket has nothing more to read
+   (s_flush).  1M x 128 through one shard: 3.41 -> 2.95 s; two shards on
+   2 cores: 2.83 -> 2.71 s (means of 8 interleaved runs). */
 typedef struct {
     nf_msg_t msg;               /* owns the message the documents point into */
     uint64_t recv_us;
@@ -91,6 +97,11 @@ typedef struct {
     uint64_t hb_us, next_hb;
     uint64_t router_seen;       /* monotonic us of the router's last ping, 0 = never */
     s_group_t group;            /* index requests of the current drain */
+    struct {                    /* committed groups not known durable, oldest first */
+        s_wreq_t *reqs;
+        size_t n;
+    } flight[NF_SEGMENT_PIPE_DEPTH + 1];
+    size_t nflight;
     bool compacting;            /* seg is a read-only handle on the old segment while
                                    a thread compacts it (s_compact): writes refused */
 } indexer_t;
@@ -259,10 +270,46 @@ s_group_answer(indexer_t *self, s_wreq_t *reqs, size_t n, int rc)
     }
 }
 
-/* Commit the group (if any) and answer its requests; the group is empty
-   afterwards.  A group refused as a whole for bad input (NF_EINVAL: the
-   segment validates a batch before writing anything) is retried request
-   by request, so only the bad request fails. */
+/* Free requests answered (their messages and typed values). */
+static void
+s_wreqs_free(s_wreq_t *reqs, size_t n)
+{
+    for (size_t r = 0; r < n; r++) {
+        nf_msg_clear(&reqs[r].msg);
+        free(reqs[r].fv);
+        free(reqs[r].strs);
+        free(reqs[r].ptrs);
+    }
+}
+
+/* Answer the groups in flight but the newest `keep` with rc (NF_OK: they
+   are durable). */
+static void
+s_flights(indexer_t *self, size_t keep, int rc)
+{
+    size_t n = self->nflight > keep ? self->nflight - keep : 0;
+    for (size_t i = 0; i < n; i++) {
+        s_group_answer(self, self->flight[i].reqs, self->flight[i].n, rc);
+        s_wreqs_free(self->flight[i].reqs, self->flight[i].n);
+        free(self->flight[i].reqs);
+    }
+    memmove(self->flight, self->flight + n, (self->nflight - n) * sizeof self->flight[0]);
+    self->nflight -= n;
+}
+
+/* Wait until every group in flight is durable and answer them. */
+static void
+s_flush(indexer_t *self)
+{
+    if (self->nflight)
+        s_flights(self, 0, nf_segment_append_wait(self->seg));
+}
+
+/* Commit the group (if any) and answer its requests, or leave them in
+   flight (see s_wreq_t); the group is empty afterwards.  A group refused
+   as a whole for bad input (NF_EINVAL: the segment validates a batch
+   before writing anything) is retried request by request, so only the bad
+   request fails. */
 static void
 s_group_commit(indexer_t *self, s_group_t *g)
 {
@@ -276,23 +323,40 @@ s_group_commit(indexer_t *self, s_group_t *g)
     for (size_t r = 0; r < g->nreqs; r++)       /* appended straight from the batch */
         for (size_t j = 0; g->reqs[r].vecs && j < g->reqs[r].n; j++)
             g->docs[g->reqs[r].d0 + j].vector = g->reqs[r].vecs + j * self->dim;
-    int rc = g->ndocs ? nf_segment_append_fields(self->seg, g->docs, g->fields, g->ndocs)
-                      : NF_OK;
-    if (rc == NF_EINVAL && g->nreqs > 1) {
-        for (size_t r = 0; r < g->nreqs; r++) {
-            s_wreq_t *w = &g->reqs[r];
-            s_group_answer(self, w, 1, nf_segment_append_fields(self->seg, g->docs + w->d0,
-                                                                g->fields + w->d0, w->n));
-        }
+    s_wreq_t *moved = g->ndocs ? malloc(g->nreqs * sizeof *moved) : NULL;
+    int rc = !g->ndocs ? NF_OK
+             : moved ? nf_segment_append_start(self->seg, g->docs, g->fields, g->ndocs)
+                     : nf_segment_append_fields(self->seg, g->docs, g->fields, g->ndocs);
+    if (rc == NF_OK && moved) {
+        /* in flight: answered by s_flights once durable */
+        memcpy(moved, g->reqs, g->nreqs * sizeof *moved);
+        self->flight[self->nflight].reqs = moved;
+        self->flight[self->nflight++].n = g->nreqs;
+        g->nreqs = 0;
+        s_flights(self, NF_SEGMENT_PIPE_DEPTH, NF_OK);
     } else {
-        s_group_answer(self, g->reqs, g->nreqs, rc);
+        free(moved);
+        if (rc != NF_OK) {
+            /* a failed start: either an earlier group's commit failed (the
+               handle keeps it, and so does the wait) or this group was
+               refused before anything was written, the earlier ones
+               being durable */
+            int prev = nf_segment_append_wait(self->seg);
+            s_flights(self, 0, prev);
+            if (prev != NF_OK)
+                rc = prev;
+        }
+        if (rc == NF_EINVAL && g->nreqs > 1) {
+            for (size_t r = 0; r < g->nreqs; r++) {
+                s_wreq_t *w = &g->reqs[r];
+                s_group_answer(self, w, 1, nf_segment_append_fields(self->seg, g->docs + w->d0,
+                                                                    g->fields + w->d0, w->n));
+            }
+        } else {
+            s_group_answer(self, g->reqs, g->nreqs, rc);
+        }
     }
-    for (size_t r = 0; r < g->nreqs; r++) {
-        nf_msg_clear(&g->reqs[r].msg);
-        free(g->reqs[r].fv);
-        free(g->reqs[r].strs);
-        free(g->reqs[r].ptrs);
-    }
+    s_wreqs_free(g->reqs, g->nreqs);
     g->nreqs = 0;
     g->ndocs = 0;
     g->idlen = 0;
@@ -876,6 +940,7 @@ s_drain(indexer_t *self)
             kept = s_index(self, &self->group, &msg, recv_us);
         else if (msg.env->body_case == NF_BODY_DELETE) {
             s_group_commit(self, &self->group);
+            s_flush(self);
             s_delete(self, msg.env, recv_us);
         }
         else if (msg.env->body_case == NF_BODY_SEARCH) {
@@ -922,6 +987,9 @@ s_drain(indexer_t *self)
         nf_msg_clear(&pend[i].msg);
         nf_filter_destroy(&pend[i].filter);
     }
+    /* nothing more to read: answer what is in flight now */
+    if (!(zsock_events(self->router) & ZMQ_POLLIN))
+        s_flush(self);
 }
 
 static int
@@ -1095,6 +1163,7 @@ s_compact(nf_pod_t *pod, void *arg, const Nflow__Control *in, Nflow__Control *ou
     if (in->command != NFLOW__CONTROL_COMMAND__CONTROL_COMPACT)
         return nf_error_set(NF_EINVAL, "control command %d is not served here", in->command);
     s_group_commit(self, &self->group);
+    s_flush(self);
     const char *ws = nf_pod_get(pod, "workspace");
     s_compaction_t *c = calloc(1, sizeof *c);
     if (!c)
@@ -1208,6 +1277,7 @@ s_teardown(nf_pod_t *pod, void *arg)
 {
     indexer_t *self = arg;
     (void) pod;
+    s_flush(self);
     s_group_free(&self->group);
     nf_segment_destroy(&self->seg);
 }

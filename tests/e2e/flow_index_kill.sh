@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Kill -9 indexer shards again and again while `nflow index` streams
 # documents into them (many requests in flight, so each shard commits
-# groups of them at once).  Every document `nflow index` was told is stored
-# must be there after the last restart: it ends "failed 0" (it retries what
-# a killed shard did not answer) and the shards hold exactly the documents
-# indexed.  An answer sent before its group's commit was durable shows as
-# fewer rows (checked: answering groups as soon as they were written, not
-# synced, lost 188-260 of 150,000 rows under these kills).
+# groups of them pipelined: a group's syncs run while the next group is
+# written, and it is answered only once durable).  Every document
+# `nflow index` was told is stored must be there after the last restart:
+# it ends "failed 0" (it retries what a killed shard did not answer) and
+# the shards hold exactly the documents indexed.  An answer sent before
+# its group was durable would show as fewer rows than that.
 set -euo pipefail
 . "$(dirname "$0")/flow_lib.sh"
 
