@@ -44,7 +44,10 @@
 #define S_BATCH_MSGS 1024       /* at most this many requests per wake-up ... */
 #define S_BATCH_QUERIES 4096    /* ... and this many queued search queries */
 #define S_GROUP_MSGS 256        /* index requests committed together, at most ... */
-#define S_GROUP_DOCS 65536      /* ... and this many documents (unless one is bigger) */
+#define S_GROUP_DOCS 65536      /* ... and this many documents ... */
+#define S_GROUP_VEC_BYTES (64u << 20)   /* ... and vectors (unless one request is bigger):
+                                           with up to NF_SEGMENT_PIPE_DEPTH groups in
+                                           flight, what a shard holds stays bounded */
 
 /* Index requests drained together are committed together: their documents
    go to the segment in ONE append (one round of fdatasyncs), in arrival
@@ -432,7 +435,9 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
             return false;
         }
     }
-    if (g->nreqs == S_GROUP_MSGS || (g->ndocs && g->ndocs + n > S_GROUP_DOCS))
+    if (g->nreqs == S_GROUP_MSGS
+        || (g->ndocs && (g->ndocs + n > S_GROUP_DOCS
+                         || (g->ndocs + n) * self->dim * 4 > S_GROUP_VEC_BYTES)))
         s_group_commit(self, g);
     if (s_group_reserve(self, g, n) != NF_OK
         || s_room((void **) &g->idbuf, &g->idcap, g->idlen, b->ids.len + n) != NF_OK) {
