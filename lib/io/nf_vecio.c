@@ -419,6 +419,16 @@ s_fvecs_short(nf_vecio_t *self, uint64_t byte, size_t got, size_t rec_bytes)
                   rec_bytes);
 }
 
+/* An .fvecs record whose dim header d (at file byte `byte`) is not the file's. */
+static int
+s_fvecs_bad_dim(nf_vecio_t *self, int32_t d, uint64_t byte)
+{
+    return s_fail(self, d <= 0 || d > NF_DIM_MAX ? NF_ECORRUPT : NF_EDIM,
+                  "%s: record %" PRIu64 " (byte %" PRIu64 "): dim %" PRId32
+                  ", expected %" PRIu32 " (%s)", self->path, self->record, byte, d,
+                  self->dim, self->dim_from_hint ? "the given dim" : "dim of record 0");
+}
+
 /* .fvecs: the batch's records are read in one fread into vecs (sized for
    max records with their 4-byte dim headers, s_reserve) and compacted in
    place, each record's vector moving down over the headers before it: one
@@ -438,10 +448,7 @@ s_next_fvecs(nf_vecio_t *self, size_t max, size_t *n)
         int32_t d;
         memcpy(&d, buf + i * rec, 4);
         if (d <= 0 || (uint32_t) d != self->dim)
-            return s_fail(self, d <= 0 || d > NF_DIM_MAX ? NF_ECORRUPT : NF_EDIM,
-                          "%s: record %" PRIu64 " (byte %" PRIu64 "): dim %" PRId32
-                          ", expected %" PRIu32 " (%s)", self->path, self->record, byte, d,
-                          self->dim, self->dim_from_hint ? "the given dim" : "dim of record 0");
+            return s_fvecs_bad_dim(self, d, byte);
         float *v = self->vecs + *n * self->dim;
         memmove(v, buf + i * rec + 1, (size_t) self->dim * 4);
         int rc = s_check_finite(self, v, self->record, byte);
@@ -465,13 +472,9 @@ s_next_fvecs(nf_vecio_t *self, size_t max, size_t *n)
         }
         if (part >= 4) {            /* its header is there: a wrong dim is named first */
             int32_t d;
-            memcpy(&d, (const char *) (buf + whole * rec), 4);
+            memcpy(&d, buf + whole * rec, 4);
             if (d <= 0 || (uint32_t) d != self->dim)
-                return s_fail(self, d <= 0 || d > NF_DIM_MAX ? NF_ECORRUPT : NF_EDIM,
-                              "%s: record %" PRIu64 " (byte %" PRIu64 "): dim %" PRId32
-                              ", expected %" PRIu32 " (%s)", self->path, self->record,
-                              self->offset, d, self->dim,
-                              self->dim_from_hint ? "the given dim" : "dim of record 0");
+                return s_fvecs_bad_dim(self, d, self->offset);
         }
         return s_fvecs_short(self, self->offset, part, rec_bytes);
     }

@@ -218,7 +218,7 @@ nf_env_body_size(const nf_env_t *env)
     const ProtobufCMessage *b = s_body_of(env);
     size_t g = env->body_case == NF_BODY_INDEX && env->gather
                    ? env->gather->n * env->gather->row_bytes : 0;
-    return b ? protobuf_c_message_get_packed_size(b) + (g ? 11 + g : 0) : 0;
+    return b ? protobuf_c_message_get_packed_size(b) + (g ? 11 + g : 0) : 0;  /* 11: tag, length */
 }
 
 /* Name the sender for logs: its address (from the frame's metadata) and,
@@ -331,6 +331,41 @@ s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
+/* The next field of [*p, end): its number (the key's, not truncated), wire
+   type and value: wire 0 the varint in *v; wire 1 and 5 their 8 or 4
+   bytes and wire 2 its bytes at *body, *v long.  *p moves past it.  False
+   at bytes that do not parse (or a wire type protobuf 3 does not use). */
+static bool
+s_next_field(const uint8_t **p, const uint8_t *end, uint64_t *field, uint32_t *wire,
+             uint64_t *v, const uint8_t **body)
+{
+    uint64_t key;
+    if (!s_varint(p, end, &key))
+        return false;
+    *field = key >> 3;
+    *wire = (uint32_t) (key & 7);
+    *body = *p;
+    switch (*wire) {
+    case 0:
+        return s_varint(p, end, v);
+    case 1:
+    case 5:
+        *v = *wire == 1 ? 8 : 4;
+        break;
+    case 2:
+        if (!s_varint(p, end, v))
+            return false;
+        *body = *p;
+        break;
+    default:
+        return false;
+    }
+    if (*v > (uint64_t) (end - *p))
+        return false;
+    *p += *v;
+    return true;
+}
+
 /* Walk one message of shape sh in [p, end).  Bytes that are not protobuf
    are left to the unpacker to refuse (it allocates nothing sized by them). */
 static int
@@ -339,33 +374,16 @@ s_walk(const uint8_t *p, const uint8_t *end, const s_shape_t *sh, s_scan_t *sc, 
     uint64_t counts[8] = {0};
     int over = -1;              /* first field over its limit: counted to the end */
     while (p < end) {
-        uint64_t key, len = 0;
-        if (!s_varint(&p, end, &key))
+        uint64_t number, len;   /* len: wire 0's value, else its bytes */
+        uint32_t wire;
+        const uint8_t *body;
+        if (!s_next_field(&p, end, &number, &wire, &len, &body))
             return NF_OK;
-        uint32_t field = (uint32_t) (key >> 3), wire = (uint32_t) (key & 7);
-        const uint8_t *body = p;
-        if (wire == 0) {
-            uint64_t v;
-            if (!s_varint(&p, end, &v))
-                return NF_OK;
-            if (top && field == 2)
-                sc->request_id = v;
-            if (top && field == 1)
-                sc->version = v;
-        } else if (wire == 1) {
-            p += 8;
-        } else if (wire == 5) {
-            p += 4;
-        } else if (wire == 2) {
-            if (!s_varint(&p, end, &len) || len > (uint64_t) (end - p))
-                return NF_OK;
-            body = p;
-            p += len;
-        } else {
-            return NF_OK;
-        }
-        if (p > end)
-            return NF_OK;
+        uint32_t field = (uint32_t) number;
+        if (wire == 0 && top && field == 2)
+            sc->request_id = len;
+        if (wire == 0 && top && field == 1)
+            sc->version = len;
         for (size_t i = 0; i < sh->n; i++) {
             const s_field_t *f = &sh->fields[i];
             if (f->field != field)
@@ -819,26 +837,15 @@ s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
     uint8_t *cut = NULL;
     const uint8_t *p = data, *end = data + size, *keep = data;
     while (size >= S_LENT_MIN && p < end) {
-        const uint8_t *f0 = p;
-        uint64_t key, len;
-        if (!s_varint(&p, end, &key))
+        const uint8_t *f0 = p, *body;
+        uint64_t field, len;
+        uint32_t wire;
+        if (!s_next_field(&p, end, &field, &wire, &len, &body))
             break;
-        uint32_t wire = (uint32_t) (key & 7);
-        if (wire == 0) {
-            if (!s_varint(&p, end, &len))
-                break;
+        if (wire != 2)
             continue;
-        }
-        if (wire == 1 || wire == 5) {
-            if ((size_t) (end - p) < (wire == 1 ? 8u : 4u))
-                break;
-            p += wire == 1 ? 8 : 4;
-            continue;
-        }
-        if (wire != 2 || !s_varint(&p, end, &len) || len > (uint64_t) (end - p))
-            break;
-        const ProtobufCFieldDescriptor *fd = key >> 3 > UINT32_MAX ? NULL
-            : protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3));
+        const ProtobufCFieldDescriptor *fd = field > UINT32_MAX ? NULL
+            : protobuf_c_message_descriptor_get_field(desc, (unsigned) field);
         size_t i = 0;
         while (i < nlent && lent[i].fd != fd)
             i++;
@@ -847,7 +854,6 @@ s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
             || (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || (i == nlent && nlent == S_LENT_MAX)) {
             if (i < nlent)      /* a later occurrence left in place wins over the lent one */
                 lent[i] = lent[--nlent];
-            p += len;
             continue;
         }
         if (!cut && !(cut = s_arena_alloc(arena, size)))
@@ -855,10 +861,9 @@ s_unpack_lent(const ProtobufCMessageDescriptor *desc, s_arena_t *arena,
         memcpy(cut + cutlen, keep, (size_t) (f0 - keep));
         cutlen += (size_t) (f0 - keep);
         lent[i].fd = fd;
-        lent[i].data = p;
+        lent[i].data = body;
         lent[i].len = (size_t) len;
         nlent += i == nlent;
-        p += len;
         keep = p;
     }
     if (!nlent)
