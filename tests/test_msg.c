@@ -877,6 +877,20 @@ test_vec_check(void)
     CHECK(nf_vec_check(&b) == NF_EINVAL && strstr(nf_error_msg(), "infinite"));
     v[1] = 0.5f;
     CHECK_OK(nf_vec_check(&b));
+    /* rows of a block: the row and the value within it are named */
+    float rows[2][3] = {{1, 2, 3}, {4, 5, 6}};
+    ProtobufCBinaryData blk = {sizeof rows, (uint8_t *) rows};
+    size_t row = 99;
+    CHECK_OK(nf_vec_check_rows(&blk, 3, &row));
+    CHECK(row == 99);
+    rows[1][2] = -INFINITY;
+    CHECK(nf_vec_check_rows(&blk, 3, &row) == NF_EINVAL && row == 1);
+    CHECK(!strcmp(nf_error_msg(), "vector[2] is infinite: values must be finite"));
+    rows[0][1] = NAN;
+    CHECK(nf_vec_check_rows(&blk, 3, &row) == NF_EINVAL && row == 0);
+    CHECK(!strcmp(nf_error_msg(), "vector[1] is NaN: values must be finite"));
+    ProtobufCBinaryData none = {0, NULL};
+    CHECK_OK(nf_vec_check_rows(&none, 3, &row));
     ProtobufCBinaryData three = {3, (uint8_t *) v};
     CHECK(nf_vec_check(&three) == NF_EDIM);
     CHECK(strstr(nf_error_msg(), "vector has 3 bytes") != NULL);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "nf_error.h"
+#include "nf_floats.h"
 #include "nf_limits.h"
 
 #include <errno.h>
@@ -391,20 +392,12 @@ s_default_id(nf_vecio_t *self, uint64_t record)
 static int
 s_check_finite(nf_vecio_t *self, const float *v, uint64_t record, uint64_t byte)
 {
-    uint32_t bad = 0;           /* one branch-free pass (vectorised) for the common case */
-    for (uint32_t j = 0; j < self->dim; j++) {
-        uint32_t u;
-        memcpy(&u, &v[j], 4);
-        bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
-    }
-    if (!bad)
+    size_t j = nf_first_nonfinite(v, self->dim);
+    if (j == self->dim)
         return 0;
-    for (uint32_t j = 0; j < self->dim; j++)
-        if (!isfinite(v[j]))
-            return s_fail(self, NF_EINVAL, "%s: record %" PRIu64 " (byte %" PRIu64 "): "
-                          "component %" PRIu32 " is %s", self->path, record, byte, j,
-                          isnan(v[j]) ? "NaN" : "Inf");
-    return 0;
+    return s_fail(self, NF_EINVAL, "%s: record %" PRIu64 " (byte %" PRIu64 "): "
+                  "component %zu is %s", self->path, record, byte, j,
+                  isnan(v[j]) ? "NaN" : "Inf");
 }
 
 /* A short read in the middle of an .fvecs record: I/O error or truncation. */

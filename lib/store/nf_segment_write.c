@@ -11,12 +11,14 @@
     written in place.                                                       */
 #include "nf_segment_impl.h"
 #include "nf_error.h"
+#include "nf_floats.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -764,13 +766,10 @@ s_check_doc(const nf_segment_t *s, size_t i, const nf_doc_t *d)
     if (!d->vector)
         return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): vector is NULL",
                             s->dir, i, d->id);
-    for (uint32_t j = 0; j < s->dim; j++) {
-        uint32_t bits;
-        memcpy(&bits, &d->vector[j], sizeof bits);
-        if ((bits & 0x7f800000u) == 0x7f800000u)
-            return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): vector[%u] is "
-                                "%s", s->dir, i, d->id, j, (bits & 0x7fffffu) ? "NaN" : "Inf");
-    }
+    size_t j = nf_first_nonfinite(d->vector, s->dim);
+    if (j < s->dim)
+        return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): vector[%zu] is "
+                            "%s", s->dir, i, d->id, j, isnan(d->vector[j]) ? "NaN" : "Inf");
     if (!d->payload && d->payload_len)
         return nf_error_set(NF_EINVAL, "%s: append: doc %zu (id \"%s\"): payload is NULL "
                             "with length %zu", s->dir, i, d->id, d->payload_len);

@@ -25,6 +25,7 @@
 #include <math.h>
 
 #include "nf_error.h"
+#include "nf_floats.h"
 #include "nf_hash.h"
 #include "nf_limits.h"
 #include "nf_segment.h"
@@ -735,23 +736,6 @@ nf_msg_top_k(uint32_t top_k)
     return top_k == 0 ? NF_TOPK_DEFAULT : top_k > NF_TOPK_MAX ? NF_TOPK_MAX : top_k;
 }
 
-/* The first row of a vector block that is not finite: NF_EINVAL "vector[j]
-   is NaN" with *row set; NF_OK when all are. */
-static int
-s_check_rows(const ProtobufCBinaryData *block, uint32_t dim, uint32_t count, size_t *row)
-{
-    if (nf_vec_check(block) == NF_OK)
-        return NF_OK;
-    for (size_t i = 0; dim && block->len && i < count; i++) {
-        ProtobufCBinaryData r = {(size_t) dim * 4, block->data + i * (size_t) dim * 4};
-        if (nf_vec_check(&r) != NF_OK) {
-            *row = i;
-            return NF_EINVAL;
-        }
-    }
-    return NF_OK;
-}
-
 int
 nf_msg_check_request(const nf_env_t *env)
 {
@@ -771,7 +755,7 @@ nf_msg_check_request(const nf_env_t *env)
                 return nf_error_set(NF_EINVAL, "doc %zu: empty id (ids have 1..%d bytes)", i,
                                     NF_ID_MAX);
         }
-        if (s_check_rows(&b->vectors, b->dim, b->count, &row) != NF_OK) {
+        if (nf_vec_check_rows(&b->vectors, b->dim, &row) != NF_OK) {
             snprintf(what, sizeof what, "%s", nf_error_msg());
             const char *id = nf_batch_id(b, row, &len);
             return nf_error_set(NF_EINVAL, "doc '%.*s': %s", (int) len, id, what);
@@ -795,7 +779,7 @@ nf_msg_check_request(const nf_env_t *env)
         if (s->n_texts == 0 && s->vectors.len == 0)
             return nf_error_set(NF_EINVAL, "search request: the queries have neither texts "
                                 "nor vectors");
-        if (s_check_rows(&s->vectors, s->dim, s->count, &row) != NF_OK) {
+        if (nf_vec_check_rows(&s->vectors, s->dim, &row) != NF_OK) {
             snprintf(what, sizeof what, "%s", nf_error_msg());
             return nf_error_set(NF_EINVAL, "query %zu: %s", row, what);
         }
@@ -1280,6 +1264,17 @@ nf_msg_reply_v1(zsock_t *sock, zmsg_t *routing, uint64_t request_id, Nflow__Stat
     return s_reply(sock, routing, request_id, code, message, true);
 }
 
+/* "vector[j] is NaN" for the non-finite value at p (wire values are
+   little-endian, as is every host nflow builds for: nf_segment_impl.h). */
+static int
+s_nonfinite(const uint8_t *p, size_t j)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return nf_error_set(NF_EINVAL, "vector[%zu] is %s: values must be finite", j,
+                        isnan(f) ? "NaN" : "infinite");
+}
+
 int
 nf_vec_check(const ProtobufCBinaryData *bytes)
 {
@@ -1287,30 +1282,19 @@ nf_vec_check(const ProtobufCBinaryData *bytes)
     if (len % 4)
         return nf_error_set(NF_EDIM, "vector has %zu bytes, not a whole number of float32 "
                             "values", len);
-    size_t n = len / 4;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* the common case first: one branch-free pass the compiler vectorises */
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, bytes->data + 4 * i, 4);
-        bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
-    }
-    if (!bad)
+    size_t i = nf_first_nonfinite(len ? bytes->data : NULL, len / 4);
+    return i == len / 4 ? NF_OK : s_nonfinite(bytes->data + 4 * i, i);
+}
+
+int
+nf_vec_check_rows(const ProtobufCBinaryData *block, uint32_t dim, size_t *row)
+{
+    size_t n = block && dim ? block->len / 4 : 0;
+    size_t i = nf_first_nonfinite(n ? block->data : NULL, n);
+    if (i == n)
         return NF_OK;
-#endif
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        u = (uint32_t) bytes->data[4 * i] | (uint32_t) bytes->data[4 * i + 1] << 8
-            | (uint32_t) bytes->data[4 * i + 2] << 16 | (uint32_t) bytes->data[4 * i + 3] << 24;
-        if ((u & 0x7f800000u) == 0x7f800000u) {
-            float f;
-            memcpy(&f, &u, 4);
-            return nf_error_set(NF_EINVAL, "vector[%zu] is %s: values must be finite", i,
-                                isnan(f) ? "NaN" : "infinite");
-        }
-    }
-    return NF_OK;
+    *row = i / dim;
+    return s_nonfinite(block->data + 4 * i, i % dim);
 }
 
 int

@@ -183,6 +183,12 @@ int nf_msg_check_request(const nf_env_t *env);
    is NaN"). */
 int nf_vec_check(const ProtobufCBinaryData *bytes);
 
+/* A block of rows of dim float32 values (its length checked against the
+   row count before): NF_OK when every value is finite, else NF_EINVAL
+   naming the value within its row ("vector[2] is NaN") with *row set to
+   the first row that has one.  One pass over the block. */
+int nf_vec_check_rows(const ProtobufCBinaryData *block, uint32_t dim, size_t *row);
+
 /* The effective top_k of a search: NF_TOPK_DEFAULT for 0, at most
    NF_TOPK_MAX.  Decided once, by the gateway, which stamps it in the
    request; the indexer and the reducer use what they get. */

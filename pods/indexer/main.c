@@ -405,6 +405,13 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
                self->dim);
         return false;
     }
+    size_t bad;
+    if (nf_vec_check_rows(&b->vectors, self->dim, &bad) != NF_OK) {
+        const char *id = nf_batch_id(b, bad, &len);
+        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
+               "doc '%.*s': %s", (int) len, id, nf_error_msg());
+        return false;
+    }
     /* typed values (checked against the limits by nf_msg_recv; their names
        and types are checked by the segment at the append) */
     nf_fval_t *fv = NULL;
@@ -421,17 +428,6 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
             free(strs);
             free(ptrs);
             s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_INTERNAL, "out of memory");
-            return false;
-        }
-    }
-    bool finite = nf_vec_check(&b->vectors) == NF_OK;     /* one fast pass */
-    for (size_t i = 0; !finite && i < n; i++) {
-        ProtobufCBinaryData row = {(size_t) self->dim * 4,
-                                   b->vectors.data + i * (size_t) self->dim * 4};
-        if (nf_vec_check(&row) != NF_OK) {
-            const char *id = nf_batch_id(b, i, &len);
-            s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-                   "doc '%.*s': %s", (int) len, id, nf_error_msg());
             return false;
         }
     }
