@@ -154,6 +154,7 @@ test_request_builder(void)
     CHECK_OK(nf_client_new(ep, &c));
     if (!server || !c)
         return;
+    nf_env_t *env;
     /* an index request owns copies: the sources may change afterwards */
     float vec[3] = {1.0f, -2.0f, 0.5f};
     char id[8] = "doc-1";
@@ -204,10 +205,29 @@ test_request_builder(void)
     nf_request_destroy(&req);
     CHECK(req == NULL);
 
+    /* an adopted block: rows added in order stay where they are; a vector
+       from elsewhere is copied into the block's next row; the request
+       frees the block (ASan would name a leak or a double free) */
+    float *block = malloc(4 * 3 * sizeof *block);
+    CHECK(block != NULL);
+    if (block) {
+        for (int i = 0; i < 12; i++)
+            block[i] = (float) i;
+        CHECK_OK(nf_request_new(NF_BODY_INDEX, 0, 0, &req));
+        nf_request_adopt_vectors(req, block, 4 * 3 * sizeof *block);
+        CHECK_OK(nf_request_add(req, "r0", NULL, block, 3, NULL, 0));
+        CHECK_OK(nf_request_add(req, "r1", NULL, block + 3, 3, NULL, 0));
+        CHECK_OK(nf_request_add(req, "x", NULL, vec2, 3, NULL, 0));     /* copied to row 2 */
+        const Nflow__IndexBatch *ib = nf_request_env(req)->index;
+        CHECK(ib->vectors.data == (uint8_t *) block && ib->vectors.len == 36);
+        CHECK(block[3] == 3.0f && block[5] == 5.0f && block[6] == 0.0f && block[8] == 1.0f);
+        nf_request_destroy(&req);
+    }
+
     /* search and delete requests */
     CHECK_OK(nf_request_new(NF_BODY_SEARCH, 7, 0, &req));
     CHECK_OK(nf_request_add(req, NULL, "a query", NULL, 0, NULL, 0));
-    nf_env_t *env = nf_request_env(req);
+    env = nf_request_env(req);
     CHECK(env->body_case == NF_BODY_SEARCH && env->search->top_k == 7
           && env->search->count == 1 && env->search->n_texts == 1
           && !strcmp(env->search->texts[0], "a query") && env->search->vectors.len == 0);

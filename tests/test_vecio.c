@@ -125,12 +125,27 @@ test_fvecs(void)
     CHECK(seen == 5);
     nf_vecio_progress(r, &done, &total);
     CHECK(done == total);
+    size_t cap = 1;
+    CHECK(nf_vecio_take_vectors(r, &cap) == NULL && cap == 0);   /* the last batch was empty */
     CHECK_OK(nf_vecio_next(r, 2, &b));  /* stays at the end */
     CHECK(b.n == 0);
     nf_vecio_destroy(&r);
     CHECK(r == NULL);
     nf_vecio_destroy(&r);               /* harmless */
     nf_vecio_destroy(NULL);
+
+    /* taking a batch's block: the caller owns it, the next batch is read
+       into another, the rows stay as they were read */
+    CHECK_OK(nf_vecio_open(path, NF_VECIO_AUTO, 0, &r));
+    CHECK_OK(nf_vecio_next(r, 2, &b));
+    float *taken = nf_vecio_take_vectors(r, &cap);
+    CHECK(taken == b.vectors && cap >= 2 * 4 * sizeof(float));
+    CHECK(nf_vecio_take_vectors(r, &cap) == NULL);                /* taken once */
+    CHECK_OK(nf_vecio_next(r, 2, &b));
+    CHECK(b.n == 2 && b.vectors && b.vectors != taken && b.docs[0].vector[3] == 203.0f);
+    CHECK(taken && taken[3] == 3.0f && taken[7] == 103.0f);
+    free(taken);
+    nf_vecio_destroy(&r);
 
     /* the hint must match */
     CHECK(s_read_error(path, NF_VECIO_AUTO, 8, true, "vectors have dim 4, expected 8") == NF_EDIM);

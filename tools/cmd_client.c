@@ -177,15 +177,17 @@ s_batch_clear(s_batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Documents [from, to) of in as one request. */
 /* The flow's typed fields (the flow file's, or the gateway's PING answer):
    every index request carries a column for each. */
 static nf_field_def_t s_fields[NF_FIELDS_MAX];
 static size_t s_nfields;
 
+/* Documents [from, to) of in as one request.  When that is all of in's
+   documents and they all have vectors, the request takes reader's block
+   of them rather than a copy (nf_vecio_take_vectors). */
 static int
 s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, const char *path,
-             int timeout_ms)
+             int timeout_ms, nf_vecio_t *reader)
 {
     memset(b, 0, sizeof *b);
     b->file = path;
@@ -194,6 +196,12 @@ s_batch_fill(s_batch_t *b, const nf_vecio_batch_t *in, size_t from, size_t to, c
     int rc = b->lines && b->records ? 0 : nf_error_set(NF_ENOMEM, "out of memory");
     if (rc == 0)
         rc = nf_request_new(NF_BODY_INDEX, 0, (uint32_t) timeout_ms, &b->req);
+    if (rc == 0 && reader && from == 0 && to == in->n && in->vectors) {
+        size_t cap;
+        float *block = nf_vecio_take_vectors(reader, &cap);
+        if (block)
+            nf_request_adopt_vectors(b->req, block, cap);
+    }
     for (size_t i = from; rc == 0 && i < to; i++) {
         const nf_vecio_doc_t *d = &in->docs[i];
         b->lines[i - from] = d->line;
@@ -536,7 +544,7 @@ cmd_index(int argc, char **argv)
             /* the first run in this slot; the others (mixed input only) queued */
             size_t end = rc == 0 ? s_run_end(&in, 0) : 0;
             if (rc == 0)
-                rc = s_batch_fill(&slots[s], &in, 0, end, files[fi], t.timeout_ms);
+                rc = s_batch_fill(&slots[s], &in, 0, end, files[fi], t.timeout_ms, reader);
             size_t more = 0;
             for (size_t at = end; at < in.n; at = s_run_end(&in, at))
                 more++;
@@ -554,7 +562,7 @@ cmd_index(int argc, char **argv)
             }
             for (size_t at = end; rc == 0 && at < in.n; at = s_run_end(&in, at))
                 if ((rc = s_batch_fill(&queue[nqueue], &in, at, s_run_end(&in, at), files[fi],
-                                       t.timeout_ms)) == 0)
+                                       t.timeout_ms, NULL)) == 0)
                     nqueue++;
                 else
                     s_batch_clear(&queue[nqueue]);

@@ -117,6 +117,7 @@ struct nf_vecio {
     size_t docs_cap;
     float *vecs;
     size_t vecs_cap;        /* in floats */
+    bool given;             /* vecs is the last batch's block (nf_vecio_take_vectors) */
     s_arena_t arena;
     char *linebuf;
     size_t linecap;
@@ -885,6 +886,7 @@ int
 nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch)
 {
     memset(batch, 0, sizeof *batch);
+    self->given = false;
     if (self->failed)
         return nf_error_set(self->failed, "%s", self->failmsg ? self->failmsg : self->path);
     if (max == 0)
@@ -914,7 +916,21 @@ nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch)
     batch->n = n;
     batch->dim = self->dim;
     batch->vectors = n > 0 && all_vectors ? self->vecs : NULL;
+    self->given = batch->vectors != NULL;
     return 0;
+}
+
+float *
+nf_vecio_take_vectors(nf_vecio_t *self, size_t *cap)
+{
+    float *v = self->given ? self->vecs : NULL;
+    *cap = v ? self->vecs_cap * sizeof *v : 0;
+    if (v) {
+        self->vecs = NULL;
+        self->vecs_cap = 0;
+        self->given = false;
+    }
+    return v;
 }
 
 int

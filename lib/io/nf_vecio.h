@@ -102,6 +102,12 @@ void nf_vecio_skip_bad(nf_vecio_t *self, bool skip);
    place; the reader stays at the failing record (further calls fail again). */
 int nf_vecio_next(nf_vecio_t *self, size_t max, nf_vecio_batch_t *batch);
 
+/* Take the last batch's vector block (batch->vectors, where its documents'
+   vectors point): the caller owns it from now on (free()), *cap bytes
+   long; the reader reads its next batch into a new one.  NULL (and *cap
+   0) when the batch had no block. */
+float *nf_vecio_take_vectors(nf_vecio_t *self, size_t *cap);
+
 /* Dim known so far: the hint, the .fvecs header, or the first JSONL vector;
    0 when not known yet. */
 uint32_t nf_vecio_dim(const nf_vecio_t *self);

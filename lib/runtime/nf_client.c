@@ -317,6 +317,12 @@ nf_request_add_typed(nf_request_t *self, const char *id, const char *text, const
     return rc;
 }
 
+void
+nf_request_adopt_vectors(nf_request_t *self, void *block, size_t cap)
+{
+    nf_batch_adopt_vectors(&self->batch, block, cap);
+}
+
 size_t
 nf_request_size(const nf_request_t *self)
 {

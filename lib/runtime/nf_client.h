@@ -117,6 +117,13 @@ int nf_request_add_typed(nf_request_t *self, const char *id, const char *text,
                          const float *vector, uint32_t dim, const nf_tag_t *tags, size_t ntags,
                          const nf_fields_t *fields);
 
+/* Index and search requests: hand the request a malloc'd buffer of cap
+   bytes for its vectors, before the first document; it frees it.  The
+   documents added in order whose vectors are the buffer's rows (row i at
+   block + i x dim floats) are stored without a copy (nf_vecio_take_vectors
+   gives a batch's rows this way); any others are copied as ever. */
+void nf_request_adopt_vectors(nf_request_t *self, void *block, size_t cap);
+
 /* Documents added so far. */
 size_t nf_request_size(const nf_request_t *self);
 

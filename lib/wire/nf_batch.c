@@ -355,6 +355,13 @@ nf_batch_free(nf_batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
+void
+nf_batch_adopt_vectors(nf_batch_t *b, void *block, size_t cap)
+{
+    free(b->vectors.data);
+    b->vectors = (nf_buf_t) {block, 0, block ? cap : 0};
+}
+
 int
 nf_batch_add(nf_batch_t *b, const char *id, size_t idlen, const float *vector,
              const char *text, size_t textlen, const char *const *keys,
@@ -366,10 +373,10 @@ nf_batch_add(nf_batch_t *b, const char *id, size_t idlen, const float *vector,
         if (s_buf_put(&b->vectors, NULL, (size_t) b->dim * 4))
             return NF_ENOMEM;
         uint8_t *at = b->vectors.data + b->vectors.len - (size_t) b->dim * 4;
-        if (vector)
-            nf_vec_to_bytes(vector, b->dim, at);
-        else
+        if (!vector)
             memset(at, 0, (size_t) b->dim * 4);
+        else if ((const void *) vector != at)   /* else: already there (adopted) */
+            nf_vec_to_bytes(vector, b->dim, at);
     }
     if (s_buf_put(&b->texts, text, text ? textlen : 0) || s_ends_put(&b->text_ends, b->texts.len))
         return NF_ENOMEM;

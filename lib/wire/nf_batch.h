@@ -75,6 +75,12 @@ void nf_batch_reset(nf_batch_t *b, uint32_t dim);
 /* Free b's buffers; b is zeroed and may be reused. */
 void nf_batch_free(nf_batch_t *b);
 
+/* Make block (cap bytes, malloc'd) b's vector buffer, empty; b frees it.
+   A document whose vector is already where nf_batch_add would copy it
+   (the buffer's next row) is not copied: a reader's block of rows becomes
+   the batch's vectors without a pass over them. */
+void nf_batch_adopt_vectors(nf_batch_t *b, void *block, size_t cap);
+
 /* Add one document: id (idlen bytes), vector (b->dim floats, or NULL when
    b->dim is 0), text (may be NULL), tags as key/value strings.  Nothing
    is checked but memory: NF_ENOMEM. */
