@@ -7,7 +7,7 @@
 #   tools/bench_flow.sh [--quick] [--keep] [--nflow BIN] [--pods DIR]
 #                       [--anchors DIR] [--rows N] [--clients C] [--batch B]
 #                       [--inflight I] [--vectors mmap|memory] [--threads T]
-#                       [--curve]
+#                       [--curve] [--index-rounds R]
 #
 #   --quick      50,000 rows, 50 queries: a smoke test (< 30 s)
 #   --keep       keep the scratch directory
@@ -27,6 +27,9 @@
 #   --curve      CurveZMQ on every link of the flow (`security: {keys: ...}`,
 #                keys made by `nflow keys`; the clients use the client key), to
 #                measure what encryption and authentication cost
+#   --index-rounds R  indexing rounds, each an in-process build then the
+#                flow's index into a fresh flow (default 3; --quick 2); the
+#                table gives the medians and each round's ratio
 #   --threads T  scan threads of each indexer shard (default: cores / 2, at
 #                least 1, so the 2 shards of this one host share the cores
 #                without oversubscribing them; 0 = the pod's own default, all
@@ -35,12 +38,14 @@
 # Steps (all timed inside one run):
 #   1. data: N x 128 float32 (flat_anchors.py gen), as .f32 and .fvecs;
 #      queries: numpy default_rng(1) standard normal (the anchors' queries)
-#   2. in-process: `nflow segment build` of the same file (rows/s), the
-#      exact top-10 of every query (`nflow bench scan --truth`), and
-#      `nflow bench scan -q 1 --repeat`
-#   3. flow: `nflow up`, `nflow index` of the whole .fvecs (vectors/s,
-#      acknowledged = durable), `nflow status` rows check; then the searches
-#      in interleaved rounds (so that bursts of other load on the machine
+#   2. indexing in R interleaved rounds (a burst of other load, or the
+#      disk's mood, then hits both alike): `nflow segment build` of the .f32
+#      (in-process, rows/s), then a fresh flow (`nflow up` on an empty
+#      workspace) and `nflow index` of the whole .fvecs (vectors/s,
+#      acknowledged = durable), `nflow status` rows check
+#   3. in-process over the last build: the exact top-10 of every query
+#      (`nflow bench scan --truth`) and `nflow bench scan -q 1 --repeat`;
+#      then, with the last round's flow, the searches in interleaved rounds (so that bursts of other load on the machine
 #      hit all alike; the table gives medians over the rounds): in-process
 #      single queries one at a time (`nflow bench flow --segment`), `nflow
 #      bench flow` with 1 client, and with C clients (p50, p99, queries/s,
@@ -77,6 +82,7 @@ inflight=8
 vectors=mmap
 threads=
 curve=0
+irounds=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -92,6 +98,7 @@ while [ $# -gt 0 ]; do
         --inflight) inflight=${2:?--inflight needs a value}; shift ;;
         --vectors) vectors=${2:?--vectors needs a value}; shift ;;
         --threads) threads=${2:?--threads needs a value}; shift ;;
+        --index-rounds) irounds=${2:?--index-rounds needs a value}; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "bench_flow.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -100,7 +107,7 @@ done
 case "$vectors" in mmap|memory) ;; *) echo "bench_flow.sh: --vectors: expected mmap or memory, got '$vectors'" >&2; exit 2 ;; esac
 case "$threads" in ''|*[!0-9]*) [ -z "$threads" ] || { echo "bench_flow.sh: --threads: expected an integer >= 0, got '$threads'" >&2; exit 2; } ;; esac
 [ -n "$threads" ] || threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
-for v in "$clients" "$batch" "$inflight" ${rows:+"$rows"}; do
+for v in "$clients" "$batch" "$inflight" ${rows:+"$rows"} ${irounds:+"$irounds"}; do
     case "$v" in ''|*[!0-9]*|0) echo "bench_flow.sh: expected a positive integer, got '$v'" >&2; exit 2 ;; esac
 done
 
@@ -113,9 +120,9 @@ export NFLOW_PODS_DIR=$pods
 "$PY" -c 'import numpy' 2>/dev/null || { echo "bench_flow.sh: $PY lacks numpy" >&2; exit 2; }
 
 if [ "$quick" = 1 ]; then
-    n=${rows:-50000}; q1=50; q8=100; warm=5; repeat=5; rounds=2
+    n=${rows:-50000}; q1=50; q8=100; warm=5; repeat=5; rounds=2; irounds=${irounds:-2}
 else
-    n=${rows:-1000000}; q1=200; q8=800; warm=10; repeat=21; rounds=4
+    n=${rows:-1000000}; q1=200; q8=800; warm=10; repeat=21; rounds=4; irounds=${irounds:-3}
 fi
 d=128
 k=10
@@ -200,21 +207,7 @@ np.random.default_rng(1).standard_normal((int(sys.argv[1]), int(sys.argv[2])), d
 head -c $((d * 4)) "$work/q.f32" > "$work/q1.f32"
 log "data ready in $(elapsed "$t0" "$(now)") s"
 
-# --- 2. in-process -------------------------------------------------------------
-log "in-process: segment build"
-t0=$(now)
-nf 600 segment build "$work/seg" --dim "$d" --metric l2 "$work/base.f32" > /dev/null
-build_s=$(elapsed "$t0" "$(now)")
-log "in-process: truth (bench scan, all $q8 queries in one scan)"
-scan_all=$(nf 600 bench scan "$work/seg" --queries "$work/q.f32" -q "$q8" -k "$k" --policy "$vectors" \
-           --truth "$work/truth.ivecs")
-echo "$scan_all" >&2
-log "in-process: bench scan -q 1 --repeat $repeat"
-scan_one=$(nf 600 bench scan "$work/seg" --queries "$work/q1.f32" -q 1 -k "$k" --repeat "$repeat" \
-           --policy "$vectors")
-echo "$scan_one" >&2
-
-# --- 3. the flow ---------------------------------------------------------------
+# --- 2. indexing: in-process and through the flow, in interleaved rounds -------
 security=
 keyopt=()
 if [ "$curve" = 1 ]; then
@@ -239,28 +232,55 @@ if [ "$curve" = 1 ]; then
     log "flow: CurveZMQ on every link (nflow keys)"
     nf 60 keys "$work/flow.yml" >/dev/null
 fi
-log "flow: nflow up"
-"$nflow" up "$work/flow.yml" --workspace "$work/ws" > "$work/up.out" 2> "$work/up.err" &
-up_pid=$!
-gateway=
-for _ in $(seq 600); do
-    gateway=$(sed -n 's/^ready gateway=//p' "$work/up.out" 2>/dev/null || true)
-    [ -n "$gateway" ] && break
-    kill -0 "$up_pid" 2>/dev/null || { echo "bench_flow.sh: nflow up exited before ready" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$gateway" ] || { echo "bench_flow.sh: the flow was not ready within 60 s" >&2; exit 1; }
-log "flow ready: gateway $gateway"
 
-log "flow: nflow index ($n vectors, batch $batch, $inflight in flight)"
-t0=$(now)
-out=$(nf 1800 index --gateway "$gateway" "${keyopt[@]}" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
-index_s=$(elapsed "$t0" "$(now)")
-[ "$out" = "indexed $n, rejected 0, failed 0" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
-rows_now=$(nf 30 status -f "$work/flow.yml" --workspace "$work/ws" --json \
-           | "$PY" -c 'import json,sys; print(sum(json.loads(l).get("rows", 0) for l in sys.stdin))')
-[ "$rows_now" = "$n" ] || { echo "bench_flow.sh: the shards hold $rows_now rows, expected $n" >&2; exit 1; }
-log "indexed $n in $index_s s; shards hold $rows_now rows"
+# A fresh flow on an empty workspace; sets up_pid and gateway.
+start_flow() {
+    rm -rf "$work/ws"
+    "$nflow" up "$work/flow.yml" --workspace "$work/ws" > "$work/up.out" 2> "$work/up.err" &
+    up_pid=$!
+    gateway=
+    for _ in $(seq 600); do
+        gateway=$(sed -n 's/^ready gateway=//p' "$work/up.out" 2>/dev/null || true)
+        [ -n "$gateway" ] && break
+        kill -0 "$up_pid" 2>/dev/null || { echo "bench_flow.sh: nflow up exited before ready" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$gateway" ] || { echo "bench_flow.sh: the flow was not ready within 60 s" >&2; exit 1; }
+    log "flow ready: gateway $gateway"
+}
+
+build_times=
+index_times=
+for r in $(seq "$irounds"); do
+    log "index round $r/$irounds: in-process segment build"
+    rm -rf "$work/seg"
+    t0=$(now)
+    nf 600 segment build "$work/seg" --dim "$d" --metric l2 "$work/base.f32" > /dev/null
+    build_times="$build_times $(elapsed "$t0" "$(now)")"
+    stop_flow
+    [ "${up_rc:-0}" = 0 ] || { echo "bench_flow.sh: nflow up exited with status $up_rc after SIGTERM" >&2; exit 1; }
+    start_flow
+    log "index round $r/$irounds: nflow index ($n vectors, batch $batch, $inflight in flight)"
+    t0=$(now)
+    out=$(nf 1800 index --gateway "$gateway" "${keyopt[@]}" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
+    index_s=$(elapsed "$t0" "$(now)")
+    index_times="$index_times $index_s"
+    [ "$out" = "indexed $n, rejected 0, failed 0" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
+    rows_now=$(nf 30 status -f "$work/flow.yml" --workspace "$work/ws" --json \
+               | "$PY" -c 'import json,sys; print(sum(json.loads(l).get("rows", 0) for l in sys.stdin))')
+    [ "$rows_now" = "$n" ] || { echo "bench_flow.sh: the shards hold $rows_now rows, expected $n" >&2; exit 1; }
+    log "indexed $n in $index_s s; shards hold $rows_now rows"
+done
+
+# --- 3. in-process scans over the last build, then searches ----------------------
+log "in-process: truth (bench scan, all $q8 queries in one scan)"
+scan_all=$(nf 600 bench scan "$work/seg" --queries "$work/q.f32" -q "$q8" -k "$k" --policy "$vectors" \
+           --truth "$work/truth.ivecs")
+echo "$scan_all" >&2
+log "in-process: bench scan -q 1 --repeat $repeat"
+scan_one=$(nf 600 bench scan "$work/seg" --queries "$work/q1.f32" -q 1 -k "$k" --repeat "$repeat" \
+           --policy "$vectors")
+echo "$scan_one" >&2
 
 # The searches run in rounds, each round in-process, then 1 flow client, then
 # C flow clients, so that a burst of other load on the machine hits all three
@@ -294,12 +314,15 @@ shard0=$(nf 600 bench flow --segment "$work/ws/indexer/shard-0" --queries "$work
 echo "$shard0" >&2
 
 # --- 5. the table --------------------------------------------------------------
-"$PY" - "$n" "$d" "$k" "$clients" "$batch" "$inflight" "$build_s" "$index_s" \
+"$PY" - "$n" "$d" "$k" "$clients" "$batch" "$inflight" "$build_times" "$index_times" \
       "$work/rounds.txt" "$scan_one" "$scan_all" "$(nproc)" "$repeat" "$vectors" "$threads" "$shard0" \
       "$curve" <<'PY'
 import statistics, sys
 n, d, k, c, batch, inflight = map(int, sys.argv[1:7])
-build_s, index_s = float(sys.argv[7]), float(sys.argv[8])
+# indexing: per round, the build's and the flow's seconds; medians, and each round's ratio
+builds, indexes = [float(x) for x in sys.argv[7].split()], [float(x) for x in sys.argv[8].split()]
+build_s, index_s = statistics.median(builds), statistics.median(indexes)
+iratios = [b / i for b, i in zip(builds, indexes)]
 def kv(line):
     return {a: b for a, b in (t.split("=", 1) for t in line.split() if "=" in t)}
 one, allq = kv(sys.argv[10]), kv(sys.argv[11])
@@ -332,10 +355,12 @@ print(("links: CurveZMQ (security: keys)\n" if sys.argv[17] == "1" else "links: 
       f"in-process; searches: median of {rounds} interleaved rounds")
 print()
 rows = [
-    ("index: in-process segment build", f"{n / build_s:,.0f} vec/s", f"{build_s:.2f} s", ""),
+    ("index: in-process segment build", f"{n / build_s:,.0f} vec/s", f"{build_s:.2f} s",
+     f"median of {len(builds)} rounds: " + " ".join(f"{b:.2f}" for b in builds) + " s"),
     (f"index: through the flow (nflow index, batch {batch}, {inflight} in flight)",
      f"{n / index_s:,.0f} vec/s", f"{index_s:.2f} s",
-     f"{build_s / index_s:.2f} x in-process rate"),
+     f"{statistics.median(iratios):.2f} x in-process rate (rounds: "
+     + " ".join(f"{x:.2f}" for x in iratios) + ")"),
     ("search 1 client: p50 / p99 / mean",
      f"{med('flow1', 'p50_ms'):.2f} / {med('flow1', 'p99_ms'):.2f} / {med('flow1', 'mean_ms'):.2f} ms",
      f"{med('flow1', 'qps'):.1f} q/s", f"shard holds it {med('flow1', 'indexer_p50_ms'):.2f} ms (p50)"),

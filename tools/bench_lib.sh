@@ -2,11 +2,12 @@
 # bench_filter.sh and bench_flow.sh, after they set $nflow, $anchors, $PY and
 # $src_root from the environment and their options).
 
-# bench_find_nflow NAME: $nflow, else the first build*/tools/nflow of the
-# checkout; exit 2 naming NAME when there is none.
+# bench_find_nflow NAME: $nflow, else the checkout's build/tools/nflow (the
+# release build), else the first other build*/tools/nflow ("build-asan" sorts
+# before "build/"); exit 2 naming NAME when there is none.
 bench_find_nflow() {
     if [ -z "$nflow" ]; then
-        for b in "$src_root"/build*/tools/nflow; do
+        for b in "$src_root"/build/tools/nflow "$src_root"/build*/tools/nflow; do
             if [ -x "$b" ]; then nflow=$b; break; fi
         done
     fi

@@ -188,8 +188,10 @@ s_record_error(s_stats_t *st, const char *what)
 static int
 s_report(const char *what, const s_opts_t *o, long clients, s_stats_t *st)
 {
-    qsort(st->lat_ms, st->nlat, sizeof *st->lat_ms, s_cmp_double);
-    qsort(st->hop_ms, st->nhop, sizeof *st->hop_ms, s_cmp_double);
+    if (st->nlat)       /* qsort's array must not be NULL, even when empty */
+        qsort(st->lat_ms, st->nlat, sizeof *st->lat_ms, s_cmp_double);
+    if (st->nhop)
+        qsort(st->hop_ms, st->nhop, sizeof *st->hop_ms, s_cmp_double);
     double sum = 0.0;
     for (size_t i = 0; i < st->nlat; i++)
         sum += st->lat_ms[i];
