@@ -219,7 +219,8 @@ nf_env_body_size(const nf_env_t *env)
     const ProtobufCMessage *b = s_body_of(env);
     size_t g = env->body_case == NF_BODY_INDEX && env->gather
                    ? env->gather->n * env->gather->row_bytes : 0;
-    return b ? protobuf_c_message_get_packed_size(b) + (g ? 11 + g : 0) : 0;  /* 11: tag, length */
+    /* 16: align (tag, length, 3 bytes) and vectors (tag, length) */
+    return b ? protobuf_c_message_get_packed_size(b) + (g ? 16 + g : 0) : 0;
 }
 
 /* Name the sender for logs: its address (from the frame's metadata) and,
@@ -1104,7 +1105,9 @@ s_send_error(zsock_t *sock, const char *what)
 /* Pack a protobuf message into a new zmq_msg_t of exactly its size; with
    g, an index batch's `vectors` field (field 5, empty in m) is appended
    after the packed fields, its rows copied from g's block (protobuf allows
-   fields in any order). */
+   fields in any order), behind an `align` field (14) of 0..3 bytes that
+   puts the floats at a multiple of 4 bytes into the frame: a shard reads
+   them in place (zmq's frame buffers are 8-byte aligned), not a copy. */
 static int
 s_pack(const ProtobufCMessage *m, const nf_gather_t *g, zmq_msg_t *out)
 {
@@ -1118,15 +1121,19 @@ s_pack(const ProtobufCMessage *m, const nf_gather_t *g, zmq_msg_t *out)
             if (v <= 0x7f)
                 break;
         }
-    size_t total = size + (vlen ? npre + vlen : 0);
+    size_t pad = vlen ? (4 - (size + 2 + npre) % 4) % 4 : 0;
+    size_t total = size + (vlen ? 2 + pad + npre + vlen : 0);
     if (zmq_msg_init_size(out, total) != 0)
         return nf_error_set(NF_ENOMEM, "pack: %zu bytes", total);
     uint8_t *at = zmq_msg_data(out);
     if (size)
         protobuf_c_message_pack(m, at);
     if (vlen) {
-        memcpy(at + size, pre, npre);
-        at += size + npre;
+        uint8_t align[5] = {14 << 3 | 2, (uint8_t) pad, 0, 0, 0};
+        memcpy(at + size, align, 2 + pad);
+        at += size + 2 + pad;
+        memcpy(at, pre, npre);
+        at += npre;
         for (size_t i = 0; i < g->n; i++, at += g->row_bytes)
             memcpy(at, g->block + (size_t) g->rows[i] * g->row_bytes, g->row_bytes);
     }
