@@ -301,12 +301,16 @@ struct nf_seg_inflight {
 /* nf_seg_commit in its halves (nf_segment_write.c).  write: hash the new
    bytes, append them to the files, start their writeback and fill c (the
    handle does not move); sync: fdatasync the files written, write the slot
-   and sync it (touches only the files: safe on another thread); done: move
+   and sync it (touches only the files: safe on another thread), which is
+   sync_data of c alone then sync_slot; sync_data: fdatasync once every
+   file that a commit of the queue first..last (->next) wrote; done: move
    the handle to c's commit; refold: once c is durable, the blocks it
    completed, whole. */
 int nf_seg_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows,
                         uint64_t deleted, nf_seg_inflight_t *c);
-int nf_seg_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c);
+int nf_seg_commit_sync(const nf_seg_inflight_t *c);
+int nf_seg_commit_sync_data(const nf_seg_inflight_t *first, const nf_seg_inflight_t *last);
+int nf_seg_commit_sync_slot(const nf_seg_inflight_t *c);
 void nf_seg_commit_done(nf_segment_t *s, const nf_seg_inflight_t *c);
 void nf_seg_commit_refold(const nf_segment_t *s, const nf_seg_inflight_t *c);
 

@@ -26,7 +26,10 @@
    while the caller stages and writes the next batches; their bytes go to
    the files meanwhile (beyond the last commit: a crash leaves them past
    it, which an open trims) but each slot is written only after the one
-   before is durable (one syncer, commits in order).  Two commits may be in
+   before is durable (one syncer, commits in order).  The commits queued
+   when the syncer turns to them share one round of data syncs (each file
+   fdatasynced once for all of them), then get their slots one by one: a
+   disk slower than the writer then costs fewer syncs per commit.  Two commits may be in
    flight when a start returns, so that a batch slower on either side
    does not stall the other (with one, caller and syncer took turns: each
    idle ~10 ms of a ~30 ms batch).  Measured, 1M x 128 in 10,000-row
@@ -63,28 +66,47 @@ s_syncer_main(void *arg)
     for (;;) {
         while (!y->head && !y->stop)
             pthread_cond_wait(&y->cv, &y->mu);
-        nf_seg_inflight_t *c = y->head;
-        if (!c)
+        nf_seg_inflight_t *first = y->head, *last = y->tail;
+        if (!first)
             break;
+        /* the commits posted by now, first..last: their data (already in
+           the files) synced in one round, then their slots one by one, in
+           order, each after the one before is durable */
         int rc = y->failed;
+        bool data_failed = false;
         pthread_mutex_unlock(&y->mu);
-        if (rc)
-            snprintf(c->msg, sizeof c->msg, "%s: not committed: the commit before it failed",
-                     c->s->dir);
-        else if ((rc = nf_seg_commit_sync(c->s, c)))
-            snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
+        if (!rc && (rc = nf_seg_commit_sync_data(first, last)))
+            data_failed = true;
+        char data_msg[sizeof first->msg];
+        snprintf(data_msg, sizeof data_msg, "%s", rc ? nf_error_msg() : "");
         pthread_mutex_lock(&y->mu);
-        /* where the newest batch posted ends, and how long it was: the
-           next one will likely fill as much after it */
-        uint64_t end = S_VEC_HDR + y->tail->slot.file[S_VEC].bytes;
-        uint64_t len = y->tail->slot.file[S_VEC].bytes - y->tail->from[S_VEC];
-        c->rc = rc;
-        c->done = true;
-        if (rc && !y->failed)
-            y->failed = rc;
-        if (!(y->head = c->next))
-            y->tail = NULL;
-        pthread_cond_broadcast(&y->cv);
+        uint64_t end = 0, len = 0;
+        for (nf_seg_inflight_t *c = first, *next; ; c = next) {
+            pthread_mutex_unlock(&y->mu);
+            if (data_failed)
+                snprintf(c->msg, sizeof c->msg, "%s", data_msg);
+            else if (rc)
+                snprintf(c->msg, sizeof c->msg, "%s: not committed: the commit before it "
+                         "failed", c->s->dir);
+            else if ((rc = nf_seg_commit_sync_slot(c)))
+                snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
+            pthread_mutex_lock(&y->mu);
+            /* where the newest batch posted ends, and how long it was: the
+               next one will likely fill as much after it */
+            end = S_VEC_HDR + y->tail->slot.file[S_VEC].bytes;
+            len = y->tail->slot.file[S_VEC].bytes - y->tail->from[S_VEC];
+            next = c->next;
+            bool round_done = c == last;    /* c may be freed once done */
+            c->rc = rc;
+            c->done = true;
+            if (rc && !y->failed)
+                y->failed = rc;
+            if (!(y->head = next))
+                y->tail = NULL;
+            pthread_cond_broadcast(&y->cv);
+            if (round_done)
+                break;
+        }
         /* idle: the blocks that batch will enter, faulted in whole now,
            so the writer does not zero them (nf_seg_prefault_block) */
         uint64_t b = (end + S_BLOCK - 1) & ~(uint64_t) (S_BLOCK - 1);
@@ -187,7 +209,7 @@ nf_seg_commit_start(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uin
     nf_seg_syncer_t *y = rc ? NULL : s_syncer(s);
     if (!y) {               /* failed, or no thread: the ones before, then inline */
         prev = nf_seg_settle(s);
-        if (!rc && !prev && (c->rc = nf_seg_commit_sync(s, c)))
+        if (!rc && !prev && (c->rc = nf_seg_commit_sync(c)))
             snprintf(c->msg, sizeof c->msg, "%s", nf_error_msg());
         if (rc || prev || c->rc) {
             rc = prev ? prev : rc ? rc : nf_error_set(c->rc, "%s", c->msg);

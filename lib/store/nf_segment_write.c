@@ -513,11 +513,40 @@ nf_seg_commit_write(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uin
    slot, synced.  Touches only the files (safe on a thread of its own
    while the handle's owner goes on, nf_seg_commit_start). */
 int
-nf_seg_commit_sync(const nf_segment_t *s, const nf_seg_inflight_t *c)
+nf_seg_commit_sync(const nf_seg_inflight_t *c)
 {
-    for (int k = 0; k < (int) c->slot.nfiles; k++)
-        if (c->wrote[k] && fdatasync(s->f[k].fd) != 0)
+    int rc = nf_seg_commit_sync_data(c, c);
+    return rc ? rc : nf_seg_commit_sync_slot(c);
+}
+
+/* The data of the commits first..last, written one after the other to the
+   same files: each file any of them wrote, fdatasynced once (a queue of
+   commits behind a slow disk then costs one round of syncs, not one per
+   commit; their slots follow one by one, nf_seg_commit_sync_slot). */
+int
+nf_seg_commit_sync_data(const nf_seg_inflight_t *first, const nf_seg_inflight_t *last)
+{
+    const nf_segment_t *s = first->s;
+    bool wrote[S_TABLE_MAX] = {false};
+    uint32_t nf = 0;
+    for (const nf_seg_inflight_t *c = first;; c = c->next) {
+        for (uint32_t k = 0; k < c->slot.nfiles; k++)
+            wrote[k] |= c->wrote[k];
+        nf = c->slot.nfiles > nf ? c->slot.nfiles : nf;
+        if (c == last)
+            break;
+    }
+    for (int k = 0; k < (int) nf; k++)
+        if (wrote[k] && fdatasync(s->f[k].fd) != 0)
             return s_serr(s, k, NF_EIO, "fdatasync: %s", strerror(errno));
+    return 0;
+}
+
+/* The commit point of c, whose data is durable: its slot, synced. */
+int
+nf_seg_commit_sync_slot(const nf_seg_inflight_t *c)
+{
+    const nf_segment_t *s = c->s;
     uint64_t off = (c->slot.seq & 1) ? S_SLOT1_OFF : 0;
     if (nf_seg_pwrite_all(s->f[S_VEC].fd, &c->slot, sizeof c->slot, off) != 0
         || fdatasync(s->f[S_VEC].fd) != 0)
@@ -558,7 +587,7 @@ nf_seg_commit(nf_segment_t *s, const nf_seg_batch_t *b, uint64_t rows, uint64_t 
     nf_seg_inflight_t c;
     int rc = nf_seg_settle(s);      /* pipelined commits first */
     if (rc || (rc = nf_seg_commit_write(s, b, rows, deleted, &c))
-        || (rc = nf_seg_commit_sync(s, &c)))
+        || (rc = nf_seg_commit_sync(&c)))
         return rc;
     nf_seg_commit_refold(s, &c);
     nf_seg_commit_done(s, &c);
