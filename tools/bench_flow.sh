@@ -42,7 +42,9 @@
 #      disk's mood, then hits both alike): `nflow segment build` of the .f32
 #      (in-process, rows/s), then a fresh flow (`nflow up` on an empty
 #      workspace) and `nflow index` of the whole .fvecs (vectors/s,
-#      acknowledged = durable), `nflow status` rows check
+#      acknowledged = durable), `nflow status` rows check; the CPU seconds
+#      of the build and of each process of the flow's index (client, pods),
+#      printed beside what the cores allow
 #   3. in-process over the last build: the exact top-10 of every query
 #      (`nflow bench scan --truth`) and `nflow bench scan -q 1 --repeat`;
 #      then, with the last round's flow, the searches in interleaved rounds (so that bursts of other load on the machine
@@ -249,22 +251,50 @@ start_flow() {
     log "flow ready: gateway $gateway"
 }
 
+# CPU seconds (user + system, all threads) of every pod of the running
+# flow, as "name=seconds" words.
+pod_cpu() {
+    "$PY" - "$work/ws/flow.state" <<'PY'
+import json, os, sys
+hz = os.sysconf("SC_CLK_TCK")
+for p in json.load(open(sys.argv[1]))["pods"]:
+    try:
+        f = open(f"/proc/{p['pid']}/stat").read().rsplit(")", 1)[1].split()
+        print(f"{p['name']}={(int(f[11]) + int(f[12])) / hz:.2f}")
+    except (OSError, KeyError, IndexError, ValueError):
+        pass
+PY
+}
+
+# Where the CPU goes: per round, the build's CPU seconds and the flow's per
+# process (the client, each pod), so the indexing ratio can be read against
+# the machine's cores.
+TIMEFORMAT='%U %S'
 build_times=
 index_times=
+: > "$work/cpu.txt"
 for r in $(seq "$irounds"); do
     log "index round $r/$irounds: in-process segment build"
     rm -rf "$work/seg"
     t0=$(now)
-    nf 600 segment build "$work/seg" --dim "$d" --metric l2 "$work/base.f32" > /dev/null
+    { time nf 600 segment build "$work/seg" --dim "$d" --metric l2 "$work/base.f32" > /dev/null; } \
+        2> "$work/build.time"
     build_times="$build_times $(elapsed "$t0" "$(now)")"
+    read -r bu bs < <(tail -n 1 "$work/build.time")
     stop_flow
     [ "${up_rc:-0}" = 0 ] || { echo "bench_flow.sh: nflow up exited with status $up_rc after SIGTERM" >&2; exit 1; }
     start_flow
     log "index round $r/$irounds: nflow index ($n vectors, batch $batch, $inflight in flight)"
+    cpu0=$(pod_cpu)
     t0=$(now)
-    out=$(nf 1800 index --gateway "$gateway" "${keyopt[@]}" --batch "$batch" --inflight "$inflight" "$work/base.fvecs")
+    { time out=$(nf 1800 index --gateway "$gateway" "${keyopt[@]}" --batch "$batch" \
+                 --inflight "$inflight" "$work/base.fvecs" 2> "$work/index.err"); } 2> "$work/index.time"
     index_s=$(elapsed "$t0" "$(now)")
     index_times="$index_times $index_s"
+    cpu1=$(pod_cpu)
+    read -r cu cs < <(tail -n 1 "$work/index.time")
+    # one line a round: build user sys, client user sys | pods before | pods after
+    echo "$bu $bs $cu $cs |" $cpu0 "|" $cpu1 >> "$work/cpu.txt"
     [ "$out" = "indexed $n, rejected 0, failed 0" ] || { echo "bench_flow.sh: nflow index printed '$out'" >&2; exit 1; }
     rows_now=$(nf 30 status -f "$work/flow.yml" --workspace "$work/ws" --json \
                | "$PY" -c 'import json,sys; print(sum(json.loads(l).get("rows", 0) for l in sys.stdin))')
@@ -316,13 +346,26 @@ echo "$shard0" >&2
 # --- 5. the table --------------------------------------------------------------
 "$PY" - "$n" "$d" "$k" "$clients" "$batch" "$inflight" "$build_times" "$index_times" \
       "$work/rounds.txt" "$scan_one" "$scan_all" "$(nproc)" "$repeat" "$vectors" "$threads" "$shard0" \
-      "$curve" <<'PY'
+      "$curve" "$work/cpu.txt" <<'PY'
 import statistics, sys
 n, d, k, c, batch, inflight = map(int, sys.argv[1:7])
 # indexing: per round, the build's and the flow's seconds; medians, and each round's ratio
 builds, indexes = [float(x) for x in sys.argv[7].split()], [float(x) for x in sys.argv[8].split()]
 build_s, index_s = statistics.median(builds), statistics.median(indexes)
 iratios = [b / i for b, i in zip(builds, indexes)]
+# CPU seconds per round: the build's, and the flow's by process (client, pods)
+cpu_build, cpu_flow = [], []
+for line in open(sys.argv[18]):
+    head, before, after = line.split("|")
+    bu, bs, cu, cs = map(float, head.split())
+    cpu_build.append(bu + bs)
+    b = dict(w.split("=") for w in before.split())
+    a = dict(w.split("=") for w in after.split())
+    per = {"client": cu + cs}
+    for name in a:
+        role = name.split("/")[0]
+        per[role] = per.get(role, 0.0) + float(a[name]) - float(b.get(name, 0))
+    cpu_flow.append(per)
 def kv(line):
     return {a: b for a, b in (t.split("=", 1) for t in line.split() if "=" in t)}
 one, allq = kv(sys.argv[10]), kv(sys.argv[11])
@@ -399,5 +442,13 @@ print(f"route p50 ms, 1 client:  {median_route('flow1')}")
 print(f"route p50 ms, {c} clients: {median_route('flowc')}")
 errs = sum(int(m["errors"]) + int(m["partial"]) for kind in ("flow1", "flowc") for m in runs[kind])
 print(f"errors + partial answers: {errs}")
+# the indexing's CPU budget: medians over the rounds, next to what the cores allow
+roles = sorted({r for per in cpu_flow for r in per}, key=lambda r: (r != "client", r))
+flow_cpu = statistics.median(sum(per.values()) for per in cpu_flow)
+print(f"index CPU seconds (user + system, median of {len(cpu_build)} rounds): build "
+      f"{statistics.median(cpu_build):.2f}; flow {flow_cpu:.2f} = "
+      + " + ".join(f"{r} {statistics.median(per.get(r, 0.0) for per in cpu_flow):.2f}"
+                   for r in roles)
+      + f"; on {cores} cores the flow needs >= {flow_cpu / int(cores):.2f} s of wall time")
 PY
 log "done"
