@@ -17,7 +17,7 @@
    (segment_crash_pipe: appends through nf_segment_append_start, an
    operation acknowledged only once a later call said it is durable, so a
    kill also lands while batches are synced by the handle's thread and the
-   next is being written; up to three operations past the acknowledged
+   next is being written; up to NF_SEGMENT_PIPE_DEPTH + 1 operations past the acknowledged
    ones may then be found committed, in order).
 
    Reproduce a run with NFLOW_CRASH_SEED=N (the kill times still vary). */
@@ -159,18 +159,19 @@ s_child(const char *dir, uint64_t first, int fd)
         _exit(3);
     }
     /* pipelined: the appends started last, durable only once a later
-       append has returned two calls on, or any delete (it waits for all) */
-    uint64_t pending[2], npending = 0;
+       append has returned NF_SEGMENT_PIPE_DEPTH calls on, or any delete
+       (it waits for all) */
+    uint64_t pending[NF_SEGMENT_PIPE_DEPTH], npending = 0;
     for (uint64_t k = first;; k++) {
         if ((rc = s_run_op(seg, k))) {
             fprintf(stderr, "child: op %llu: %s\n", (unsigned long long) k, nf_error_msg());
             _exit(2);
         }
         bool pipe = PIPELINED && !s_op(k).is_delete;
-        while (npending > (pipe ? 1u : 0u)) {  /* all but the one before k */
+        /* all but the NF_SEGMENT_PIPE_DEPTH - 1 before k */
+        while (npending > (pipe ? NF_SEGMENT_PIPE_DEPTH - 1u : 0u)) {
             s_ack(fd, pending[0]);
-            pending[0] = pending[1];
-            npending--;
+            memmove(pending, pending + 1, --npending * sizeof *pending);
         }
         if (pipe)
             pending[npending++] = k;
@@ -368,9 +369,11 @@ main(void)
             break;
         CHECK(nf_segment_notice(seg) == NULL);      /* a crash is not damage */
         CHECK(nf_segment_rows(seg) >= m.rows);
-        /* the operation in flight (pipelined: up to three, in order: two
-           left in flight and one durable but not yet acknowledged) */
-        for (int f = 0; f < (PIPELINED ? 3 : 1) && s_inflight_committed(seg, &m, acked); f++) {
+        /* the operation in flight (pipelined: up to NF_SEGMENT_PIPE_DEPTH + 1,
+           in order: those left in flight and one durable but not yet
+           acknowledged) */
+        for (int f = 0; f < (PIPELINED ? NF_SEGMENT_PIPE_DEPTH + 1 : 1)
+                        && s_inflight_committed(seg, &m, acked); f++) {
             s_model_apply(&m, acked++);
             if (s_op(acked - 1).is_delete)
                 deletes_in_flight++;

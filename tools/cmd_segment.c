@@ -105,7 +105,8 @@ s_progress(s_progress_t *p, nf_vecio_t *reader, uint64_t docs, bool last)
 /* Append one batch, its payloads encoded from text and tags; fields[i] (or,
    when side is non-NULL, side->docs[i].fields) are the field values.
    Pipelined (nf_segment_append_start): on return the batches before the
-   last two are durable; those two are synced while the caller goes on. */
+   last NF_SEGMENT_PIPE_DEPTH are durable; those are synced while the
+   caller goes on. */
 static int
 s_append_batch(nf_segment_t *seg, const nf_vecio_batch_t *b, nf_doc_t *docs, uint8_t **bufs,
                nf_fields_t *fields, const nf_vecio_batch_t *side)
@@ -202,8 +203,9 @@ s_build(int argc, char **argv)
     uint8_t **bufs = NULL;
     uint64_t total_docs = 0;     /* in batches started */
     uint64_t durable = 0;        /* in batches known durable: what is printed */
-    uint64_t last = 0;           /* docs of the last batch started (may be in flight,
-                                    as the one before it) */
+    uint64_t recent[NF_SEGMENT_PIPE_DEPTH] = {0};   /* docs of the batches started last
+                                                       (maybe in flight), a ring */
+    uint64_t nbatches = 0;
     int rc = nf_segment_open(dir, NULL, &seg);
     s_notice(cmd, seg);
     if (rc == NF_ENOTFOUND) {
@@ -271,9 +273,11 @@ s_build(int argc, char **argv)
         }
         if ((rc = s_append_batch(seg, &b, docs, bufs, fields, side ? &sb : NULL)))
             break;
-        durable = total_docs - last;    /* all but the last two: durable */
-        last = b.n;
+        recent[nbatches++ % NF_SEGMENT_PIPE_DEPTH] = b.n;
         total_docs += b.n;
+        durable = total_docs;           /* all but the batches maybe in flight */
+        for (size_t r = 0; r < NF_SEGMENT_PIPE_DEPTH; r++)
+            durable -= recent[r];
         s_progress(&prog, reader, durable, false);
     }
     /* the last batch's commit: durable only once waited for (after an

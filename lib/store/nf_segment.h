@@ -206,10 +206,11 @@ int nf_segment_append_fields(nf_segment_t *self, const nf_doc_t *docs,
    the batch is in the files and its commit is under way, NOT durable: a
    thread of the handle syncs it and writes its commit slot while the
    caller goes on (the disk's flush then overlaps the next batches' work).
-   On return every batch started two or more calls before is durable: at
-   most two are in flight, this one and the one before (two, so a slower
-   batch on either side does not stall the other); or the error of the
-   first that failed.  Commits stay in order.  Any other write, and
+   On return every batch started NF_SEGMENT_PIPE_DEPTH or more calls
+   before is durable: at most that many are in flight, this one and the
+   ones just before (several, so a slower batch on either side does not
+   stall the other, and a queue of them shares one round of data syncs);
+   or the error of the first that failed.  Commits stay in order.  Any other write, and
    nf_segment_destroy, wait for all of them first.  docs and fields may be
    reused on return.  The handle shows the batches' rows at once; do not
    acknowledge them before a later call or nf_segment_append_wait says they
@@ -218,7 +219,7 @@ int nf_segment_append_fields(nf_segment_t *self, const nf_doc_t *docs,
    commit is there, nothing of the failed batch or the ones after it). */
 int nf_segment_append_start(nf_segment_t *self, const nf_doc_t *docs,
                             const nf_fields_t *fields, size_t n);
-#define NF_SEGMENT_PIPE_DEPTH 2     /* batches left in flight when a start returns */
+#define NF_SEGMENT_PIPE_DEPTH 4     /* batches left in flight when a start returns */
 
 /* Wait for the batches nf_segment_append_start left in flight: 0 when
    every batch started is durable (or none was), else the failed commit's

@@ -29,13 +29,15 @@
    before is durable (one syncer, commits in order).  The commits queued
    when the syncer turns to them share one round of data syncs (each file
    fdatasynced once for all of them), then get their slots one by one: a
-   disk slower than the writer then costs fewer syncs per commit.  Two commits may be in
-   flight when a start returns, so that a batch slower on either side
-   does not stall the other (with one, caller and syncer took turns: each
-   idle ~10 ms of a ~30 ms batch).  Measured, 1M x 128 in 10,000-row
-   batches on the shared 2-core VM: 4.3-7.9 s before, one in flight
-   2.7-3.2 s, two 2.4-2.5 s (with the vectors' blocks faulted in whole
-   instead of rewritten, nf_segment_write.c).  Weighed and not done:
+   disk slower than the writer then costs fewer syncs per commit.  Up to
+   S_PIPE_DEPTH commits may be in flight when a start returns, so that a
+   batch slower on either side does not stall the other (with one, caller
+   and syncer took turns: each idle ~10 ms of a ~30 ms batch).  Measured,
+   1M x 128 in 10,000-row batches on the shared 2-core VM: 4.3-7.9 s
+   before, one in flight 2.7-3.2 s, two 2.4-2.5 s (with the vectors'
+   blocks faulted in whole instead of rewritten, nf_segment_write.c); on
+   the quiet VM with shared data rounds, two 2.02-2.43 s, four 1.76-2.09 s
+   (6 interleaved pairs, four faster in 5).  Weighed and not done:
    syncing the 7 files in parallel (measured before: nothing); kicking
    writeback per 2 MiB block during the copy (measured: the flush took as
    long); a reader thread in the build command parsing the next batch

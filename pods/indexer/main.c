@@ -45,9 +45,10 @@
 #define S_BATCH_QUERIES 4096    /* ... and this many queued search queries */
 #define S_GROUP_MSGS 256        /* index requests committed together, at most ... */
 #define S_GROUP_DOCS 65536      /* ... and this many documents ... */
-#define S_GROUP_VEC_BYTES (64u << 20)   /* ... and vectors (unless one request is bigger):
-                                           with up to NF_SEGMENT_PIPE_DEPTH groups in
-                                           flight, what a shard holds stays bounded */
+#define S_GROUP_VEC_BYTES (32u << 20)   /* ... and vectors (unless one request is bigger):
+                                           with up to NF_SEGMENT_PIPE_DEPTH + 1 groups in
+                                           flight, what a shard holds stays bounded
+                                           (5 x 32 MiB) */
 
 /* Index requests drained together are committed together: their documents
    go to the segment in ONE append (one round of fdatasyncs), in arrival
