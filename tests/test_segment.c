@@ -38,9 +38,10 @@ s_make(uint64_t i, uint32_t dim, float *v, char *id, char *payload, size_t *plen
     *plen = i % 5 == 0 ? 0 : (size_t) snprintf(payload, 64, "{\"n\":%llu}", (unsigned long long) i);
 }
 
-/* Append documents first..first+n-1 in one batch. */
+/* Append documents first..first+n-1 in one batch (start: pipelined,
+   nf_segment_append_start). */
 static int
-s_append_range(nf_segment_t *seg, uint64_t first, size_t n)
+s_append_range_as(nf_segment_t *seg, uint64_t first, size_t n, bool start)
 {
     uint32_t dim = nf_segment_dim(seg);
     nf_doc_t *docs = calloc(n, sizeof *docs);
@@ -52,12 +53,18 @@ s_append_range(nf_segment_t *seg, uint64_t first, size_t n)
         docs[i] = (nf_doc_t) {ids[i], vecs + i * dim, docs[i].payload_len ? pls[i] : NULL,
                               docs[i].payload_len};
     }
-    int rc = nf_segment_append(seg, docs, n);
+    int rc = start ? nf_segment_append_start(seg, docs, NULL, n) : nf_segment_append(seg, docs, n);
     free(docs);
     free(vecs);
     free(ids);
     free(pls);
     return rc;
+}
+
+static int
+s_append_range(nf_segment_t *seg, uint64_t first, size_t n)
+{
+    return s_append_range_as(seg, first, n, false);
 }
 
 /* Row r holds document doc: vector, norm, id and payload all match. */
@@ -1213,6 +1220,45 @@ test_small_appends(void)
     free(d);
 }
 
+/* Pipelined appends: after each start at most NF_SEGMENT_PIPE_DEPTH are in
+   flight; nf_segment_append_poll forgets the durable ones without waiting
+   and, polled long enough, reaches 0; the rows are all there, in order. */
+static void
+test_append_poll(const char *dir)
+{
+    nf_segment_t *seg = NULL;
+    size_t pending = 99;
+    CHECK(nf_segment_append_poll(NULL, &pending) == NF_EINVAL && pending == 0);
+    nf_test_rmdir(dir);                 /* the tests before left a segment there */
+    CHECK_OK(nf_segment_create(dir, DIM, NF_METRIC_L2, &seg));
+    if (!seg)
+        return;
+    CHECK_OK(nf_segment_append_poll(seg, &pending));
+    CHECK(pending == 0);                /* nothing started */
+    enum { BATCHES = 12, PER = 40 };
+    for (uint64_t b = 0; b < BATCHES; b++) {
+        CHECK_OK(s_append_range_as(seg, b * PER, PER, true));
+        CHECK_OK(nf_segment_append_poll(seg, &pending));
+        CHECK(pending <= NF_SEGMENT_PIPE_DEPTH);
+    }
+    uint64_t t0 = nf_now_us();
+    while (pending && nf_now_us() - t0 < 30u * 1000 * 1000) {   /* bounded: 30 s */
+        usleep(1000);
+        CHECK_OK(nf_segment_append_poll(seg, &pending));
+    }
+    CHECK(pending == 0);
+    CHECK_OK(nf_segment_append_wait(seg));                      /* nothing left to wait for */
+    CHECK(nf_segment_count(seg) == BATCHES * PER);
+    nf_segment_destroy(&seg);
+    CHECK_OK(nf_segment_open(dir, &(nf_segment_opts_t) {.readonly = true}, &seg));
+    bool all = seg && nf_segment_count(seg) == BATCHES * PER;
+    for (uint64_t r = 0; all && r < BATCHES * PER; r++)
+        all = s_row_is(seg, r, r);
+    CHECK(all);
+    nf_segment_destroy(&seg);
+    nf_test_rmdir(dir);
+}
+
 static void
 bench_append(uint64_t rows)
 {
@@ -1282,6 +1328,7 @@ main(void)
         test_slot_damage(seg);
         test_slot_damage_fields();
         test_partial_dir(seg);
+        test_append_poll(seg);
     }
     test_version1();
     test_body_flips();

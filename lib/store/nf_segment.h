@@ -226,6 +226,11 @@ int nf_segment_append_start(nf_segment_t *self, const nf_doc_t *docs,
    error. */
 int nf_segment_append_wait(nf_segment_t *self);
 
+/* The same without waiting: forget the batches left in flight that are
+   durable by now, oldest first; *pending = how many are not yet.  0, or
+   the error of a failed commit (as nf_segment_append_wait would give). */
+int nf_segment_append_poll(nf_segment_t *self, size_t *pending);
+
 size_t nf_segment_nfields(const nf_segment_t *self);
 /* Definition of field i (< nf_segment_nfields), or NULL. */
 const nf_field_def_t *nf_segment_field(const nf_segment_t *self, size_t i);

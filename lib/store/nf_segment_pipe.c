@@ -265,3 +265,24 @@ nf_segment_append_wait(nf_segment_t *s)
         return nf_error_set(NF_EINVAL, "nf_segment_append_wait: NULL argument");
     return nf_seg_settle(s);
 }
+
+int
+nf_segment_append_poll(nf_segment_t *s, size_t *pending)
+{
+    *pending = 0;
+    if (!s)
+        return nf_error_set(NF_EINVAL, "nf_segment_append_poll: NULL argument");
+    int rc = 0;
+    for (;;) {
+        bool done = false;
+        if (s->ninflight && s->syncer) {
+            pthread_mutex_lock(&s->syncer->mu);
+            done = s->inflight[0]->done;
+            pthread_mutex_unlock(&s->syncer->mu);
+        }
+        if (!done || (rc = s_settle_oldest(s)))
+            break;
+    }
+    *pending = s->ninflight;
+    return rc;
+}
