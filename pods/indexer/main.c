@@ -423,13 +423,9 @@ s_index(indexer_t *self, s_group_t *g, nf_msg_t *msg, uint64_t recv_us)
                self->dim);
         return false;
     }
-    size_t bad;
-    if (nf_vec_check_rows(&b->vectors, self->dim, &bad) != NF_OK) {
-        const char *id = nf_batch_id(b, bad, &len);
-        s_fail(self, env, recv_us, NFLOW__STATUS_CODE__STATUS_BAD_REQUEST,
-               "doc '%.*s': %s", (int) len, id, nf_error_msg());
-        return false;
-    }
+    /* values that are not finite: the segment refuses the group before
+       writing anything and the group is retried request by request
+       (s_group_commit), so only the request that has them fails */
     /* typed values (checked against the limits by nf_msg_recv; their names
        and types are checked by the segment at the append) */
     nf_fval_t *fv = NULL;
