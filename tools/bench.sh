@@ -7,7 +7,8 @@
 #
 #   --quick      small sizes (a smoke test, ~1 minute)
 #   --keep       keep the scratch directory
-#   --nflow      the nflow binary (default $NFLOW_BIN, else build*/tools/nflow)
+#   --nflow      the nflow binary (default $NFLOW_BIN, else build/tools/nflow,
+#                else another build*/tools/nflow)
 #   --anchors    directory of flat_anchors.py (default $NFLOW_ANCHORS_DIR, else
 #                $NFLOW_SOURCE_ROOT/../shared/anchors)
 #   --threads    nflow scan threads (default 0 = all online cores)
@@ -72,13 +73,13 @@ if [ "$quick" = 1 ]; then
     n=50000; d=64; qs="1 10 100"
     wide_n=20000; wide_d=384
     mem_small=50000; mem_large=200000; mem_dims="64 128"; mem_qs="1 10 100 1000"
-    limit_mb=256; disk_mb=50; flow_q=200
+    limit_mb=256; disk_mb=50; flow_q=200; reps=3
 else
     big_n=10000; big_d=10000; big_q=100
     n=1000000; d=128; qs="1 10 100 1000"
     wide_n=1000000; wide_d=384
     mem_small=1000000; mem_large=4000000; mem_dims="64 128"; mem_qs="1 10 100 1000"
-    limit_mb=1024; disk_mb=500; flow_q=2000
+    limit_mb=1024; disk_mb=500; flow_q=2000; reps=6
 fi
 k=10
 
@@ -121,9 +122,9 @@ np.random.default_rng(1).standard_normal((q, d), dtype=np.float32).tofile(sys.ar
 # record CASE TOOL LINE [RECALL]: keep the numbers of one anchor-format line.
 record() {
     local s qps gbps rss
-    s=$(echo "$3" | field best_s)      # nflow with --repeat: the best of its searches
+    s=$(echo "$3" | field median_s)    # nflow: the median of its searches after the first
     [ -n "$s" ] || s=$(echo "$3" | field query_s)
-    qps=$(echo "$3" | field best_qps)
+    qps=$(echo "$3" | field median_qps)
     [ -n "$qps" ] || qps=$(echo "$3" | field qps)
     gbps=$(echo "$3" | field scan_GBps)
     rss=$(echo "$3" | field peak_rss_MB)
@@ -142,7 +143,7 @@ print(f'{np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]):.4f}')" "$1" 
 grown() {
     local case=$1 seg=$2 dd=$3 q=$4 line qf=$work/q$4x$3.f32
     [ -f "$qf" ] || queries "$q" "$dd" "$qf"
-    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat 2)
+    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat "$reps")
     echo "$line (grown by 100-row appends)" >&2
     record "$case" nflow-grown "$line"
 }
@@ -162,10 +163,12 @@ run_case() {
     local case=$1 file=$2 seg=$3 dd=$4 q=$5 metric=$6 line qf=$work/q$5x$4.f32
     [ -f "$qf" ] || queries "$q" "$dd" "$qf"
     log "$case: nflow"
-    # --repeat 2: one warm-up search, then the timed one (FAISS's index.add
-    # has touched its data before its timed search in the same way; nflow's
-    # first search after a build also maps the freshly written pages).
-    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat 2 --truth "$work/nflow.ivecs")
+    # --repeat $reps: one warm-up search, then the timed ones, of which the
+    # table gives the median: one timed search on this 2-core VM moved by
+    # 20-30 % between runs (FAISS's index.add has touched its data before
+    # its timed search in the same way; nflow's first search after a build
+    # also maps the freshly written pages).
+    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat "$reps" --truth "$work/nflow.ivecs")
     echo "$line" >&2
     log "$case: faiss"
     local fline
@@ -173,11 +176,11 @@ run_case() {
     echo "$fline" >&2
     record "$case" nflow "$line" "$(recall "$work/nflow.ivecs" "$work/faiss.ivecs")"
     # FAISS holds the data in RAM; the same policy for nflow (vectors: memory).
-    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat 2 --policy memory)
+    line=$("$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat "$reps" --policy memory)
     echo "$line (vectors in memory)" >&2
     record "$case" nflow-mem "$line"
     if [ "$blas_set" = 1 ]; then
-        line=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat 2)
+        line=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$nflow" bench scan "$seg" --queries "$qf" -q "$q" -k "$k" --threads "$threads" --repeat "$reps")
         echo "$line (OPENBLAS_* unset)" >&2
         record "$case" nflow-unset "$line"
     fi
@@ -402,6 +405,6 @@ print("  2*n*d*q flops at the sgemm rate; 'bw' or 'fl' says which) over this row
 print("nflow: vectors mmap'd and released per window (constant memory); nflow-mem: vectors: memory;")
 print("  nflow-grown: mmap, over the same rows written by 100-row appends (segment build --batch 100).")
 print("recall: nflow rows vs faiss rows (1.0 except ties).")
-print("nflow rows: the second search in one process (the first warms the mapping, as FAISS's")
-print("  index.add warms its copy); the first search's time is in the log above.")
+print(f"nflow rows: the median of {${reps} - 1} searches after a first one in one process (the first")
+print("  warms the mapping, as FAISS's index.add warms its copy); the first's time is in the log above.")
 EOF

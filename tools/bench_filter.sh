@@ -8,7 +8,8 @@
 #
 #   --quick      50,000 x 64 (a smoke test, under a minute)
 #   --keep       keep the scratch directory
-#   --nflow      the nflow binary (default $NFLOW_BIN, else build*/tools/nflow)
+#   --nflow      the nflow binary (default $NFLOW_BIN, else build/tools/nflow,
+#                else another build*/tools/nflow)
 #   --anchors    directory of flat_anchors.py (default $NFLOW_ANCHORS_DIR, else
 #                $NFLOW_SOURCE_ROOT/../shared/anchors)
 #   --threads    nflow scan threads (default 0 = all online cores)

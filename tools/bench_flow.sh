@@ -11,7 +11,8 @@
 #
 #   --quick      50,000 rows, 50 queries: a smoke test (< 30 s)
 #   --keep       keep the scratch directory
-#   --nflow      the nflow binary (default $NFLOW_BIN, else build*/tools/nflow)
+#   --nflow      the nflow binary (default $NFLOW_BIN, else build/tools/nflow,
+#                else another build*/tools/nflow)
 #   --pods       directory of the pod programs (default $NFLOW_PODS_DIR, else
 #                the nflow binary's ../pods)
 #   --anchors    directory of flat_anchors.py (default $NFLOW_ANCHORS_DIR, else

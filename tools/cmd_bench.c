@@ -13,7 +13,8 @@
           query_s is the first search of this process (the anchors time one
           search too) and cpu_s its CPU time (user + system, all threads);
           with --repeat R > 1 the best of R is added as best_s= (and the
-          least CPU time as best_cpu_s=).
+          least CPU time as best_cpu_s=), with R > 2 also median_s=, the
+          median of the R - 1 searches after the first.
           --queries reads raw row-major float32 (dim from the segment) and
           uses its first Q rows; --queries-seed makes standard-normal-ish
           queries with a small C generator (NOT numpy's stream).  --truth
@@ -387,7 +388,8 @@ s_scan(int argc, char **argv)
         {"--policy", NULL, NF_ARG_CHOICE, &policy, .choices = "mmap|memory",
          .help = "vectors in the page cache or read into RAM"},
         {"--repeat", NULL, NF_ARG_LONG, &repeat, 1, 1000, .meta = "R",
-         .help = "searches; with R > 1 the best is printed as best_s="},
+         .help = "searches; with R > 1 the best is printed as best_s=, with R > 2 the "
+                 "median of all but the first as median_s="},
         {"--truth", NULL, NF_ARG_STR, &truth, .meta = "OUT.ivecs",
          .help = "write per query an int32 k then k int32 rows (-1 padded)"},
     };
@@ -430,6 +432,8 @@ s_scan(int argc, char **argv)
 
     nf_scan_opts_t opts = {.threads = (int) threads, .window_rows = window};
     double first = 0.0, best = 0.0, cpu_first = 0.0, cpu_best = 0.0;
+    double after[1000];         /* the searches after the first (--repeat <= 1000) */
+    size_t nafter = 0;
     long flt_first = 0, flt_last = 0;
     for (long long r = 0; r < repeat; r++) {
         long f0 = s_minflt();
@@ -450,8 +454,10 @@ s_scan(int argc, char **argv)
         if (r == 0) {
             first = best = s;
             cpu_first = cpu_best = cpu;
-        } else if (s < best) {
-            best = s;
+        } else {
+            after[nafter++] = s;
+            if (s < best)
+                best = s;
         }
         if (cpu < cpu_best)
             cpu_best = cpu;
@@ -465,6 +471,12 @@ s_scan(int argc, char **argv)
     if (repeat > 1)
         printf(" best_s=%.4f best_qps=%.1f best_cpu_s=%.4f last_faults=%ld", best,
                (double) q / best, cpu_best, flt_last);
+    if (nafter >= 2) {
+        qsort(after, nafter, sizeof *after, bench_cmp_double);
+        double med = nafter % 2 ? after[nafter / 2]
+                                : (after[nafter / 2 - 1] + after[nafter / 2]) / 2;
+        printf(" median_s=%.4f median_qps=%.1f", med, (double) q / med);
+    }
     printf(" threads=%llu policy=%s\n", (unsigned long long) threads, policy);
     status = truth ? s_write_truth(truth, out, counts, q, (size_t) k) : 0;
 

@@ -158,8 +158,8 @@ s_recall(const s_truth_t *t, size_t q, size_t k, const long long *keys, size_t n
     return valid ? (double) found / (double) valid : 1.0;
 }
 
-static int
-s_cmp_double(const void *a, const void *b)
+int
+bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
@@ -189,9 +189,9 @@ static int
 s_report(const char *what, const s_opts_t *o, long clients, s_stats_t *st)
 {
     if (st->nlat)       /* qsort's array must not be NULL, even when empty */
-        qsort(st->lat_ms, st->nlat, sizeof *st->lat_ms, s_cmp_double);
+        qsort(st->lat_ms, st->nlat, sizeof *st->lat_ms, bench_cmp_double);
     if (st->nhop)
-        qsort(st->hop_ms, st->nhop, sizeof *st->hop_ms, s_cmp_double);
+        qsort(st->hop_ms, st->nhop, sizeof *st->hop_ms, bench_cmp_double);
     double sum = 0.0;
     for (size_t i = 0; i < st->nlat; i++)
         sum += st->lat_ms[i];
@@ -203,7 +203,7 @@ s_report(const char *what, const s_opts_t *o, long clients, s_stats_t *st)
     double hop50 = s_pct(st->hop_ms, st->nhop, 0.50);
     double recall = st->recall_n ? st->recall_sum / (double) st->recall_n : -1.0;
     for (size_t i = 0; i < st->nstages && st->nstage_ms; i++)
-        qsort(st->stage_ms[i], st->nstage_ms, sizeof *st->stage_ms[i], s_cmp_double);
+        qsort(st->stage_ms[i], st->nstage_ms, sizeof *st->stage_ms[i], bench_cmp_double);
     if (o->json) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i}",
                               "mode", what, "clients", (json_int_t) clients, "n",

@@ -16,4 +16,8 @@ int cmd_status(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_check_pod(int argc, char **argv);
 
+/* qsort comparison of doubles, ascending (the bench commands' medians and
+   percentiles). */
+int bench_cmp_double(const void *a, const void *b);
+
 #endif
