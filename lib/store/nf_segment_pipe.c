@@ -76,11 +76,12 @@ s_syncer_main(void *arg)
            order, each after the one before is durable */
         int rc = y->failed;
         bool data_failed = false;
-        pthread_mutex_unlock(&y->mu);
-        if (!rc && (rc = nf_seg_commit_sync_data(first, last)))
-            data_failed = true;
         char data_msg[sizeof first->msg];
-        snprintf(data_msg, sizeof data_msg, "%s", rc ? nf_error_msg() : "");
+        pthread_mutex_unlock(&y->mu);
+        if (!rc && (rc = nf_seg_commit_sync_data(first, last))) {
+            data_failed = true;
+            snprintf(data_msg, sizeof data_msg, "%s", nf_error_msg());
+        }
         pthread_mutex_lock(&y->mu);
         uint64_t end = 0, len = 0;
         for (nf_seg_inflight_t *c = first, *next; ; c = next) {

@@ -1294,9 +1294,8 @@ s_step(nf_pod_t *pod, void *arg)
     nf_pod_wait(pod, wait);
     if (nf_now_us() >= self->next_hb)
         s_heartbeat(self, NFLOW__CONTROL_COMMAND__CONTROL_HEARTBEAT);
-    s_settled(self);
     if (!nf_pod_stopping(pod))
-        s_drain(self);
+        s_drain(self);      /* ends by answering the groups durable by now */
 }
 
 static void
