@@ -102,9 +102,10 @@ int nf_segment_append(nf_segment_t *self, const nf_doc_t *docs, size_t n);
 
 /* ------------------------------------------------------------ fields
 
-   Typed fields (nf_segment_fields.c): a schema committed with the segment
-   and one column per field, appended with the rows in the same commit, so
-   they have the vectors' crash safety.  A missing value is null.  Values:
+   Typed fields (columns: nf_segment_fields.c; types, definitions and
+   datetimes: nf_field.c): a schema committed with the segment and one
+   column per field, appended with the rows in the same commit, so they
+   have the vectors' crash safety.  A missing value is null.  Values:
      int       64-bit signed (INT64_MIN is the null mark, refused as a value)
      float     64-bit, finite
      bool
