@@ -3,7 +3,7 @@
     allocated from it.  proto/README.md documents the same table ("Limits");
     tests/test_limits.c checks that the two agree, so change both together.
 
-    Where they are checked: lib/wire/nf_msg.c, in nf_msg_recv (every pod,
+    Where they are checked: lib/wire/nf_msg_check.c, from nf_msg_recv (every pod,
     every socket: frame bytes, then the counts the frame's bytes hold, then
     the unpacked values) and nf_msg_check_request (the gateway's stricter
     check of what a client sends); lib/flow/nf_flow.c for the YAML depth;
