@@ -9,8 +9,9 @@
     protobuf-c allocates anything for them, then unpacked into an arena
     (a buffer reused from message to message, so a stream of multi-megabyte
     batches does not fault in fresh pages each time), then every count and
-    offset is checked against the limits and the blobs it indexes.  The
-    received body frame is kept so a routing pod can forward it as is.
+    offset is checked against the limits and the blobs it indexes (the walk
+    and the checks: nf_msg_check.c).  The received body frame is kept so a
+    routing pod can forward it as is.
     Sending: optional copies of routing frames, the packed header, and the
     body packed straight into the buffer of a zmq_msg_t (no intermediate
     copy), all with zmq_msg_send on the socket handle so errno tells why a
