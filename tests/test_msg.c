@@ -169,6 +169,35 @@ test_malformed(void)
     CHECK(strstr(nf_error_msg(), "not a protobuf nflow.SearchRequest") != NULL);
     nf_msg_clear(&msg);
 
+    /* one hop more than NF_HOPS_MAX: refused before anything is unpacked */
+    nflow__header__init(&h);
+    h.version = NF_PROTOCOL_VERSION;
+    h.request_id = 9;
+    h.body = NFLOW__BODY_KIND__BODY_CONTROL;
+    Nflow__Hop hop = NFLOW__HOP__INIT, *hops[NF_HOPS_MAX + 1];
+    hop.pod = "p";
+    for (size_t i = 0; i <= NF_HOPS_MAX; i++)
+        hops[i] = &hop;
+    h.route = hops;
+    h.n_route = NF_HOPS_MAX + 1;
+    uint8_t hb[2048];
+    CHECK(nflow__header__get_packed_size(&h) <= sizeof hb);
+    len = nflow__header__pack(&h, hb);
+    s_send_raw(push, hb, len, true);
+    s_send_raw(push, "", 0, false);
+    CHECK(nf_msg_recv(pull, &msg) == NF_EPROTO);
+    CHECK(msg.env == NULL && msg.request_id == 9 && strstr(nf_error_msg(), "NF_HOPS_MAX"));
+    nf_msg_clear(&msg);
+    h.n_route = NF_HOPS_MAX;            /* at the limit: taken */
+    len = nflow__header__pack(&h, hb);
+    s_send_raw(push, hb, len, true);
+    s_send_raw(push, "", 0, false);
+    CHECK_OK(nf_msg_recv(pull, &msg));
+    CHECK(msg.env && msg.env->n_route == NF_HOPS_MAX);
+    nf_msg_clear(&msg);
+    h.route = NULL;
+    h.n_route = 0;
+
     /* no body and no error status */
     nf_env_init(&env);
     env.request_id = 6;

@@ -400,11 +400,7 @@ s_decode(nf_msg_t *msg, zmq_msg_t *hframe, zmq_msg_t *bframe, bool raw, uint64_t
             goto fail;
         }
     }
-    if (env->n_route > NF_HOPS_MAX) {
-        rc = nf_error_set(NF_EPROTO, "hops: %zu, at most %d (NF_HOPS_MAX)", env->n_route,
-                          NF_HOPS_MAX);
-        goto fail;
-    }
+    /* hops: at most NF_HOPS_MAX, counted by the header's walk above */
     if (desc && !raw) {
         if ((rc = nf_msg_walk(bdata, bsize, env->body_case, &scan)))
             goto fail;
